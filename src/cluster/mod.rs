@@ -1,0 +1,6 @@
+//! The live side: discovery, a small client over dynamic objects (with a
+//! read-only variant for dry-runs), and per-kind health.
+
+pub mod client;
+pub mod discovery;
+pub mod health;

@@ -1,0 +1,16 @@
+//! relbot: one service that keeps a Kubernetes cluster equal to a git
+//! repository (the reconciler) and keeps that repository's image versions
+//! current (the release bot), with a single-update guard between them.
+//!
+//! Data flows one way: source → render → plan → apply → report. Modules
+//! depend downwards only: `server` → (`sync`, `release`) → `source` →
+//! (`cluster`, `config`, `manifest`). See `docs/architecture.md`.
+
+pub mod cluster;
+pub mod config;
+pub mod manifest;
+pub mod release;
+pub mod server;
+pub mod source;
+pub mod sync;
+pub mod tls;

@@ -1,0 +1,7 @@
+//! The reconciler: plan, diff, apply, prune and report one application run.
+
+pub mod apply;
+pub mod diff;
+pub mod engine;
+pub mod inventory;
+pub mod plan;
