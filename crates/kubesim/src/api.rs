@@ -922,43 +922,36 @@ pub fn patch(
 }
 
 fn conflict_error(t: &Target, conflicts: &[ssa::Conflict]) -> ApiError {
-    let mut groups: Vec<(String, String, Vec<String>)> = Vec::new();
-    for c in conflicts {
-        match groups
-            .iter_mut()
-            .find(|(m, v, _)| *m == c.manager && *v == c.api_version)
-        {
-            Some((_, _, paths)) => paths.push(c.path.clone()),
-            None => groups.push((
-                c.manager.clone(),
-                c.api_version.clone(),
-                vec![c.path.clone()],
-            )),
+    let msg = if let [c] = conflicts {
+        format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            c.manager, c.path
+        )
+    } else {
+        let mut managers: Vec<&str> = conflicts.iter().map(|c| c.manager.as_str()).collect();
+        managers.sort();
+        managers.dedup();
+        let mut lines = Vec::new();
+        for m in managers {
+            lines.push(format!("conflicts with {m}:"));
+            lines.extend(
+                conflicts
+                    .iter()
+                    .filter(|c| c.manager == m)
+                    .map(|c| format!("- {}", c.path)),
+            );
         }
-    }
-    let parts: Vec<String> = groups
-        .iter()
-        .map(|(m, v, paths)| {
-            if paths.len() == 1 {
-                format!("conflict with \"{m}\" using {v}: {}", paths[0])
-            } else {
-                let lines: Vec<String> = paths.iter().map(|p| format!("- {p}")).collect();
-                format!("conflicts with \"{m}\" using {v}:\n{}", lines.join("\n"))
-            }
-        })
-        .collect();
-    let n = conflicts.len();
-    let msg = format!(
-        "Apply failed with {n} conflict{}: {}",
-        if n == 1 { "" } else { "s" },
-        parts.join("\n")
-    );
+        format!(
+            "Apply failed with {} conflicts: {}",
+            conflicts.len(),
+            lines.join("\n")
+        )
+    };
     let causes: Vec<Value> = conflicts
         .iter()
         .map(|c| {
             json!({"reason": "FieldManagerConflict",
-            "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version),
-            "field": c.path})
+            "message": format!("conflict with {}", c.manager), "field": c.path})
         })
         .collect();
     let mut e = ApiError::new(409, "Conflict", msg);

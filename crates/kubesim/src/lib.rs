@@ -16,6 +16,7 @@
 //! starts an emulator or, when `RELBOT_TEST_KUBECONFIG` is set, uses that cluster.
 
 mod api;
+pub mod bench;
 mod controllers;
 mod defaults;
 mod discovery;

@@ -503,9 +503,20 @@ fn same_writer(e: &Entry, manager: &str, operation: &str, sub: Option<&str>) -> 
 /// A field another manager owns with a different value.
 #[derive(Debug, Clone)]
 pub struct Conflict {
+    /// The manager as kube-apiserver prints it: `"kubectl" with subresource "scale" using apps/v1 at <time>`.
     pub manager: String,
-    pub api_version: String,
     pub path: String,
+}
+
+fn describe(e: &Entry) -> String {
+    let mut s = format!("{:?}", e.manager);
+    if let Some(sub) = &e.subresource {
+        s.push_str(&format!(" with subresource {sub:?}"));
+    }
+    if e.operation == "Update" {
+        s.push_str(&format!(" using {} at {}", e.api_version, e.time));
+    }
+    s
 }
 
 /// Who is applying, and how.
@@ -535,7 +546,7 @@ pub fn apply(live: &Value, cfg: &Value, ctx: &ApplyCtx) -> Result<Value, Vec<Con
     let mut conflicts = Vec::new();
     let mut taken: Vec<(usize, Path)> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
-        if e.manager == ctx.manager {
+        if same_writer(e, ctx.manager, "Apply", ctx.subresource) {
             continue;
         }
         for p in new_set.intersection(&e.set) {
@@ -545,8 +556,7 @@ pub fn apply(live: &Value, cfg: &Value, ctx: &ApplyCtx) -> Result<Value, Vec<Con
                 && !matches!(p.last(), Some(Pe::Key(_) | Pe::Value(_)));
             if is_leaf && before != after {
                 conflicts.push(Conflict {
-                    manager: e.manager.clone(),
-                    api_version: e.api_version.clone(),
+                    manager: describe(e),
                     path: path_string(p),
                 });
                 taken.push((i, p.clone()));
