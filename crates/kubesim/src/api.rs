@@ -389,10 +389,10 @@ fn commit(inner: &mut Inner, w: &Write, old: Option<&Value>, mut new: Value) -> 
     let create = old.is_none();
     let mut warnings = Vec::new();
 
-    if let (Some(old), Some(rv)) = (old, new["metadata"]["resourceVersion"].as_str()) {
-        if old["metadata"]["resourceVersion"].as_str() != Some(rv) {
-            return Err(ApiError::modified(&res.group, &res.plural, name_of(t)));
-        }
+    if let (Some(old), Some(rv)) = (old, new["metadata"]["resourceVersion"].as_str())
+        && old["metadata"]["resourceVersion"].as_str() != Some(rv)
+    {
+        return Err(ApiError::modified(&res.group, &res.plural, name_of(t)));
     }
     fix_metadata(res, t, old, &mut new);
     fix_status(
@@ -401,13 +401,13 @@ fn commit(inner: &mut Inner, w: &Write, old: Option<&Value>, mut new: Value) -> 
         old,
         &mut new,
     );
-    if res.kind == "Service" {
-        if let Some(old) = old {
-            // Updates that omit the allocated address keep it, as on the real server.
-            for k in ["clusterIP", "clusterIPs"] {
-                if new["spec"].get(k).is_none() && old["spec"].get(k).is_some() {
-                    new["spec"][k] = old["spec"][k].clone();
-                }
+    if res.kind == "Service"
+        && let Some(old) = old
+    {
+        // Updates that omit the allocated address keep it, as on the real server.
+        for k in ["clusterIP", "clusterIPs"] {
+            if new["spec"].get(k).is_none() && old["spec"].get(k).is_some() {
+                new["spec"][k] = old["spec"][k].clone();
             }
         }
     }
@@ -472,11 +472,12 @@ fn commit(inner: &mut Inner, w: &Write, old: Option<&Value>, mut new: Value) -> 
         return Err(e);
     }
 
-    if let Some(old) = old {
-        if res.tracks_generation() && strip_for_generation(old) != strip_for_generation(&new) {
-            let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
-            new["metadata"]["generation"] = json!(g);
-        }
+    if let Some(old) = old
+        && res.tracks_generation()
+        && strip_for_generation(old) != strip_for_generation(&new)
+    {
+        let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+        new["metadata"]["generation"] = json!(g);
     }
     if !w.apply {
         let api_version = res.api_version();
@@ -494,14 +495,14 @@ fn commit(inner: &mut Inner, w: &Write, old: Option<&Value>, mut new: Value) -> 
         ssa::record_update(old.unwrap_or(&Value::Null), &mut new, &ctx);
     }
 
-    if let Some(old) = old {
-        if equal_ignoring_rv(old, &new) {
-            return Ok(Reply {
-                code: 200,
-                body: present(res, old),
-                warnings,
-            });
-        }
+    if let Some(old) = old
+        && equal_ignoring_rv(old, &new)
+    {
+        return Ok(Reply {
+            code: 200,
+            body: present(res, old),
+            warnings,
+        });
     }
     let finalized = new["metadata"]["deletionTimestamp"].is_string()
         && new["metadata"]["finalizers"]
@@ -626,37 +627,37 @@ fn collect_dependents(inner: &mut Inner, uid: &str) {
 
 fn check_identity(t: &Target, body: &Value) -> ApiResult<()> {
     let res = &t.res;
-    if let Some(av) = body["apiVersion"].as_str() {
-        if av != res.api_version() {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({av}) does not match the expected API version ({})",
-                res.api_version()
-            )));
-        }
+    if let Some(av) = body["apiVersion"].as_str()
+        && av != res.api_version()
+    {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({})",
+            res.api_version()
+        )));
     }
-    if let Some(k) = body["kind"].as_str() {
-        if k != res.kind {
-            return Err(ApiError::bad_request(format!(
-                "the kind in the data ({k}) does not match the expected kind ({})",
-                res.kind
-            )));
-        }
+    if let Some(k) = body["kind"].as_str()
+        && k != res.kind
+    {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({k}) does not match the expected kind ({})",
+            res.kind
+        )));
     }
-    if res.namespaced {
-        if let Some(ns) = body["metadata"]["namespace"].as_str() {
-            if !ns.is_empty() && ns != t.ns {
-                return Err(ApiError::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ));
-            }
-        }
+    if res.namespaced
+        && let Some(ns) = body["metadata"]["namespace"].as_str()
+        && !ns.is_empty()
+        && ns != t.ns
+    {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
     }
-    if let (Some(n), Some(url)) = (body["metadata"]["name"].as_str(), t.name.as_deref()) {
-        if n != url {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({n}) does not match the name on the URL ({url})"
-            )));
-        }
+    if let (Some(n), Some(url)) = (body["metadata"]["name"].as_str(), t.name.as_deref())
+        && n != url
+    {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({n}) does not match the name on the URL ({url})"
+        )));
     }
     Ok(())
 }
@@ -668,11 +669,11 @@ pub fn create(sim: &Sim, t: &Target, w: &Writer, body: Value) -> ApiResult<Reply
         .as_str()
         .unwrap_or_default()
         .to_string();
-    if name.is_empty() {
-        if let Some(prefix) = body["metadata"]["generateName"].as_str() {
-            let suffix: String = uuid::Uuid::new_v4().simple().to_string()[..5].to_string();
-            name = format!("{prefix}{suffix}");
-        }
+    if name.is_empty()
+        && let Some(prefix) = body["metadata"]["generateName"].as_str()
+    {
+        let suffix: String = uuid::Uuid::new_v4().simple().to_string()[..5].to_string();
+        name = format!("{prefix}{suffix}");
     }
     if name.is_empty() {
         return Err(ApiError::invalid(

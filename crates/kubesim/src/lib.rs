@@ -300,10 +300,10 @@ impl SimHandle {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        if let Some(t) = self.thread.take() {
-            if join {
-                let _ = t.join();
-            }
+        if let Some(t) = self.thread.take()
+            && join
+        {
+            let _ = t.join();
         }
     }
 }

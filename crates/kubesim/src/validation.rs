@@ -175,13 +175,13 @@ pub fn validate(res: &ResourceInfo, old: Option<&Value>, new: &Value) -> ApiResu
     ) {
         let sel = &spec["selector"]["matchLabels"];
         let labels = &spec["template"]["metadata"]["labels"];
-        if let Some(sel) = sel.as_object() {
-            if sel.iter().any(|(k, v)| labels.get(k) != Some(v)) {
-                causes.push((
-                    "spec.template.metadata.labels".into(),
-                    format!("Invalid value: {labels}: `selector` does not match template `labels`"),
-                ));
-            }
+        if let Some(sel) = sel.as_object()
+            && sel.iter().any(|(k, v)| labels.get(k) != Some(v))
+        {
+            causes.push((
+                "spec.template.metadata.labels".into(),
+                format!("Invalid value: {labels}: `selector` does not match template `labels`"),
+            ));
         }
     }
     if let Some(old) = old {
@@ -244,13 +244,14 @@ pub fn validate(res: &ResourceInfo, old: Option<&Value>, new: &Value) -> ApiResu
                     causes.push(("spec".into(), "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims".into()));
                 }
             }
-            "ConfigMap" | "Secret" if old["immutable"] == Value::Bool(true) => {
-                if old["data"] != new["data"] || old["binaryData"] != new["binaryData"] {
-                    causes.push((
-                        "data".into(),
-                        "Forbidden: field is immutable when `immutable` is set".into(),
-                    ));
-                }
+            "ConfigMap" | "Secret"
+                if old["immutable"] == Value::Bool(true)
+                    && (old["data"] != new["data"] || old["binaryData"] != new["binaryData"]) =>
+            {
+                causes.push((
+                    "data".into(),
+                    "Forbidden: field is immutable when `immutable` is set".into(),
+                ));
             }
             _ => {}
         }
