@@ -420,7 +420,7 @@ fn commit(inner: &mut Inner, w: &Write, old: Option<&Value>, mut new: Value) -> 
 
     match validation::check_schema(res, &new) {
         SchemaCheck::Ok => {}
-        SchemaCheck::Unknown(paths) if w.strict || w.apply => {
+        SchemaCheck::Unknown(paths) if w.strict || (w.apply && !res.custom) => {
             if create {
                 release_service(inner, &new);
             }
@@ -488,8 +488,7 @@ fn commit(inner: &mut Inner, w: &Write, old: Option<&Value>, mut new: Value) -> 
             subresource: sub,
             force: false,
             now: &now,
-            kind: &res.kind,
-            custom: res.custom,
+            schema: res.ssa_schema(),
             scope: scope_for(res, sub),
         };
         ssa::record_update(old.unwrap_or(&Value::Null), &mut new, &ctx);
@@ -793,14 +792,14 @@ fn strategic_patch(target: &mut Value, patch: &Value, kind: &str, path: &mut ssa
                 path.push(ssa::Pe::Field(k.clone()));
                 let slot = t.entry(k.clone()).or_insert(Value::Null);
                 match (
-                    ssa::list_type(kind, false, path),
+                    ssa::list_type(ssa::Schema::Builtin(kind), path),
                     slot.as_array_mut(),
                     v.as_array(),
                 ) {
                     (ssa::ListType::Map(keys), Some(live), Some(items)) => {
                         for item in items {
-                            let key = ssa::item_key(item, keys);
-                            match live.iter_mut().find(|i| ssa::item_key(i, keys) == key) {
+                            let key = ssa::item_key(item, &keys);
+                            match live.iter_mut().find(|i| ssa::item_key(i, &keys) == key) {
                                 Some(l) => strategic_patch(l, item, kind, path),
                                 None => live.push(item.clone()),
                             }
@@ -1006,6 +1005,17 @@ pub fn apply(sim: &Sim, t: &Target, w: &Writer, cfg: Value) -> ApiResult<Reply> 
             Scope::Main => {}
         }
     }
+    // Custom resources are pruned to their schema before apply, as the real decoder does.
+    let mut pruned = Vec::new();
+    if t.res.custom && !w.params.strict() {
+        if let SchemaCheck::Unknown(paths) = validation::check_schema(&t.res, &cfg) {
+            validation::prune(&mut cfg, &paths);
+            pruned = paths
+                .iter()
+                .map(|p| format!("unknown field \"{p}\""))
+                .collect();
+        }
+    }
     let rv_precondition = cfg["metadata"]["resourceVersion"]
         .as_str()
         .map(String::from);
@@ -1028,8 +1038,7 @@ pub fn apply(sim: &Sim, t: &Target, w: &Writer, cfg: Value) -> ApiResult<Reply> 
         subresource: sub,
         force: w.params.force(),
         now: &now,
-        kind: &t.res.kind,
-        custom: t.res.custom,
+        schema: t.res.ssa_schema(),
         scope,
     };
     let mut new = ssa::apply(old.as_ref().unwrap_or(&Value::Null), &cfg, &ctx)
@@ -1044,7 +1053,9 @@ pub fn apply(sim: &Sim, t: &Target, w: &Writer, cfg: Value) -> ApiResult<Reply> 
         strict: w.params.strict(),
         apply: true,
     };
-    commit(&mut inner, &write, old.as_ref(), new)
+    let mut reply = commit(&mut inner, &write, old.as_ref(), new)?;
+    reply.warnings.extend(pruned);
+    Ok(reply)
 }
 
 // ---- deletes ----------------------------------------------------------------

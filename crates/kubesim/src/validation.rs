@@ -97,9 +97,54 @@ pub enum SchemaCheck {
     Undecodable(String),
 }
 
+/// Fields of a custom resource its structural schema does not declare.
+fn unknown_by_schema(v: &Value, node: &Value, path: &str, out: &mut Vec<String>) {
+    if node["x-kubernetes-preserve-unknown-fields"] == Value::Bool(true) {
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            for (k, cv) in m {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                if path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
+                match node["properties"].get(k) {
+                    Some(child) => unknown_by_schema(cv, child, &p, out),
+                    None => match node.get("additionalProperties") {
+                        Some(Value::Bool(true)) => {}
+                        Some(ap @ Value::Object(_)) => unknown_by_schema(cv, ap, &p, out),
+                        _ => out.push(p),
+                    },
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = node.get("items") {
+                for (n, item) in items.iter().enumerate() {
+                    unknown_by_schema(item, item_schema, &format!("{path}[{n}]"), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 pub fn check_schema(res: &ResourceInfo, obj: &Value) -> SchemaCheck {
     if res.custom {
-        return SchemaCheck::Ok;
+        let mut out = Vec::new();
+        if let Some(schema) = res.schema.as_deref() {
+            unknown_by_schema(obj, schema, "", &mut out);
+        }
+        return if out.is_empty() {
+            SchemaCheck::Ok
+        } else {
+            SchemaCheck::Unknown(out)
+        };
     }
     match typed(&res.kind, obj) {
         None => SchemaCheck::Ok,

@@ -23,7 +23,11 @@ async fn applying_a_crd_serves_its_kind_and_deleting_it_removes_the_kind() {
             "versions": [{"name": "v1", "served": true, "storage": true,
                 "subresources": {"status": {}},
                 "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "properties": {"size": {"type": "integer"}}},
+                    "spec": {"type": "object", "properties": {"size": {"type": "integer"},
+                        "ports": {"type": "array", "x-kubernetes-list-type": "map",
+                            "x-kubernetes-list-map-keys": ["name"],
+                            "items": {"type": "object", "required": ["name"], "properties": {
+                                "name": {"type": "string"}, "port": {"type": "integer"}}}}}},
                     "status": {"type": "object", "properties": {"ready": {"type": "boolean"}}}}}}}]}
     });
     let crds: Api<CustomResourceDefinition> = Api::all(tc.client());
@@ -59,6 +63,49 @@ async fn applying_a_crd_serves_its_kind_and_deleting_it_removes_the_kind() {
     assert_eq!(created.metadata.generation, Some(1));
     let listed = widgets.list(&Default::default()).await.unwrap();
     assert_eq!(listed.items.len(), 1);
+
+    // The schema's list-map keys drive apply merges across managers.
+    let mine = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": "w1"},
+        "spec": {"size": 3, "ports": [{"name": "http", "port": 80}]}});
+    widgets
+        .patch("w1", &PatchParams::apply("relbot"), &Patch::Apply(&mine))
+        .await
+        .unwrap();
+    let theirs = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": "w1"},
+        "spec": {"ports": [{"name": "metrics", "port": 9090}]}});
+    let merged = widgets
+        .patch("w1", &PatchParams::apply("other"), &Patch::Apply(&theirs))
+        .await
+        .unwrap();
+    assert_eq!(
+        merged.data["spec"]["ports"].as_array().unwrap().len(),
+        2,
+        "{}",
+        merged.data
+    );
+
+    // Unknown fields: Strict rejects them, the default prunes them.
+    let typo = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": "w2"},
+        "spec": {"size": 1, "sise": 2}});
+    let strict = PatchParams::apply("relbot").validation_strict();
+    let e = widgets
+        .patch("w2", &strict, &Patch::Apply(&typo))
+        .await
+        .unwrap_err();
+    let kube::Error::Api(s) = e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        s.message.contains("unknown field \"spec.sise\""),
+        "{}",
+        s.message
+    );
+    let pruned = widgets
+        .patch("w2", &PatchParams::apply("relbot"), &Patch::Apply(&typo))
+        .await
+        .unwrap();
+    assert!(pruned.data["spec"].get("sise").is_none(), "{}", pruned.data);
+    assert_eq!(pruned.data["spec"]["size"], 1);
 
     crds.delete(&name, &DeleteParams::default()).await.unwrap();
     let gone = eventually(Duration::from_secs(30), || async {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures::{StreamExt, TryStreamExt};
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Service};
 use k8s_openapi::api::networking::v1::Ingress;
@@ -75,6 +75,32 @@ async fn controllers_make_workloads_ready_and_report_failing_images() {
         progressing.reason.as_deref(),
         Some("ProgressDeadlineExceeded")
     );
+
+    let sets: Api<StatefulSet> = Api::namespaced(tc.client(), tc.namespace());
+    let mut sts = deployment("db", "postgres:16", Some(2));
+    sts["kind"] = json!("StatefulSet");
+    sts["spec"]["serviceName"] = json!("db");
+    sets.patch("db", &pp, &Patch::Apply(&sts)).await.unwrap();
+    let daemons: Api<DaemonSet> = Api::namespaced(tc.client(), tc.namespace());
+    let mut ds = deployment("agent", "registry.test/broken:3", None);
+    ds["kind"] = json!("DaemonSet");
+    daemons
+        .patch("agent", &pp, &Patch::Apply(&ds))
+        .await
+        .unwrap();
+    let ready = eventually(Duration::from_secs(10), || async {
+        let s = sets.get("db").await.ok()?.status?;
+        (s.ready_replicas == Some(2) && s.observed_generation == Some(1)).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "statefulset never ready");
+    let ds_status = eventually(Duration::from_secs(10), || async {
+        let s = daemons.get("agent").await.ok()?.status?;
+        (s.observed_generation == Some(1)).then_some(s)
+    })
+    .await
+    .expect("daemonset gets status");
+    assert_eq!(ds_status.number_ready, 0, "a failing image is never ready");
 
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(tc.client(), tc.namespace());
     let pvc = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
