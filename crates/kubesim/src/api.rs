@@ -1007,14 +1007,15 @@ pub fn apply(sim: &Sim, t: &Target, w: &Writer, cfg: Value) -> ApiResult<Reply> 
     }
     // Custom resources are pruned to their schema before apply, as the real decoder does.
     let mut pruned = Vec::new();
-    if t.res.custom && !w.params.strict() {
-        if let SchemaCheck::Unknown(paths) = validation::check_schema(&t.res, &cfg) {
-            validation::prune(&mut cfg, &paths);
-            pruned = paths
-                .iter()
-                .map(|p| format!("unknown field \"{p}\""))
-                .collect();
-        }
+    if t.res.custom
+        && !w.params.strict()
+        && let SchemaCheck::Unknown(paths) = validation::check_schema(&t.res, &cfg)
+    {
+        validation::prune(&mut cfg, &paths);
+        pruned = paths
+            .iter()
+            .map(|p| format!("unknown field \"{p}\""))
+            .collect();
     }
     let rv_precondition = cfg["metadata"]["resourceVersion"]
         .as_str()
