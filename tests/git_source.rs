@@ -249,10 +249,19 @@ fn bad_and_unreachable_urls_are_clear_errors() {
     assert!(err.to_string().contains("ftp://example.com/repo.git"));
 
     let missing = cache.path().join("no-such-repo");
-    let url = format!("file://{}", missing.display());
-    let err = source(cache.path(), &url, "main", None).sync().unwrap_err();
+    for url in [
+        format!("file://{}", missing.display()),
+        missing.display().to_string(),
+    ] {
+        let err = source(cache.path(), &url, "main", None).sync().unwrap_err();
+        assert!(matches!(err, GitError::Unreachable { .. }), "{err:?}");
+        assert!(err.to_string().contains("no repository at"), "{err}");
+    }
+    // A directory that is not a git repository.
+    let err = source(cache.path(), cache.path().to_str().unwrap(), "main", None)
+        .sync()
+        .unwrap_err();
     assert!(matches!(err, GitError::Unreachable { .. }), "{err:?}");
-    assert!(err.to_string().contains("no-such-repo"), "{err}");
 
     let url = format!("http://127.0.0.1:{}/config.git", free_port());
     let err = source(cache.path(), &url, "main", None).sync().unwrap_err();
@@ -388,7 +397,31 @@ fn smart_http_with_a_token() {
     assert!(matches!(err, GitError::AuthFailed { .. }), "{err:?}");
     assert!(!format!("{err} {err:?}").contains(wrong), "{err}");
 
-    // Credentials inside the URL are redacted from errors too.
+    // A repository that is not there, with a good token: not an auth problem.
+    let err = GitSource::new(
+        cache2.path().to_path_buf(),
+        &repo_config(&http.url("missing"), "main", None),
+        GitCredentials::with_token(TOKEN),
+    )
+    .unwrap()
+    .sync()
+    .unwrap_err();
+    assert!(matches!(err, GitError::Unreachable { .. }), "{err:?}");
+
+    // Credentials written into the URL are used…
+    let url = http.url_with_credentials("config", "x-access-token", TOKEN);
+    let cache3 = TempDir::new().unwrap();
+    let checkout = GitSource::new(
+        cache3.path().to_path_buf(),
+        &repo_config(&url, "main", None),
+        GitCredentials::none(),
+    )
+    .unwrap()
+    .sync()
+    .unwrap();
+    assert_eq!(checkout.revision, bare.ref_sha("main").unwrap());
+
+    // …and redacted from errors.
     let url = http.url_with_credentials("config", "x-access-token", wrong);
     let err = GitSource::new(
         cache2.path().to_path_buf(),

@@ -609,6 +609,10 @@ pub fn create_tag(
             target,
         });
     }
+    // Fail before writing anything when the push cannot even start.
+    if let Some(remote) = &options.push {
+        find_remote(&repo, repo_path, remote)?;
+    }
     let signature = match &options.tagger {
         Some((name, email)) => Signature::now(name, email),
         None => repo
@@ -648,6 +652,18 @@ pub fn create_tag(
     Ok(created)
 }
 
+fn find_remote<'r>(
+    repo: &'r Repository,
+    repo_path: &Path,
+    name: &str,
+) -> Result<git2::Remote<'r>, TagError> {
+    repo.find_remote(name)
+        .map_err(|_| TagError::RemoteNotFound {
+            remote: name.to_string(),
+            path: repo_path.to_path_buf(),
+        })
+}
+
 fn push_tag(
     repo: &Repository,
     repo_path: &Path,
@@ -655,12 +671,7 @@ fn push_tag(
     tag: &str,
     credentials: &GitCredentials,
 ) -> Result<(), TagError> {
-    let mut remote = repo
-        .find_remote(remote_name)
-        .map_err(|_| TagError::RemoteNotFound {
-            remote: remote_name.to_string(),
-            path: repo_path.to_path_buf(),
-        })?;
+    let mut remote = find_remote(repo, repo_path, remote_name)?;
     let url = remote
         .pushurl()
         .ok()
