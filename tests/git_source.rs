@@ -461,3 +461,79 @@ fn credentials_from_the_environment() {
     }
     assert!(!GitCredentials::from_env().has_token());
 }
+
+#[test]
+fn a_damaged_cache_is_rebuilt() {
+    let (_work, bare) = upstream();
+    let cache = TempDir::new().unwrap();
+    let src = source(cache.path(), &bare.url(), "main", None);
+    let first = src.sync().unwrap();
+    std::fs::remove_file(first.path.join(".git/HEAD")).unwrap();
+    let again = src.sync().unwrap();
+    assert_eq!(again.revision, first.revision);
+    assert_eq!(read(&again, "apps/web/deploy.yaml"), "image: web:1\n");
+}
+
+#[test]
+fn the_source_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<GitSource>();
+    assert_send_sync::<GitCredentials>();
+}
+
+/// Timings of clone, no-op poll and one-commit poll over file:// and smart
+/// HTTP for a 2,000-file repository. Ignored by default; run with
+/// `cargo test --test git_source -- --ignored --nocapture bench_`.
+#[test]
+#[ignore = "benchmark: prints timings"]
+fn bench_sync_costs() {
+    use std::time::Instant;
+    let work = TestRepo::new();
+    for dir in 0..100 {
+        for file in 0..20 {
+            work.write(
+                &format!("apps/app{dir}/obj{file}.yaml"),
+                &format!(
+                    "kind: ConfigMap\nmetadata:\n  name: app{dir}-{file}\ndata:\n  k: \"{}\"\n",
+                    "x".repeat(200)
+                ),
+            );
+        }
+    }
+    work.commit("initial");
+    let bare = BareRepo::new("big");
+    work.push_to(&bare, "main");
+    let http = GitHttpServer::start(bare.root());
+    for (label, url) in [("file://", bare.url()), ("http", http.url("big"))] {
+        let cache = TempDir::new().unwrap();
+        let src = source(cache.path(), &url, "main", None);
+        let t = Instant::now();
+        src.sync().unwrap();
+        let clone = t.elapsed();
+        let t = Instant::now();
+        const POLLS: u32 = 10;
+        for _ in 0..POLLS {
+            src.sync().unwrap();
+        }
+        let noop = t.elapsed() / POLLS;
+        work.commit_file(
+            "apps/app7/obj3.yaml",
+            &format!("kind: ConfigMap # changed over {label}\n"),
+            "fix: one file",
+        );
+        work.push_to(&bare, "main");
+        let t = Instant::now();
+        let c = src.sync().unwrap();
+        let incremental = t.elapsed();
+        let t = Instant::now();
+        let changed = src
+            .changed_paths(c.changed_from.as_deref().unwrap(), &c.revision)
+            .unwrap();
+        let diff = t.elapsed();
+        assert_eq!(changed.len(), 1);
+        eprintln!(
+            "{label:8} 2000 files: clone+checkout {clone:?}, no-op poll {noop:?}, \
+             one-commit poll {incremental:?}, changed_paths {diff:?}"
+        );
+    }
+}
