@@ -324,6 +324,13 @@ pub enum TagError {
     #[error("repository {} has no commits yet: commit something before tagging", path.display())]
     NoHead { path: PathBuf },
 
+    #[error(
+        "repository {} is a shallow clone, so earlier tags and commits are missing: \
+         fetch the full history (`git fetch --unshallow --tags`, or `fetch-depth: 0` in actions/checkout)",
+        path.display()
+    )]
+    Shallow { path: PathBuf },
+
     #[error("--path {}: {detail}", path.display())]
     BadPath { path: PathBuf, detail: String },
 
@@ -392,6 +399,13 @@ fn head_commit(repo: &Repository, repo_path: &Path) -> Result<Oid, TagError> {
 /// Computes the next tag; reads the repository only.
 pub fn plan_tag(repo_path: &Path, options: &TagOptions) -> Result<TagPlan, TagError> {
     let repo = open(repo_path)?;
+    // In a shallow clone the last tag may be out of reach and the plan
+    // would silently restart at the initial version.
+    if repo.is_shallow() {
+        return Err(TagError::Shallow {
+            path: repo_path.to_path_buf(),
+        });
+    }
     let head = head_commit(&repo, repo_path)?;
     let path = options
         .path
