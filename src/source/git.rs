@@ -477,7 +477,9 @@ impl GitSource {
             .join(format!("{}.lock", self.remote.cache_name))
     }
 
-    /// Fetches and checks out the branch head (or the pinned revision).
+    /// Fetches and checks out the branch head, or the pinned revision: a tag,
+    /// then a branch, then a (possibly abbreviated) commit SHA, in that order;
+    /// a SHA on another branch is found by fetching all branches once.
     pub fn sync(&self) -> Result<Checkout, GitError> {
         std::fs::create_dir_all(&self.cache_dir).map_err(|e| GitError::Cache {
             path: self.cache_dir.clone(),
@@ -501,6 +503,13 @@ impl GitSource {
             .map_err(|e| self.cache_err(&e))?;
         repo.set_head_detached(target)
             .map_err(|e| self.cache_err(&e))?;
+        tracing::debug!(
+            url = %self.remote.display,
+            branch = %self.branch,
+            revision = %target,
+            changed = previous != Some(target),
+            "git source synced"
+        );
 
         Ok(Checkout {
             path: self.repo_dir(),
