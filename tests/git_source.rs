@@ -249,10 +249,19 @@ fn bad_and_unreachable_urls_are_clear_errors() {
     assert!(err.to_string().contains("ftp://example.com/repo.git"));
 
     let missing = cache.path().join("no-such-repo");
-    let url = format!("file://{}", missing.display());
-    let err = source(cache.path(), &url, "main", None).sync().unwrap_err();
+    for url in [
+        format!("file://{}", missing.display()),
+        missing.display().to_string(),
+    ] {
+        let err = source(cache.path(), &url, "main", None).sync().unwrap_err();
+        assert!(matches!(err, GitError::Unreachable { .. }), "{err:?}");
+        assert!(err.to_string().contains("no repository at"), "{err}");
+    }
+    // A directory that is not a git repository.
+    let err = source(cache.path(), cache.path().to_str().unwrap(), "main", None)
+        .sync()
+        .unwrap_err();
     assert!(matches!(err, GitError::Unreachable { .. }), "{err:?}");
-    assert!(err.to_string().contains("no-such-repo"), "{err}");
 
     let url = format!("http://127.0.0.1:{}/config.git", free_port());
     let err = source(cache.path(), &url, "main", None).sync().unwrap_err();
@@ -388,7 +397,31 @@ fn smart_http_with_a_token() {
     assert!(matches!(err, GitError::AuthFailed { .. }), "{err:?}");
     assert!(!format!("{err} {err:?}").contains(wrong), "{err}");
 
-    // Credentials inside the URL are redacted from errors too.
+    // A repository that is not there, with a good token: not an auth problem.
+    let err = GitSource::new(
+        cache2.path().to_path_buf(),
+        &repo_config(&http.url("missing"), "main", None),
+        GitCredentials::with_token(TOKEN),
+    )
+    .unwrap()
+    .sync()
+    .unwrap_err();
+    assert!(matches!(err, GitError::Unreachable { .. }), "{err:?}");
+
+    // Credentials written into the URL are used…
+    let url = http.url_with_credentials("config", "x-access-token", TOKEN);
+    let cache3 = TempDir::new().unwrap();
+    let checkout = GitSource::new(
+        cache3.path().to_path_buf(),
+        &repo_config(&url, "main", None),
+        GitCredentials::none(),
+    )
+    .unwrap()
+    .sync()
+    .unwrap();
+    assert_eq!(checkout.revision, bare.ref_sha("main").unwrap());
+
+    // …and redacted from errors.
     let url = http.url_with_credentials("config", "x-access-token", wrong);
     let err = GitSource::new(
         cache2.path().to_path_buf(),
@@ -427,4 +460,80 @@ fn credentials_from_the_environment() {
         std::env::remove_var("RELBOT_GITHUB_TOKEN");
     }
     assert!(!GitCredentials::from_env().has_token());
+}
+
+#[test]
+fn a_damaged_cache_is_rebuilt() {
+    let (_work, bare) = upstream();
+    let cache = TempDir::new().unwrap();
+    let src = source(cache.path(), &bare.url(), "main", None);
+    let first = src.sync().unwrap();
+    std::fs::remove_file(first.path.join(".git/HEAD")).unwrap();
+    let again = src.sync().unwrap();
+    assert_eq!(again.revision, first.revision);
+    assert_eq!(read(&again, "apps/web/deploy.yaml"), "image: web:1\n");
+}
+
+#[test]
+fn the_source_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync + Clone>() {}
+    assert_send_sync::<GitSource>();
+    assert_send_sync::<GitCredentials>();
+}
+
+/// Timings of clone, no-op poll and one-commit poll over file:// and smart
+/// HTTP for a 2,000-file repository. Ignored by default; run with
+/// `cargo test --test git_source -- --ignored --nocapture bench_`.
+#[test]
+#[ignore = "benchmark: prints timings"]
+fn bench_sync_costs() {
+    use std::time::Instant;
+    let work = TestRepo::new();
+    for dir in 0..100 {
+        for file in 0..20 {
+            work.write(
+                &format!("apps/app{dir}/obj{file}.yaml"),
+                &format!(
+                    "kind: ConfigMap\nmetadata:\n  name: app{dir}-{file}\ndata:\n  k: \"{}\"\n",
+                    "x".repeat(200)
+                ),
+            );
+        }
+    }
+    work.commit("initial");
+    let bare = BareRepo::new("big");
+    work.push_to(&bare, "main");
+    let http = GitHttpServer::start(bare.root());
+    for (label, url) in [("file://", bare.url()), ("http", http.url("big"))] {
+        let cache = TempDir::new().unwrap();
+        let src = source(cache.path(), &url, "main", None);
+        let t = Instant::now();
+        src.sync().unwrap();
+        let clone = t.elapsed();
+        let t = Instant::now();
+        const POLLS: u32 = 10;
+        for _ in 0..POLLS {
+            src.sync().unwrap();
+        }
+        let noop = t.elapsed() / POLLS;
+        work.commit_file(
+            "apps/app7/obj3.yaml",
+            &format!("kind: ConfigMap # changed over {label}\n"),
+            "fix: one file",
+        );
+        work.push_to(&bare, "main");
+        let t = Instant::now();
+        let c = src.sync().unwrap();
+        let incremental = t.elapsed();
+        let t = Instant::now();
+        let changed = src
+            .changed_paths(c.changed_from.as_deref().unwrap(), &c.revision)
+            .unwrap();
+        let diff = t.elapsed();
+        assert_eq!(changed.len(), 1);
+        eprintln!(
+            "{label:8} 2000 files: clone+checkout {clone:?}, no-op poll {noop:?}, \
+             one-commit poll {incremental:?}, changed_paths {diff:?}"
+        );
+    }
 }

@@ -416,3 +416,24 @@ fn pushes_over_http_with_a_token_and_hides_it_on_failure() {
     assert_eq!(created.name, "0.1.1");
     assert!(bare.ref_sha("refs/tags/0.1.1").is_some());
 }
+
+#[test]
+fn a_shallow_clone_is_refused_with_advice() {
+    let repo = repo_tagged("1.0.0");
+    repo.commit_file("a", "a", "fix: x");
+    repo.commit_file("b", "b", "fix: y");
+    let shallow = TestRepo::clone_with(&repo.url(), &["--depth", "1"]);
+    let err = plan_tag(shallow.path(), &options()).unwrap_err();
+    assert!(matches!(err, TagError::Shallow { .. }), "{err:?}");
+    assert!(err.to_string().contains("fetch-depth: 0"), "{err}");
+}
+
+#[test]
+fn errors_for_a_missing_or_empty_repository() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let err = plan_tag(dir.path(), &options()).unwrap_err();
+    assert!(matches!(err, TagError::Open { .. }), "{err:?}");
+    let empty = TestRepo::new();
+    let err = plan_tag(empty.path(), &options()).unwrap_err();
+    assert!(matches!(err, TagError::NoHead { .. }), "{err:?}");
+}

@@ -324,6 +324,13 @@ pub enum TagError {
     #[error("repository {} has no commits yet: commit something before tagging", path.display())]
     NoHead { path: PathBuf },
 
+    #[error(
+        "repository {} is a shallow clone, so earlier tags and commits are missing: \
+         fetch the full history (`git fetch --unshallow --tags`, or `fetch-depth: 0` in actions/checkout)",
+        path.display()
+    )]
+    Shallow { path: PathBuf },
+
     #[error("--path {}: {detail}", path.display())]
     BadPath { path: PathBuf, detail: String },
 
@@ -392,6 +399,13 @@ fn head_commit(repo: &Repository, repo_path: &Path) -> Result<Oid, TagError> {
 /// Computes the next tag; reads the repository only.
 pub fn plan_tag(repo_path: &Path, options: &TagOptions) -> Result<TagPlan, TagError> {
     let repo = open(repo_path)?;
+    // In a shallow clone the last tag may be out of reach and the plan
+    // would silently restart at the initial version.
+    if repo.is_shallow() {
+        return Err(TagError::Shallow {
+            path: repo_path.to_path_buf(),
+        });
+    }
     let head = head_commit(&repo, repo_path)?;
     let path = options
         .path
@@ -609,6 +623,10 @@ pub fn create_tag(
             target,
         });
     }
+    // Fail before writing anything when the push cannot even start.
+    if let Some(remote) = &options.push {
+        find_remote(&repo, repo_path, remote)?;
+    }
     let signature = match &options.tagger {
         Some((name, email)) => Signature::now(name, email),
         None => repo
@@ -648,6 +666,18 @@ pub fn create_tag(
     Ok(created)
 }
 
+fn find_remote<'r>(
+    repo: &'r Repository,
+    repo_path: &Path,
+    name: &str,
+) -> Result<git2::Remote<'r>, TagError> {
+    repo.find_remote(name)
+        .map_err(|_| TagError::RemoteNotFound {
+            remote: name.to_string(),
+            path: repo_path.to_path_buf(),
+        })
+}
+
 fn push_tag(
     repo: &Repository,
     repo_path: &Path,
@@ -655,12 +685,7 @@ fn push_tag(
     tag: &str,
     credentials: &GitCredentials,
 ) -> Result<(), TagError> {
-    let mut remote = repo
-        .find_remote(remote_name)
-        .map_err(|_| TagError::RemoteNotFound {
-            remote: remote_name.to_string(),
-            path: repo_path.to_path_buf(),
-        })?;
+    let mut remote = find_remote(repo, repo_path, remote_name)?;
     let url = remote
         .pushurl()
         .ok()

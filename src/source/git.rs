@@ -142,8 +142,12 @@ impl GitCredentials {
         let mut callbacks = RemoteCallbacks::new();
         callbacks.credentials(move |_url, username_from_url, allowed| {
             auth.requests.set(auth.requests.get() + 1);
+            let refuse = |why: &str| {
+                auth.refused.set(true);
+                Err(git2::Error::from_str(why))
+            };
             if auth.requests.get() > 1 {
-                return Err(git2::Error::from_str("the server rejected the credentials"));
+                return refuse("the server rejected the credentials");
             }
             if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
                 return match &self.token {
@@ -154,17 +158,15 @@ impl GitCredentials {
                             .unwrap_or(TOKEN_USER);
                         git2::Cred::userpass_plaintext(user, token)
                     }
-                    None => Err(git2::Error::from_str(
-                        "the server requires credentials and no token is set",
-                    )),
+                    None => refuse("the server requires credentials and no token is set"),
                 };
             }
             if allowed.contains(CredentialType::USERNAME) {
                 return git2::Cred::username(username_from_url.unwrap_or("git"));
             }
-            Err(git2::Error::from_str(
+            refuse(
                 "the server asked for a kind of credentials relbot does not support (only http(s) tokens are)",
-            ))
+            )
         });
         callbacks
     }
@@ -175,12 +177,20 @@ impl GitCredentials {
 pub struct AuthAttempt {
     requests: Cell<u32>,
     token_offered: Cell<bool>,
+    /// The callback refused: no token, or the offered one was rejected.
+    refused: Cell<bool>,
 }
 
 impl AuthAttempt {
     /// Whether the server asked for credentials at all.
     pub fn requested(&self) -> bool {
         self.requests.get() > 0
+    }
+
+    /// Whether authentication failed: no token to offer, or the server
+    /// asked again after getting it.
+    pub fn failed(&self) -> bool {
+        self.refused.get()
     }
 }
 
@@ -196,7 +206,7 @@ pub fn classify_remote_error(
     let url = redact_userinfo(url);
     let message = credentials.redact(err.message());
     let lower = message.to_ascii_lowercase();
-    if auth.requested() || err.code() == git2::ErrorCode::Auth || lower.contains("401") {
+    if auth.failed() || err.code() == git2::ErrorCode::Auth || lower.contains("401") {
         let detail = if auth.token_offered.get() {
             "the server rejected the token (check that RELBOT_GIT_TOKEN is valid, not expired, and may read this repository)".to_string()
         } else if credentials.has_token() {
@@ -285,6 +295,10 @@ struct RemoteLocation {
     display: String,
     /// Cache directory name: readable stem plus a hash of the credential-free URL.
     cache_name: String,
+    /// The password of `https://user:password@host/…`, used as the token.
+    url_password: Option<String>,
+    /// A local repository (local path or file:// URL), checked before fetching.
+    local_path: Option<PathBuf>,
 }
 
 impl RemoteLocation {
@@ -326,6 +340,10 @@ impl RemoteLocation {
                 fetch_url: trimmed.to_string(),
                 display: redact_userinfo(trimmed),
                 cache_name: cache_name(anonymous.as_str()),
+                url_password: url.password().map(percent_decode).filter(|p| !p.is_empty()),
+                local_path: (url.scheme() == "file")
+                    .then(|| url.to_file_path().ok())
+                    .flatten(),
             })
         } else if looks_like_scp(trimmed) {
             Err(bad(NO_SSH))
@@ -337,9 +355,35 @@ impl RemoteLocation {
                 fetch_url: display.clone(),
                 cache_name: cache_name(&display),
                 display,
+                url_password: None,
+                local_path: Some(absolute),
             })
         }
     }
+}
+
+/// `%41` → `A` in URL user info (tokens are usually plain, but be exact).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `git@github.com:org/repo.git`: a colon before any slash, not a Windows drive.
@@ -398,6 +442,11 @@ impl GitSource {
     ) -> Result<Self, GitError> {
         let remote = RemoteLocation::parse(&repo.url)?;
         check_branch_name(&repo.branch)?;
+        // A password written into the URL is the most specific credential.
+        let credentials = match &remote.url_password {
+            Some(password) => GitCredentials::with_token(password.clone()),
+            None => credentials,
+        };
         let revision = repo
             .revision
             .as_deref()
@@ -428,7 +477,9 @@ impl GitSource {
             .join(format!("{}.lock", self.remote.cache_name))
     }
 
-    /// Fetches and checks out the branch head (or the pinned revision).
+    /// Fetches and checks out the branch head, or the pinned revision: a tag,
+    /// then a branch, then a (possibly abbreviated) commit SHA, in that order;
+    /// a SHA on another branch is found by fetching all branches once.
     pub fn sync(&self) -> Result<Checkout, GitError> {
         std::fs::create_dir_all(&self.cache_dir).map_err(|e| GitError::Cache {
             path: self.cache_dir.clone(),
@@ -452,6 +503,13 @@ impl GitSource {
             .map_err(|e| self.cache_err(&e))?;
         repo.set_head_detached(target)
             .map_err(|e| self.cache_err(&e))?;
+        tracing::debug!(
+            url = %self.remote.display,
+            branch = %self.branch,
+            revision = %target,
+            changed = previous != Some(target),
+            "git source synced"
+        );
 
         Ok(Checkout {
             path: self.repo_dir(),
@@ -550,6 +608,15 @@ impl GitSource {
     }
 
     fn fetch(&self, repo: &Repository, refspecs: &[String]) -> Result<(), GitError> {
+        // libgit2 says "unsupported URL protocol" for a missing local path.
+        if let Some(path) = &self.remote.local_path
+            && !path.exists()
+        {
+            return Err(GitError::Unreachable {
+                url: self.remote.display.clone(),
+                detail: format!("no repository at {}", path.display()),
+            });
+        }
         let auth = AuthAttempt::default();
         let mut options = FetchOptions::new();
         options
@@ -695,6 +762,9 @@ mod tests {
         let ok = RemoteLocation::parse("https://tok:secret@github.com/acme/config.git").unwrap();
         assert_eq!(ok.display, "https://tok:***@github.com/acme/config.git");
         assert!(ok.cache_name.starts_with("config-"));
+        assert_eq!(ok.url_password.as_deref(), Some("secret"));
+        let encoded = RemoteLocation::parse("https://u:a%2Fb@github.com/x.git").unwrap();
+        assert_eq!(encoded.url_password.as_deref(), Some("a/b"));
         // Same repository with or without credentials: same cache.
         let plain = RemoteLocation::parse("https://github.com/acme/config.git").unwrap();
         assert_eq!(ok.cache_name, plain.cache_name);

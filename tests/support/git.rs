@@ -121,9 +121,18 @@ impl TestRepo {
 
     /// A clone of `url` (any URL git understands), checked out at its default branch.
     pub fn clone_from(url: &str) -> Self {
+        Self::clone_with(url, &[])
+    }
+
+    /// A clone with extra `git clone` arguments, e.g. `&["--depth", "1"]`
+    /// (shallow clones need a `file://` URL, not a plain path).
+    pub fn clone_with(url: &str, args: &[&str]) -> Self {
         let dir = TempDir::new().expect("temp dir");
         let path = dir.path().join("work");
-        git(dir.path(), &["clone", "-q", url, "work"]);
+        let mut all = vec!["clone", "-q"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[url, "work"]);
+        git(dir.path(), &all);
         git(&path, &["config", "commit.gpgsign", "false"]);
         Self { _dir: dir, path }
     }
