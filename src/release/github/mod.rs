@@ -200,8 +200,13 @@ impl std::fmt::Debug for GitHubClient {
 }
 
 impl GitHubClient {
+    /// Builds the client. Must run inside a Tokio runtime (octocrab spawns
+    /// its connection worker there).
     pub fn new(settings: GithubSettings) -> Result<Self, GitHubError> {
         crate::tls::init();
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(GitHubError::Settings("GitHubClient::new must be called inside a Tokio runtime".into()));
+        }
         let (owner, repo) = settings
             .repository
             .split_once('/')
@@ -324,8 +329,8 @@ mod tests {
         assert_eq!(s.api_url, "http://127.0.0.1:9");
     }
 
-    #[test]
-    fn repository_must_be_owner_slash_name() {
+    #[tokio::test]
+    async fn repository_must_be_owner_slash_name() {
         crate::tls::init();
         let settings = |repository: &str| GithubSettings {
             api_url: "http://127.0.0.1:9".into(),
