@@ -44,12 +44,19 @@ const MARKER_CLOSE: &str = "-->";
 
 impl PrMarker {
     pub fn new(policy: impl Into<String>, version: impl Into<String>) -> Self {
-        Self { policy: policy.into(), version: version.into(), superseded: false }
+        Self {
+            policy: policy.into(),
+            version: version.into(),
+            superseded: false,
+        }
     }
 
     /// The HTML comment to embed in a PR body (invisible when rendered).
     pub fn render(&self) -> String {
-        let mut out = format!("{MARKER_OPEN} policy={} version={}", self.policy, self.version);
+        let mut out = format!(
+            "{MARKER_OPEN} policy={} version={}",
+            self.policy, self.version
+        );
         if self.superseded {
             out.push_str(" superseded=true");
         }
@@ -71,7 +78,11 @@ impl PrMarker {
                 _ => {}
             }
         }
-        Some(Self { policy: policy?, version: version?, superseded })
+        Some(Self {
+            policy: policy?,
+            version: version?,
+            superseded,
+        })
     }
 
     /// `body` with its marker replaced by this one (appended if it had none).
@@ -82,7 +93,11 @@ impl PrMarker {
             let end = start + len + MARKER_CLOSE.len();
             return format!("{}{}{}", &body[..start], self.render(), &body[end..]);
         }
-        if body.is_empty() { self.render() } else { format!("{body}\n\n{}", self.render()) }
+        if body.is_empty() {
+            self.render()
+        } else {
+            format!("{body}\n\n{}", self.render())
+        }
     }
 }
 
@@ -126,8 +141,14 @@ pub fn decide(policy: &str, version: &str, base: &str, pulls: &[PullRequestInfo]
         })
         .collect();
 
-    let same_version = |m: &Option<PrMarker>| m.as_ref().is_some_and(|m| same_version(&m.version, version));
-    let newest = |a: &&(&PullRequestInfo, Option<PrMarker>), b: &&(&PullRequestInfo, Option<PrMarker>)| a.0.number.cmp(&b.0.number);
+    let same_version = |m: &Option<PrMarker>| {
+        m.as_ref()
+            .is_some_and(|m| same_version(&m.version, version))
+    };
+    let newest = |a: &&(&PullRequestInfo, Option<PrMarker>),
+                  b: &&(&PullRequestInfo, Option<PrMarker>)| {
+        a.0.number.cmp(&b.0.number)
+    };
 
     if let Some((pr, _)) = ours
         .iter()
@@ -135,7 +156,10 @@ pub fn decide(policy: &str, version: &str, base: &str, pulls: &[PullRequestInfo]
         .filter(|(_, m)| !m.as_ref().is_some_and(|m| m.superseded))
         .max_by(newest)
     {
-        return PrPlan { action: PrAction::SkipHumanClosed { number: pr.number }, supersede: vec![] };
+        return PrPlan {
+            action: PrAction::SkipHumanClosed { number: pr.number },
+            supersede: vec![],
+        };
     }
 
     let keeper = ours
@@ -147,9 +171,16 @@ pub fn decide(policy: &str, version: &str, base: &str, pulls: &[PullRequestInfo]
             number: pr.number,
             previous_version: marker.as_ref().map(|m| m.version.clone()),
         },
-        None => match ours.iter().filter(|(pr, m)| pr.merged && same_version(m)).max_by(newest) {
+        None => match ours
+            .iter()
+            .filter(|(pr, m)| pr.merged && same_version(m))
+            .max_by(newest)
+        {
             Some((pr, _)) => {
-                return PrPlan { action: PrAction::SkipAlreadyMerged { number: pr.number }, supersede: vec![] };
+                return PrPlan {
+                    action: PrAction::SkipAlreadyMerged { number: pr.number },
+                    supersede: vec![],
+                };
             }
             None => PrAction::Create,
         },
@@ -179,7 +210,14 @@ fn same_version(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn pr(number: u64, state: PrState, merged: bool, head: &str, base: &str, body: &str) -> PullRequestInfo {
+    fn pr(
+        number: u64,
+        state: PrState,
+        merged: bool,
+        head: &str,
+        base: &str,
+        body: &str,
+    ) -> PullRequestInfo {
         PullRequestInfo {
             number,
             node_id: format!("PR_{number}"),
@@ -203,7 +241,11 @@ mod tests {
     }
 
     fn superseded(policy: &str, version: &str) -> String {
-        PrMarker { superseded: true, ..PrMarker::new(policy, version) }.render()
+        PrMarker {
+            superseded: true,
+            ..PrMarker::new(policy, version)
+        }
+        .render()
     }
 
     const B: &str = "relbot/django-api";
@@ -211,9 +253,18 @@ mod tests {
     #[test]
     fn marker_round_trips_and_replaces() {
         let m = PrMarker::new("django-api", "0.0.18");
-        assert_eq!(m.render(), "<!-- relbot: policy=django-api version=0.0.18 -->");
-        assert_eq!(PrMarker::parse(&format!("text\n{}\nmore", m.render())), Some(m.clone()));
-        let s = PrMarker { superseded: true, ..m.clone() };
+        assert_eq!(
+            m.render(),
+            "<!-- relbot: policy=django-api version=0.0.18 -->"
+        );
+        assert_eq!(
+            PrMarker::parse(&format!("text\n{}\nmore", m.render())),
+            Some(m.clone())
+        );
+        let s = PrMarker {
+            superseded: true,
+            ..m.clone()
+        };
         assert_eq!(PrMarker::parse(&s.render()), Some(s.clone()));
         let replaced = s.replace_in(&format!("head\n{}\ntail", m.render()));
         assert_eq!(replaced, format!("head\n{}\ntail", s.render()));
@@ -232,119 +283,327 @@ mod tests {
     #[test]
     fn no_prs_creates() {
         let plan = decide("django-api", "0.0.18", "main", &[]);
-        assert_eq!(plan, PrPlan { action: PrAction::Create, supersede: vec![] });
+        assert_eq!(
+            plan,
+            PrPlan {
+                action: PrAction::Create,
+                supersede: vec![]
+            }
+        );
     }
 
     #[test]
     fn open_pr_same_version_is_updated_in_place() {
-        let prs = [pr(4, PrState::Open, false, B, "main", &marker("django-api", "0.0.18"))];
+        let prs = [pr(
+            4,
+            PrState::Open,
+            false,
+            B,
+            "main",
+            &marker("django-api", "0.0.18"),
+        )];
         let plan = decide("django-api", "0.0.18", "main", &prs);
-        assert_eq!(plan.action, PrAction::UpdateInPlace { number: 4, previous_version: Some("0.0.18".into()) });
+        assert_eq!(
+            plan.action,
+            PrAction::UpdateInPlace {
+                number: 4,
+                previous_version: Some("0.0.18".into())
+            }
+        );
         assert!(plan.supersede.is_empty());
     }
 
     #[test]
     fn newer_version_updates_the_same_open_pr() {
-        let prs = [pr(4, PrState::Open, false, B, "main", &marker("django-api", "0.0.17"))];
+        let prs = [pr(
+            4,
+            PrState::Open,
+            false,
+            B,
+            "main",
+            &marker("django-api", "0.0.17"),
+        )];
         let plan = decide("django-api", "0.0.18", "main", &prs);
-        assert_eq!(plan.action, PrAction::UpdateInPlace { number: 4, previous_version: Some("0.0.17".into()) });
+        assert_eq!(
+            plan.action,
+            PrAction::UpdateInPlace {
+                number: 4,
+                previous_version: Some("0.0.17".into())
+            }
+        );
     }
 
     #[test]
     fn unmarked_open_pr_on_our_branch_is_reused() {
         let prs = [pr(2, PrState::Open, false, B, "main", "hand-written")];
         let plan = decide("django-api", "0.0.18", "main", &prs);
-        assert_eq!(plan.action, PrAction::UpdateInPlace { number: 2, previous_version: None });
+        assert_eq!(
+            plan.action,
+            PrAction::UpdateInPlace {
+                number: 2,
+                previous_version: None
+            }
+        );
     }
 
     #[test]
     fn human_closed_same_version_is_not_reopened_or_recreated() {
-        let prs = [pr(4, PrState::Closed, false, B, "main", &marker("django-api", "0.0.18"))];
+        let prs = [pr(
+            4,
+            PrState::Closed,
+            false,
+            B,
+            "main",
+            &marker("django-api", "0.0.18"),
+        )];
         let plan = decide("django-api", "0.0.18", "main", &prs);
-        assert_eq!(plan, PrPlan { action: PrAction::SkipHumanClosed { number: 4 }, supersede: vec![] });
+        assert_eq!(
+            plan,
+            PrPlan {
+                action: PrAction::SkipHumanClosed { number: 4 },
+                supersede: vec![]
+            }
+        );
     }
 
     #[test]
     fn human_closed_same_version_wins_over_open_older_pr() {
         let prs = [
-            pr(4, PrState::Closed, false, B, "main", &marker("django-api", "v0.0.18")),
-            pr(5, PrState::Open, false, B, "release", &marker("django-api", "0.0.17")),
+            pr(
+                4,
+                PrState::Closed,
+                false,
+                B,
+                "main",
+                &marker("django-api", "v0.0.18"),
+            ),
+            pr(
+                5,
+                PrState::Open,
+                false,
+                B,
+                "release",
+                &marker("django-api", "0.0.17"),
+            ),
         ];
         let plan = decide("django-api", "0.0.18", "main", &prs);
-        assert_eq!(plan, PrPlan { action: PrAction::SkipHumanClosed { number: 4 }, supersede: vec![] });
+        assert_eq!(
+            plan,
+            PrPlan {
+                action: PrAction::SkipHumanClosed { number: 4 },
+                supersede: vec![]
+            }
+        );
     }
 
     #[test]
     fn human_closed_older_version_does_not_block_a_newer_one() {
-        let prs = [pr(4, PrState::Closed, false, B, "main", &marker("django-api", "0.0.17"))];
-        assert_eq!(decide("django-api", "0.0.18", "main", &prs).action, PrAction::Create);
+        let prs = [pr(
+            4,
+            PrState::Closed,
+            false,
+            B,
+            "main",
+            &marker("django-api", "0.0.17"),
+        )];
+        assert_eq!(
+            decide("django-api", "0.0.18", "main", &prs).action,
+            PrAction::Create
+        );
     }
 
     #[test]
     fn relbot_superseded_same_version_does_not_block() {
-        let prs = [pr(4, PrState::Closed, false, B, "main", &superseded("django-api", "0.0.18"))];
-        assert_eq!(decide("django-api", "0.0.18", "main", &prs).action, PrAction::Create);
+        let prs = [pr(
+            4,
+            PrState::Closed,
+            false,
+            B,
+            "main",
+            &superseded("django-api", "0.0.18"),
+        )];
+        assert_eq!(
+            decide("django-api", "0.0.18", "main", &prs).action,
+            PrAction::Create
+        );
     }
 
     #[test]
     fn merged_same_version_without_open_pr_is_skipped() {
-        let prs = [pr(7, PrState::Closed, true, B, "main", &marker("django-api", "0.0.18"))];
+        let prs = [pr(
+            7,
+            PrState::Closed,
+            true,
+            B,
+            "main",
+            &marker("django-api", "0.0.18"),
+        )];
         let plan = decide("django-api", "0.0.18", "main", &prs);
         assert_eq!(plan.action, PrAction::SkipAlreadyMerged { number: 7 });
     }
 
     #[test]
     fn merged_older_version_creates_a_new_pr() {
-        let prs = [pr(7, PrState::Closed, true, B, "main", &marker("django-api", "0.0.17"))];
-        assert_eq!(decide("django-api", "0.0.18", "main", &prs).action, PrAction::Create);
+        let prs = [pr(
+            7,
+            PrState::Closed,
+            true,
+            B,
+            "main",
+            &marker("django-api", "0.0.17"),
+        )];
+        assert_eq!(
+            decide("django-api", "0.0.18", "main", &prs).action,
+            PrAction::Create
+        );
     }
 
     #[test]
     fn open_prs_on_other_bases_or_branches_are_superseded() {
         let prs = [
-            pr(3, PrState::Open, false, B, "release", &marker("django-api", "0.0.16")),
-            pr(5, PrState::Open, false, "renovate/django", "main", &marker("django-api", "0.0.17")),
-            pr(6, PrState::Open, false, B, "main", &marker("django-api", "0.0.17")),
+            pr(
+                3,
+                PrState::Open,
+                false,
+                B,
+                "release",
+                &marker("django-api", "0.0.16"),
+            ),
+            pr(
+                5,
+                PrState::Open,
+                false,
+                "renovate/django",
+                "main",
+                &marker("django-api", "0.0.17"),
+            ),
+            pr(
+                6,
+                PrState::Open,
+                false,
+                B,
+                "main",
+                &marker("django-api", "0.0.17"),
+            ),
         ];
         let plan = decide("django-api", "0.0.18", "main", &prs);
-        assert_eq!(plan.action, PrAction::UpdateInPlace { number: 6, previous_version: Some("0.0.17".into()) });
+        assert_eq!(
+            plan.action,
+            PrAction::UpdateInPlace {
+                number: 6,
+                previous_version: Some("0.0.17".into())
+            }
+        );
         assert_eq!(plan.supersede, vec![3, 5]);
     }
 
     #[test]
     fn without_a_keeper_all_open_prs_are_superseded_by_the_new_one() {
-        let prs = [pr(3, PrState::Open, false, B, "release", &marker("django-api", "0.0.16"))];
+        let prs = [pr(
+            3,
+            PrState::Open,
+            false,
+            B,
+            "release",
+            &marker("django-api", "0.0.16"),
+        )];
         let plan = decide("django-api", "0.0.18", "main", &prs);
-        assert_eq!(plan, PrPlan { action: PrAction::Create, supersede: vec![3] });
+        assert_eq!(
+            plan,
+            PrPlan {
+                action: PrAction::Create,
+                supersede: vec![3]
+            }
+        );
     }
 
     #[test]
     fn duplicate_keepers_keep_the_newest() {
         let prs = [
-            pr(8, PrState::Open, false, B, "main", &marker("django-api", "0.0.17")),
-            pr(9, PrState::Open, false, B, "main", &marker("django-api", "0.0.17")),
+            pr(
+                8,
+                PrState::Open,
+                false,
+                B,
+                "main",
+                &marker("django-api", "0.0.17"),
+            ),
+            pr(
+                9,
+                PrState::Open,
+                false,
+                B,
+                "main",
+                &marker("django-api", "0.0.17"),
+            ),
         ];
         let plan = decide("django-api", "0.0.18", "main", &prs);
-        assert_eq!(plan.action, PrAction::UpdateInPlace { number: 9, previous_version: Some("0.0.17".into()) });
+        assert_eq!(
+            plan.action,
+            PrAction::UpdateInPlace {
+                number: 9,
+                previous_version: Some("0.0.17".into())
+            }
+        );
         assert_eq!(plan.supersede, vec![8]);
     }
 
     #[test]
     fn other_policies_prs_are_ignored() {
         let prs = [
-            pr(1, PrState::Open, false, "relbot/other", "main", &marker("other", "1.0.0")),
-            pr(2, PrState::Closed, false, "relbot/other", "main", &marker("other", "0.0.18")),
+            pr(
+                1,
+                PrState::Open,
+                false,
+                "relbot/other",
+                "main",
+                &marker("other", "1.0.0"),
+            ),
+            pr(
+                2,
+                PrState::Closed,
+                false,
+                "relbot/other",
+                "main",
+                &marker("other", "0.0.18"),
+            ),
             // A foreign marker on our branch name is still not ours.
-            pr(3, PrState::Open, false, B, "main", &marker("other", "0.0.18")),
+            pr(
+                3,
+                PrState::Open,
+                false,
+                B,
+                "main",
+                &marker("other", "0.0.18"),
+            ),
         ];
-        assert_eq!(decide("django-api", "0.0.18", "main", &prs), PrPlan { action: PrAction::Create, supersede: vec![] });
+        assert_eq!(
+            decide("django-api", "0.0.18", "main", &prs),
+            PrPlan {
+                action: PrAction::Create,
+                supersede: vec![]
+            }
+        );
     }
 
     #[test]
     fn open_pr_for_a_newer_version_is_brought_back_to_the_wanted_one() {
-        let prs = [pr(4, PrState::Open, false, B, "main", &marker("django-api", "0.0.19"))];
+        let prs = [pr(
+            4,
+            PrState::Open,
+            false,
+            B,
+            "main",
+            &marker("django-api", "0.0.19"),
+        )];
         let plan = decide("django-api", "0.0.18", "main", &prs);
-        assert_eq!(plan.action, PrAction::UpdateInPlace { number: 4, previous_version: Some("0.0.19".into()) });
+        assert_eq!(
+            plan.action,
+            PrAction::UpdateInPlace {
+                number: 4,
+                previous_version: Some("0.0.19".into())
+            }
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@ use super::error::GitHubError;
 use super::types::*;
 use super::{GitHubClient, GitHubStats};
 
-const ENABLE_AUTO_MERGE: &str = "mutation EnableAutoMerge($pullRequestId: ID!, $mergeMethod: PullRequestMergeMethod!) {
+const ENABLE_AUTO_MERGE: &str =
+    "mutation EnableAutoMerge($pullRequestId: ID!, $mergeMethod: PullRequestMergeMethod!) {
   enablePullRequestAutoMerge(input: {pullRequestId: $pullRequestId, mergeMethod: $mergeMethod}) {
     pullRequest { number autoMergeRequest { enabledAt mergeMethod } }
   }
@@ -41,7 +42,11 @@ fn graphql_merge_method(method: MergeMethod) -> &'static str {
 
 impl GitHubClient {
     /// Asks GitHub to merge the PR once its requirements are met.
-    pub async fn enable_auto_merge(&self, pr_node_id: &str, method: MergeMethod) -> Result<AutoMergeOutcome, GitHubError> {
+    pub async fn enable_auto_merge(
+        &self,
+        pr_node_id: &str,
+        method: MergeMethod,
+    ) -> Result<AutoMergeOutcome, GitHubError> {
         let request = json!({
             "query": ENABLE_AUTO_MERGE,
             "variables": { "pullRequestId": pr_node_id, "mergeMethod": graphql_merge_method(method) },
@@ -56,10 +61,16 @@ impl GitHubClient {
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
-            .map(|e| e.get("message").and_then(Value::as_str).unwrap_or("unknown error"))
+            .map(|e| {
+                e.get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("unknown error")
+            })
             .collect();
         if errors.is_empty() {
-            let enabled = body.pointer("/data/enablePullRequestAutoMerge/pullRequest").is_some_and(|p| !p.is_null());
+            let enabled = body
+                .pointer("/data/enablePullRequestAutoMerge/pullRequest")
+                .is_some_and(|p| !p.is_null());
             if !enabled {
                 return Err(GitHubError::GraphQl {
                     operation: "enablePullRequestAutoMerge",
@@ -72,7 +83,10 @@ impl GitHubClient {
         if let Some(outcome) = errors.iter().find_map(|m| classify_refusal(m)) {
             return Ok(outcome);
         }
-        Err(GitHubError::GraphQl { operation: "enablePullRequestAutoMerge", message: errors.join("; ") })
+        Err(GitHubError::GraphQl {
+            operation: "enablePullRequestAutoMerge",
+            message: errors.join("; "),
+        })
     }
 
     /// Gets `pull` merged as soon as allowed: native auto-merge when the
@@ -80,24 +94,37 @@ impl GitHubClient {
     /// GitHub says the PR is already clean, or — without auto-merge — once the
     /// base branch's required checks pass on the head. The caller decides
     /// beforehand whether merging is allowed at all (application health).
-    pub async fn request_merge(&self, pull: &PullRequestInfo, method: MergeMethod) -> Result<MergeOutcome, GitHubError> {
+    pub async fn request_merge(
+        &self,
+        pull: &PullRequestInfo,
+        method: MergeMethod,
+    ) -> Result<MergeOutcome, GitHubError> {
         match self.enable_auto_merge(&pull.node_id, method).await? {
             AutoMergeOutcome::Enabled => Ok(MergeOutcome::AutoMergeEnabled),
             AutoMergeOutcome::AlreadyClean => {
-                tracing::info!(number = pull.number, "PR is already clean; merging directly");
+                tracing::info!(
+                    number = pull.number,
+                    "PR is already clean; merging directly"
+                );
                 let sha = self.merge_pull(pull.number, &pull.head_sha, method).await?;
                 Ok(MergeOutcome::Merged { sha })
             }
             AutoMergeOutcome::Unavailable => {
                 let required = self.required_checks(&pull.base_ref).await?;
-                let checks = self.combined_status_and_checks(&pull.head_sha, &required).await?;
+                let checks = self
+                    .combined_status_and_checks(&pull.head_sha, &required)
+                    .await?;
                 match checks.state {
                     ChecksState::Success => {
                         let sha = self.merge_pull(pull.number, &pull.head_sha, method).await?;
                         Ok(MergeOutcome::Merged { sha })
                     }
-                    ChecksState::Pending => Ok(MergeOutcome::WaitingForChecks { pending: checks.pending }),
-                    ChecksState::Failure => Ok(MergeOutcome::ChecksFailed { failing: checks.failing }),
+                    ChecksState::Pending => Ok(MergeOutcome::WaitingForChecks {
+                        pending: checks.pending,
+                    }),
+                    ChecksState::Failure => Ok(MergeOutcome::ChecksFailed {
+                        failing: checks.failing,
+                    }),
                 }
             }
         }
@@ -110,8 +137,14 @@ mod tests {
 
     #[test]
     fn refusals_are_classified() {
-        assert_eq!(classify_refusal("Pull request Pull request is in clean status"), Some(AutoMergeOutcome::AlreadyClean));
-        assert_eq!(classify_refusal("Pull request is in clean status"), Some(AutoMergeOutcome::AlreadyClean));
+        assert_eq!(
+            classify_refusal("Pull request Pull request is in clean status"),
+            Some(AutoMergeOutcome::AlreadyClean)
+        );
+        assert_eq!(
+            classify_refusal("Pull request is in clean status"),
+            Some(AutoMergeOutcome::AlreadyClean)
+        );
         assert_eq!(
             classify_refusal("Pull request Auto merge is not allowed for this repository"),
             Some(AutoMergeOutcome::Unavailable)
@@ -120,7 +153,10 @@ mod tests {
             classify_refusal("Pull request Protected branch rules not configured for this branch"),
             Some(AutoMergeOutcome::Unavailable)
         );
-        assert_eq!(classify_refusal("Could not resolve to a node with the global id of 'x'"), None);
+        assert_eq!(
+            classify_refusal("Could not resolve to a node with the global id of 'x'"),
+            None
+        );
     }
 
     #[test]

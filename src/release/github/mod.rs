@@ -47,7 +47,11 @@ pub enum GitHubAuth {
     /// A personal access token or fine-grained token.
     Token(SecretString),
     /// A GitHub App: a JWT signed with the key buys installation tokens.
-    App { app_id: u64, private_key_pem: SecretString, installation_id: u64 },
+    App {
+        app_id: u64,
+        private_key_pem: SecretString,
+        installation_id: u64,
+    },
 }
 
 impl GitHubAuth {
@@ -64,15 +68,29 @@ impl GitHubAuth {
             ));
         };
         let number = |name: &str, value: Option<String>| -> Result<u64, GitHubError> {
-            let value = value.ok_or_else(|| GitHubError::Settings(format!("{name} is not set (needed with RELBOT_GITHUB_APP_ID)")))?;
-            value.trim().parse().map_err(|_| GitHubError::Settings(format!("{name} must be a number, got {value:?}")))
+            let value = value.ok_or_else(|| {
+                GitHubError::Settings(format!(
+                    "{name} is not set (needed with RELBOT_GITHUB_APP_ID)"
+                ))
+            })?;
+            value.trim().parse().map_err(|_| {
+                GitHubError::Settings(format!("{name} must be a number, got {value:?}"))
+            })
         };
         let app_id = number("RELBOT_GITHUB_APP_ID", Some(app_id))?;
-        let installation_id = number("RELBOT_GITHUB_APP_INSTALLATION_ID", env("RELBOT_GITHUB_APP_INSTALLATION_ID"))?;
-        let pem = match (env("RELBOT_GITHUB_APP_PRIVATE_KEY"), env("RELBOT_GITHUB_APP_PRIVATE_KEY_FILE")) {
+        let installation_id = number(
+            "RELBOT_GITHUB_APP_INSTALLATION_ID",
+            env("RELBOT_GITHUB_APP_INSTALLATION_ID"),
+        )?;
+        let pem = match (
+            env("RELBOT_GITHUB_APP_PRIVATE_KEY"),
+            env("RELBOT_GITHUB_APP_PRIVATE_KEY_FILE"),
+        ) {
             (Some(pem), _) => pem,
             (None, Some(path)) => std::fs::read_to_string(&path).map_err(|e| {
-                GitHubError::Settings(format!("cannot read RELBOT_GITHUB_APP_PRIVATE_KEY_FILE {path}: {e}"))
+                GitHubError::Settings(format!(
+                    "cannot read RELBOT_GITHUB_APP_PRIVATE_KEY_FILE {path}: {e}"
+                ))
             })?,
             (None, None) => {
                 return Err(GitHubError::Settings(
@@ -80,7 +98,11 @@ impl GitHubAuth {
                 ));
             }
         };
-        Ok(Self::App { app_id, private_key_pem: SecretString::from(pem), installation_id })
+        Ok(Self::App {
+            app_id,
+            private_key_pem: SecretString::from(pem),
+            installation_id,
+        })
     }
 }
 
@@ -122,7 +144,10 @@ pub struct GithubSettings {
 impl GithubSettings {
     /// From `relbot.yaml`'s `github:` and the environment
     /// (`RELBOT_GITHUB_API_URL` overrides `github.apiUrl`).
-    pub fn from_config(config: &GithubConfig, env: impl Fn(&str) -> Option<String>) -> Result<Self, GitHubError> {
+    pub fn from_config(
+        config: &GithubConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, GitHubError> {
         let api_url = env("RELBOT_GITHUB_API_URL")
             .filter(|u| !u.trim().is_empty())
             .or_else(|| config.api_url.clone())
@@ -195,7 +220,9 @@ pub struct GitHubClient {
 
 impl std::fmt::Debug for GitHubClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GitHubClient").field("repository", &format!("{}/{}", self.owner, self.repo)).finish_non_exhaustive()
+        f.debug_struct("GitHubClient")
+            .field("repository", &format!("{}/{}", self.owner, self.repo))
+            .finish_non_exhaustive()
     }
 }
 
@@ -205,7 +232,9 @@ impl GitHubClient {
     pub fn new(settings: GithubSettings) -> Result<Self, GitHubError> {
         crate::tls::init();
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(GitHubError::Settings("GitHubClient::new must be called inside a Tokio runtime".into()));
+            return Err(GitHubError::Settings(
+                "GitHubClient::new must be called inside a Tokio runtime".into(),
+            ));
         }
         let (owner, repo) = settings
             .repository
@@ -213,13 +242,27 @@ impl GitHubClient {
             .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
             .map(|(o, r)| (o.to_string(), r.to_string()))
             .ok_or_else(|| {
-                GitHubError::Settings(format!("github.repository must be owner/name, got {:?}", settings.repository))
+                GitHubError::Settings(format!(
+                    "github.repository must be owner/name, got {:?}",
+                    settings.repository
+                ))
             })?;
         let api_url = settings.api_url.trim_end_matches('/').to_string();
         let rest = build_octocrab(&api_url, &settings.auth)?;
         let graphql_base = graphql_base_url(&api_url);
-        let graphql = if graphql_base == api_url { rest.clone() } else { build_octocrab(&graphql_base, &settings.auth)? };
-        Ok(Self { rest, graphql, owner, repo, retry: settings.retry, stats: Arc::new(GitHubStats::default()) })
+        let graphql = if graphql_base == api_url {
+            rest.clone()
+        } else {
+            build_octocrab(&graphql_base, &settings.auth)?
+        };
+        Ok(Self {
+            rest,
+            graphql,
+            owner,
+            repo,
+            retry: settings.retry,
+            stats: Arc::new(GitHubStats::default()),
+        })
     }
 
     /// Shares counters with other clients (one set per process for metrics).
@@ -243,18 +286,36 @@ impl GitHubClient {
 }
 
 fn build_octocrab(api_url: &str, auth: &GitHubAuth) -> Result<Octocrab, GitHubError> {
-    let bad_url = |_| GitHubError::Settings(format!("github.apiUrl {api_url:?} is not a valid URL"));
+    let bad_url =
+        |_| GitHubError::Settings(format!("github.apiUrl {api_url:?} is not a valid URL"));
     let builder = Octocrab::builder().base_uri(api_url).map_err(bad_url)?;
     let built = match auth {
-        GitHubAuth::Token(token) => builder.personal_token(token.expose_secret().to_string()).build(),
-        GitHubAuth::App { app_id, private_key_pem, installation_id } => {
-            let key = octocrab::jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.expose_secret().as_bytes())
-                .map_err(|_| GitHubError::Settings("the GitHub App private key is not a valid RSA PEM key".into()))?;
-            let app = builder.app(AppId(*app_id), key).build().map_err(|e| GitHubError::Settings(format!("GitHub App client: {e}")))?;
+        GitHubAuth::Token(token) => builder
+            .personal_token(token.expose_secret().to_string())
+            .build(),
+        GitHubAuth::App {
+            app_id,
+            private_key_pem,
+            installation_id,
+        } => {
+            let key = octocrab::jsonwebtoken::EncodingKey::from_rsa_pem(
+                private_key_pem.expose_secret().as_bytes(),
+            )
+            .map_err(|_| {
+                GitHubError::Settings(
+                    "the GitHub App private key is not a valid RSA PEM key".into(),
+                )
+            })?;
+            let app = builder
+                .app(AppId(*app_id), key)
+                .build()
+                .map_err(|e| GitHubError::Settings(format!("GitHub App client: {e}")))?;
             app.installation(InstallationId(*installation_id))
         }
     };
-    built.map_err(|e| GitHubError::Settings(format!("building the GitHub client for {api_url}: {e}")))
+    built.map_err(|e| {
+        GitHubError::Settings(format!("building the GitHub client for {api_url}: {e}"))
+    })
 }
 
 /// GitHub.com serves GraphQL at `/graphql` next to REST; GitHub Enterprise
@@ -272,20 +333,33 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
     #[test]
     fn graphql_url_for_github_and_enterprise() {
-        assert_eq!(graphql_base_url("https://api.github.com"), "https://api.github.com");
-        assert_eq!(graphql_base_url("https://ghe.example.com/api/v3"), "https://ghe.example.com/api");
-        assert_eq!(graphql_base_url("http://127.0.0.1:4000"), "http://127.0.0.1:4000");
+        assert_eq!(
+            graphql_base_url("https://api.github.com"),
+            "https://api.github.com"
+        );
+        assert_eq!(
+            graphql_base_url("https://ghe.example.com/api/v3"),
+            "https://ghe.example.com/api"
+        );
+        assert_eq!(
+            graphql_base_url("http://127.0.0.1:4000"),
+            "http://127.0.0.1:4000"
+        );
     }
 
     #[test]
     fn token_auth_from_env_and_debug_hides_it() {
-        let auth = GitHubAuth::from_env(env(&[("RELBOT_GITHUB_TOKEN", "ghp_supersecret")])).unwrap();
+        let auth =
+            GitHubAuth::from_env(env(&[("RELBOT_GITHUB_TOKEN", "ghp_supersecret")])).unwrap();
         assert!(matches!(auth, GitHubAuth::Token(_)));
         assert!(!format!("{auth:?}").contains("supersecret"));
     }
@@ -293,16 +367,30 @@ mod tests {
     #[test]
     fn app_auth_from_env_needs_all_parts() {
         let err = GitHubAuth::from_env(env(&[("RELBOT_GITHUB_APP_ID", "12")])).unwrap_err();
-        assert!(err.to_string().contains("RELBOT_GITHUB_APP_INSTALLATION_ID"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("RELBOT_GITHUB_APP_INSTALLATION_ID"),
+            "{err}"
+        );
         let err = GitHubAuth::from_env(env(&[("RELBOT_GITHUB_APP_ID", "x")])).unwrap_err();
         assert!(err.to_string().contains("must be a number"), "{err}");
         let auth = GitHubAuth::from_env(env(&[
             ("RELBOT_GITHUB_APP_ID", "12"),
             ("RELBOT_GITHUB_APP_INSTALLATION_ID", "34"),
-            ("RELBOT_GITHUB_APP_PRIVATE_KEY", "-----BEGIN RSA PRIVATE KEY-----secret"),
+            (
+                "RELBOT_GITHUB_APP_PRIVATE_KEY",
+                "-----BEGIN RSA PRIVATE KEY-----secret",
+            ),
         ]))
         .unwrap();
-        assert!(matches!(auth, GitHubAuth::App { app_id: 12, installation_id: 34, .. }));
+        assert!(matches!(
+            auth,
+            GitHubAuth::App {
+                app_id: 12,
+                installation_id: 34,
+                ..
+            }
+        ));
         assert!(!format!("{auth:?}").contains("secret-"));
         let err = GitHubAuth::from_env(env(&[])).unwrap_err();
         assert!(err.to_string().contains("RELBOT_GITHUB_TOKEN"), "{err}");
@@ -323,7 +411,10 @@ mod tests {
         assert_eq!(s.api_url, "https://ghe.example.com/api/v3");
         let s = GithubSettings::from_config(
             &config,
-            env(&[("RELBOT_GITHUB_TOKEN", "t"), ("RELBOT_GITHUB_API_URL", "http://127.0.0.1:9")]),
+            env(&[
+                ("RELBOT_GITHUB_TOKEN", "t"),
+                ("RELBOT_GITHUB_API_URL", "http://127.0.0.1:9"),
+            ]),
         )
         .unwrap();
         assert_eq!(s.api_url, "http://127.0.0.1:9");
@@ -340,6 +431,11 @@ mod tests {
         };
         assert!(GitHubClient::new(settings("acme")).is_err());
         assert!(GitHubClient::new(settings("acme/a/b")).is_err());
-        assert_eq!(GitHubClient::new(settings("acme/repo")).unwrap().repository(), "acme/repo");
+        assert_eq!(
+            GitHubClient::new(settings("acme/repo"))
+                .unwrap()
+                .repository(),
+            "acme/repo"
+        );
     }
 }

@@ -25,7 +25,11 @@ pub(crate) struct RawResponse {
 }
 
 impl RawResponse {
-    pub fn json<T: serde::de::DeserializeOwned>(&self, method: &Method, path: &str) -> Result<T, GitHubError> {
+    pub fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &Method,
+        path: &str,
+    ) -> Result<T, GitHubError> {
         serde_json::from_str(&self.body).map_err(|e| GitHubError::Decode {
             method: method.to_string(),
             path: path.to_string(),
@@ -52,28 +56,60 @@ impl RawResponse {
 pub(crate) fn error_message(body: &str) -> String {
     let Ok(value) = serde_json::from_str::<Value>(body) else {
         let trimmed: String = body.chars().take(200).collect();
-        return if trimmed.is_empty() { "(empty body)".into() } else { trimmed };
+        return if trimmed.is_empty() {
+            "(empty body)".into()
+        } else {
+            trimmed
+        };
     };
-    let mut parts: Vec<String> = value.get("message").and_then(Value::as_str).map(str::to_string).into_iter().collect();
-    for err in value.get("errors").and_then(Value::as_array).into_iter().flatten() {
+    let mut parts: Vec<String> = value
+        .get("message")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    for err in value
+        .get("errors")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         match err.get("message").and_then(Value::as_str) {
             Some(m) => parts.push(m.to_string()),
             None => {
                 let field = |k: &str| err.get(k).and_then(Value::as_str).unwrap_or("");
-                parts.push(format!("{} {} {}", field("resource"), field("field"), field("code")).trim().to_string());
+                parts.push(
+                    format!("{} {} {}", field("resource"), field("field"), field("code"))
+                        .trim()
+                        .to_string(),
+                );
             }
         }
     }
-    if parts.is_empty() { body.chars().take(200).collect() } else { parts.join("; ") }
+    if parts.is_empty() {
+        body.chars().take(200).collect()
+    } else {
+        parts.join("; ")
+    }
 }
 
 /// How long GitHub asks us to wait, if this response is a rate limit.
 /// `now` is seconds since the epoch (a parameter so tests are exact).
-pub(crate) fn rate_limit_wait(status: u16, headers: &HeaderMap, body: &str, now: u64) -> Option<Duration> {
+pub(crate) fn rate_limit_wait(
+    status: u16,
+    headers: &HeaderMap,
+    body: &str,
+    now: u64,
+) -> Option<Duration> {
     if status != 403 && status != 429 {
         return None;
     }
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     if let Some(secs) = header("retry-after").and_then(|v| v.parse::<u64>().ok()) {
         return Some(Duration::from_secs(secs));
     }
@@ -84,7 +120,10 @@ pub(crate) fn rate_limit_wait(status: u16, headers: &HeaderMap, body: &str, now:
     }
     let message = error_message(body).to_ascii_lowercase();
     // GitHub's advice for a secondary limit without headers: wait a minute.
-    if status == 429 || message.contains("secondary rate limit") || message.contains("abuse detection") {
+    if status == 429
+        || message.contains("secondary rate limit")
+        || message.contains("abuse detection")
+    {
         return Some(Duration::from_secs(60));
     }
     None
@@ -99,16 +138,32 @@ fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
 }
 
 fn now_epoch() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl GitHubClient {
-    pub(crate) async fn rest(&self, method: Method, path: &str, body: Option<&Value>) -> Result<RawResponse, GitHubError> {
+    pub(crate) async fn rest(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<RawResponse, GitHubError> {
         send(&self.rest, &self.retry, &self.stats, method, path, body).await
     }
 
     pub(crate) async fn graphql_raw(&self, body: &Value) -> Result<RawResponse, GitHubError> {
-        send(&self.graphql, &self.retry, &self.stats, Method::POST, "/graphql", Some(body)).await
+        send(
+            &self.graphql,
+            &self.retry,
+            &self.stats,
+            Method::POST,
+            "/graphql",
+            Some(body),
+        )
+        .await
     }
 }
 
@@ -126,15 +181,25 @@ async fn send(
         GitHubStats::bump(&stats.requests);
         let outcome = send_once(crab, &method, path, body).await;
         let retry_reason = match outcome {
-            Err(detail) => {
+            Err(AttemptError::AppToken(detail)) => return Err(GitHubError::AppAuth { detail }),
+            Err(AttemptError::Transport(detail)) => {
                 failures += 1;
                 if failures >= policy.max_attempts {
-                    return Err(GitHubError::Transport { method: method.to_string(), path: path.to_string(), detail });
+                    return Err(GitHubError::Transport {
+                        method: method.to_string(),
+                        path: path.to_string(),
+                        detail,
+                    });
                 }
                 detail
             }
             Ok(response) => {
-                if let Some(wait) = rate_limit_wait(response.status, &response.headers, &response.body, now_epoch()) {
+                if let Some(wait) = rate_limit_wait(
+                    response.status,
+                    &response.headers,
+                    &response.body,
+                    now_epoch(),
+                ) {
                     if wait > policy.rate_limit_cap || waits >= policy.max_rate_limit_waits {
                         return Err(GitHubError::RateLimited {
                             method: method.to_string(),
@@ -174,21 +239,66 @@ async fn send(
 
 /// One attempt. Paths are relative so octocrab attaches credentials and the
 /// configured base URL; errors are rendered without request headers.
-async fn send_once(crab: &Octocrab, method: &Method, path: &str, body: Option<&Value>) -> Result<RawResponse, String> {
-    let uri = http::Uri::try_from(path).map_err(|e| format!("invalid path: {e}"))?;
+enum AttemptError {
+    /// The request did not get an answer (retryable).
+    Transport(String),
+    /// GitHub refused to mint an App installation token (not retryable).
+    AppToken(String),
+}
+
+async fn send_once(
+    crab: &Octocrab,
+    method: &Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<RawResponse, AttemptError> {
+    let uri = http::Uri::try_from(path)
+        .map_err(|e| AttemptError::Transport(format!("invalid path: {e}")))?;
     let result = match *method {
         Method::GET => crab._get(uri).await,
         Method::POST => crab._post(uri, body).await,
         Method::PATCH => crab._patch(uri, body).await,
         Method::PUT => crab._put(uri, body).await,
         Method::DELETE => crab._delete(uri, body).await,
-        _ => return Err(format!("unsupported method {method}")),
+        _ => {
+            return Err(AttemptError::Transport(format!(
+                "unsupported method {method}"
+            )));
+        }
     };
-    let response = result.map_err(|e| e.to_string())?;
+    let response = result.map_err(|e| describe_octocrab_error(&e))?;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let body = crab.body_to_string(response).await.map_err(|e| e.to_string())?;
-    Ok(RawResponse { status, headers, body })
+    let body = crab
+        .body_to_string(response)
+        .await
+        .map_err(|e| describe_octocrab_error(&e))?;
+    Ok(RawResponse {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// octocrab's `Display` for some variants is just "GitHub"; say what
+/// happened. The only GitHub answers surfacing here come from minting a GitHub
+/// App installation token (every other request returns its raw response).
+fn describe_octocrab_error(error: &octocrab::Error) -> AttemptError {
+    if let octocrab::Error::GitHub { source, .. } = error {
+        let status = source.status_code.as_u16();
+        return AttemptError::AppToken(format!(
+            "minting an installation token answered {status}: {} (check RELBOT_GITHUB_APP_ID, RELBOT_GITHUB_APP_INSTALLATION_ID and the App's private key)",
+            source.message
+        ));
+    }
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    AttemptError::Transport(text)
 }
 
 #[cfg(test)]
@@ -206,22 +316,40 @@ mod tests {
     #[test]
     fn retry_after_wins() {
         let h = headers(&[("retry-after", "7")]);
-        assert_eq!(rate_limit_wait(403, &h, "{}", 0), Some(Duration::from_secs(7)));
-        assert_eq!(rate_limit_wait(429, &h, "{}", 0), Some(Duration::from_secs(7)));
+        assert_eq!(
+            rate_limit_wait(403, &h, "{}", 0),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            rate_limit_wait(429, &h, "{}", 0),
+            Some(Duration::from_secs(7))
+        );
     }
 
     #[test]
     fn primary_limit_waits_until_reset() {
-        let h = headers(&[("x-ratelimit-remaining", "0"), ("x-ratelimit-reset", "1000")]);
-        assert_eq!(rate_limit_wait(403, &h, "{}", 990), Some(Duration::from_secs(10)));
+        let h = headers(&[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "1000"),
+        ]);
+        assert_eq!(
+            rate_limit_wait(403, &h, "{}", 990),
+            Some(Duration::from_secs(10))
+        );
         // A reset already past still waits a moment rather than spinning.
-        assert_eq!(rate_limit_wait(403, &h, "{}", 2000), Some(Duration::from_secs(1)));
+        assert_eq!(
+            rate_limit_wait(403, &h, "{}", 2000),
+            Some(Duration::from_secs(1))
+        );
     }
 
     #[test]
     fn secondary_limit_without_headers_waits_a_minute() {
         let body = r#"{"message":"You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}"#;
-        assert_eq!(rate_limit_wait(403, &HeaderMap::new(), body, 0), Some(Duration::from_secs(60)));
+        assert_eq!(
+            rate_limit_wait(403, &HeaderMap::new(), body, 0),
+            Some(Duration::from_secs(60))
+        );
     }
 
     #[test]
@@ -229,22 +357,38 @@ mod tests {
         let h = headers(&[("x-ratelimit-remaining", "4999")]);
         let body = r#"{"message":"Resource not accessible by integration"}"#;
         assert_eq!(rate_limit_wait(403, &h, body, 0), None);
-        assert_eq!(rate_limit_wait(500, &headers(&[("retry-after", "1")]), "", 0), None);
+        assert_eq!(
+            rate_limit_wait(500, &headers(&[("retry-after", "1")]), "", 0),
+            None
+        );
     }
 
     #[test]
     fn error_message_joins_github_errors() {
         let body = r#"{"message":"Validation Failed","errors":[{"resource":"PullRequest","code":"custom","message":"A pull request already exists for acme:relbot/x."}]}"#;
-        assert_eq!(error_message(body), "Validation Failed; A pull request already exists for acme:relbot/x.");
+        assert_eq!(
+            error_message(body),
+            "Validation Failed; A pull request already exists for acme:relbot/x."
+        );
         let body = r#"{"message":"Validation Failed","errors":[{"resource":"PullRequest","field":"base","code":"invalid"}]}"#;
-        assert_eq!(error_message(body), "Validation Failed; PullRequest base invalid");
-        assert_eq!(error_message("<html>bad gateway</html>"), "<html>bad gateway</html>");
+        assert_eq!(
+            error_message(body),
+            "Validation Failed; PullRequest base invalid"
+        );
+        assert_eq!(
+            error_message("<html>bad gateway</html>"),
+            "<html>bad gateway</html>"
+        );
         assert_eq!(error_message(""), "(empty body)");
     }
 
     #[test]
     fn backoff_grows_and_is_capped() {
-        let policy = RetryPolicy { backoff_base: Duration::from_millis(100), backoff_max: Duration::from_millis(300), ..Default::default() };
+        let policy = RetryPolicy {
+            backoff_base: Duration::from_millis(100),
+            backoff_max: Duration::from_millis(300),
+            ..Default::default()
+        };
         let first = backoff(&policy, 0);
         assert!(first >= Duration::from_millis(100) && first <= Duration::from_millis(125));
         let late = backoff(&policy, 10);

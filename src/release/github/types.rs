@@ -167,7 +167,11 @@ impl From<WirePull> for PullRequestInfo {
         Self {
             number: w.number,
             node_id: w.node_id,
-            state: if w.state == "open" { PrState::Open } else { PrState::Closed },
+            state: if w.state == "open" {
+                PrState::Open
+            } else {
+                PrState::Closed
+            },
             // List endpoints omit `merged`; `merged_at` is on both.
             merged: w.merged.unwrap_or(false) || w.merged_at.is_some(),
             title: w.title.unwrap_or_default(),
