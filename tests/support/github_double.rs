@@ -861,6 +861,13 @@ fn route(
     body: Option<&Value>,
     bearer: Option<&str>,
 ) -> Response {
+    // GitHub Enterprise layout: REST under /api/v3, GraphQL at /api/graphql.
+    let original_path = path;
+    let path = match path.strip_prefix("/api/v3") {
+        Some(rest) => rest,
+        None if path == "/api/graphql" => "/graphql",
+        None => path,
+    };
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     if let ["app", "installations", id, "access_tokens"] = segments.as_slice()
         && method == Method::POST
@@ -887,7 +894,7 @@ fn route(
     let q = parse_query(query);
     match (method.clone(), rest) {
         (Method::GET, []) => answer(200, repo_json(base, repo)),
-        (Method::GET, ["pulls"]) => list_pulls(base, repo, &q, path),
+        (Method::GET, ["pulls"]) => list_pulls(base, repo, &q, original_path),
         (Method::POST, ["pulls"]) => create_pull(base, repo, body, &bot, fresh_id),
         (Method::GET, ["pulls", n]) => with_pull(repo, n, |repo, p| {
             answer(200, pull_json(base, repo, p, true))
