@@ -3,6 +3,7 @@
 
 pub mod logging;
 pub mod sync;
+mod tag;
 mod validate;
 mod version;
 
@@ -71,7 +72,7 @@ pub enum Command {
     /// Check registries for newer image tags and open version-bump pull requests
     Bump(BumpArgs),
     /// Create the next semver tag from commit messages
-    Tag(TagArgs),
+    Tag(tag::TagArgs),
     /// Run the in-cluster service: webhooks, schedules, metrics, status page
     Serve(ServeArgs),
     /// Check configuration, policies and manifests offline
@@ -116,22 +117,6 @@ pub struct BumpArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct TagArgs {
-    /// Repository to tag
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub repo: PathBuf,
-    /// Tag prefix of the component, e.g. django-api-
-    #[arg(long, default_value = "")]
-    pub prefix: String,
-    /// Only commits touching this directory count
-    #[arg(long, value_name = "DIR")]
-    pub path: Option<PathBuf>,
-    /// Print the tag that would be created; create nothing
-    #[arg(long)]
-    pub dry_run: bool,
-}
-
-#[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub source: SourceArgs,
@@ -170,7 +155,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Validate(args) => validate::run(global, args),
         Command::Version => version::run(),
         Command::Bump(_) => not_built("bump"),
-        Command::Tag(_) => not_built("tag"),
+        Command::Tag(args) => tag::run(global, args),
         Command::Serve(_) => not_built("serve"),
     }
 }

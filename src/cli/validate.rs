@@ -21,13 +21,20 @@ pub fn run(global: &GlobalArgs, args: ValidateArgs) -> Outcome {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("{e}");
-            eprintln!("{} problem(s) in the configuration; nothing was checked further.", e.problems.len());
+            eprintln!(
+                "{} problem(s) in the configuration; nothing was checked further.",
+                e.problems.len()
+            );
             return Outcome::Failed;
         }
     };
     // Application paths are relative to the repository root: the --source
     // directory, else the directory holding relbot.yaml.
-    let root = args.source.source.clone().unwrap_or_else(|| loaded.base_dir().to_path_buf());
+    let root = args
+        .source
+        .source
+        .clone()
+        .unwrap_or_else(|| loaded.base_dir().to_path_buf());
     let (apps, problems) = match relbot::source::load_desired(&root, &loaded.config) {
         Ok(apps) => {
             let notes: Vec<_> = apps.iter().flat_map(|a| a.notes.clone()).collect();
@@ -66,7 +73,11 @@ pub fn run(global: &GlobalArgs, args: ValidateArgs) -> Outcome {
             }
         }
     }
-    if errors == 0 { Outcome::Clean } else { Outcome::Failed }
+    if errors == 0 {
+        Outcome::Clean
+    } else {
+        Outcome::Failed
+    }
 }
 
 /// Problems name files relative to the source root; print them relative to
