@@ -1,6 +1,7 @@
 //! Argument definitions and dispatch. Each subcommand's body lives in its own
 //! file; they all return an [`Outcome`] so exit codes mean the same everywhere.
 
+mod completion;
 pub mod logging;
 pub mod sync;
 mod tag;
@@ -20,7 +21,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     long_about = "relbot syncs a cluster-config git repository into a Kubernetes cluster \
 (server-side apply, prune, self-heal, health), tags images with semver, and opens \
 version-bump pull requests when a registry has newer tags - one update at a time.",
-    after_help = "Examples:\n  relbot validate --source manifests-sample\n  relbot sync --dry-run --source manifests-sample\n  relbot diff --app platform\n  relbot serve --listen 0.0.0.0:8080"
+    after_help = "Examples:\n  relbot validate --source manifests-sample\n  relbot sync --dry-run --source manifests-sample\n  relbot diff --app platform\n  relbot serve --listen 0.0.0.0:8080\n  source <(relbot completion bash)"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -79,6 +80,8 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Print the version
     Version,
+    /// Print a shell completion script (bash, zsh, fish)
+    Completion(completion::CompletionArgs),
 }
 
 /// Where desired state comes from, shared by the commands that read it.
@@ -157,6 +160,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Bump(_) => not_built("bump"),
         Command::Tag(args) => tag::run(global, args),
         Command::Serve(_) => not_built("serve"),
+        Command::Completion(args) => completion::run(args),
     }
 }
 
