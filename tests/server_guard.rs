@@ -192,6 +192,7 @@ async fn fifty_mixed_webhooks_at_once_run_one_at_a_time_with_one_pr_per_policy()
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(state)).await.unwrap() });
+    relbot::tls::init();
     let client = reqwest::Client::new();
 
     // 25 pushes (each touching one app) and 25 registry pushes (each naming
@@ -205,7 +206,7 @@ async fn fifty_mixed_webhooks_at_once_run_one_at_a_time_with_one_pr_per_policy()
                 let body = json!({
                     "ref": "refs/heads/main", "before": "0".repeat(40), "after": format!("{i:040}"),
                     "repository": {"full_name": "acme/cluster-config"},
-                    "commits": [{"added": [], "modified": [format!("manifests/app{}/x.yaml", i % APPS)], "removed": []}]
+                    "commits": [{"added": [], "modified": [format!("manifests/app{}/x.yaml", (i / 2) % APPS)], "removed": []}]
                 })
                 .to_string();
                 client
@@ -217,7 +218,7 @@ async fn fifty_mixed_webhooks_at_once_run_one_at_a_time_with_one_pr_per_policy()
                     .send()
                     .await
             } else {
-                let body = json!({"push_data": {"tag": format!("1.0.{i}")}, "repository": {"repo_name": format!("acme/policy{}", i % POLICIES)}});
+                let body = json!({"push_data": {"tag": format!("1.0.{i}")}, "repository": {"repo_name": format!("acme/policy{}", (i / 2) % POLICIES)}});
                 client.post(format!("{base}/webhooks/registry/{TOKEN}")).body(body.to_string()).send().await
             };
             response.unwrap().status().as_u16()

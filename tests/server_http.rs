@@ -70,6 +70,7 @@ struct Server {
 }
 
 async fn start(body_limit: usize) -> Server {
+    relbot::tls::init();
     let recorder = Recorder::default();
     let metrics = Arc::new(Metrics::new());
     let queue = UpdateQueue::start(recorder.clone(), LeaderState::always(), metrics.clone());
