@@ -197,3 +197,26 @@ async fn defaults_are_filled_in() {
     );
     tc.cleanup().await;
 }
+
+#[tokio::test]
+async fn lease_updates_are_optimistic() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let tc = TestCluster::acquire("crud-lease").await;
+    let api: Api<Lease> = Api::namespaced(tc.client(), tc.namespace());
+    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "relbot"},
+        "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}}))
+    .unwrap();
+    let held = api.create(&PostParams::default(), &lease).await.unwrap();
+    let mut by_b = held.clone();
+    by_b.spec.as_mut().unwrap().holder_identity = Some("b".into());
+    let mut by_c = held.clone();
+    by_c.spec.as_mut().unwrap().holder_identity = Some("c".into());
+    api.replace("relbot", &PostParams::default(), &by_b)
+        .await
+        .unwrap();
+    let s = status(api.replace("relbot", &PostParams::default(), &by_c).await);
+    assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
+    let now = api.get("relbot").await.unwrap();
+    assert_eq!(now.spec.unwrap().holder_identity.as_deref(), Some("b"));
+    tc.cleanup().await;
+}
