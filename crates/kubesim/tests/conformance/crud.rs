@@ -220,3 +220,22 @@ async fn lease_updates_are_optimistic() {
     assert_eq!(now.spec.unwrap().holder_identity.as_deref(), Some("b"));
     tc.cleanup().await;
 }
+
+#[tokio::test]
+async fn events_are_served_in_both_groups() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event;
+    let tc = TestCluster::acquire("crud-events").await;
+    let api: Api<Event> = Api::namespaced(tc.client(), tc.namespace());
+    let ev: Event = serde_json::from_value(json!({"metadata": {"generateName": "relbot-"},
+        "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "relbot.dev/relbot",
+        "reportingInstance": "relbot-0", "action": "Sync", "reason": "Synced", "type": "Normal",
+        "regarding": {"kind": "ConfigMap", "name": "a", "namespace": tc.namespace(), "apiVersion": "v1"},
+        "note": "synced"}))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &ev).await.unwrap();
+    assert!(created.metadata.name.unwrap().starts_with("relbot-"));
+    let core: Api<CoreEvent> = Api::namespaced(tc.client(), tc.namespace());
+    assert!(core.list(&Default::default()).await.is_ok());
+    tc.cleanup().await;
+}
