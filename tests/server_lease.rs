@@ -73,6 +73,16 @@ async fn lease_elects_one_leader_and_fails_over() {
     assert!(winner.try_acquire_or_renew().await.unwrap());
     assert!(!loser.try_acquire_or_renew().await.unwrap());
     winner.release().await.unwrap();
+    // A released Lease exists: both race to replace it with the same
+    // resourceVersion, and the API server's conflict check lets one through.
+    let (ra, rb) = tokio::join!(a.try_acquire_or_renew(), b.try_acquire_or_renew());
+    assert!(
+        ra.unwrap() ^ rb.unwrap(),
+        "exactly one wins the race for a released Lease"
+    );
+    a.release().await.unwrap();
+    b.release().await.unwrap();
+    assert_eq!(holder(&cluster).await, None);
 
     // Campaigns: a starts first and leads; b stands by.
     let a_handle = a.clone().spawn();
