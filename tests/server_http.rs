@@ -396,3 +396,56 @@ fn check_prometheus_text(text: &str) {
         "expected relbot's metric families, got {typed:?}"
     );
 }
+
+#[tokio::test]
+async fn graceful_shutdown_stops_accepting() {
+    relbot::tls::init();
+    let metrics = Arc::new(Metrics::new());
+    let queue = UpdateQueue::start(Recorder::default(), LeaderState::always(), metrics.clone());
+    let readiness = Arc::new(Readiness::new(Vec::<String>::new(), metrics.clone()));
+    let state = AppState::new(
+        queue,
+        metrics,
+        readiness,
+        LeaderState::always(),
+        routes(),
+        HttpSettings::default(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(relbot::server::http::serve(
+        listener,
+        router(state),
+        shutdown.clone(),
+    ));
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    // Without a configured secret, GitHub deliveries are refused.
+    let response = client
+        .post(format!("http://{addr}/webhooks/github"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    shutdown.cancel();
+    tokio::time::timeout(std::time::Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "listener closed"
+    );
+}

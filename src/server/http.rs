@@ -50,6 +50,31 @@ impl Default for HttpSettings {
     }
 }
 
+impl HttpSettings {
+    /// Secrets from `RELBOT_GITHUB_WEBHOOK_SECRET` and
+    /// `RELBOT_REGISTRY_WEBHOOK_TOKEN` (or the files named by their `…_FILE`
+    /// variants, e.g. a mounted Secret); the default body limit.
+    pub fn from_env() -> Result<Self, std::io::Error> {
+        Ok(HttpSettings {
+            body_limit: DEFAULT_BODY_LIMIT,
+            github_secret: Secret::from_env(super::webhook::GITHUB_SECRET_ENV)?,
+            registry_token: Secret::from_env(super::webhook::REGISTRY_TOKEN_ENV)?,
+        })
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` fires, then stops accepting
+/// and lets in-flight requests finish (axum's graceful shutdown).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
 /// Conditions that must all hold before `/readyz` answers 200, e.g. `fetch`
 /// (first successful fetch) and, in a cluster, `discovery`.
 pub struct Readiness {
