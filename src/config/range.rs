@@ -135,7 +135,7 @@ mod tests {
 
     #[test]
     fn space_separated_and() {
-        assert!(inside(">=0.1.0 <1.0.0", "0.0.18") == false);
+        assert!(!inside(">=0.1.0 <1.0.0", "0.0.18"));
         assert!(inside(">=0.1.0 <1.0.0", "0.9.9"));
         assert!(!inside(">=0.1.0 <1.0.0", "1.0.0"));
         assert!(inside(">= 1.2 < 2", "1.9.0"));

@@ -526,6 +526,9 @@ pub fn write_entries(obj: &mut Value, entries: &[Entry]) {
             v
         })
         .collect();
+    if obj.is_object() && obj.get("metadata").is_none() && !list.is_empty() {
+        obj["metadata"] = json!({});
+    }
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         if list.is_empty() {
             meta.remove("managedFields");
@@ -618,9 +621,10 @@ pub fn apply(live: &Value, cfg: &Value, ctx: &ApplyCtx) -> Result<Value, Vec<Con
         .filter(|(i, _)| Some(*i) != mine)
         .flat_map(|(_, e)| e.set.iter().cloned())
         .collect();
-    // Deepest first so an item is emptied before its parent list is judged.
+    // Shallowest first: a list item goes whole, before removing its key fields
+    // could make it unrecognisable.
     let mut dropped: Vec<&Path> = old_set.difference(&new_set).collect();
-    dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    dropped.sort_by_key(|p| p.len());
     for p in dropped {
         if !covers_or_below(&others, p) {
             remove(&mut merged, p);
@@ -731,5 +735,36 @@ mod tests {
             Pe::Field("image".into()),
         ];
         assert_eq!(path_string(&p), ".spec.containers[name=\"app\"].image");
+    }
+}
+
+#[cfg(test)]
+mod removal_tests {
+    use super::*;
+
+    #[test]
+    fn dropped_list_items_are_removed() {
+        let ctx = ApplyCtx {
+            manager: "m",
+            api_version: "apps/v1",
+            subresource: None,
+            force: false,
+            now: "t",
+            schema: Schema::Builtin("Deployment"),
+            scope: Scope::MainNoStatus,
+        };
+        let two = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "app", "image": "a"}, {"name": "side", "image": "b"}]}}}});
+        let one = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "a"}]}}}});
+        let first = apply(&Value::Null, &two, &ctx).unwrap();
+        let second = apply(&first, &one, &ctx).unwrap();
+        assert_eq!(
+            second["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1,
+            "{second}"
+        );
     }
 }

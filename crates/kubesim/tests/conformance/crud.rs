@@ -197,3 +197,45 @@ async fn defaults_are_filled_in() {
     );
     tc.cleanup().await;
 }
+
+#[tokio::test]
+async fn lease_updates_are_optimistic() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let tc = TestCluster::acquire("crud-lease").await;
+    let api: Api<Lease> = Api::namespaced(tc.client(), tc.namespace());
+    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "relbot"},
+        "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}}))
+    .unwrap();
+    let held = api.create(&PostParams::default(), &lease).await.unwrap();
+    let mut by_b = held.clone();
+    by_b.spec.as_mut().unwrap().holder_identity = Some("b".into());
+    let mut by_c = held.clone();
+    by_c.spec.as_mut().unwrap().holder_identity = Some("c".into());
+    api.replace("relbot", &PostParams::default(), &by_b)
+        .await
+        .unwrap();
+    let s = status(api.replace("relbot", &PostParams::default(), &by_c).await);
+    assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
+    let now = api.get("relbot").await.unwrap();
+    assert_eq!(now.spec.unwrap().holder_identity.as_deref(), Some("b"));
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn events_are_served_in_both_groups() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event;
+    let tc = TestCluster::acquire("crud-events").await;
+    let api: Api<Event> = Api::namespaced(tc.client(), tc.namespace());
+    let ev: Event = serde_json::from_value(json!({"metadata": {"generateName": "relbot-"},
+        "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "relbot.dev/relbot",
+        "reportingInstance": "relbot-0", "action": "Sync", "reason": "Synced", "type": "Normal",
+        "regarding": {"kind": "ConfigMap", "name": "a", "namespace": tc.namespace(), "apiVersion": "v1"},
+        "note": "synced"}))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &ev).await.unwrap();
+    assert!(created.metadata.name.unwrap().starts_with("relbot-"));
+    let core: Api<CoreEvent> = Api::namespaced(tc.client(), tc.namespace());
+    assert!(core.list(&Default::default()).await.is_ok());
+    tc.cleanup().await;
+}

@@ -343,3 +343,45 @@ async fn non_apply_writes_record_update_entries() {
     );
     tc.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_container_dropped_from_the_apply_config_is_removed() {
+    let tc = TestCluster::acquire("ssa-drop-container").await;
+    let api: Api<Deployment> = Api::namespaced(tc.client(), tc.namespace());
+    let pp = PatchParams::apply("relbot");
+    let mut two = deployment("web", "nginx:1.25", Some(1));
+    two["spec"]["template"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "sidecar", "image": "busybox:1.36"}));
+    api.patch("web", &pp, &Patch::Apply(&two)).await.unwrap();
+    let d = api
+        .patch(
+            "web",
+            &pp,
+            &Patch::Apply(deployment("web", "nginx:1.25", Some(1))),
+        )
+        .await
+        .unwrap();
+    let containers = d.spec.unwrap().template.spec.unwrap().containers;
+    assert_eq!(containers.len(), 1);
+    assert_eq!(containers[0].name, "app");
+    // Labels work the same way.
+    let mut labelled = deployment("web", "nginx:1.25", Some(1));
+    labelled["metadata"]["labels"]["extra"] = json!("yes");
+    let d = api
+        .patch("web", &pp, &Patch::Apply(&labelled))
+        .await
+        .unwrap();
+    assert_eq!(d.metadata.labels.unwrap()["extra"], "yes");
+    let d = api
+        .patch(
+            "web",
+            &pp,
+            &Patch::Apply(deployment("web", "nginx:1.25", Some(1))),
+        )
+        .await
+        .unwrap();
+    assert!(!d.metadata.labels.unwrap().contains_key("extra"));
+    tc.cleanup().await;
+}
