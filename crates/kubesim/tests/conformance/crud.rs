@@ -239,3 +239,62 @@ async fn events_are_served_in_both_groups() {
     assert!(core.list(&Default::default()).await.is_ok());
     tc.cleanup().await;
 }
+
+#[tokio::test]
+async fn secrets_json_patches_and_delete_collection() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{DeleteParams, ListParams};
+    let tc = TestCluster::acquire("crud-misc").await;
+    let secrets: Api<Secret> = Api::namespaced(tc.client(), tc.namespace());
+    let s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"user": "relbot"}});
+    let created = secrets
+        .patch("s", &PatchParams::apply("relbot"), &Patch::Apply(&s))
+        .await
+        .unwrap();
+    assert_eq!(created.type_.as_deref(), Some("Opaque"));
+    assert_eq!(created.data.unwrap()["user"].0, b"relbot");
+    assert!(created.string_data.is_none());
+
+    let api: Api<ConfigMap> = Api::namespaced(tc.client(), tc.namespace());
+    for name in ["a", "b"] {
+        let mut cm = configmap(name, json!({"k": "v"}));
+        cm["metadata"]["labels"] = json!({"group": "doomed"});
+        api.patch(name, &PatchParams::apply("relbot"), &Patch::Apply(cm))
+            .await
+            .unwrap();
+    }
+    let ops = json!([
+        {"op": "replace", "path": "/data/k", "value": "w"},
+        {"op": "add", "path": "/data/n", "value": "1"}]);
+    let path = format!("/api/v1/namespaces/{}/configmaps/a", tc.namespace());
+    let (code, patched) = crate::common::raw(
+        &tc.client(),
+        "PATCH",
+        &path,
+        "application/json-patch+json",
+        &ops.to_string(),
+    )
+    .await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(
+        (patched["data"]["k"].as_str(), patched["data"]["n"].as_str()),
+        (Some("w"), Some("1"))
+    );
+
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("group=doomed"),
+    )
+    .await
+    .unwrap();
+    let left = crate::common::eventually(std::time::Duration::from_secs(10), || async {
+        let l = api
+            .list(&ListParams::default().labels("group=doomed"))
+            .await
+            .ok()?;
+        l.items.is_empty().then_some(())
+    })
+    .await;
+    assert!(left.is_some());
+    tc.cleanup().await;
+}
