@@ -130,23 +130,19 @@ pub fn list_type(schema: Schema<'_>, path: &[Pe]) -> ListType {
     }
 }
 
-/// Free-form maps whose node is itself a member (`.: {}` in FieldsV1).
-fn is_map_node(path: &[Pe]) -> bool {
-    matches!(
-        last_field(path),
-        Some(
-            "labels"
-                | "annotations"
-                | "matchLabels"
-                | "data"
-                | "stringData"
-                | "binaryData"
-                | "nodeSelector"
-                | "requests"
-                | "limits"
-                | "capacity"
-        )
-    )
+/// Structs the schema marks atomic (`+structType=atomic`, `x-kubernetes-map-type: atomic`):
+/// owned and replaced whole, like a scalar. `metav1.LabelSelector` is the one relbot meets.
+pub fn atomic_struct(schema: Schema<'_>, path: &[Pe]) -> bool {
+    match schema {
+        Schema::Builtin(kind) => match last_field(path) {
+            Some("selector") => !(kind == "Service" && path.len() == 2),
+            Some("podSelector" | "namespaceSelector" | "labelSelector") => true,
+            _ => false,
+        },
+        Schema::Custom(root) => root.and_then(|r| schema_at(r, path)).is_some_and(|n| {
+            n["x-kubernetes-map-type"] == "atomic" || n["x-kubernetes-struct-type"] == "atomic"
+        }),
+    }
 }
 
 fn default_key_value(field: &str) -> Option<Value> {
@@ -222,10 +218,10 @@ pub fn field_set(obj: &Value, schema: Schema<'_>, scope: Scope) -> FieldSet {
 
 fn walk(v: &Value, path: &mut Path, schema: Schema<'_>, out: &mut FieldSet) {
     match v {
+        Value::Object(_) if atomic_struct(schema, path) => {
+            out.insert(path.clone());
+        }
         Value::Object(m) if !m.is_empty() => {
-            if is_map_node(path) {
-                out.insert(path.clone());
-            }
             for (k, cv) in m {
                 path.push(Pe::Field(k.clone()));
                 walk(cv, path, schema, out);
@@ -327,6 +323,7 @@ pub fn merge(live: &Value, cfg: &Value, schema: Schema<'_>) -> Value {
 
 fn merge_at(live: &Value, cfg: &Value, path: &mut Path, schema: Schema<'_>) -> Value {
     match (live, cfg) {
+        (Value::Object(_), Value::Object(_)) if atomic_struct(schema, path) => strip_nulls(cfg),
         (Value::Object(l), Value::Object(c)) => {
             let mut out = l.clone();
             for (k, cv) in c {
@@ -593,8 +590,8 @@ pub fn apply(live: &Value, cfg: &Value, ctx: &ApplyCtx) -> Result<Value, Vec<Con
         for p in new_set.intersection(&e.set) {
             let before = get(&base, p);
             let after = get(&merged, p);
-            let is_leaf = !matches!(after, Some(Value::Object(_)))
-                && !matches!(p.last(), Some(Pe::Key(_) | Pe::Value(_)));
+            // Set members are leaves, atomic structs included; list items are not.
+            let is_leaf = !matches!(p.last(), Some(Pe::Key(_) | Pe::Value(_)));
             if is_leaf && before != after {
                 conflicts.push(Conflict {
                     manager: describe(e),
@@ -660,14 +657,21 @@ pub fn record_update(old: &Value, new: &mut Value, ctx: &ApplyCtx) {
     let old_set = field_set(old, ctx.schema, ctx.scope);
     let changed: FieldSet = new_set
         .iter()
-        .filter(|p| get(old, p) != get(new, p) || !old_set.contains(*p))
-        .filter(|p| {
-            // Parents of changed fields are not changes themselves.
-            !matches!(get(new, p), Some(Value::Object(m)) if !m.is_empty())
-                || matches!(p.last(), Some(Pe::Key(_))) && !old_set.contains(*p)
+        .filter(|p| match p.last() {
+            Some(Pe::Key(_) | Pe::Value(_)) => !old_set.contains(*p),
+            _ => get(old, p) != get(new, p),
         })
         .cloned()
         .collect();
+    let mut changed = changed;
+    // Update entries also own the maps and structs they brought into being (`.: {}`).
+    let created: Vec<Path> = changed
+        .iter()
+        .flat_map(|p| (1..p.len()).map(move |n| p[..n].to_vec()))
+        .filter(|q| matches!(q.last(), Some(Pe::Field(_))))
+        .filter(|q| get(old, q).is_none() && matches!(get(new, q), Some(Value::Object(_))))
+        .collect();
+    changed.extend(created);
     let removed: Vec<Path> = old_set.difference(&new_set).cloned().collect();
     if changed.is_empty() && removed.is_empty() {
         write_entries(new, &entries);
@@ -722,7 +726,8 @@ mod tests {
             c["f:ports"]["k:{\"containerPort\":80,\"protocol\":\"TCP\"}"]["f:containerPort"],
             json!({})
         );
-        assert_eq!(enc["f:metadata"]["f:labels"]["."], json!({}));
+        // Apply sets mark list items only; maps are not members themselves.
+        assert_eq!(enc["f:metadata"]["f:labels"], json!({"f:app": {}}));
         assert_eq!(decode(&enc), set);
     }
 
