@@ -21,6 +21,7 @@ mod controllers;
 mod defaults;
 mod discovery;
 mod faults;
+mod fieldsv1;
 mod selectors;
 mod server;
 mod ssa;
