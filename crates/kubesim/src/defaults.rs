@@ -64,6 +64,7 @@ pub fn apply(res: &ResourceInfo, o: &mut Value, inner: &mut Inner, create: bool)
     if res.custom {
         return Ok(());
     }
+    quantities_as_strings(o, false);
     let name = o["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
@@ -172,6 +173,28 @@ pub fn apply(res: &ResourceInfo, o: &mut Value, inner: &mut Inner, create: bool)
         _ => {}
     }
     Ok(())
+}
+
+/// `resource.Quantity` fields are strings on the wire; the real server accepts
+/// `cpu: 1` and returns `cpu: "1"`.
+fn quantities_as_strings(v: &mut Value, in_quantity_map: bool) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m.iter_mut() {
+                let quantity_map = matches!(
+                    k.as_str(),
+                    "requests" | "limits" | "capacity" | "hard" | "overhead" | "allocatable"
+                );
+                if (in_quantity_map || k == "sizeLimit") && child.is_number() {
+                    *child = json!(child.to_string());
+                } else {
+                    quantities_as_strings(child, quantity_map);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|c| quantities_as_strings(c, false)),
+        _ => {}
+    }
 }
 
 fn job_defaults(o: &mut Value, create: bool) {

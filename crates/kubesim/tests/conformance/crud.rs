@@ -185,6 +185,35 @@ async fn defaults_are_filled_in() {
         spec.strategy.unwrap().type_.as_deref(),
         Some("RollingUpdate")
     );
+    let mut with_resources = deployment("web", "nginx:1.25", None);
+    with_resources["spec"]["template"]["spec"]["containers"][0]["resources"] =
+        json!({"requests": {"cpu": 1, "memory": "64Mi"}, "limits": {"cpu": 2}});
+    let d = api
+        .patch(
+            "web",
+            &PatchParams::apply("relbot"),
+            &Patch::Apply(&with_resources),
+        )
+        .await
+        .unwrap();
+    let r = d
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .resources
+        .clone()
+        .unwrap();
+    assert_eq!(
+        r.requests.unwrap()["cpu"].0,
+        "1",
+        "numeric quantities come back as strings"
+    );
+    assert_eq!(r.limits.unwrap()["cpu"].0, "2");
     let c = &spec.template.spec.unwrap().containers[0];
     assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
     assert_eq!(
