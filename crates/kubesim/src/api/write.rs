@@ -277,6 +277,10 @@ pub fn apply(sim: &Sim, t: &Target, w: &Writer, cfg: Value) -> ApiResult<Reply> 
             .map(|p| format!("unknown field \"{p}\""))
             .collect();
     }
+    // The real server decodes quantities before merging, so `1024Mi` meets `1Gi` as equal.
+    if !t.res.custom {
+        crate::defaults::quantities_as_strings(&mut cfg, false);
+    }
     let rv_precondition = cfg["metadata"]["resourceVersion"]
         .as_str()
         .map(String::from);

@@ -187,7 +187,7 @@ async fn defaults_are_filled_in() {
     );
     let mut with_resources = deployment("web", "nginx:1.25", None);
     with_resources["spec"]["template"]["spec"]["containers"][0]["resources"] =
-        json!({"requests": {"cpu": 1, "memory": "64Mi"}, "limits": {"cpu": 2}});
+        json!({"requests": {"cpu": 1, "memory": "1024Mi"}, "limits": {"cpu": 0.5}});
     let d = api
         .patch(
             "web",
@@ -208,12 +208,16 @@ async fn defaults_are_filled_in() {
         .resources
         .clone()
         .unwrap();
+    let requests = r.requests.unwrap();
     assert_eq!(
-        r.requests.unwrap()["cpu"].0,
-        "1",
+        requests["cpu"].0, "1",
         "numeric quantities come back as strings"
     );
-    assert_eq!(r.limits.unwrap()["cpu"].0, "2");
+    assert_eq!(
+        requests["memory"].0, "1Gi",
+        "quantities are stored canonically"
+    );
+    assert_eq!(r.limits.unwrap()["cpu"].0, "500m");
     let c = &spec.template.spec.unwrap().containers[0];
     assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
     assert_eq!(
