@@ -39,6 +39,7 @@ fn main() {
     let find_time = started.elapsed();
 
     let started = Instant::now();
+    let mut write_time = std::time::Duration::ZERO;
     let (mut files_changed, mut lines_changed) = (0, 0);
     for p in 0..POLICIES {
         let image = format!("registry.local:5000/team/app-{p}");
@@ -52,7 +53,9 @@ fn main() {
         for change in bump.changes {
             files_changed += 1;
             lines_changed += change.changes.len();
+            let writing = Instant::now();
             std::fs::write(root.join(&change.path), change.new_text).unwrap();
+            write_time += writing.elapsed();
         }
     }
     let bump_time = started.elapsed();
@@ -68,9 +71,10 @@ fn main() {
         find_time.as_secs_f64() * 1e3
     );
     println!(
-        "rewrite: bump {POLICIES} policies (find + edit + verify + write): {:.1} ms, \
-         {files_changed} file writes, {lines_changed} lines changed",
-        bump_time.as_secs_f64() * 1e3
+        "rewrite: bump {POLICIES} policies (read + find + edit + verify + write): {:.1} ms, \
+         of which writing files {:.1} ms; {files_changed} file writes, {lines_changed} lines changed",
+        bump_time.as_secs_f64() * 1e3,
+        write_time.as_secs_f64() * 1e3
     );
     println!("rewrite: peak memory (VmHWM): {}", peak_memory());
 }

@@ -199,14 +199,10 @@ impl Finder<'_> {
                 }
             }
         }
-        if self.is_kustomization(doc, root) {
-            if let Some(images) = doc.get(root, "images") {
-                for entry in doc.items(images) {
-                    if let Some(reference) = self.kustomize_reference(doc_index, doc, entry, &seen)
-                    {
-                        out.push(reference);
-                    }
-                }
+        let images = doc.get(root, "images");
+        if let Some(images) = images.filter(|_| self.is_kustomization(doc, root)) {
+            for entry in doc.items(images) {
+                out.extend(self.kustomize_reference(doc_index, doc, entry, &seen));
             }
         }
     }
