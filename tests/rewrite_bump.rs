@@ -295,3 +295,66 @@ fn rewrite_reports_invalid_yaml_with_position() {
     assert!(matches!(error, RewriteError::Syntax { .. }), "{error}");
     assert!(error.to_string().starts_with("bad.yaml:"), "{error}");
 }
+
+#[test]
+fn rewrite_verification_refuses_an_edit_in_the_wrong_place() {
+    use relbot::release::rewrite::{Edit, ExpectedChange, apply_edits, find_references, verify};
+
+    let text = fixture("deployment_comments.yaml");
+    let path = Path::new("d.yaml");
+    let references = find_references(path, &text).unwrap();
+    let api = &references[1];
+    let edits = api.edits_for("0.0.18", None).unwrap();
+    assert_eq!(
+        edits,
+        vec![Edit {
+            span: api.span.clone(),
+            new_text: ":0.0.18".to_string()
+        }]
+    );
+    let expected = [ExpectedChange {
+        doc_index: 0,
+        pointer: "/spec/template/spec/containers/0/image".to_string(),
+        new_value: "docker.io/ahuora/django-api:0.0.18".to_string(),
+    }];
+    let good = apply_edits(&text, &edits).unwrap();
+    verify(path, &text, &good, &expected).unwrap();
+
+    // The same edit shifted onto the sidecar's tag must be refused.
+    let sidecar = &references[2];
+    let wrong = [Edit {
+        span: sidecar.span.clone(),
+        new_text: ":0.0.18".to_string(),
+    }];
+    let bad = apply_edits(&text, &wrong).unwrap();
+    let error = verify(path, &text, &bad, &expected).unwrap_err();
+    assert!(
+        matches!(error, RewriteError::Verification { .. }),
+        "{error}"
+    );
+    // An edit that breaks the YAML is refused too.
+    let broken = [Edit {
+        span: api.span.start..api.span.start,
+        new_text: "\n  - x".to_string(),
+    }];
+    let bad = apply_edits(&text, &broken).unwrap();
+    assert!(verify(path, &text, &bad, &expected).is_err());
+}
+
+#[test]
+fn rewrite_markers_apply_only_to_their_own_line() {
+    let text = "kind: ConfigMap\ndata:\n  a: docker.io/ahuora/django-api:0.0.17\n  # relbot: policy=django-api\n  b: docker.io/ahuora/django-api:0.0.17 # relbot: policy=django-api\n  c: x # {\"$imagepolicy\": \"ns:django-api:name\"}\n";
+    let change = bump_file(Path::new("cm.yaml"), text, &API, "0.0.18", None).unwrap();
+    let expected = replace_on_lines(text, &[(5, "0.0.17 #", "0.0.18 #")]);
+    assert_bump(change, &expected, &[5]);
+}
+
+#[test]
+fn rewrite_skips_empty_images_and_non_workloads() {
+    let text = "kind: Deployment\nspec:\n  template:\n    spec:\n      containers:\n        - name: a\n          image:\n---\nkind: ConfigMap\nspec:\n  template:\n    spec:\n      containers:\n        - {name: b, image: docker.io/ahuora/django-api:0.0.17}\n";
+    assert!(
+        bump_file(Path::new("x.yaml"), text, &API, "0.0.18", None)
+            .unwrap()
+            .is_none()
+    );
+}

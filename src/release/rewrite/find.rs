@@ -178,10 +178,11 @@ impl Finder<'_> {
                     let Some(image) = doc.get(container, "image") else {
                         continue;
                     };
-                    if !matches!(doc.nodes[image].kind, NodeKind::Scalar { .. })
+                    if doc.scalar(image).is_none_or(str::is_empty)
                         || !seen.insert(doc.nodes[image].span.clone())
                     {
-                        // Not a scalar, or an alias of an image already found.
+                        // Not a scalar, empty, or an alias of an image
+                        // already found.
                         continue;
                     }
                     let kind = ReferenceKind::Container {
