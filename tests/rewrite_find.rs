@@ -205,3 +205,20 @@ fn find_policy_files_by_glob() {
         vec![Path::new("manifests/ahuora/a.yaml").to_path_buf()]
     );
 }
+
+#[test]
+fn find_objects_inside_a_list() {
+    let text = "apiVersion: v1\nkind: List\nitems:\n  - kind: Job\n    metadata: {name: once}\n    spec:\n      template:\n        spec:\n          containers: [{name: run, image: \"busybox:1.36\"}]\n  - kind: Pod\n    metadata: {name: p}\n    spec:\n      initContainers:\n        - {name: i, image: alpine:3.19}\n";
+    let refs = find_references(Path::new("list.yaml"), text).unwrap();
+    let found: Vec<(&str, &str, &str)> = refs
+        .iter()
+        .map(|r| {
+            let (kind, name, _) = container(r);
+            (kind, name, r.image.as_str())
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![("Job", "run", "busybox"), ("Pod", "i", "alpine")]
+    );
+}

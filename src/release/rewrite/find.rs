@@ -159,51 +159,72 @@ impl Finder<'_> {
             };
             out.push(self.scalar_reference(doc_index, doc, node, kind, marker.tag_only));
         }
-        let object_kind = doc.get(root, "kind").and_then(|k| doc.scalar(k));
-        if let Some(pod_spec) = object_kind
-            .and_then(pod_spec_path)
-            .and_then(|p| doc.path(root, p))
-        {
-            let metadata = doc.get(root, "metadata");
-            let meta = |key| {
-                metadata
-                    .and_then(|m| doc.get(m, key))
-                    .and_then(|v| doc.scalar(v))
-            };
-            for (field, key) in ContainerField::ALL {
-                let Some(list) = doc.get(pod_spec, key) else {
-                    continue;
-                };
-                for container in doc.items(list) {
-                    let Some(image) = doc.get(container, "image") else {
-                        continue;
-                    };
-                    if doc.scalar(image).is_none_or(str::is_empty)
-                        || !seen.insert(doc.nodes[image].span.clone())
-                    {
-                        // Not a scalar, empty, or an alias of an image
-                        // already found.
-                        continue;
-                    }
-                    let kind = ReferenceKind::Container {
-                        kind: object_kind.unwrap_or_default().to_string(),
-                        namespace: meta("namespace").map(str::to_string),
-                        name: meta("name").unwrap_or_default().to_string(),
-                        field,
-                        container: doc
-                            .get(container, "name")
-                            .and_then(|n| doc.scalar(n))
-                            .unwrap_or_default()
-                            .to_string(),
-                    };
-                    out.push(self.scalar_reference(doc_index, doc, image, kind, false));
-                }
-            }
+        // `kind: List` (as `kubectl get -o yaml` writes) holds objects.
+        let kind_of = |node| doc.get(node, "kind").and_then(|k| doc.scalar(k));
+        let objects = match (kind_of(root), doc.get(root, "items")) {
+            (Some("List"), Some(items)) => doc.items(items),
+            _ => vec![root],
+        };
+        for object in objects {
+            self.containers(doc_index, doc, object, &mut seen, out);
         }
         let images = doc.get(root, "images");
         if let Some(images) = images.filter(|_| self.is_kustomization(doc, root)) {
             for entry in doc.items(images) {
                 out.extend(self.kustomize_reference(doc_index, doc, entry, &seen));
+            }
+        }
+    }
+
+    /// Container images of one workload object.
+    fn containers(
+        &self,
+        doc_index: usize,
+        doc: &Document,
+        object: NodeId,
+        seen: &mut HashSet<Range<usize>>,
+        out: &mut Vec<ImageReference>,
+    ) {
+        let object_kind = doc.get(object, "kind").and_then(|k| doc.scalar(k));
+        let Some(pod_spec) = object_kind
+            .and_then(pod_spec_path)
+            .and_then(|p| doc.path(object, p))
+        else {
+            return;
+        };
+        let metadata = doc.get(object, "metadata");
+        let meta = |key| {
+            metadata
+                .and_then(|m| doc.get(m, key))
+                .and_then(|v| doc.scalar(v))
+        };
+        for (field, key) in ContainerField::ALL {
+            let Some(list) = doc.get(pod_spec, key) else {
+                continue;
+            };
+            for container in doc.items(list) {
+                let Some(image) = doc.get(container, "image") else {
+                    continue;
+                };
+                if doc.scalar(image).is_none_or(str::is_empty)
+                    || !seen.insert(doc.nodes[image].span.clone())
+                {
+                    // Not a scalar, empty, or an alias of an image already
+                    // found.
+                    continue;
+                }
+                let kind = ReferenceKind::Container {
+                    kind: object_kind.unwrap_or_default().to_string(),
+                    namespace: meta("namespace").map(str::to_string),
+                    name: meta("name").unwrap_or_default().to_string(),
+                    field,
+                    container: doc
+                        .get(container, "name")
+                        .and_then(|n| doc.scalar(n))
+                        .unwrap_or_default()
+                        .to_string(),
+                };
+                out.push(self.scalar_reference(doc_index, doc, image, kind, false));
             }
         }
     }
