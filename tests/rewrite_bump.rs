@@ -358,3 +358,65 @@ fn rewrite_skips_empty_images_and_non_workloads() {
             .is_none()
     );
 }
+
+/// Every byte outside the edits' spans is the same, in order.
+fn assert_only_spans_changed(old: &str, new: &str, edits: &[relbot::release::rewrite::Edit]) {
+    let mut edits = edits.to_vec();
+    edits.sort_by_key(|e| e.span.start);
+    let (mut old_at, mut new_at) = (0, 0);
+    for edit in &edits {
+        let gap = edit.span.start - old_at;
+        assert_eq!(&old[old_at..edit.span.start], &new[new_at..new_at + gap]);
+        assert_eq!(
+            &new[new_at + gap..new_at + gap + edit.new_text.len()],
+            edit.new_text
+        );
+        new_at += gap + edit.new_text.len();
+        old_at = edit.span.end;
+    }
+    assert_eq!(&old[old_at..], &new[new_at..]);
+}
+
+#[test]
+fn rewrite_every_reference_in_every_fixture_changes_only_its_span() {
+    use relbot::release::rewrite::{apply_edits, find_references};
+
+    let mut checked = 0;
+    for name in [
+        "anchors.yaml",
+        "deployment_comments.yaml",
+        "flow.yaml",
+        "kustomization.yaml",
+        "markers.yaml",
+        "multi_doc.yaml",
+    ] {
+        let lf = fixture(name);
+        for text in [lf.clone(), format!("\u{feff}{}", lf.replace('\n', "\r\n"))] {
+            let path = Path::new(name);
+            for reference in find_references(path, &text).unwrap() {
+                let edits = match reference.edits_for("9.9.9", Some(DIGEST_9)) {
+                    Ok(edits) => edits,
+                    Err(RewriteError::MissingNewTag { .. }) => continue,
+                    Err(error) => panic!("{name}: {error}"),
+                };
+                let new = apply_edits(&text, &edits).unwrap();
+                assert_only_spans_changed(&text, &new, &edits);
+                // Read back: the same reference now carries the new tag.
+                let after = find_references(path, &new).unwrap();
+                let same = after
+                    .iter()
+                    .find(|r| r.line == reference.line && r.column == reference.column)
+                    .unwrap_or_else(|| panic!("{name}:{} vanished", reference.line));
+                assert_eq!(
+                    same.tag.as_deref(),
+                    Some("9.9.9"),
+                    "{name}:{}",
+                    reference.line
+                );
+                assert_eq!(same.image, reference.image);
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 38, "references checked");
+}

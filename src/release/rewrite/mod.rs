@@ -8,6 +8,18 @@
 //! changed. Quotes, comments, blank lines, anchors, key order, indentation,
 //! CRLF line endings and BOMs outside the spans are kept byte for byte.
 //!
+//! What counts as a reference:
+//! - `image:` of `containers`, `initContainers` and `ephemeralContainers`
+//!   in Pod, Deployment, StatefulSet, DaemonSet, ReplicaSet, Job, CronJob,
+//!   ReplicationController and PodTemplate objects (also inside `kind: List`);
+//! - `images:` entries of a kustomization (`kustomization.yaml` by name, or
+//!   `kind: Kustomization` of `kustomize.config.k8s.io`): `newName` or
+//!   `name` is the repository, `newTag` and `digest` are edited;
+//! - any scalar with a marker comment on its line:
+//!   `# relbot: policy=NAME` (scalar is `repository:tag`),
+//!   `# relbot: policy=NAME:tag` (scalar is the tag), and Flux's
+//!   `# {"$imagepolicy": "ns:NAME"}` / `"ns:NAME:tag"` (namespace ignored).
+//!
 //! Decisions:
 //! - An image written without a tag (`nginx`) gets `:<tag>` appended, as
 //!   Renovate does; one pinned by digest gets tag and digest replaced and
