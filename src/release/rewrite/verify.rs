@@ -24,12 +24,12 @@ pub fn verify(
         file: file.to_path_buf(),
         reason,
     };
-    let before: Vec<Value> = serde_saphyr::from_multiple(original).map_err(|e| {
+    let before = read_values(original).map_err(|e| {
         refuse(format!(
             "the original file cannot be read for comparison: {e}"
         ))
     })?;
-    let after: Vec<Value> = serde_saphyr::from_multiple(rewritten)
+    let after = read_values(rewritten)
         .map_err(|e| refuse(format!("the rewritten file is not valid YAML: {e}")))?;
     if before.len() != after.len() {
         return Err(refuse(format!(
@@ -98,16 +98,22 @@ pub fn verify(
             *i == index && (*p == pointer || (*o == old && n.as_ref() == Some(&new)))
         });
         if !accounted {
+            // Values are left out: the field could hold a secret.
             return Err(refuse(format!(
-                "document {}, {}: {} changed to {}, which no image update asked for",
+                "document {}, {}: the value changed, which no image update asked for",
                 index + 1,
                 display_pointer(&pointer),
-                old,
-                new
             )));
         }
     }
     Ok(())
+}
+
+/// All documents as JSON values. Errors carry no source snippet: the
+/// default rendering quotes source lines, which could hold secrets.
+fn read_values(text: &str) -> Result<Vec<Value>, serde_saphyr::Error> {
+    let options = serde_saphyr::options! { with_snippet: false };
+    serde_saphyr::from_multiple_with_options(text, options)
 }
 
 /// For each document of the source, its position among the values
@@ -221,12 +227,17 @@ mod tests {
     fn refuses_an_unexpected_change() {
         let error = verify(
             Path::new("f.yaml"),
-            "a: x:1\nb: 2\n",
-            "a: x:2\nb: 3\n",
+            "a: x:1\nb: secret\n",
+            "a: x:2\nb: leaked\n",
             &[expect(0, "/a", "x:2")],
         )
         .unwrap_err();
-        assert!(error.to_string().contains("/b"), "{error}");
+        let message = error.to_string();
+        assert!(message.contains("/b"), "{message}");
+        assert!(
+            !message.contains("secret") && !message.contains("leaked"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -254,6 +265,15 @@ mod tests {
             &[expect(0, "/a", "x:2")],
         )
         .unwrap();
+    }
+
+    #[test]
+    fn parse_errors_do_not_quote_the_source() {
+        let broken = "password: hunter2\nx: [1\n";
+        let error = verify(Path::new("f"), "password: hunter2\n", broken, &[]).unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        let error = verify(Path::new("f"), broken, broken, &[]).unwrap_err();
+        assert!(!error.to_string().contains("hunter2"), "{error}");
     }
 
     #[test]
