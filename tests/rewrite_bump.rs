@@ -277,6 +277,12 @@ fn rewrite_refuses_unsafe_tags_and_scalars() {
         matches!(error, RewriteError::Unsupported { line: 5, .. }),
         "{error}"
     );
+    // Already current: nothing to write, so nothing to refuse.
+    assert!(
+        bump_file(Path::new("p.yaml"), escaped, &API, "0.0.1", None)
+            .unwrap()
+            .is_none()
+    );
     let block = "kind: Pod\nspec:\n  containers:\n    - name: a\n      image: >-\n        docker.io/ahuora/django-api:0.0.17\n";
     let error = bump_file(Path::new("p.yaml"), block, &API, "0.0.18", None).unwrap_err();
     assert!(error.to_string().contains("block scalar"), "{error}");

@@ -95,6 +95,12 @@ impl ImageReference {
         let mut planned = Vec::new();
         match &self.target {
             Target::Unsupported { reason } => {
+                // Nothing to write when it is already current.
+                let current = self.tag.as_deref() == Some(new_tag)
+                    && (self.digest.is_none() || self.digest.as_deref() == new_digest);
+                if current {
+                    return Ok(planned);
+                }
                 return Err(RewriteError::Unsupported {
                     file: self.file.clone(),
                     line: self.line,
