@@ -349,10 +349,18 @@ fn rewrite_verification_refuses_an_edit_in_the_wrong_place() {
 
 #[test]
 fn rewrite_markers_apply_only_to_their_own_line() {
-    let text = "kind: ConfigMap\ndata:\n  a: docker.io/ahuora/django-api:0.0.17\n  # relbot: policy=django-api\n  b: docker.io/ahuora/django-api:0.0.17 # relbot: policy=django-api\n  c: x # {\"$imagepolicy\": \"ns:django-api:name\"}\n";
+    let text = "kind: ConfigMap\ndata:\n  a: docker.io/ahuora/django-api:0.0.17\n  # relbot: policy=django-api\n  b: docker.io/ahuora/django-api:0.0.17 # relbot: policy=django-api\n  c: x # {\"$imagepolicy\": \"ns:django-api:name\"}\n  d: # relbot: policy=django-api\n";
     let change = bump_file(Path::new("cm.yaml"), text, &API, "0.0.18", None).unwrap();
     let expected = replace_on_lines(text, &[(5, "0.0.17 #", "0.0.18 #")]);
     assert_bump(change, &expected, &[5]);
+}
+
+#[test]
+fn rewrite_marked_alias_edits_its_anchor_once() {
+    let text = "x-images:\n  api: &api docker.io/ahuora/django-api:0.0.17\nvalues:\n  image: *api # relbot: policy=django-api\n  again: *api # relbot: policy=django-api\n";
+    let change = bump_file(Path::new("v.yaml"), text, &API, "0.0.18", None).unwrap();
+    let expected = replace_on_lines(text, &[(2, "0.0.17", "0.0.18")]);
+    assert_bump(change, &expected, &[2]);
 }
 
 #[test]

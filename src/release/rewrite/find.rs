@@ -152,7 +152,10 @@ impl Finder<'_> {
         // a structural match on the same scalar.
         let mut seen: HashSet<Range<usize>> = HashSet::new();
         for &(node, marker) in markers {
-            seen.insert(doc.nodes[node].span.clone());
+            if !seen.insert(doc.nodes[node].span.clone()) {
+                // Two marked aliases of one anchor: one reference.
+                continue;
+            }
             let kind = ReferenceKind::Marker {
                 policy: marker.policy.clone(),
                 tag_only: marker.tag_only,
@@ -206,11 +209,9 @@ impl Finder<'_> {
                 let Some(image) = doc.get(container, "image") else {
                     continue;
                 };
-                if doc.scalar(image).is_none_or(str::is_empty)
-                    || !seen.insert(doc.nodes[image].span.clone())
-                {
-                    // Not a scalar, empty, or an alias of an image already
-                    // found.
+                if !doc.is_text(image) || !seen.insert(doc.nodes[image].span.clone()) {
+                    // Not text (null, a collection), or an alias of an
+                    // image already found.
                     continue;
                 }
                 let kind = ReferenceKind::Container {
@@ -244,13 +245,14 @@ impl Finder<'_> {
                 .enumerate()
                 .flat_map(|(index, doc)| {
                     doc.nodes.iter().enumerate().filter_map(move |(id, node)| {
-                        let value = matches!(node.kind, NodeKind::Scalar { .. })
-                            // a value, not a mapping key
-                            && (node.parent.is_some() || doc.root == Some(id));
+                        // A non-null value, not a mapping key. A marked
+                        // alias stands for its anchor: that scalar is edited.
+                        let value =
+                            doc.is_text(id) && (node.parent.is_some() || doc.root == Some(id));
                         (value
                             && node.span.end <= comment.span.start
                             && self.lines.line_of(node.span.end) == line)
-                            .then_some((index, id, node.span.end))
+                            .then_some((index, doc.resolve(id), node.span.end))
                     })
                 })
                 .max_by_key(|(_, _, end)| *end);

@@ -105,8 +105,11 @@ pub fn bump_file(
     let mut expected = Vec::new();
     for reference in references.iter().filter(|r| matches_policy(r, policy)) {
         for (edit, change) in reference.plan(new_tag, new_digest)? {
-            edits.push(edit);
-            expected.push(change);
+            // The same scalar reached twice is one edit, not an overlap.
+            if !edits.contains(&edit) {
+                edits.push(edit);
+                expected.push(change);
+            }
         }
     }
     if edits.is_empty() {

@@ -246,6 +246,20 @@ impl Document {
         }
     }
 
+    /// Whether a node is a scalar holding text: not a collection, and not
+    /// null (an empty value, `~` or `null` written plain).
+    pub fn is_text(&self, id: NodeId) -> bool {
+        let node = &self.nodes[self.resolve(id)];
+        match &node.kind {
+            NodeKind::Scalar { value, style } => {
+                !node.span.is_empty()
+                    && !(*style == ScalarStyle::Plain
+                        && matches!(value.as_str(), "~" | "null" | "Null" | "NULL"))
+            }
+            _ => false,
+        }
+    }
+
     /// Items of a sequence node (aliases resolved), or nothing.
     pub fn items(&self, id: NodeId) -> Vec<NodeId> {
         match &self.nodes[self.resolve(id)].kind {
