@@ -252,9 +252,10 @@ impl Document {
         let node = &self.nodes[self.resolve(id)];
         match &node.kind {
             NodeKind::Scalar { value, style } => {
-                !node.span.is_empty()
-                    && !(*style == ScalarStyle::Plain
-                        && matches!(value.as_str(), "~" | "null" | "Null" | "NULL"))
+                let null = node.span.is_empty()
+                    || (*style == ScalarStyle::Plain
+                        && matches!(value.as_str(), "~" | "null" | "Null" | "NULL"));
+                !null
             }
             _ => false,
         }
