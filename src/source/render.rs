@@ -257,14 +257,20 @@ pub(crate) fn read_objects(
     file: &Path,
     role: FileRole,
 ) -> Result<Vec<RenderedObject>, Vec<ValidationProblem>> {
-    let text = std::fs::read_to_string(root.join(file)).map_err(|e| {
-        vec![ValidationProblem::error(
-            ProblemCode::Io,
-            file,
-            0,
-            format!("cannot read: {e}"),
-        )]
-    })?;
+    let io = |message: String| vec![ValidationProblem::error(ProblemCode::Io, file, 0, message)];
+    // A symlink in the repository must not read files outside it (and put
+    // their contents into error messages).
+    let path = root.join(file);
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        let inside = match (path.canonicalize(), root.canonicalize()) {
+            (Ok(target), Ok(root)) => target.starts_with(root),
+            _ => false,
+        };
+        if !inside {
+            return Err(io("symlink points outside the repository; not read".into()));
+        }
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| io(format!("cannot read: {e}")))?;
     let documents = match yaml::parse_documents(&text) {
         Ok(documents) => documents,
         Err(e) => {
@@ -556,6 +562,44 @@ mod tests {
         assert!(
             err.to_string().starts_with("b/bad.yaml:5:10: error:"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn symlinks_may_not_leave_the_repository() {
+        let outside = tempfile::tempdir().unwrap();
+        write(
+            outside.path(),
+            "secret.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: outside\n",
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(
+            root,
+            "s/real.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: inside\n",
+        );
+        std::os::unix::fs::symlink(root.join("s/real.yaml"), root.join("s/link.yaml")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("secret.yaml"),
+            root.join("s/escape.yaml"),
+        )
+        .unwrap();
+        let rendering = render(root, &app("s"), &RenderOptions::default());
+        let names: Vec<_> = rendering
+            .objects
+            .iter()
+            .map(|o| o.manifest.name().to_string())
+            .collect();
+        assert_eq!(names, ["inside", "inside"]);
+        assert_eq!(rendering.problems.len(), 1, "{:?}", rendering.problems);
+        assert!(
+            rendering.problems[0]
+                .to_string()
+                .starts_with("s/escape.yaml: error: symlink points outside"),
+            "{}",
+            rendering.problems[0]
         );
     }
 

@@ -155,12 +155,3 @@ impl ApiError {
         v
     }
 }
-
-/// The `Success` status returned by some deletes.
-pub fn success(group: &str, plural: &str, name: &str, uid: &str) -> Value {
-    let mut d = json!({ "name": name, "kind": plural, "uid": uid });
-    if !group.is_empty() {
-        d["group"] = json!(group);
-    }
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": d})
-}
