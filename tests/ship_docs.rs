@@ -185,8 +185,7 @@ fn ship_docs_every_relbot_command_runs() {
     }
 
     let scratch = tempfile::tempdir().expect("tempdir");
-    let sim = kubesim::KubeSim::start_blocking(kubesim::SimOptions::default())
-        .expect("start the emulator");
+    let sim = ship_support::start_k3s_like();
     let kubeconfig = scratch.path().join("kubeconfig");
     sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
     let app_repo = tagging_fixture(scratch.path());

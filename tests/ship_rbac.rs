@@ -396,3 +396,126 @@ fn ship_rbac_request_mapping() {
         "no writes outside the managed namespaces"
     );
 }
+
+fn run_relbot(kubeconfig: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(ship_support::relbot_bin())
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .current_dir(repo_root())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run relbot");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `relbot sync` of the sample platform (both applications), then a
+/// dry-run that must find it in sync, through the CLI as a person runs it:
+/// every request is granted by deploy/, and everything deploy/ grants
+/// cluster-wide is a verb the log uses cluster-wide.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ship_rbac_grants_what_a_sync_of_the_sample_does() {
+    relbot::tls::init();
+    let sim = KubeSim::start(SimOptions {
+        controllers: Some(kubesim::ControllerOptions::default()),
+        ..Default::default()
+    })
+    .await
+    .expect("emulator");
+    let client = sim.client();
+    let crds: kube::Api<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> =
+        kube::Api::all(client.clone());
+    for crd in ship_support::k3s_crds() {
+        crds.create(
+            &Default::default(),
+            &serde_json::from_value(crd).expect("CRD"),
+        )
+        .await
+        .expect("create CRD");
+    }
+    // What `kubectl apply -k deploy/` leaves behind that a sync relies on.
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> =
+        kube::Api::all(client.clone());
+    for object in deploy_objects().iter().filter(|o| o["kind"] == "Namespace") {
+        namespaces
+            .create(
+                &Default::default(),
+                &serde_json::from_value(object.clone()).expect("namespace"),
+            )
+            .await
+            .expect("create namespace");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await; // CRDs established
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    sim.clear_request_log();
+
+    let (code, stdout, stderr) = tokio::task::spawn_blocking({
+        let kubeconfig = kubeconfig.clone();
+        move || run_relbot(&kubeconfig, &["sync", "--source", "manifests-sample"])
+    })
+    .await
+    .expect("join");
+    assert_eq!(code, 0, "relbot sync failed:\n{stdout}\n{stderr}");
+    let (code, stdout, stderr) = tokio::task::spawn_blocking({
+        let kubeconfig = kubeconfig.clone();
+        move || {
+            run_relbot(
+                &kubeconfig,
+                &["sync", "--dry-run", "--source", "manifests-sample"],
+            )
+        }
+    })
+    .await
+    .expect("join");
+    assert_eq!(
+        code, 0,
+        "a dry-run right after the sync is not in sync:\n{stdout}\n{stderr}"
+    );
+
+    let log = sim.request_log();
+    assert!(
+        log.iter().filter(|r| r.is_write()).count() > 10,
+        "the sync wrote almost nothing"
+    );
+    let grants = grants(&deploy_objects());
+    let seen = check_log(&grants, &log);
+
+    // Cluster-wide: each verb granted is one the log uses cluster-wide on
+    // that resource, or (for the kinds relbot syncs) the inventory `list`.
+    let cluster_wide_verbs: BTreeSet<(String, String, String)> = seen
+        .iter()
+        .filter(|a| a.namespace.is_none())
+        .map(|a| (a.group.clone(), a.resource.clone(), a.verb.clone()))
+        .collect();
+    let mut unneeded = Vec::new();
+    for grant in grants.iter().filter(|g| g.namespace.is_none()) {
+        for group in &grant.groups {
+            for resource in &grant.resources {
+                for verb in &grant.verbs {
+                    let used = cluster_wide_verbs.contains(&(
+                        group.clone(),
+                        resource.clone(),
+                        verb.clone(),
+                    ));
+                    let inventory_list =
+                        verb == "list" && cluster_wide_verbs.iter().any(|(_, _, v)| v == "list");
+                    if !used && !inventory_list {
+                        unneeded.push(format!("{} {group}/{resource} ({})", verb, grant.from));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        unneeded.is_empty(),
+        "granted cluster-wide but never used cluster-wide by a sync:\n{}\nused: {cluster_wide_verbs:#?}",
+        unneeded.join("\n")
+    );
+    sim.shutdown();
+}
