@@ -379,8 +379,15 @@ impl RegistryClient {
         };
         let response = self.send(&request).await?;
         if response.status() == StatusCode::NOT_MODIFIED {
-            if let Some(page) = cached {
+            if let Some(mut page) = cached {
                 bump(&self.stats.not_modified);
+                // The ETag covers the body; the next-page link is a header and
+                // can change on its own (a tag added after this page).
+                if let Some(link) = response.headers().get(LINK).and_then(|v| v.to_str().ok()) {
+                    page.next = pagination::next_link(link, url)
+                        .transpose()
+                        .map_err(|reason| invalid(url, &reason))?;
+                }
                 return Ok(page);
             }
             return Err(invalid(url, "304 Not Modified without having sent an ETag"));
