@@ -119,6 +119,55 @@ async fn registry_double_token_is_renewed_after_expires_in() {
 }
 
 #[tokio::test]
+async fn registry_double_revoked_token_is_replaced_not_reused() {
+    let mut cfg = config("acme/api", numbered(2));
+    cfg.bearer = Some(BearerAuth {
+        service: "svc".into(),
+        token_ttl: Duration::from_secs(300),
+        credentials: None,
+    });
+    let double = RegistryDouble::start(cfg).await;
+    let client = client_with(fast_settings());
+    let image = double.image("acme/api");
+    client.list_tags(&image).await.unwrap();
+    double.revoke_tokens();
+    client.list_tags(&image).await.unwrap();
+    client.list_tags(&image).await.unwrap();
+    let api = double.api_requests();
+    let auth: Vec<Option<&str>> = api.iter().map(|r| r.authorization.as_deref()).collect();
+    assert_eq!(
+        auth,
+        [
+            None,
+            Some("Bearer tok-1"),
+            Some("Bearer tok-1"),
+            Some("Bearer tok-2"),
+            Some("Bearer tok-2")
+        ]
+    );
+}
+
+#[tokio::test]
+async fn registry_double_unreachable_registry_is_retried_a_bounded_number_of_times() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client = client_with(fast_settings());
+    let image =
+        relbot::release::registry::ImageRef::parse(&format!("127.0.0.1:{port}/acme/api")).unwrap();
+    let err = client.list_tags(&image).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Transport { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
+    let stats = client.stats().snapshot();
+    assert_eq!((stats.requests, stats.retries), (4, 3), "{stats:?}");
+}
+
+#[tokio::test]
 async fn registry_double_token_endpoint_gets_basic_credentials() {
     let mut cfg = config("private/app", numbered(1));
     cfg.bearer = Some(BearerAuth {

@@ -121,6 +121,11 @@ impl RegistryDouble {
             .insert(repository.to_string(), tags);
     }
 
+    /// Forgets every token issued so far, as a registry does on revocation.
+    pub fn revoke_tokens(&self) {
+        self.state.lock().unwrap().tokens.clear();
+    }
+
     pub fn log(&self) -> Vec<Logged> {
         self.state.lock().unwrap().log.clone()
     }
@@ -186,7 +191,7 @@ async fn handle(
         if_none_match: header("if-none-match"),
         at: Instant::now(),
     });
-    let query: HashMap<String, String> = uri.query().map(|q| url_pairs(q)).unwrap_or_default();
+    let query: HashMap<String, String> = uri.query().map(url_pairs).unwrap_or_default();
 
     if uri.path() == "/token" {
         return token(&mut s, &query, header("authorization"));

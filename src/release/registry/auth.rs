@@ -310,6 +310,11 @@ impl TokenCache {
             .filter(|t| t.expires_at > now)
     }
 
+    /// Drops a token the registry refused.
+    pub fn forget(&mut self, value: &str) {
+        self.tokens.retain(|_, token| token.value != value);
+    }
+
     /// Stores a token that the server said lives `lifetime`; we stop using it a
     /// little early (10 %, at most 30 s) so a request never races its expiry.
     pub fn insert(

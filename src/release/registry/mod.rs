@@ -523,21 +523,45 @@ impl RegistryClient {
             if let Some(etag) = &request.if_none_match {
                 builder = builder.header(IF_NONE_MATCH, etag);
             }
+            let sent_bearer = authorization
+                .as_deref()
+                .and_then(|a| a.strip_prefix("Bearer "))
+                .map(str::to_string);
             if let Some(value) = authorization {
                 builder = builder.header(AUTHORIZATION, value);
             }
             bump(&self.stats.requests);
-            let response = builder
-                .send()
-                .await
-                .map_err(|source| RegistryError::Transport {
-                    url: request.url.to_string(),
-                    source,
-                })?;
+            let response = match builder.send().await {
+                Ok(response) => response,
+                // A dropped connection or a timeout is worth another try; a
+                // refused one at a bad address fails the same way each time
+                // but costs nothing, and the retries stay bounded.
+                Err(source)
+                    if (source.is_connect() || source.is_timeout())
+                        && attempt < retry.max_retries =>
+                {
+                    tracing::debug!(url = %request.url, error = %source, "registry unreachable, retrying");
+                    bump(&self.stats.retries);
+                    tokio::time::sleep(retry.backoff(attempt)).await;
+                    attempt += 1;
+                    continue;
+                }
+                Err(source) => {
+                    return Err(RegistryError::Transport {
+                        url: request.url.to_string(),
+                        source,
+                    });
+                }
+            };
             self.note_ratelimit(&origin, response.headers());
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && !challenged {
                 challenged = true;
+                // A token the registry no longer takes (revoked, or its clock
+                // disagrees with ours) must not be offered again.
+                if let Some(token) = &sent_bearer {
+                    self.lock().tokens.forget(token);
+                }
                 self.learn_challenge(request, &origin, &host, &scope, response.headers())?;
                 continue;
             }
