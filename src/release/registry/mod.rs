@@ -339,7 +339,7 @@ impl RegistryClient {
         while let Some(page_url) = next.take() {
             if seen_pages.len() >= self.settings.max_pages {
                 return Err(RegistryError::TooManyPages {
-                    image: image.to_string(),
+                    image: image.name(),
                     max_pages: self.settings.max_pages,
                 });
             }
@@ -433,8 +433,11 @@ impl RegistryClient {
             tags: list.tags.unwrap_or_default(),
             next,
         };
+        let mut state = self.lock();
         if etag.is_some() {
-            self.lock().pages.insert(url.to_string(), page.clone());
+            state.pages.insert(url.to_string(), page.clone());
+        } else {
+            state.pages.remove(url.as_str());
         }
         Ok(page)
     }
@@ -566,11 +569,12 @@ impl RegistryClient {
                 continue;
             }
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-                return Err(self.unauthorized(
-                    request,
-                    &host,
-                    &format!("HTTP {}", status.as_u16()),
-                ));
+                // Docker Hub answers 401, not 404, for a repository that does not exist.
+                let reason = format!(
+                    "HTTP {}: wrong or missing credentials, or no such repository",
+                    status.as_u16()
+                );
+                return Err(self.unauthorized(request, &host, &reason));
             }
             let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
             if !retryable {
