@@ -277,3 +277,52 @@ async fn registry_real_reached_through_a_mirror() {
     tags.sort();
     assert_eq!(tags, ["1.0.0", "1.1.0"]);
 }
+
+#[tokio::test]
+async fn registry_real_check_pins_digests_and_notices_a_repushed_tag() {
+    use relbot::release::policy::check;
+    let registry = RealRegistry::start(Auth::Anonymous).await;
+    let digests = registry
+        .seed("acme/pinned", &["1.0.0", "1.1.0", "latest"], Media::Oci)
+        .await;
+    let client = client(RegistryCredentials::anonymous());
+    let mut spec = policy("^1.0");
+    spec.image = format!("{}/acme/pinned", registry.host);
+    spec.pin_digest = true;
+
+    let current = ImageRef::parse(&format!("{}/acme/pinned:1.0.0", registry.host)).unwrap();
+    let update = check(&client, &spec, Some(&current))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(update.tag, "1.1.0");
+    assert_eq!(update.digest.as_deref(), Some(digests["1.1.0"].as_str()));
+    assert_eq!(
+        update.tag_and_digest(),
+        format!("1.1.0@{}", digests["1.1.0"])
+    );
+
+    // Up to date and pinned to the right digest: nothing to do.
+    let pinned = ImageRef::parse(&format!(
+        "{}/acme/pinned:1.1.0@{}",
+        registry.host, digests["1.1.0"]
+    ))
+    .unwrap();
+    assert_eq!(check(&client, &spec, Some(&pinned)).await.unwrap(), None);
+
+    // The tag is pushed again with other content: same tag, new digest.
+    let repushed = registry
+        .seed("acme/pinned", &["1.1.0"], Media::Docker)
+        .await;
+    assert_ne!(repushed["1.1.0"], digests["1.1.0"]);
+    let update = check(&client, &spec, Some(&pinned)).await.unwrap().unwrap();
+    assert_eq!(
+        (update.tag.as_str(), update.version.as_ref()),
+        ("1.1.0", None)
+    );
+    assert_eq!(update.digest.as_deref(), Some(repushed["1.1.0"].as_str()));
+
+    // Without pinning a digest there is nothing to report for the same tag.
+    spec.pin_digest = false;
+    assert_eq!(check(&client, &spec, Some(&pinned)).await.unwrap(), None);
+}

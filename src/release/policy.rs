@@ -37,6 +37,7 @@ use regex::Regex;
 use semver::{Prerelease, Version};
 
 use crate::config::ImagePolicySpec;
+use crate::release::registry::{ImageRef, ReferenceError, RegistryClient, RegistryError};
 
 /// The tag to move to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -326,6 +327,95 @@ pub fn select_tag(
     tags: &[String],
 ) -> Result<Option<Candidate>, PolicyError> {
     Ok(TagPolicy::new(spec)?.select(current_tag, tags))
+}
+
+/// What the watcher hands the bumper: the tag to move to and, when the policy
+/// pins digests, its manifest digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// The policy's image (normalised), without tag or digest.
+    pub image: ImageRef,
+    pub tag: String,
+    /// `None` for a digest-only update of a pinned tag that was re-pushed.
+    pub version: Option<Version>,
+    /// `sha256:…` when `pinDigest` is on.
+    pub digest: Option<String>,
+}
+
+impl Update {
+    /// What goes after the image name: `1.2.3` or `1.2.3@sha256:…`.
+    pub fn tag_and_digest(&self) -> String {
+        match &self.digest {
+            Some(digest) => format!("{}@{digest}", self.tag),
+            None => self.tag.clone(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("ImagePolicy image {image:?}: {source}")]
+    Image {
+        image: String,
+        #[source]
+        source: ReferenceError,
+    },
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// Asks the registry for `spec.image`'s tags and returns the update to make
+/// from `current` (the reference found in the manifests), if any. With
+/// `pinDigest`, a pinned tag that was re-pushed (same tag, new digest) is an
+/// update too. Costs one request per tag-list page (a 304 when unchanged) and,
+/// with `pinDigest`, one `HEAD`.
+pub async fn check(
+    client: &RegistryClient,
+    spec: &ImagePolicySpec,
+    current: Option<&ImageRef>,
+) -> Result<Option<Update>, CheckError> {
+    let image = ImageRef::parse(&spec.image).map_err(|source| CheckError::Image {
+        image: spec.image.clone(),
+        source,
+    })?;
+    let image = ImageRef {
+        tag: None,
+        digest: None,
+        ..image
+    };
+    let policy = TagPolicy::new(spec)?;
+    let tags = client.list_tags(&image).await?;
+    let current_tag = current.and_then(|c| c.tag.as_deref());
+    if let Some(candidate) = policy.select(current_tag, &tags) {
+        let digest = match spec.pin_digest {
+            true => Some(client.manifest_digest(&image, &candidate.tag).await?),
+            false => None,
+        };
+        return Ok(Some(Update {
+            image,
+            tag: candidate.tag,
+            version: Some(candidate.version),
+            digest,
+        }));
+    }
+    let (Some(tag), true) = (current_tag, spec.pin_digest) else {
+        return Ok(None);
+    };
+    if !tags.iter().any(|t| t == tag) {
+        return Ok(None);
+    }
+    let digest = client.manifest_digest(&image, tag).await?;
+    if current.and_then(|c| c.digest.as_deref()) == Some(digest.as_str()) {
+        return Ok(None);
+    }
+    Ok(Some(Update {
+        image,
+        tag: tag.to_string(),
+        version: None,
+        digest: Some(digest),
+    }))
 }
 
 /// `r10` > `r9`: runs of digits compare as numbers.
