@@ -3,7 +3,7 @@
 
 use clap::Args;
 
-use super::{GlobalArgs, OutputFormat, Outcome, SourceArgs, not_built};
+use super::{GlobalArgs, Outcome, OutputFormat, SourceArgs, not_built};
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {

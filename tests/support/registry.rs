@@ -106,6 +106,14 @@ impl RealRegistry {
         for _ in 0..3 {
             let dir = tempfile::tempdir().unwrap();
             let port = free_port();
+            // Sent back on every response: proves the registry answering on the
+            // port is this one, not another test's that took the port first.
+            let instance = dir
+                .path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
             let auth_block = match &auth {
                 Auth::Anonymous => String::new(),
                 Auth::Htpasswd { username, password } => {
@@ -120,7 +128,7 @@ impl RealRegistry {
             let config = format!(
                 "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    \
                  enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{port}\n  \
-                 secret: relbot-test-{port}\n{auth_block}",
+                 secret: relbot-test-{port}\n  headers:\n    X-Relbot-Instance: [\"{instance}\"]\n{auth_block}",
                 data = dir.path().join("data").display()
             );
             let config_path = dir.path().join("config.yml");
@@ -146,7 +154,7 @@ impl RealRegistry {
                 auth: auth.clone(),
                 http,
             };
-            if registry.wait_until_up(Duration::from_secs(10)).await {
+            if registry.wait_until_up(&instance, Duration::from_secs(10)).await {
                 return registry;
             }
             last_log = std::fs::read_to_string(&log_path).unwrap_or_default();
@@ -154,7 +162,7 @@ impl RealRegistry {
         panic!("docker-registry did not answer on /v2/ within 10 s; its log:\n{last_log}");
     }
 
-    async fn wait_until_up(&mut self, limit: Duration) -> bool {
+    async fn wait_until_up(&mut self, instance: &str, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -167,7 +175,17 @@ impl RealRegistry {
                 .await
                 && matches!(r.status().as_u16(), 200 | 401)
             {
-                return true;
+                let ours = r
+                    .headers()
+                    .get("x-relbot-instance")
+                    .is_some_and(|v| v.as_bytes() == instance.as_bytes());
+                if ours {
+                    return true;
+                }
+                // Someone else's registry holds the port: ours cannot bind it.
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                return false;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
