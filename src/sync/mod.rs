@@ -4,4 +4,5 @@ pub mod apply;
 pub mod diff;
 pub mod engine;
 pub mod inventory;
+pub mod order;
 pub mod plan;
