@@ -10,9 +10,7 @@ use serde_json::Value;
 
 /// Where an object was read from. `line` is 1-based and points at the first
 /// line of the object's YAML document (or JSON value) in `file`.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Origin {
     /// Path relative to the source root (the repository checkout or `--source` dir).
     pub file: PathBuf,
@@ -27,9 +25,7 @@ impl fmt::Display for Origin {
 
 /// The identity of an object in a cluster. The API version is deliberately
 /// not part of it: `apps/v1` and `apps/v1beta2` name the same Deployment.
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct ObjectKey {
     /// API group; empty for the core group.
     pub group: String,
@@ -65,17 +61,11 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn api_version(&self) -> &str {
-        self.object
-            .get("apiVersion")
-            .and_then(Value::as_str)
-            .unwrap_or("")
+        self.object.get("apiVersion").and_then(Value::as_str).unwrap_or("")
     }
 
     pub fn kind(&self) -> &str {
-        self.object
-            .get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or("")
+        self.object.get("kind").and_then(Value::as_str).unwrap_or("")
     }
 
     /// API group from `apiVersion` (`apps/v1` → `apps`, `v1` → ``).
@@ -133,13 +123,7 @@ mod tests {
     use serde_json::json;
 
     fn manifest(object: Value) -> Manifest {
-        Manifest {
-            object,
-            origin: Origin {
-                file: "a.yaml".into(),
-                line: 3,
-            },
-        }
+        Manifest { object, origin: Origin { file: "a.yaml".into(), line: 3 } }
     }
 
     #[test]
@@ -156,8 +140,7 @@ mod tests {
 
     #[test]
     fn core_group_is_empty() {
-        let m =
-            manifest(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}));
+        let m = manifest(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}));
         assert_eq!(m.group(), "");
         assert_eq!(m.key().to_string(), "Namespace x");
     }

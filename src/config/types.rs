@@ -183,10 +183,7 @@ pub struct CommitAuthor {
 
 impl Default for CommitAuthor {
     fn default() -> Self {
-        Self {
-            name: "relbot".into(),
-            email: "relbot@users.noreply.github.com".into(),
-        }
+        Self { name: "relbot".into(), email: "relbot@users.noreply.github.com".into() }
     }
 }
 
@@ -215,9 +212,7 @@ pub struct ApplySettings {
 
 impl Default for ApplySettings {
     fn default() -> Self {
-        Self {
-            concurrency: default_concurrency(),
-        }
+        Self { concurrency: default_concurrency() }
     }
 }
 
@@ -236,9 +231,7 @@ pub struct StatusSettings {
 
 impl Default for StatusSettings {
     fn default() -> Self {
-        Self {
-            namespace: default_status_namespace(),
-        }
+        Self { namespace: default_status_namespace() }
     }
 }
 
