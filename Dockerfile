@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# relbot image for amd64 and arm64 (the target cluster is Raspberry Pis):
+#   docker buildx build --platform linux/amd64,linux/arm64 -t ghcr.io/relbot/relbot:0.1.0 .
+# The build stage runs on the build machine's platform and cross-compiles, so an
+# arm64 image builds in minutes instead of under QEMU emulation.
+
+FROM --platform=$BUILDPLATFORM rust:1.95-bookworm AS build
+ARG TARGETARCH
+RUN set -eux; \
+    case "$TARGETARCH" in \
+      amd64) echo x86_64-unknown-linux-gnu > /rust-target ;; \
+      arm64) echo aarch64-unknown-linux-gnu > /rust-target; \
+             apt-get update; \
+             apt-get install -y --no-install-recommends gcc-aarch64-linux-gnu libc6-dev-arm64-cross; \
+             rm -rf /var/lib/apt/lists/* ;; \
+      *) echo "unsupported TARGETARCH $TARGETARCH" >&2; exit 1 ;; \
+    esac; \
+    rustup target add "$(cat /rust-target)"
+ENV CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+    CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/src/target \
+    cargo build --release --locked --bin relbot --target "$(cat /rust-target)" \
+ && cp "target/$(cat /rust-target)/release/relbot" /relbot
+
+# distroless: glibc, CA certificates, a nonroot user (65532), no shell.
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /relbot /usr/local/bin/relbot
+USER 65532:65532
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/relbot"]
+CMD ["serve", "--listen", "0.0.0.0:8080"]
