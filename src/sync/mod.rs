@@ -6,3 +6,4 @@ pub mod engine;
 pub mod inventory;
 pub mod order;
 pub mod plan;
+pub mod report;
