@@ -7,3 +7,4 @@ pub mod inventory;
 pub mod order;
 pub mod plan;
 pub mod report;
+pub mod planner;
