@@ -1,0 +1,259 @@
+//! "Controllers" mode: the status that kube-controller-manager, the
+//! scheduler and kubelets would produce, written after a delay so health
+//! checks have something to wait for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::Sim;
+use crate::api::now;
+use crate::ssa::{self, ApplyCtx, Scope};
+
+/// Settings of controllers mode.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    /// How long after a change its status catches up.
+    pub ready_delay: Duration,
+    /// Images that never become ready (exact match, or the repository without a tag).
+    pub failing_images: Vec<String>,
+}
+
+impl Default for ControllerOptions {
+    fn default() -> Self {
+        Self {
+            ready_delay: Duration::from_millis(200),
+            failing_images: Vec::new(),
+        }
+    }
+}
+
+const WATCHED: &[&str] = &[
+    "apps/deployments",
+    "apps/statefulsets",
+    "apps/daemonsets",
+    "/persistentvolumeclaims",
+    "batch/jobs",
+    "/services",
+    "networking.k8s.io/ingresses",
+];
+
+pub(crate) fn spawn(sim: Arc<Sim>, delay: Duration) {
+    let mut rx = sim.store.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let ev = match rx.recv().await {
+                Ok(ev) => ev,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            };
+            if ev.etype == "DELETED" || !WATCHED.contains(&ev.key.as_str()) {
+                continue;
+            }
+            let name = ev.object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let (key, ns, sim) = (ev.key.clone(), ev.namespace.clone(), sim.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                reconcile(&sim, &key, &ns, &name);
+            });
+        }
+    });
+}
+
+fn failing(sim: &Sim, obj: &Value) -> bool {
+    let failing = sim
+        .failing_images
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let spec = if obj["kind"] == "Job" || obj["spec"]["template"].is_object() {
+        &obj["spec"]["template"]["spec"]
+    } else {
+        &obj["spec"]
+    };
+    ["containers", "initContainers"].iter().any(|l| {
+        spec[l].as_array().into_iter().flatten().any(|c| {
+            let image = c["image"].as_str().unwrap_or_default();
+            failing.iter().any(|f| {
+                image == f
+                    || image.starts_with(&format!("{f}:"))
+                    || image.starts_with(&format!("{f}@"))
+            })
+        })
+    })
+}
+
+fn cond(t: &str, status: &str, reason: &str, message: &str, time: &str) -> Value {
+    json!({"type": t, "status": status, "reason": reason, "message": message,
+        "lastTransitionTime": time, "lastUpdateTime": time})
+}
+
+fn desired_status(sim: &Sim, key: &str, obj: &Value) -> Option<Value> {
+    let generation = obj["metadata"]["generation"].clone();
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let t = now();
+    let bad = failing(sim, obj);
+    let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
+    let ready = if bad { 0 } else { replicas };
+    Some(match key {
+        "apps/deployments" => {
+            let mut s = json!({"observedGeneration": generation, "replicas": replicas,
+                "updatedReplicas": replicas});
+            if ready > 0 {
+                s["readyReplicas"] = json!(ready);
+                s["availableReplicas"] = json!(ready);
+            }
+            if bad {
+                s["unavailableReplicas"] = json!(replicas);
+                s["conditions"] = json!([
+                    cond(
+                        "Available",
+                        "False",
+                        "MinimumReplicasUnavailable",
+                        "Deployment does not have minimum availability.",
+                        &t
+                    ),
+                    cond(
+                        "Progressing",
+                        "False",
+                        "ProgressDeadlineExceeded",
+                        &format!("ReplicaSet \"{name}\" has timed out progressing."),
+                        &t
+                    ),
+                ]);
+            } else {
+                s["conditions"] = json!([
+                    cond(
+                        "Available",
+                        "True",
+                        "MinimumReplicasAvailable",
+                        "Deployment has minimum availability.",
+                        &t
+                    ),
+                    cond(
+                        "Progressing",
+                        "True",
+                        "NewReplicaSetAvailable",
+                        &format!("ReplicaSet \"{name}\" has successfully progressed."),
+                        &t
+                    ),
+                ]);
+            }
+            s
+        }
+        "apps/statefulsets" => {
+            let rev = format!(
+                "{name}-{}",
+                obj["metadata"]["generation"].as_i64().unwrap_or(1)
+            );
+            let mut s = json!({"observedGeneration": generation, "replicas": replicas,
+                "currentReplicas": replicas, "updatedReplicas": replicas,
+                "currentRevision": rev, "updateRevision": rev, "collisionCount": 0});
+            if ready > 0 {
+                s["readyReplicas"] = json!(ready);
+                s["availableReplicas"] = json!(ready);
+            } else {
+                s["availableReplicas"] = json!(0);
+            }
+            s
+        }
+        "apps/daemonsets" => {
+            let ready = if bad { 0 } else { 1 };
+            let mut s = json!({"observedGeneration": generation, "desiredNumberScheduled": 1,
+                "currentNumberScheduled": 1, "updatedNumberScheduled": 1, "numberMisscheduled": 0,
+                "numberReady": ready});
+            if ready > 0 {
+                s["numberAvailable"] = json!(1);
+            } else {
+                s["numberUnavailable"] = json!(1);
+            }
+            s
+        }
+        "/persistentvolumeclaims" => {
+            let storage = obj["spec"]["resources"]["requests"]["storage"].clone();
+            json!({"phase": "Bound", "accessModes": obj["spec"]["accessModes"],
+                "capacity": {"storage": storage}})
+        }
+        "batch/jobs" => {
+            let done = &obj["status"]["conditions"];
+            if done.is_array() {
+                return None;
+            }
+            let start = obj["metadata"]["creationTimestamp"].clone();
+            if bad {
+                json!({"startTime": start, "failed": 1, "conditions": [
+                    cond("FailureTarget", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit", &t),
+                    cond("Failed", "True", "BackoffLimitExceeded", "Job has reached the specified backoff limit", &t)]})
+            } else {
+                let n = obj["spec"]["completions"].as_i64().unwrap_or(1);
+                json!({"startTime": start, "completionTime": t, "succeeded": n, "ready": 0,
+                    "terminating": 0, "uncountedTerminatedPods": {}, "conditions": [
+                    cond("SuccessCriteriaMet", "True", "CompletionsReached", "Reached expected number of succeeded pods", &t),
+                    cond("Complete", "True", "CompletionsReached", "Reached expected number of succeeded pods", &t)]})
+            }
+        }
+        "/services" => {
+            if obj["spec"]["type"] != "LoadBalancer" {
+                return None;
+            }
+            json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.1", "ipMode": "VIP"}]}})
+        }
+        "networking.k8s.io/ingresses" => {
+            json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}})
+        }
+        _ => return None,
+    })
+}
+
+/// Strips timestamps so a status that only differs in time is not rewritten.
+fn timeless(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !k.ends_with("Time") && !k.ends_with("Timestamp"))
+                .map(|(k, v)| (k.clone(), timeless(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(timeless).collect()),
+        _ => v.clone(),
+    }
+}
+
+fn reconcile(sim: &Sim, key: &str, ns: &str, name: &str) {
+    let mut inner = sim.store.lock();
+    let Some(obj) = inner.get(key, ns, name).cloned() else {
+        return;
+    };
+    if obj["metadata"]["deletionTimestamp"].is_string() {
+        return;
+    }
+    let Some(status) = desired_status(sim, key, &obj) else {
+        return;
+    };
+    if timeless(&status) == timeless(&obj["status"]) {
+        return;
+    }
+    let Some(res) = inner.resources.iter().find(|r| r.key() == key).cloned() else {
+        return;
+    };
+    let mut new = obj.clone();
+    new["status"] = status;
+    let api_version = res.api_version();
+    let t = now();
+    let ctx = ApplyCtx {
+        manager: "kube-controller-manager",
+        api_version: &api_version,
+        subresource: Some("status"),
+        force: false,
+        now: &t,
+        kind: &res.kind,
+        custom: false,
+        scope: Scope::Status,
+    };
+    ssa::record_update(&obj, &mut new, &ctx);
+    inner.put(&res, new, "MODIFIED");
+}

@@ -1,0 +1,687 @@
+//! Server-side apply: field sets per manager in the FieldsV1 encoding, conflict
+//! detection, merging with list-map keys, and ownership for non-apply writes.
+//!
+//! kube-apiserver derives list semantics from the OpenAPI schema; kubesim keeps
+//! a small table of the associative lists relbot meets (see [`list_type`]) and
+//! treats every other list as atomic, which is also the default for CRDs.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value, json};
+
+/// One step of a field path.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Pe {
+    /// `f:name`
+    Field(String),
+    /// `k:{"name":"app"}` (canonical JSON of the key fields)
+    Key(String),
+    /// `v:"value"` (canonical JSON of a set-list item)
+    Value(String),
+}
+
+pub type Path = Vec<Pe>;
+/// Every member path: leaves, list items and free-form map nodes.
+pub type FieldSet = BTreeSet<Path>;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ListType {
+    Atomic,
+    Set,
+    Map(&'static [&'static str]),
+}
+
+/// Which writer a field set belongs to (the part of a managedFields entry that identifies it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    pub manager: String,
+    pub operation: String,
+    pub api_version: String,
+    pub time: String,
+    pub subresource: Option<String>,
+    pub set: FieldSet,
+}
+
+fn last_field(path: &[Pe]) -> Option<&str> {
+    match path.last() {
+        Some(Pe::Field(f)) => Some(f),
+        _ => None,
+    }
+}
+
+fn under_container(parent: &[Pe]) -> bool {
+    let n = parent.len();
+    n >= 2
+        && matches!(parent[n - 1], Pe::Key(_))
+        && matches!(&parent[n - 2], Pe::Field(f)
+            if f == "containers" || f == "initContainers" || f == "ephemeralContainers")
+}
+
+/// List semantics for the list at `path` of a `kind` object (`custom` for CRD kinds).
+pub fn list_type(kind: &str, custom: bool, path: &[Pe]) -> ListType {
+    let Some(name) = last_field(path) else {
+        return ListType::Atomic;
+    };
+    if path.len() == 2 && path[0] == Pe::Field("metadata".into()) {
+        return match name {
+            "finalizers" => ListType::Set,
+            "ownerReferences" => ListType::Map(&["uid"]),
+            _ => ListType::Atomic,
+        };
+    }
+    if custom {
+        return ListType::Atomic;
+    }
+    let parent = &path[..path.len() - 1];
+    match name {
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets"
+        | "resourceClaims" => ListType::Map(&["name"]),
+        "volumeMounts" => ListType::Map(&["mountPath"]),
+        "volumeDevices" => ListType::Map(&["devicePath"]),
+        "ports" if under_container(parent) => ListType::Map(&["containerPort", "protocol"]),
+        "ports" if kind == "Service" && path.len() == 2 => ListType::Map(&["port", "protocol"]),
+        "conditions" => ListType::Map(&["type"]),
+        "clusterIPs" | "ipFamilies" => ListType::Atomic,
+        _ => ListType::Atomic,
+    }
+}
+
+/// Free-form maps whose node is itself a member (`.: {}` in FieldsV1).
+fn is_map_node(path: &[Pe]) -> bool {
+    matches!(
+        last_field(path),
+        Some(
+            "labels"
+                | "annotations"
+                | "matchLabels"
+                | "data"
+                | "stringData"
+                | "binaryData"
+                | "nodeSelector"
+                | "requests"
+                | "limits"
+                | "capacity"
+        )
+    )
+}
+
+fn default_key_value(field: &str) -> Option<Value> {
+    (field == "protocol").then(|| json!("TCP"))
+}
+
+/// Canonical key JSON for a list-map item, defaulting `protocol` like the real server.
+pub fn item_key(item: &Value, keys: &[&str]) -> String {
+    let mut m = Map::new();
+    for k in keys {
+        if let Some(v) = item.get(*k).cloned().or_else(|| default_key_value(k)) {
+            m.insert((*k).to_string(), v);
+        }
+    }
+    Value::Object(m).to_string()
+}
+
+fn item_matches(item: &Value, key_json: &str) -> bool {
+    let Ok(Value::Object(key)) = serde_json::from_str::<Value>(key_json) else {
+        return false;
+    };
+    key.iter().all(|(k, v)| {
+        item.get(k)
+            .cloned()
+            .or_else(|| default_key_value(k))
+            .as_ref()
+            == Some(v)
+    })
+}
+
+/// Which parts of an object field sets cover.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scope {
+    /// Everything except status (main resource of a kind with a status subresource).
+    MainNoStatus,
+    /// Everything (kinds without a status subresource).
+    Main,
+    /// Only `.status`.
+    Status,
+}
+
+/// The field set of `obj`.
+pub fn field_set(obj: &Value, kind: &str, custom: bool, scope: Scope) -> FieldSet {
+    let mut out = FieldSet::new();
+    let Some(m) = obj.as_object() else {
+        return out;
+    };
+    for (k, v) in m {
+        let keep = match (scope, k.as_str()) {
+            (_, "apiVersion" | "kind") => false,
+            (Scope::Status, k) => k == "status",
+            (Scope::MainNoStatus, "status") => false,
+            _ => true,
+        };
+        if !keep {
+            continue;
+        }
+        let mut path = vec![Pe::Field(k.clone())];
+        if k == "metadata" {
+            for mk in ["labels", "annotations", "finalizers", "ownerReferences"] {
+                if let Some(mv) = v.get(mk) {
+                    path.push(Pe::Field(mk.into()));
+                    walk(mv, &mut path, kind, custom, &mut out);
+                    path.pop();
+                }
+            }
+        } else {
+            walk(v, &mut path, kind, custom, &mut out);
+        }
+    }
+    out
+}
+
+fn walk(v: &Value, path: &mut Path, kind: &str, custom: bool, out: &mut FieldSet) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            if is_map_node(path) {
+                out.insert(path.clone());
+            }
+            for (k, cv) in m {
+                path.push(Pe::Field(k.clone()));
+                walk(cv, path, kind, custom, out);
+                path.pop();
+            }
+        }
+        Value::Array(items) if !items.is_empty() => match list_type(kind, custom, path) {
+            ListType::Map(keys) => {
+                for item in items {
+                    path.push(Pe::Key(item_key(item, keys)));
+                    out.insert(path.clone());
+                    if let Some(m) = item.as_object() {
+                        for (k, cv) in m {
+                            path.push(Pe::Field(k.clone()));
+                            walk(cv, path, kind, custom, out);
+                            path.pop();
+                        }
+                    }
+                    path.pop();
+                }
+            }
+            ListType::Set => {
+                for item in items {
+                    path.push(Pe::Value(item.to_string()));
+                    out.insert(path.clone());
+                    path.pop();
+                }
+            }
+            ListType::Atomic => {
+                out.insert(path.clone());
+            }
+        },
+        Value::Null => {}
+        _ => {
+            out.insert(path.clone());
+        }
+    }
+}
+
+/// The value at `path`, if present.
+pub fn get<'a>(v: &'a Value, path: &[Pe]) -> Option<&'a Value> {
+    let mut cur = v;
+    for pe in path {
+        cur = match pe {
+            Pe::Field(f) => cur.get(f)?,
+            Pe::Key(k) => cur.as_array()?.iter().find(|i| item_matches(i, k))?,
+            Pe::Value(s) => {
+                let want: Value = serde_json::from_str(s).ok()?;
+                cur.as_array()?.iter().find(|i| **i == want)?
+            }
+        };
+    }
+    Some(cur)
+}
+
+/// Removes the field or list item at `path` (a no-op when absent).
+pub fn remove(v: &mut Value, path: &[Pe]) {
+    let Some((last, parent_path)) = path.split_last() else {
+        return;
+    };
+    let mut cur = v;
+    for pe in parent_path {
+        let next = match pe {
+            Pe::Field(f) => cur.get_mut(f),
+            Pe::Key(k) => cur
+                .as_array_mut()
+                .and_then(|a| a.iter_mut().find(|i| item_matches(i, k))),
+            Pe::Value(_) => None,
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return,
+        }
+    }
+    match last {
+        Pe::Field(f) => {
+            if let Some(m) = cur.as_object_mut() {
+                m.remove(f);
+            }
+        }
+        Pe::Key(k) => {
+            if let Some(a) = cur.as_array_mut() {
+                a.retain(|i| !item_matches(i, k));
+            }
+        }
+        Pe::Value(s) => {
+            if let (Some(a), Ok(want)) = (cur.as_array_mut(), serde_json::from_str::<Value>(s)) {
+                a.retain(|i| *i != want);
+            }
+        }
+    }
+}
+
+/// Merges an apply configuration into the live object.
+pub fn merge(live: &Value, cfg: &Value, kind: &str, custom: bool) -> Value {
+    let mut path = Path::new();
+    merge_at(live, cfg, &mut path, kind, custom)
+}
+
+fn merge_at(live: &Value, cfg: &Value, path: &mut Path, kind: &str, custom: bool) -> Value {
+    match (live, cfg) {
+        (Value::Object(l), Value::Object(c)) => {
+            let mut out = l.clone();
+            for (k, cv) in c {
+                if cv.is_null() {
+                    continue;
+                }
+                path.push(Pe::Field(k.clone()));
+                let merged = merge_at(l.get(k).unwrap_or(&Value::Null), cv, path, kind, custom);
+                path.pop();
+                out.insert(k.clone(), merged);
+            }
+            Value::Object(out)
+        }
+        (Value::Array(l), Value::Array(c)) => match list_type(kind, custom, path) {
+            ListType::Map(keys) => {
+                let mut out = l.clone();
+                for item in c {
+                    let key = item_key(item, keys);
+                    match out.iter().position(|i| item_key(i, keys) == key) {
+                        Some(pos) => {
+                            path.push(Pe::Key(key));
+                            out[pos] = merge_at(&l[pos].clone(), item, path, kind, custom);
+                            path.pop();
+                        }
+                        None => out.push(strip_nulls(item)),
+                    }
+                }
+                Value::Array(out)
+            }
+            ListType::Set => {
+                let mut out = l.clone();
+                for item in c {
+                    if !out.contains(item) {
+                        out.push(item.clone());
+                    }
+                }
+                Value::Array(out)
+            }
+            ListType::Atomic => cfg.clone(),
+        },
+        _ => strip_nulls(cfg),
+    }
+}
+
+pub fn strip_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), strip_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(strip_nulls).collect()),
+        _ => v.clone(),
+    }
+}
+
+/// `.spec.template.spec.containers[name="app"].image`, as conflict messages print paths.
+pub fn path_string(path: &[Pe]) -> String {
+    let mut s = String::new();
+    for pe in path {
+        match pe {
+            Pe::Field(f) => {
+                s.push('.');
+                s.push_str(f);
+            }
+            Pe::Key(k) => {
+                let parts: Vec<String> = match serde_json::from_str::<Value>(k) {
+                    Ok(Value::Object(m)) => m.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                    _ => vec![k.clone()],
+                };
+                s.push_str(&format!("[{}]", parts.join(",")));
+            }
+            Pe::Value(v) => s.push_str(&format!("[={v}]")),
+        }
+    }
+    s
+}
+
+/// True if `set` holds `path` or anything below it.
+pub fn covers_or_below(set: &FieldSet, path: &Path) -> bool {
+    set.range(path.clone()..)
+        .next()
+        .is_some_and(|p| p.starts_with(path))
+}
+
+// ---- FieldsV1 encoding ------------------------------------------------------
+
+fn pe_key(pe: &Pe) -> String {
+    match pe {
+        Pe::Field(f) => format!("f:{f}"),
+        Pe::Key(k) => format!("k:{k}"),
+        Pe::Value(v) => format!("v:{v}"),
+    }
+}
+
+/// Encodes a field set as a FieldsV1 object.
+pub fn encode(set: &FieldSet) -> Value {
+    let mut root = Map::new();
+    for path in set {
+        let mut node = &mut root;
+        for pe in path {
+            node = node
+                .entry(pe_key(pe))
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .expect("fieldsV1 nodes are objects");
+        }
+        node.insert(".".into(), json!({}));
+    }
+    // `.` alone on a leaf is written as `{}`.
+    fn tidy(m: &mut Map<String, Value>) {
+        for v in m.values_mut() {
+            if let Some(child) = v.as_object_mut() {
+                if child.len() == 1 && child.contains_key(".") {
+                    child.clear();
+                } else {
+                    tidy(child);
+                }
+            }
+        }
+    }
+    tidy(&mut root);
+    Value::Object(root)
+}
+
+/// Decodes a FieldsV1 object.
+pub fn decode(v: &Value) -> FieldSet {
+    let mut out = FieldSet::new();
+    let mut path = Path::new();
+    if let Some(m) = v.as_object() {
+        decode_node(m, &mut path, &mut out);
+    }
+    out
+}
+
+fn decode_node(m: &Map<String, Value>, path: &mut Path, out: &mut FieldSet) {
+    for (k, child) in m {
+        if k == "." {
+            out.insert(path.clone());
+            continue;
+        }
+        let pe = if let Some(f) = k.strip_prefix("f:") {
+            Pe::Field(f.into())
+        } else if let Some(j) = k.strip_prefix("k:") {
+            Pe::Key(
+                serde_json::from_str::<Value>(j)
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|_| j.into()),
+            )
+        } else if let Some(j) = k.strip_prefix("v:") {
+            Pe::Value(j.into())
+        } else {
+            continue;
+        };
+        path.push(pe);
+        match child.as_object() {
+            Some(cm) if !cm.is_empty() => decode_node(cm, path, out),
+            _ => {
+                out.insert(path.clone());
+            }
+        }
+        path.pop();
+    }
+}
+
+/// Reads `metadata.managedFields`.
+pub fn read_entries(obj: &Value) -> Vec<Entry> {
+    obj["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| Entry {
+            manager: e["manager"].as_str().unwrap_or_default().into(),
+            operation: e["operation"].as_str().unwrap_or("Update").into(),
+            api_version: e["apiVersion"].as_str().unwrap_or_default().into(),
+            time: e["time"].as_str().unwrap_or_default().into(),
+            subresource: e["subresource"].as_str().map(String::from),
+            set: decode(&e["fieldsV1"]),
+        })
+        .collect()
+}
+
+/// Writes `metadata.managedFields` (dropping entries that own nothing).
+pub fn write_entries(obj: &mut Value, entries: &[Entry]) {
+    let list: Vec<Value> = entries
+        .iter()
+        .filter(|e| !e.set.is_empty())
+        .map(|e| {
+            let mut v = json!({
+                "manager": e.manager, "operation": e.operation, "apiVersion": e.api_version,
+                "time": e.time, "fieldsType": "FieldsV1", "fieldsV1": encode(&e.set),
+            });
+            if let Some(s) = &e.subresource {
+                v["subresource"] = json!(s);
+            }
+            v
+        })
+        .collect();
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        if list.is_empty() {
+            meta.remove("managedFields");
+        } else {
+            meta.insert("managedFields".into(), Value::Array(list));
+        }
+    }
+}
+
+fn same_writer(e: &Entry, manager: &str, operation: &str, sub: Option<&str>) -> bool {
+    e.manager == manager && e.operation == operation && e.subresource.as_deref() == sub
+}
+
+/// A field another manager owns with a different value.
+#[derive(Debug, Clone)]
+pub struct Conflict {
+    pub manager: String,
+    pub api_version: String,
+    pub path: String,
+}
+
+/// Who is applying, and how.
+pub struct ApplyCtx<'a> {
+    pub manager: &'a str,
+    pub api_version: &'a str,
+    pub subresource: Option<&'a str>,
+    pub force: bool,
+    pub now: &'a str,
+    pub kind: &'a str,
+    pub custom: bool,
+    pub scope: Scope,
+}
+
+/// Applies `cfg` over `live` (`Value::Null` when creating). Returns the new object
+/// (without defaults) with managedFields updated, or the conflicts.
+pub fn apply(live: &Value, cfg: &Value, ctx: &ApplyCtx) -> Result<Value, Vec<Conflict>> {
+    let mut entries = read_entries(live);
+    let new_set = field_set(cfg, ctx.kind, ctx.custom, ctx.scope);
+    let base = if live.is_null() {
+        json!({})
+    } else {
+        live.clone()
+    };
+    let mut merged = merge(&base, cfg, ctx.kind, ctx.custom);
+
+    let mut conflicts = Vec::new();
+    let mut taken: Vec<(usize, Path)> = Vec::new();
+    for (i, e) in entries.iter().enumerate() {
+        if e.manager == ctx.manager {
+            continue;
+        }
+        for p in new_set.intersection(&e.set) {
+            let before = get(&base, p);
+            let after = get(&merged, p);
+            let is_leaf = !matches!(after, Some(Value::Object(_)))
+                && !matches!(p.last(), Some(Pe::Key(_) | Pe::Value(_)));
+            if is_leaf && before != after {
+                conflicts.push(Conflict {
+                    manager: e.manager.clone(),
+                    api_version: e.api_version.clone(),
+                    path: path_string(p),
+                });
+                taken.push((i, p.clone()));
+            }
+        }
+    }
+    if !conflicts.is_empty() && !ctx.force {
+        return Err(conflicts);
+    }
+    for (i, p) in taken {
+        entries[i].set.remove(&p);
+    }
+
+    let mine = entries
+        .iter()
+        .position(|e| same_writer(e, ctx.manager, "Apply", ctx.subresource));
+    let old_set = mine.map(|i| entries[i].set.clone()).unwrap_or_default();
+    let others: FieldSet = entries
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != mine)
+        .flat_map(|(_, e)| e.set.iter().cloned())
+        .collect();
+    // Deepest first so an item is emptied before its parent list is judged.
+    let mut dropped: Vec<&Path> = old_set.difference(&new_set).collect();
+    dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in dropped {
+        if !covers_or_below(&others, p) {
+            remove(&mut merged, p);
+        }
+    }
+
+    match mine {
+        Some(i) => {
+            if entries[i].set != new_set || entries[i].api_version != ctx.api_version {
+                entries[i].set = new_set;
+                entries[i].time = ctx.now.into();
+                entries[i].api_version = ctx.api_version.into();
+            }
+        }
+        None => entries.push(Entry {
+            manager: ctx.manager.into(),
+            operation: "Apply".into(),
+            api_version: ctx.api_version.into(),
+            time: ctx.now.into(),
+            subresource: ctx.subresource.map(String::from),
+            set: new_set,
+        }),
+    }
+    write_entries(&mut merged, &entries);
+    Ok(merged)
+}
+
+/// Records a non-apply write from `old` (Null on create) to `new`: the writer gets
+/// an `Update` entry for the fields it changed, and everybody else loses them.
+pub fn record_update(old: &Value, new: &mut Value, ctx: &ApplyCtx) {
+    let mut entries = read_entries(old);
+    let new_set = field_set(new, ctx.kind, ctx.custom, ctx.scope);
+    let old_set = field_set(old, ctx.kind, ctx.custom, ctx.scope);
+    let changed: FieldSet = new_set
+        .iter()
+        .filter(|p| get(old, p) != get(new, p) || !old_set.contains(*p))
+        .filter(|p| {
+            // Parents of changed fields are not changes themselves.
+            !matches!(get(new, p), Some(Value::Object(m)) if !m.is_empty())
+                || matches!(p.last(), Some(Pe::Key(_))) && !old_set.contains(*p)
+        })
+        .cloned()
+        .collect();
+    let removed: Vec<Path> = old_set.difference(&new_set).cloned().collect();
+    if changed.is_empty() && removed.is_empty() {
+        write_entries(new, &entries);
+        return;
+    }
+    for e in entries.iter_mut() {
+        for p in &changed {
+            e.set.remove(p);
+        }
+        for p in &removed {
+            e.set.retain(|q| !q.starts_with(p));
+        }
+    }
+    match entries
+        .iter()
+        .position(|e| same_writer(e, ctx.manager, "Update", ctx.subresource))
+    {
+        Some(i) => {
+            entries[i].set.extend(changed);
+            entries[i].time = ctx.now.into();
+            entries[i].api_version = ctx.api_version.into();
+        }
+        None if !changed.is_empty() => entries.push(Entry {
+            manager: ctx.manager.into(),
+            operation: "Update".into(),
+            api_version: ctx.api_version.into(),
+            time: ctx.now.into(),
+            subresource: ctx.subresource.map(String::from),
+            set: changed,
+        }),
+        None => {}
+    }
+    write_entries(new, &entries);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_list_maps_like_the_real_server() {
+        let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "a", "labels": {"app": "a"}},
+            "spec": {"template": {"spec": {"containers": [
+                {"name": "app", "image": "x", "ports": [{"containerPort": 80}]}]}}}});
+        let set = field_set(&obj, "Deployment", false, Scope::MainNoStatus);
+        let enc = encode(&set);
+        let c = &enc["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"];
+        assert_eq!(c["."], json!({}));
+        assert_eq!(c["f:image"], json!({}));
+        assert_eq!(
+            c["f:ports"]["k:{\"containerPort\":80,\"protocol\":\"TCP\"}"]["f:containerPort"],
+            json!({})
+        );
+        assert_eq!(enc["f:metadata"]["f:labels"]["."], json!({}));
+        assert_eq!(decode(&enc), set);
+    }
+
+    #[test]
+    fn path_strings_name_list_items() {
+        let p = vec![
+            Pe::Field("spec".into()),
+            Pe::Field("containers".into()),
+            Pe::Key("{\"name\":\"app\"}".into()),
+            Pe::Field("image".into()),
+        ];
+        assert_eq!(path_string(&p), ".spec.containers[name=\"app\"].image");
+    }
+}
