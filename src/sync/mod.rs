@@ -6,5 +6,7 @@ pub mod engine;
 pub mod inventory;
 pub mod order;
 pub mod plan;
-pub mod report;
 pub mod planner;
+pub mod report;
+pub mod result;
+pub mod status;
