@@ -83,15 +83,28 @@ fn compact(result: &SyncResult) -> SyncResult {
     kept
 }
 
-/// What must differ for a new write: everything but times and counters.
+/// What must differ for a new write: the state the result describes
+/// (revision, phase, health, what is held back or failing, the inventory),
+/// not what this particular run did — so a no-op after a sync that created
+/// everything writes nothing.
 fn fingerprint(result: &SyncResult, kinds: &[String]) -> String {
-    let mut stable = serde_json::to_value(compact(result)).unwrap_or(Value::Null);
-    if let Some(map) = stable.as_object_mut() {
-        for volatile in ["startedAt", "timings", "requests"] {
-            map.remove(volatile);
-        }
-    }
-    content_hash(&json!({"result": stable, "kinds": kinds}))
+    let unsettled: Vec<Value> = result
+        .objects
+        .iter()
+        .filter(|o| {
+            !matches!(o.outcome, Outcome::Applied | Outcome::Unchanged)
+                || o.health.as_ref().is_some_and(|h| !h.status.passes_gate())
+        })
+        .map(|o| json!([o.key, o.outcome, o.health]))
+        .collect();
+    content_hash(&json!({
+        "revision": result.revision,
+        "phase": result.phase,
+        "health": result.health,
+        "errors": result.errors,
+        "unsettled": unsettled,
+        "kinds": kinds,
+    }))
 }
 
 #[derive(Debug, thiserror::Error)]
