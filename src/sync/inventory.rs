@@ -265,7 +265,11 @@ pub fn covers(fields: &Value, body: &Value, top: bool) -> bool {
         return true;
     };
     if fields.is_empty() {
-        return true;
+        // `f:x: {}` is ambiguous for a map: owned whole (an atomic struct),
+        // or only the map itself with every key taken by other writers
+        // (`kubectl edit` of a ConfigMap's only key). Trust it only for the
+        // shapes Kubernetes declares atomic; otherwise let a dry-run decide.
+        return body.is_empty() || looks_atomic(body);
     }
     body.iter().all(|(name, value)| {
         if value.is_null() || (top && matches!(name.as_str(), "apiVersion" | "kind")) {
@@ -279,6 +283,22 @@ pub fn covers(fields: &Value, body: &Value, top: bool) -> bool {
             Some(child) => covers_value(child, value),
         }
     })
+}
+
+/// Struct shapes the Kubernetes API marks `+structType=atomic`: label
+/// selectors, key selectors and local object references, field and
+/// resource selectors, typed references.
+fn looks_atomic(map: &Map<String, Value>) -> bool {
+    const SHAPES: &[&[&str]] = &[
+        &["matchLabels", "matchExpressions"],
+        &["name", "key", "optional"],
+        &["apiVersion", "fieldPath"],
+        &["containerName", "resource", "divisor"],
+        &["apiGroup", "kind", "name", "namespace"],
+    ];
+    SHAPES
+        .iter()
+        .any(|shape| map.keys().all(|k| shape.contains(&k.as_str())))
 }
 
 fn covers_metadata(fields: Option<&Value>, metadata: &Value) -> bool {
@@ -513,6 +533,19 @@ mod tests {
         let mut stale = live.clone();
         stale["metadata"]["annotations"][HASH_ANNOTATION] = json!("0000");
         assert!(!is_unchanged(&stale, &desired));
+    }
+
+    #[test]
+    fn a_map_emptied_by_another_writer_is_not_covered() {
+        // kubectl edit took the only key: relbot keeps just `.` of data.
+        let body = json!({"data": {"greeting": "hello"}, "spec": {"selector": {"matchLabels": {"a": "b"}}}});
+        let taken = json!({"f:data": {}, "f:spec": {"f:selector": {}}});
+        assert!(!covers(&taken, &body, true));
+        let owned = json!({"f:data": {".": {}, "f:greeting": {}}, "f:spec": {"f:selector": {}}});
+        assert!(
+            covers(&owned, &body, true),
+            "a selector is atomic: owned whole"
+        );
     }
 
     #[test]
