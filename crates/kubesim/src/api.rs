@@ -389,10 +389,10 @@ fn commit(inner: &mut Inner, w: &Write, old: Option<&Value>, mut new: Value) -> 
     let create = old.is_none();
     let mut warnings = Vec::new();
 
-    if let (Some(old), Some(rv)) = (old, new["metadata"]["resourceVersion"].as_str()) {
-        if old["metadata"]["resourceVersion"].as_str() != Some(rv) {
-            return Err(ApiError::modified(&res.group, &res.plural, name_of(t)));
-        }
+    if let (Some(old), Some(rv)) = (old, new["metadata"]["resourceVersion"].as_str())
+        && old["metadata"]["resourceVersion"].as_str() != Some(rv)
+    {
+        return Err(ApiError::modified(&res.group, &res.plural, name_of(t)));
     }
     fix_metadata(res, t, old, &mut new);
     fix_status(
@@ -401,13 +401,13 @@ fn commit(inner: &mut Inner, w: &Write, old: Option<&Value>, mut new: Value) -> 
         old,
         &mut new,
     );
-    if res.kind == "Service" {
-        if let Some(old) = old {
-            // Updates that omit the allocated address keep it, as on the real server.
-            for k in ["clusterIP", "clusterIPs"] {
-                if new["spec"].get(k).is_none() && old["spec"].get(k).is_some() {
-                    new["spec"][k] = old["spec"][k].clone();
-                }
+    if res.kind == "Service"
+        && let Some(old) = old
+    {
+        // Updates that omit the allocated address keep it, as on the real server.
+        for k in ["clusterIP", "clusterIPs"] {
+            if new["spec"].get(k).is_none() && old["spec"].get(k).is_some() {
+                new["spec"][k] = old["spec"][k].clone();
             }
         }
     }
@@ -420,7 +420,7 @@ fn commit(inner: &mut Inner, w: &Write, old: Option<&Value>, mut new: Value) -> 
 
     match validation::check_schema(res, &new) {
         SchemaCheck::Ok => {}
-        SchemaCheck::Unknown(paths) if w.strict || w.apply => {
+        SchemaCheck::Unknown(paths) if w.strict || (w.apply && !res.custom) => {
             if create {
                 release_service(inner, &new);
             }
@@ -472,11 +472,12 @@ fn commit(inner: &mut Inner, w: &Write, old: Option<&Value>, mut new: Value) -> 
         return Err(e);
     }
 
-    if let Some(old) = old {
-        if res.tracks_generation() && strip_for_generation(old) != strip_for_generation(&new) {
-            let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
-            new["metadata"]["generation"] = json!(g);
-        }
+    if let Some(old) = old
+        && res.tracks_generation()
+        && strip_for_generation(old) != strip_for_generation(&new)
+    {
+        let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
+        new["metadata"]["generation"] = json!(g);
     }
     if !w.apply {
         let api_version = res.api_version();
@@ -487,21 +488,20 @@ fn commit(inner: &mut Inner, w: &Write, old: Option<&Value>, mut new: Value) -> 
             subresource: sub,
             force: false,
             now: &now,
-            kind: &res.kind,
-            custom: res.custom,
+            schema: res.ssa_schema(),
             scope: scope_for(res, sub),
         };
         ssa::record_update(old.unwrap_or(&Value::Null), &mut new, &ctx);
     }
 
-    if let Some(old) = old {
-        if equal_ignoring_rv(old, &new) {
-            return Ok(Reply {
-                code: 200,
-                body: present(res, old),
-                warnings,
-            });
-        }
+    if let Some(old) = old
+        && equal_ignoring_rv(old, &new)
+    {
+        return Ok(Reply {
+            code: 200,
+            body: present(res, old),
+            warnings,
+        });
     }
     let finalized = new["metadata"]["deletionTimestamp"].is_string()
         && new["metadata"]["finalizers"]
@@ -626,37 +626,37 @@ fn collect_dependents(inner: &mut Inner, uid: &str) {
 
 fn check_identity(t: &Target, body: &Value) -> ApiResult<()> {
     let res = &t.res;
-    if let Some(av) = body["apiVersion"].as_str() {
-        if av != res.api_version() {
-            return Err(ApiError::bad_request(format!(
-                "the API version in the data ({av}) does not match the expected API version ({})",
-                res.api_version()
-            )));
-        }
+    if let Some(av) = body["apiVersion"].as_str()
+        && av != res.api_version()
+    {
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({av}) does not match the expected API version ({})",
+            res.api_version()
+        )));
     }
-    if let Some(k) = body["kind"].as_str() {
-        if k != res.kind {
-            return Err(ApiError::bad_request(format!(
-                "the kind in the data ({k}) does not match the expected kind ({})",
-                res.kind
-            )));
-        }
+    if let Some(k) = body["kind"].as_str()
+        && k != res.kind
+    {
+        return Err(ApiError::bad_request(format!(
+            "the kind in the data ({k}) does not match the expected kind ({})",
+            res.kind
+        )));
     }
-    if res.namespaced {
-        if let Some(ns) = body["metadata"]["namespace"].as_str() {
-            if !ns.is_empty() && ns != t.ns {
-                return Err(ApiError::bad_request(
-                    "the namespace of the provided object does not match the namespace sent on the request",
-                ));
-            }
-        }
+    if res.namespaced
+        && let Some(ns) = body["metadata"]["namespace"].as_str()
+        && !ns.is_empty()
+        && ns != t.ns
+    {
+        return Err(ApiError::bad_request(
+            "the namespace of the provided object does not match the namespace sent on the request",
+        ));
     }
-    if let (Some(n), Some(url)) = (body["metadata"]["name"].as_str(), t.name.as_deref()) {
-        if n != url {
-            return Err(ApiError::bad_request(format!(
-                "the name of the object ({n}) does not match the name on the URL ({url})"
-            )));
-        }
+    if let (Some(n), Some(url)) = (body["metadata"]["name"].as_str(), t.name.as_deref())
+        && n != url
+    {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({n}) does not match the name on the URL ({url})"
+        )));
     }
     Ok(())
 }
@@ -668,11 +668,11 @@ pub fn create(sim: &Sim, t: &Target, w: &Writer, body: Value) -> ApiResult<Reply
         .as_str()
         .unwrap_or_default()
         .to_string();
-    if name.is_empty() {
-        if let Some(prefix) = body["metadata"]["generateName"].as_str() {
-            let suffix: String = uuid::Uuid::new_v4().simple().to_string()[..5].to_string();
-            name = format!("{prefix}{suffix}");
-        }
+    if name.is_empty()
+        && let Some(prefix) = body["metadata"]["generateName"].as_str()
+    {
+        let suffix: String = uuid::Uuid::new_v4().simple().to_string()[..5].to_string();
+        name = format!("{prefix}{suffix}");
     }
     if name.is_empty() {
         return Err(ApiError::invalid(
@@ -792,14 +792,14 @@ fn strategic_patch(target: &mut Value, patch: &Value, kind: &str, path: &mut ssa
                 path.push(ssa::Pe::Field(k.clone()));
                 let slot = t.entry(k.clone()).or_insert(Value::Null);
                 match (
-                    ssa::list_type(kind, false, path),
+                    ssa::list_type(ssa::Schema::Builtin(kind), path),
                     slot.as_array_mut(),
                     v.as_array(),
                 ) {
                     (ssa::ListType::Map(keys), Some(live), Some(items)) => {
                         for item in items {
-                            let key = ssa::item_key(item, keys);
-                            match live.iter_mut().find(|i| ssa::item_key(i, keys) == key) {
+                            let key = ssa::item_key(item, &keys);
+                            match live.iter_mut().find(|i| ssa::item_key(i, &keys) == key) {
                                 Some(l) => strategic_patch(l, item, kind, path),
                                 None => live.push(item.clone()),
                             }
@@ -922,43 +922,36 @@ pub fn patch(
 }
 
 fn conflict_error(t: &Target, conflicts: &[ssa::Conflict]) -> ApiError {
-    let mut groups: Vec<(String, String, Vec<String>)> = Vec::new();
-    for c in conflicts {
-        match groups
-            .iter_mut()
-            .find(|(m, v, _)| *m == c.manager && *v == c.api_version)
-        {
-            Some((_, _, paths)) => paths.push(c.path.clone()),
-            None => groups.push((
-                c.manager.clone(),
-                c.api_version.clone(),
-                vec![c.path.clone()],
-            )),
+    let msg = if let [c] = conflicts {
+        format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            c.manager, c.path
+        )
+    } else {
+        let mut managers: Vec<&str> = conflicts.iter().map(|c| c.manager.as_str()).collect();
+        managers.sort();
+        managers.dedup();
+        let mut lines = Vec::new();
+        for m in managers {
+            lines.push(format!("conflicts with {m}:"));
+            lines.extend(
+                conflicts
+                    .iter()
+                    .filter(|c| c.manager == m)
+                    .map(|c| format!("- {}", c.path)),
+            );
         }
-    }
-    let parts: Vec<String> = groups
-        .iter()
-        .map(|(m, v, paths)| {
-            if paths.len() == 1 {
-                format!("conflict with \"{m}\" using {v}: {}", paths[0])
-            } else {
-                let lines: Vec<String> = paths.iter().map(|p| format!("- {p}")).collect();
-                format!("conflicts with \"{m}\" using {v}:\n{}", lines.join("\n"))
-            }
-        })
-        .collect();
-    let n = conflicts.len();
-    let msg = format!(
-        "Apply failed with {n} conflict{}: {}",
-        if n == 1 { "" } else { "s" },
-        parts.join("\n")
-    );
+        format!(
+            "Apply failed with {} conflicts: {}",
+            conflicts.len(),
+            lines.join("\n")
+        )
+    };
     let causes: Vec<Value> = conflicts
         .iter()
         .map(|c| {
             json!({"reason": "FieldManagerConflict",
-            "message": format!("conflict with \"{}\" using {}", c.manager, c.api_version),
-            "field": c.path})
+            "message": format!("conflict with {}", c.manager), "field": c.path})
         })
         .collect();
     let mut e = ApiError::new(409, "Conflict", msg);
@@ -1012,6 +1005,18 @@ pub fn apply(sim: &Sim, t: &Target, w: &Writer, cfg: Value) -> ApiResult<Reply> 
             Scope::Main => {}
         }
     }
+    // Custom resources are pruned to their schema before apply, as the real decoder does.
+    let mut pruned = Vec::new();
+    if t.res.custom
+        && !w.params.strict()
+        && let SchemaCheck::Unknown(paths) = validation::check_schema(&t.res, &cfg)
+    {
+        validation::prune(&mut cfg, &paths);
+        pruned = paths
+            .iter()
+            .map(|p| format!("unknown field \"{p}\""))
+            .collect();
+    }
     let rv_precondition = cfg["metadata"]["resourceVersion"]
         .as_str()
         .map(String::from);
@@ -1034,8 +1039,7 @@ pub fn apply(sim: &Sim, t: &Target, w: &Writer, cfg: Value) -> ApiResult<Reply> 
         subresource: sub,
         force: w.params.force(),
         now: &now,
-        kind: &t.res.kind,
-        custom: t.res.custom,
+        schema: t.res.ssa_schema(),
         scope,
     };
     let mut new = ssa::apply(old.as_ref().unwrap_or(&Value::Null), &cfg, &ctx)
@@ -1050,7 +1054,9 @@ pub fn apply(sim: &Sim, t: &Target, w: &Writer, cfg: Value) -> ApiResult<Reply> 
         strict: w.params.strict(),
         apply: true,
     };
-    commit(&mut inner, &write, old.as_ref(), new)
+    let mut reply = commit(&mut inner, &write, old.as_ref(), new)?;
+    reply.warnings.extend(pruned);
+    Ok(reply)
 }
 
 // ---- deletes ----------------------------------------------------------------

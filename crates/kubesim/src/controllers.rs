@@ -250,8 +250,7 @@ fn reconcile(sim: &Sim, key: &str, ns: &str, name: &str) {
         subresource: Some("status"),
         force: false,
         now: &t,
-        kind: &res.kind,
-        custom: false,
+        schema: res.ssa_schema(),
         scope: Scope::Status,
     };
     ssa::record_update(&obj, &mut new, &ctx);

@@ -52,10 +52,10 @@ fn pod_spec_defaults(spec: &mut Value, restart: &str) {
 }
 
 fn template_defaults(spec: &mut Value, restart: &str) {
-    if let Some(t) = spec.get_mut("template") {
-        if t.get("spec").is_some() {
-            pod_spec_defaults(&mut t["spec"], restart);
-        }
+    if let Some(t) = spec.get_mut("template")
+        && t.get("spec").is_some()
+    {
+        pod_spec_defaults(&mut t["spec"], restart);
     }
 }
 

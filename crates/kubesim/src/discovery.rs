@@ -28,6 +28,8 @@ pub struct ResourceInfo {
     pub has_scale: bool,
     /// `true` for kinds served from a CRD (list items keep apiVersion/kind, lists are atomic).
     pub custom: bool,
+    /// The CRD's `openAPIV3Schema` for this version (custom kinds only).
+    pub schema: Option<std::sync::Arc<Value>>,
 }
 
 impl ResourceInfo {
@@ -54,6 +56,15 @@ impl ResourceInfo {
     }
 
     /// Kinds whose `metadata.generation` tracks spec changes.
+    /// Where SSA takes list semantics from.
+    pub fn ssa_schema(&self) -> crate::ssa::Schema<'_> {
+        if self.custom {
+            crate::ssa::Schema::Custom(self.schema.as_deref())
+        } else {
+            crate::ssa::Schema::Builtin(&self.kind)
+        }
+    }
+
     pub fn tracks_generation(&self) -> bool {
         self.custom
             || matches!(
@@ -89,6 +100,7 @@ fn builtin(
         has_status: status,
         has_scale: scale,
         custom: false,
+        schema: None,
     }
 }
 
@@ -268,6 +280,15 @@ pub fn builtins() -> Vec<ResourceInfo> {
             false,
         ),
         builtin(
+            "events.k8s.io/v1",
+            "Event",
+            "events",
+            ns,
+            &["ev"],
+            false,
+            false,
+        ),
+        builtin(
             "storage.k8s.io/v1",
             "StorageClass",
             "storageclasses",
@@ -315,6 +336,10 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceInfo> {
             has_status: v["subresources"].get("status").is_some(),
             has_scale: v["subresources"].get("scale").is_some(),
             custom: true,
+            schema: v["schema"]
+                .get("openAPIV3Schema")
+                .cloned()
+                .map(std::sync::Arc::new),
         })
         .collect()
 }

@@ -16,6 +16,7 @@
 //! starts an emulator or, when `RELBOT_TEST_KUBECONFIG` is set, uses that cluster.
 
 mod api;
+pub mod bench;
 mod controllers;
 mod defaults;
 mod discovery;
@@ -299,10 +300,10 @@ impl SimHandle {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
-        if let Some(t) = self.thread.take() {
-            if join {
-                let _ = t.join();
-            }
+        if let Some(t) = self.thread.take()
+            && join
+        {
+            let _ = t.join();
         }
     }
 }

@@ -24,11 +24,11 @@ pub type Path = Vec<Pe>;
 /// Every member path: leaves, list items and free-form map nodes.
 pub type FieldSet = BTreeSet<Path>;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ListType {
     Atomic,
     Set,
-    Map(&'static [&'static str]),
+    Map(Vec<String>),
 }
 
 /// Which writer a field set belongs to (the part of a managedFields entry that identifies it).
@@ -57,21 +57,61 @@ fn under_container(parent: &[Pe]) -> bool {
             if f == "containers" || f == "initContainers" || f == "ephemeralContainers")
 }
 
-/// List semantics for the list at `path` of a `kind` object (`custom` for CRD kinds).
-pub fn list_type(kind: &str, custom: bool, path: &[Pe]) -> ListType {
+/// Where list semantics come from: kubesim's table for built-in kinds, the
+/// CRD's structural schema (`x-kubernetes-list-type`) for custom resources.
+#[derive(Debug, Clone, Copy)]
+pub enum Schema<'a> {
+    Builtin(&'a str),
+    Custom(Option<&'a Value>),
+}
+
+fn keys(k: &[&str]) -> ListType {
+    ListType::Map(k.iter().map(|s| s.to_string()).collect())
+}
+
+/// The schema node at `path` (properties, additionalProperties, items).
+fn schema_at<'a>(root: &'a Value, path: &[Pe]) -> Option<&'a Value> {
+    let mut node = root;
+    for pe in path {
+        node = match pe {
+            Pe::Field(f) => node["properties"]
+                .get(f)
+                .or_else(|| node.get("additionalProperties").filter(|a| a.is_object()))?,
+            Pe::Key(_) | Pe::Value(_) => node.get("items")?,
+        };
+    }
+    Some(node)
+}
+
+/// List semantics for the list at `path`.
+pub fn list_type(schema: Schema<'_>, path: &[Pe]) -> ListType {
     let Some(name) = last_field(path) else {
         return ListType::Atomic;
     };
     if path.len() == 2 && path[0] == Pe::Field("metadata".into()) {
         return match name {
             "finalizers" => ListType::Set,
-            "ownerReferences" => ListType::Map(&["uid"]),
+            "ownerReferences" => keys(&["uid"]),
             _ => ListType::Atomic,
         };
     }
-    if custom {
-        return ListType::Atomic;
-    }
+    let kind = match schema {
+        Schema::Builtin(kind) => kind,
+        Schema::Custom(root) => {
+            let node = root.and_then(|r| schema_at(r, path));
+            return match node.and_then(|n| n["x-kubernetes-list-type"].as_str()) {
+                Some("map") => ListType::Map(
+                    node.and_then(|n| n["x-kubernetes-list-map-keys"].as_array())
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|k| k.as_str().map(String::from))
+                        .collect(),
+                ),
+                Some("set") => ListType::Set,
+                _ => ListType::Atomic,
+            };
+        }
+    };
     let parent = &path[..path.len() - 1];
     match name {
         "containers"
@@ -80,13 +120,12 @@ pub fn list_type(kind: &str, custom: bool, path: &[Pe]) -> ListType {
         | "volumes"
         | "env"
         | "imagePullSecrets"
-        | "resourceClaims" => ListType::Map(&["name"]),
-        "volumeMounts" => ListType::Map(&["mountPath"]),
-        "volumeDevices" => ListType::Map(&["devicePath"]),
-        "ports" if under_container(parent) => ListType::Map(&["containerPort", "protocol"]),
-        "ports" if kind == "Service" && path.len() == 2 => ListType::Map(&["port", "protocol"]),
-        "conditions" => ListType::Map(&["type"]),
-        "clusterIPs" | "ipFamilies" => ListType::Atomic,
+        | "resourceClaims" => keys(&["name"]),
+        "volumeMounts" => keys(&["mountPath"]),
+        "volumeDevices" => keys(&["devicePath"]),
+        "ports" if under_container(parent) => keys(&["containerPort", "protocol"]),
+        "ports" if kind == "Service" && path.len() == 2 => keys(&["port", "protocol"]),
+        "conditions" => keys(&["type"]),
         _ => ListType::Atomic,
     }
 }
@@ -115,11 +154,11 @@ fn default_key_value(field: &str) -> Option<Value> {
 }
 
 /// Canonical key JSON for a list-map item, defaulting `protocol` like the real server.
-pub fn item_key(item: &Value, keys: &[&str]) -> String {
+pub fn item_key(item: &Value, keys: &[String]) -> String {
     let mut m = Map::new();
     for k in keys {
-        if let Some(v) = item.get(*k).cloned().or_else(|| default_key_value(k)) {
-            m.insert((*k).to_string(), v);
+        if let Some(v) = item.get(k).cloned().or_else(|| default_key_value(k)) {
+            m.insert(k.clone(), v);
         }
     }
     Value::Object(m).to_string()
@@ -150,7 +189,7 @@ pub enum Scope {
 }
 
 /// The field set of `obj`.
-pub fn field_set(obj: &Value, kind: &str, custom: bool, scope: Scope) -> FieldSet {
+pub fn field_set(obj: &Value, schema: Schema<'_>, scope: Scope) -> FieldSet {
     let mut out = FieldSet::new();
     let Some(m) = obj.as_object() else {
         return out;
@@ -170,18 +209,18 @@ pub fn field_set(obj: &Value, kind: &str, custom: bool, scope: Scope) -> FieldSe
             for mk in ["labels", "annotations", "finalizers", "ownerReferences"] {
                 if let Some(mv) = v.get(mk) {
                     path.push(Pe::Field(mk.into()));
-                    walk(mv, &mut path, kind, custom, &mut out);
+                    walk(mv, &mut path, schema, &mut out);
                     path.pop();
                 }
             }
         } else {
-            walk(v, &mut path, kind, custom, &mut out);
+            walk(v, &mut path, schema, &mut out);
         }
     }
     out
 }
 
-fn walk(v: &Value, path: &mut Path, kind: &str, custom: bool, out: &mut FieldSet) {
+fn walk(v: &Value, path: &mut Path, schema: Schema<'_>, out: &mut FieldSet) {
     match v {
         Value::Object(m) if !m.is_empty() => {
             if is_map_node(path) {
@@ -189,19 +228,19 @@ fn walk(v: &Value, path: &mut Path, kind: &str, custom: bool, out: &mut FieldSet
             }
             for (k, cv) in m {
                 path.push(Pe::Field(k.clone()));
-                walk(cv, path, kind, custom, out);
+                walk(cv, path, schema, out);
                 path.pop();
             }
         }
-        Value::Array(items) if !items.is_empty() => match list_type(kind, custom, path) {
+        Value::Array(items) if !items.is_empty() => match list_type(schema, path) {
             ListType::Map(keys) => {
                 for item in items {
-                    path.push(Pe::Key(item_key(item, keys)));
+                    path.push(Pe::Key(item_key(item, &keys)));
                     out.insert(path.clone());
                     if let Some(m) = item.as_object() {
                         for (k, cv) in m {
                             path.push(Pe::Field(k.clone()));
-                            walk(cv, path, kind, custom, out);
+                            walk(cv, path, schema, out);
                             path.pop();
                         }
                     }
@@ -281,12 +320,12 @@ pub fn remove(v: &mut Value, path: &[Pe]) {
 }
 
 /// Merges an apply configuration into the live object.
-pub fn merge(live: &Value, cfg: &Value, kind: &str, custom: bool) -> Value {
+pub fn merge(live: &Value, cfg: &Value, schema: Schema<'_>) -> Value {
     let mut path = Path::new();
-    merge_at(live, cfg, &mut path, kind, custom)
+    merge_at(live, cfg, &mut path, schema)
 }
 
-fn merge_at(live: &Value, cfg: &Value, path: &mut Path, kind: &str, custom: bool) -> Value {
+fn merge_at(live: &Value, cfg: &Value, path: &mut Path, schema: Schema<'_>) -> Value {
     match (live, cfg) {
         (Value::Object(l), Value::Object(c)) => {
             let mut out = l.clone();
@@ -295,21 +334,21 @@ fn merge_at(live: &Value, cfg: &Value, path: &mut Path, kind: &str, custom: bool
                     continue;
                 }
                 path.push(Pe::Field(k.clone()));
-                let merged = merge_at(l.get(k).unwrap_or(&Value::Null), cv, path, kind, custom);
+                let merged = merge_at(l.get(k).unwrap_or(&Value::Null), cv, path, schema);
                 path.pop();
                 out.insert(k.clone(), merged);
             }
             Value::Object(out)
         }
-        (Value::Array(l), Value::Array(c)) => match list_type(kind, custom, path) {
+        (Value::Array(l), Value::Array(c)) => match list_type(schema, path) {
             ListType::Map(keys) => {
                 let mut out = l.clone();
                 for item in c {
-                    let key = item_key(item, keys);
-                    match out.iter().position(|i| item_key(i, keys) == key) {
+                    let key = item_key(item, &keys);
+                    match out.iter().position(|i| item_key(i, &keys) == key) {
                         Some(pos) => {
                             path.push(Pe::Key(key));
-                            out[pos] = merge_at(&l[pos].clone(), item, path, kind, custom);
+                            out[pos] = merge_at(&l[pos].clone(), item, path, schema);
                             path.pop();
                         }
                         None => out.push(strip_nulls(item)),
@@ -487,6 +526,9 @@ pub fn write_entries(obj: &mut Value, entries: &[Entry]) {
             v
         })
         .collect();
+    if obj.is_object() && obj.get("metadata").is_none() && !list.is_empty() {
+        obj["metadata"] = json!({});
+    }
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         if list.is_empty() {
             meta.remove("managedFields");
@@ -503,9 +545,20 @@ fn same_writer(e: &Entry, manager: &str, operation: &str, sub: Option<&str>) -> 
 /// A field another manager owns with a different value.
 #[derive(Debug, Clone)]
 pub struct Conflict {
+    /// The manager as kube-apiserver prints it: `"kubectl" with subresource "scale" using apps/v1 at <time>`.
     pub manager: String,
-    pub api_version: String,
     pub path: String,
+}
+
+fn describe(e: &Entry) -> String {
+    let mut s = format!("{:?}", e.manager);
+    if let Some(sub) = &e.subresource {
+        s.push_str(&format!(" with subresource {sub:?}"));
+    }
+    if e.operation == "Update" {
+        s.push_str(&format!(" using {} at {}", e.api_version, e.time));
+    }
+    s
 }
 
 /// Who is applying, and how.
@@ -515,8 +568,7 @@ pub struct ApplyCtx<'a> {
     pub subresource: Option<&'a str>,
     pub force: bool,
     pub now: &'a str,
-    pub kind: &'a str,
-    pub custom: bool,
+    pub schema: Schema<'a>,
     pub scope: Scope,
 }
 
@@ -524,18 +576,18 @@ pub struct ApplyCtx<'a> {
 /// (without defaults) with managedFields updated, or the conflicts.
 pub fn apply(live: &Value, cfg: &Value, ctx: &ApplyCtx) -> Result<Value, Vec<Conflict>> {
     let mut entries = read_entries(live);
-    let new_set = field_set(cfg, ctx.kind, ctx.custom, ctx.scope);
+    let new_set = field_set(cfg, ctx.schema, ctx.scope);
     let base = if live.is_null() {
         json!({})
     } else {
         live.clone()
     };
-    let mut merged = merge(&base, cfg, ctx.kind, ctx.custom);
+    let mut merged = merge(&base, cfg, ctx.schema);
 
     let mut conflicts = Vec::new();
     let mut taken: Vec<(usize, Path)> = Vec::new();
     for (i, e) in entries.iter().enumerate() {
-        if e.manager == ctx.manager {
+        if same_writer(e, ctx.manager, "Apply", ctx.subresource) {
             continue;
         }
         for p in new_set.intersection(&e.set) {
@@ -545,8 +597,7 @@ pub fn apply(live: &Value, cfg: &Value, ctx: &ApplyCtx) -> Result<Value, Vec<Con
                 && !matches!(p.last(), Some(Pe::Key(_) | Pe::Value(_)));
             if is_leaf && before != after {
                 conflicts.push(Conflict {
-                    manager: e.manager.clone(),
-                    api_version: e.api_version.clone(),
+                    manager: describe(e),
                     path: path_string(p),
                 });
                 taken.push((i, p.clone()));
@@ -570,9 +621,10 @@ pub fn apply(live: &Value, cfg: &Value, ctx: &ApplyCtx) -> Result<Value, Vec<Con
         .filter(|(i, _)| Some(*i) != mine)
         .flat_map(|(_, e)| e.set.iter().cloned())
         .collect();
-    // Deepest first so an item is emptied before its parent list is judged.
+    // Shallowest first: a list item goes whole, before removing its key fields
+    // could make it unrecognisable.
     let mut dropped: Vec<&Path> = old_set.difference(&new_set).collect();
-    dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    dropped.sort_by_key(|p| p.len());
     for p in dropped {
         if !covers_or_below(&others, p) {
             remove(&mut merged, p);
@@ -604,8 +656,8 @@ pub fn apply(live: &Value, cfg: &Value, ctx: &ApplyCtx) -> Result<Value, Vec<Con
 /// an `Update` entry for the fields it changed, and everybody else loses them.
 pub fn record_update(old: &Value, new: &mut Value, ctx: &ApplyCtx) {
     let mut entries = read_entries(old);
-    let new_set = field_set(new, ctx.kind, ctx.custom, ctx.scope);
-    let old_set = field_set(old, ctx.kind, ctx.custom, ctx.scope);
+    let new_set = field_set(new, ctx.schema, ctx.scope);
+    let old_set = field_set(old, ctx.schema, ctx.scope);
     let changed: FieldSet = new_set
         .iter()
         .filter(|p| get(old, p) != get(new, p) || !old_set.contains(*p))
@@ -661,7 +713,7 @@ mod tests {
             "metadata": {"name": "a", "labels": {"app": "a"}},
             "spec": {"template": {"spec": {"containers": [
                 {"name": "app", "image": "x", "ports": [{"containerPort": 80}]}]}}}});
-        let set = field_set(&obj, "Deployment", false, Scope::MainNoStatus);
+        let set = field_set(&obj, Schema::Builtin("Deployment"), Scope::MainNoStatus);
         let enc = encode(&set);
         let c = &enc["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"];
         assert_eq!(c["."], json!({}));
@@ -683,5 +735,36 @@ mod tests {
             Pe::Field("image".into()),
         ];
         assert_eq!(path_string(&p), ".spec.containers[name=\"app\"].image");
+    }
+}
+
+#[cfg(test)]
+mod removal_tests {
+    use super::*;
+
+    #[test]
+    fn dropped_list_items_are_removed() {
+        let ctx = ApplyCtx {
+            manager: "m",
+            api_version: "apps/v1",
+            subresource: None,
+            force: false,
+            now: "t",
+            schema: Schema::Builtin("Deployment"),
+            scope: Scope::MainNoStatus,
+        };
+        let two = json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "app", "image": "a"}, {"name": "side", "image": "b"}]}}}});
+        let one = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "a"}]}}}});
+        let first = apply(&Value::Null, &two, &ctx).unwrap();
+        let second = apply(&first, &one, &ctx).unwrap();
+        assert_eq!(
+            second["spec"]["template"]["spec"]["containers"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1,
+            "{second}"
+        );
     }
 }

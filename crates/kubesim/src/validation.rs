@@ -21,8 +21,11 @@ fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(
 }
 
 /// The typed round trip for a built-in kind, or `None` for kinds without a table entry.
-fn typed(kind: &str, v: &Value) -> Option<Result<Value, String>> {
-    Some(match kind {
+fn typed(res: &ResourceInfo, v: &Value) -> Option<Result<Value, String>> {
+    if res.group == "events.k8s.io" {
+        return Some(round_trip::<k8s_openapi::api::events::v1::Event>(v));
+    }
+    Some(match res.kind.as_str() {
         "Namespace" => round_trip::<core::Namespace>(v),
         "ConfigMap" => round_trip::<core::ConfigMap>(v),
         "Secret" => round_trip::<core::Secret>(v),
@@ -97,11 +100,56 @@ pub enum SchemaCheck {
     Undecodable(String),
 }
 
+/// Fields of a custom resource its structural schema does not declare.
+fn unknown_by_schema(v: &Value, node: &Value, path: &str, out: &mut Vec<String>) {
+    if node["x-kubernetes-preserve-unknown-fields"] == Value::Bool(true) {
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            for (k, cv) in m {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                if path.is_empty() && matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
+                match node["properties"].get(k) {
+                    Some(child) => unknown_by_schema(cv, child, &p, out),
+                    None => match node.get("additionalProperties") {
+                        Some(Value::Bool(true)) => {}
+                        Some(ap @ Value::Object(_)) => unknown_by_schema(cv, ap, &p, out),
+                        _ => out.push(p),
+                    },
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(item_schema) = node.get("items") {
+                for (n, item) in items.iter().enumerate() {
+                    unknown_by_schema(item, item_schema, &format!("{path}[{n}]"), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 pub fn check_schema(res: &ResourceInfo, obj: &Value) -> SchemaCheck {
     if res.custom {
-        return SchemaCheck::Ok;
+        let mut out = Vec::new();
+        if let Some(schema) = res.schema.as_deref() {
+            unknown_by_schema(obj, schema, "", &mut out);
+        }
+        return if out.is_empty() {
+            SchemaCheck::Ok
+        } else {
+            SchemaCheck::Unknown(out)
+        };
     }
-    match typed(&res.kind, obj) {
+    match typed(res, obj) {
         None => SchemaCheck::Ok,
         Some(Err(e)) => SchemaCheck::Undecodable(e),
         Some(Ok(t)) => {
@@ -175,13 +223,13 @@ pub fn validate(res: &ResourceInfo, old: Option<&Value>, new: &Value) -> ApiResu
     ) {
         let sel = &spec["selector"]["matchLabels"];
         let labels = &spec["template"]["metadata"]["labels"];
-        if let Some(sel) = sel.as_object() {
-            if sel.iter().any(|(k, v)| labels.get(k) != Some(v)) {
-                causes.push((
-                    "spec.template.metadata.labels".into(),
-                    format!("Invalid value: {labels}: `selector` does not match template `labels`"),
-                ));
-            }
+        if let Some(sel) = sel.as_object()
+            && sel.iter().any(|(k, v)| labels.get(k) != Some(v))
+        {
+            causes.push((
+                "spec.template.metadata.labels".into(),
+                format!("Invalid value: {labels}: `selector` does not match template `labels`"),
+            ));
         }
     }
     if let Some(old) = old {
@@ -244,13 +292,14 @@ pub fn validate(res: &ResourceInfo, old: Option<&Value>, new: &Value) -> ApiResu
                     causes.push(("spec".into(), "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims".into()));
                 }
             }
-            "ConfigMap" | "Secret" if old["immutable"] == Value::Bool(true) => {
-                if old["data"] != new["data"] || old["binaryData"] != new["binaryData"] {
-                    causes.push((
-                        "data".into(),
-                        "Forbidden: field is immutable when `immutable` is set".into(),
-                    ));
-                }
+            "ConfigMap" | "Secret"
+                if old["immutable"] == Value::Bool(true)
+                    && (old["data"] != new["data"] || old["binaryData"] != new["binaryData"]) =>
+            {
+                causes.push((
+                    "data".into(),
+                    "Forbidden: field is immutable when `immutable` is set".into(),
+                ));
             }
             _ => {}
         }

@@ -1,0 +1,194 @@
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams, WatchEvent, WatchParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kubesim::testing::TestCluster;
+use serde_json::json;
+
+use crate::common::configmap;
+
+async fn seed(api: &Api<ConfigMap>, n: usize) {
+    for i in 0..n {
+        let mut cm = configmap(&format!("cm-{i}"), json!({"i": i.to_string()}));
+        cm["metadata"]["labels"] =
+            json!({"tier": if i % 2 == 0 { "even" } else { "odd" }, "suite": "lw"});
+        api.patch(
+            &format!("cm-{i}"),
+            &PatchParams::apply("relbot"),
+            &Patch::Apply(cm),
+        )
+        .await
+        .unwrap();
+    }
+}
+
+fn names(items: &[ConfigMap]) -> Vec<String> {
+    items
+        .iter()
+        .map(|c| c.metadata.name.clone().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn list_filters_by_label_and_field_selectors() {
+    let tc = TestCluster::acquire("lw-selectors").await;
+    let api: Api<ConfigMap> = Api::namespaced(tc.client(), tc.namespace());
+    seed(&api, 5).await;
+    let even = api
+        .list(&ListParams::default().labels("tier=even"))
+        .await
+        .unwrap();
+    assert_eq!(names(&even.items), ["cm-0", "cm-2", "cm-4"]);
+    let set = api
+        .list(&ListParams::default().labels("tier in (odd),suite"))
+        .await
+        .unwrap();
+    assert_eq!(names(&set.items), ["cm-1", "cm-3"]);
+    let not = api
+        .list(&ListParams::default().labels("tier!=even,suite=lw"))
+        .await
+        .unwrap();
+    assert_eq!(names(&not.items), ["cm-1", "cm-3"]);
+    let by_name = api
+        .list(&ListParams::default().fields("metadata.name=cm-2"))
+        .await
+        .unwrap();
+    assert_eq!(names(&by_name.items), ["cm-2"]);
+    let by_ns = api
+        .list(
+            &ListParams::default()
+                .fields(&format!("metadata.namespace={}", tc.namespace()))
+                .labels("suite=lw"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_ns.items.len(), 5);
+    assert!(by_ns.metadata.resource_version.is_some());
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn list_pages_with_limit_and_continue() {
+    let tc = TestCluster::acquire("lw-pages").await;
+    let api: Api<ConfigMap> = Api::namespaced(tc.client(), tc.namespace());
+    seed(&api, 5).await;
+    let mut seen = Vec::new();
+    let mut lp = ListParams::default().labels("suite=lw").limit(2);
+    let mut pages = 0;
+    loop {
+        let page = api.list(&lp).await.unwrap();
+        assert!(page.items.len() <= 2);
+        seen.extend(names(&page.items));
+        pages += 1;
+        match page.metadata.continue_.filter(|c| !c.is_empty()) {
+            Some(c) => lp = lp.continue_token(&c),
+            None => break,
+        }
+    }
+    assert_eq!(pages, 3);
+    assert_eq!(seen, ["cm-0", "cm-1", "cm-2", "cm-3", "cm-4"]);
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn watch_from_a_resource_version_sees_every_change() {
+    let tc = TestCluster::acquire("lw-watch").await;
+    let api: Api<ConfigMap> = Api::namespaced(tc.client(), tc.namespace());
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let pp = PatchParams::apply("relbot");
+    api.patch("w", &pp, &Patch::Apply(configmap("w", json!({"v": "1"}))))
+        .await
+        .unwrap();
+    api.patch("w", &pp, &Patch::Apply(configmap("w", json!({"v": "2"}))))
+        .await
+        .unwrap();
+    api.delete("w", &Default::default()).await.unwrap();
+    let wp = WatchParams::default().timeout(10);
+    let mut stream = api.watch(&wp, &rv).await.unwrap().boxed();
+    let mut kinds = Vec::new();
+    while kinds.len() < 3 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+            .await
+            .expect("an event in time")
+            .unwrap()
+            .expect("stream open");
+        match ev {
+            WatchEvent::Added(o) => kinds.push(("ADDED", o.data.unwrap()["v"].clone())),
+            WatchEvent::Modified(o) => kinds.push(("MODIFIED", o.data.unwrap()["v"].clone())),
+            WatchEvent::Deleted(o) => kinds.push(("DELETED", o.data.unwrap()["v"].clone())),
+            WatchEvent::Bookmark(_) => {}
+            WatchEvent::Error(e) => panic!("watch error {e:?}"),
+        }
+    }
+    assert_eq!(
+        kinds,
+        [
+            ("ADDED", "1".to_string()),
+            ("MODIFIED", "2".to_string()),
+            ("DELETED", "2".to_string())
+        ]
+    );
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn kube_runtime_watcher_follows_changes() {
+    let tc = TestCluster::acquire("lw-watcher").await;
+    let api: Api<ConfigMap> = Api::namespaced(tc.client(), tc.namespace());
+    let cfg = watcher::Config::default().labels("suite=watcher");
+    let mut stream = watcher(api.clone(), cfg).applied_objects().boxed();
+    let writer = api.clone();
+    let write = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut cm = configmap("seen", json!({"v": "1"}));
+        cm["metadata"]["labels"] = json!({"suite": "watcher"});
+        writer
+            .patch("seen", &PatchParams::apply("relbot"), &Patch::Apply(cm))
+            .await
+            .unwrap();
+    });
+    let got = tokio::time::timeout(Duration::from_secs(15), stream.try_next())
+        .await
+        .expect("the watcher saw the object in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.metadata.name.as_deref(), Some("seen"));
+    write.await.unwrap();
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn streaming_list_sends_initial_events_then_a_bookmark() {
+    let tc = TestCluster::acquire("lw-streaming").await;
+    let api: Api<ConfigMap> = Api::namespaced(tc.client(), tc.namespace());
+    seed(&api, 2).await;
+    let cfg = watcher::Config::default()
+        .labels("suite=lw")
+        .streaming_lists();
+    let mut stream = watcher(api.clone(), cfg).boxed();
+    let mut names = Vec::new();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(15), stream.try_next())
+            .await
+            .expect("events in time")
+            .unwrap()
+            .unwrap();
+        match ev {
+            watcher::Event::InitApply(o) => names.push(o.metadata.name.unwrap()),
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    names.sort();
+    assert_eq!(names, ["cm-0", "cm-1"]);
+    tc.cleanup().await;
+}
