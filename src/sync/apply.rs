@@ -356,10 +356,11 @@ pub async fn sync_application(
         errors,
         notes,
         requests: Default::default(),
+        status_recorded: false,
         timings,
     };
-    if settings.record_status {
-        if let Err(e) = status::write(
+    if settings.record_status
+        && let Err(e) = status::write(
             cluster,
             &settings.status_namespace,
             &result,
@@ -367,9 +368,8 @@ pub async fn sync_application(
             previous.as_ref(),
         )
         .await
-        {
-            result.notes.push(e.to_string());
-        }
+    {
+        result.notes.push(e.to_string());
     }
     result.timings.total_ms = ms(start.elapsed());
     result.requests = cluster.counts().since(&before);

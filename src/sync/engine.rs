@@ -189,12 +189,23 @@ mod tests {
     #[tokio::test]
     async fn a_silent_cluster_means_an_offline_plan_that_names_it() {
         // Nothing listens on a port we just bound and released.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let kubeconfig = kubeconfig_for(&format!("http://127.0.0.1:{port}"));
-        let target = ClusterTarget { kubeconfig: Some(kubeconfig.path().to_path_buf()), context: None };
+        let target = ClusterTarget {
+            kubeconfig: Some(kubeconfig.path().to_path_buf()),
+            context: None,
+        };
         match open_for_plan(&target).await.expect("offline, not an error") {
             PlanTarget::Offline { reason } => {
-                assert!(reason.contains(&format!("127.0.0.1:{port}")) && reason.contains("did not answer"), "{reason}")
+                assert!(
+                    reason.contains(&format!("127.0.0.1:{port}"))
+                        && reason.contains("did not answer"),
+                    "{reason}"
+                )
             }
             PlanTarget::Live(_) => panic!("nothing listens there"),
         }
@@ -206,9 +217,19 @@ mod tests {
     async fn a_broken_kubeconfig_is_an_error_not_offline() {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), "clusters: [this is not a kubeconfig").unwrap();
-        let target = ClusterTarget { kubeconfig: Some(file.path().to_path_buf()), context: None };
-        let error = open_for_plan(&target).await.expect_err("a broken kubeconfig");
-        assert!(error.to_string().contains(&file.path().display().to_string()), "{error}");
+        let target = ClusterTarget {
+            kubeconfig: Some(file.path().to_path_buf()),
+            context: None,
+        };
+        let error = open_for_plan(&target)
+            .await
+            .expect_err("a broken kubeconfig");
+        assert!(
+            error
+                .to_string()
+                .contains(&file.path().display().to_string()),
+            "{error}"
+        );
     }
 
     #[tokio::test]
@@ -219,12 +240,22 @@ mod tests {
             manifests: vec![Manifest {
                 object: serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
                     "metadata": {"name": "c", "namespace": "a"}}),
-                origin: crate::manifest::Origin { file: "a/c.yaml".into(), line: 1 },
+                origin: crate::manifest::Origin {
+                    file: "a/c.yaml".into(),
+                    line: 1,
+                },
             }],
         }];
-        let settings = RunSettings { concurrency: 8, status_namespace: "relbot".into() };
-        let target = PlanTarget::Offline { reason: "test".into() };
-        let plans = plan_all(&target, &desired, Some("abc"), &settings).await.unwrap();
+        let settings = RunSettings {
+            concurrency: 8,
+            status_namespace: "relbot".into(),
+        };
+        let target = PlanTarget::Offline {
+            reason: "test".into(),
+        };
+        let plans = plan_all(&target, &desired, Some("abc"), &settings)
+            .await
+            .unwrap();
         assert_eq!(plans.len(), 1);
         assert_eq!(plans[0].counts().create, 1);
         assert_eq!(crate::sync::report::plans_exit_code(&plans), 1);

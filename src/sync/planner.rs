@@ -236,7 +236,7 @@ pub async fn plan_application(
     {
         lookups.insert((kind_id(&r.kind), r.key.namespace.clone()), r.kind.clone());
     }
-    let found: Vec<Result<Vec<Value>, ApiFailure>> = stream::iter(lookups.into_iter())
+    let found: Vec<Result<Vec<Value>, ApiFailure>> = stream::iter(lookups)
         .map(|((_, namespace), kind)| async move {
             cluster.list(&kind, namespace.as_deref(), None).await
         })

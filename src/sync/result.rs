@@ -82,8 +82,13 @@ pub struct SyncResult {
     pub errors: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
-    /// Requests this run sent, by what they could change.
+    /// Requests this run sent, by what they could change (including the
+    /// status record, when written).
     pub requests: RequestCounts,
+    /// Whether this run rewrote the status ConfigMap (one or two of the
+    /// writes above; skipped when the state it records did not change).
+    #[serde(default)]
+    pub status_recorded: bool,
     pub timings: Timings,
 }
 
