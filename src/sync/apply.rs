@@ -359,17 +359,19 @@ pub async fn sync_application(
         status_recorded: false,
         timings,
     };
-    if settings.record_status
-        && let Err(e) = status::write(
+    if settings.record_status {
+        let written = status::write(
             cluster,
             &settings.status_namespace,
             &result,
             &inventory,
             previous.as_ref(),
         )
-        .await
-    {
-        result.notes.push(e.to_string());
+        .await;
+        match written {
+            Ok(written) => result.status_recorded = written,
+            Err(e) => result.notes.push(e.to_string()),
+        }
     }
     result.timings.total_ms = ms(start.elapsed());
     result.requests = cluster.counts().since(&before);
