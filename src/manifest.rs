@@ -61,11 +61,17 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn api_version(&self) -> &str {
-        self.object.get("apiVersion").and_then(Value::as_str).unwrap_or("")
+        self.object
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 
     pub fn kind(&self) -> &str {
-        self.object.get("kind").and_then(Value::as_str).unwrap_or("")
+        self.object
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
     }
 
     /// API group from `apiVersion` (`apps/v1` → `apps`, `v1` → ``).
@@ -123,7 +129,13 @@ mod tests {
     use serde_json::json;
 
     fn manifest(object: Value) -> Manifest {
-        Manifest { object, origin: Origin { file: "a.yaml".into(), line: 3 } }
+        Manifest {
+            object,
+            origin: Origin {
+                file: "a.yaml".into(),
+                line: 3,
+            },
+        }
     }
 
     #[test]
@@ -140,7 +152,8 @@ mod tests {
 
     #[test]
     fn core_group_is_empty() {
-        let m = manifest(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}));
+        let m =
+            manifest(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "x"}}));
         assert_eq!(m.group(), "");
         assert_eq!(m.key().to_string(), "Namespace x");
     }

@@ -12,9 +12,13 @@ pub fn init(global: &GlobalArgs) {
         _ => "debug,relbot=trace",
     };
     let filter = EnvFilter::try_from_env("RELBOT_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match global.log_format {
         LogFormat::Json => builder.json().init(),
-        LogFormat::Human => builder.with_ansi(!global.no_color && std::env::var_os("NO_COLOR").is_none()).init(),
+        LogFormat::Human => builder
+            .with_ansi(!global.no_color && std::env::var_os("NO_COLOR").is_none())
+            .init(),
     }
 }

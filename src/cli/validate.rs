@@ -24,7 +24,10 @@ pub fn run(global: &GlobalArgs, args: ValidateArgs) -> Outcome {
         }
         Err(e) => {
             eprintln!("{e}");
-            eprintln!("{} problem(s) found; nothing was changed.", e.problems.len());
+            eprintln!(
+                "{} problem(s) found; nothing was changed.",
+                e.problems.len()
+            );
             Outcome::Failed
         }
     }

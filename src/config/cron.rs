@@ -26,8 +26,12 @@ impl CronSchedule {
                 "bad cron expression {text:?}: expected 5 fields (minute hour day-of-month month day-of-week), found {fields}"
             ));
         }
-        let cron = Cron::from_str(trimmed).map_err(|e| format!("bad cron expression {text:?}: {e}"))?;
-        Ok(Self { text: trimmed.to_string(), cron })
+        let cron =
+            Cron::from_str(trimmed).map_err(|e| format!("bad cron expression {text:?}: {e}"))?;
+        Ok(Self {
+            text: trimmed.to_string(),
+            cron,
+        })
     }
 
     /// The first time strictly after `after` that the schedule fires.
@@ -86,8 +90,16 @@ mod tests {
         // 2026-11-23 is a Monday.
         let monday = at(2026, 11, 23, 0, 30);
         assert_eq!(monday.weekday(), Weekday::Mon);
-        for (expr, want) in [("0 9 * * 0", Weekday::Sun), ("0 9 * * 7", Weekday::Sun), ("0 9 * * 1", Weekday::Mon), ("0 9 * * 5", Weekday::Fri)] {
-            let next = CronSchedule::parse(expr).unwrap().next_after(monday).unwrap();
+        for (expr, want) in [
+            ("0 9 * * 0", Weekday::Sun),
+            ("0 9 * * 7", Weekday::Sun),
+            ("0 9 * * 1", Weekday::Mon),
+            ("0 9 * * 5", Weekday::Fri),
+        ] {
+            let next = CronSchedule::parse(expr)
+                .unwrap()
+                .next_after(monday)
+                .unwrap();
             assert_eq!(next.weekday(), want, "{expr}");
             assert_eq!(next.hour(), 9, "{expr}");
         }
@@ -95,7 +107,11 @@ mod tests {
 
     #[test]
     fn rejects_seconds_field_and_garbage() {
-        assert!(CronSchedule::parse("0 0 * * * *").unwrap_err().contains("expected 5 fields"));
+        assert!(
+            CronSchedule::parse("0 0 * * * *")
+                .unwrap_err()
+                .contains("expected 5 fields")
+        );
         assert!(CronSchedule::parse("61 * * * *").is_err());
         assert!(CronSchedule::parse("every hour").is_err());
     }

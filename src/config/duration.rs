@@ -49,14 +49,27 @@ mod tests {
 
     #[test]
     fn parses_common_forms() {
-        assert_eq!(ConfigDuration::parse("3m").unwrap().0, Duration::from_secs(180));
-        assert_eq!(ConfigDuration::parse("1h30m").unwrap().0, Duration::from_secs(5400));
-        assert_eq!(ConfigDuration::parse("30s").unwrap().0, Duration::from_secs(30));
+        assert_eq!(
+            ConfigDuration::parse("3m").unwrap().0,
+            Duration::from_secs(180)
+        );
+        assert_eq!(
+            ConfigDuration::parse("1h30m").unwrap().0,
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            ConfigDuration::parse("30s").unwrap().0,
+            Duration::from_secs(30)
+        );
     }
 
     #[test]
     fn rejects_garbage_and_zero() {
         assert!(ConfigDuration::parse("3 minutes please").is_err());
-        assert!(ConfigDuration::parse("0s").unwrap_err().contains("greater than zero"));
+        assert!(
+            ConfigDuration::parse("0s")
+                .unwrap_err()
+                .contains("greater than zero")
+        );
     }
 }

@@ -49,6 +49,8 @@ impl fmt::Display for ConfigError {
 
 impl From<ConfigProblem> for ConfigError {
     fn from(problem: ConfigProblem) -> Self {
-        Self { problems: vec![problem] }
+        Self {
+            problems: vec![problem],
+        }
     }
 }

@@ -32,7 +32,6 @@ impl LoadedConfig {
     }
 }
 
-
 /// Loads `relbot.yaml` and every policy, reporting all problems at once.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
     let config: Config = parse_file(path)?;
@@ -53,12 +52,17 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
     if !problems.is_empty() {
         return Err(ConfigError { problems });
     }
-    Ok(LoadedConfig { path: path.to_path_buf(), config, policies })
+    Ok(LoadedConfig {
+        path: path.to_path_buf(),
+        config,
+        policies,
+    })
 }
 
 /// Loads every `*.yaml`/`*.yml` in `dir` as an ImagePolicy.
 pub fn load_policies(dir: &Path) -> Result<Vec<LoadedPolicy>, ConfigError> {
-    let entries = std::fs::read_dir(dir).map_err(|e| file_problem(dir, format!("cannot read policies directory: {e}")))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| file_problem(dir, format!("cannot read policies directory: {e}")))?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
@@ -72,18 +76,26 @@ pub fn load_policies(dir: &Path) -> Result<Vec<LoadedPolicy>, ConfigError> {
             Ok(policy) => {
                 problems.extend(validate_policy(&file, &policy));
                 if !names.insert(policy.metadata.name.clone()) {
-                    problems.push(file_problem(&file, format!("duplicate ImagePolicy name {:?}", policy.metadata.name)));
+                    problems.push(file_problem(
+                        &file,
+                        format!("duplicate ImagePolicy name {:?}", policy.metadata.name),
+                    ));
                 }
                 policies.push(LoadedPolicy { file, policy });
             }
             Err(e) => problems.extend(e.problems),
         }
     }
-    if problems.is_empty() { Ok(policies) } else { Err(ConfigError { problems }) }
+    if problems.is_empty() {
+        Ok(policies)
+    } else {
+        Err(ConfigError { problems })
+    }
 }
 
 fn parse_file<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| file_problem(path, format!("cannot read: {e}")))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| file_problem(path, format!("cannot read: {e}")))?;
     parse_str(path, &text)
 }
 
@@ -92,7 +104,10 @@ pub(crate) fn parse_str<T: DeserializeOwned>(path: &Path, text: &str) -> Result<
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
     serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-        let (line, column) = e.location().map(|l| (l.line() as usize, l.column() as usize)).unwrap_or((0, 0));
+        let (line, column) = e
+            .location()
+            .map(|l| (l.line() as usize, l.column() as usize))
+            .unwrap_or((0, 0));
         ConfigError::from(ConfigProblem {
             file: path.to_path_buf(),
             line,
@@ -113,7 +128,13 @@ fn strip_location(message: &str) -> String {
 }
 
 fn file_problem(path: &Path, message: String) -> ConfigProblem {
-    ConfigProblem { file: path.to_path_buf(), line: 0, column: 0, field: None, message }
+    ConfigProblem {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        field: None,
+        message,
+    }
 }
 
 /// Semantic checks serde cannot express. Problems found here have no column
@@ -121,47 +142,96 @@ fn file_problem(path: &Path, message: String) -> ConfigProblem {
 fn validate_config(path: &Path, config: &Config) -> Vec<ConfigProblem> {
     let mut problems = Vec::new();
     let mut field_problem = |field: String, message: String| {
-        problems.push(ConfigProblem { file: path.to_path_buf(), line: 0, column: 0, field: Some(field), message });
+        problems.push(ConfigProblem {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            field: Some(field),
+            message,
+        });
     };
     if config.applications.is_empty() {
-        field_problem("applications".into(), "at least one application is required".into());
+        field_problem(
+            "applications".into(),
+            "at least one application is required".into(),
+        );
     }
     let mut names = HashSet::new();
     for (i, app) in config.applications.iter().enumerate() {
         if !is_dns_label(&app.name) {
-            field_problem(format!("applications[{i}].name"), format!("{:?} is not a DNS-1123 label (lowercase letters, digits, '-'; at most 63)", app.name));
+            field_problem(
+                format!("applications[{i}].name"),
+                format!(
+                    "{:?} is not a DNS-1123 label (lowercase letters, digits, '-'; at most 63)",
+                    app.name
+                ),
+            );
         }
         if !names.insert(app.name.as_str()) {
-            field_problem(format!("applications[{i}].name"), format!("duplicate application name {:?}", app.name));
+            field_problem(
+                format!("applications[{i}].name"),
+                format!("duplicate application name {:?}", app.name),
+            );
         }
-        if app.path.is_absolute() || app.path.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            field_problem(format!("applications[{i}].path"), format!("{} must be relative to the repository root and stay inside it", app.path.display()));
+        if app.path.is_absolute()
+            || app
+                .path
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            field_problem(
+                format!("applications[{i}].path"),
+                format!(
+                    "{} must be relative to the repository root and stay inside it",
+                    app.path.display()
+                ),
+            );
         }
         if let Some(ns) = &app.namespace
             && !is_dns_label(ns)
         {
-            field_problem(format!("applications[{i}].namespace"), format!("{ns:?} is not a valid namespace name"));
+            field_problem(
+                format!("applications[{i}].namespace"),
+                format!("{ns:?} is not a valid namespace name"),
+            );
         }
         if app.sync.max_prune_percent > 100 {
-            field_problem(format!("applications[{i}].sync.maxPrunePercent"), "must be between 0 and 100".into());
+            field_problem(
+                format!("applications[{i}].sync.maxPrunePercent"),
+                "must be between 0 and 100".into(),
+            );
         }
         for (g, glob) in app.include.iter().chain(&app.exclude).enumerate() {
             if let Err(e) = globset::Glob::new(glob) {
-                field_problem(format!("applications[{i}].include/exclude[{g}]"), format!("bad glob {glob:?}: {e}"));
+                field_problem(
+                    format!("applications[{i}].include/exclude[{g}]"),
+                    format!("bad glob {glob:?}: {e}"),
+                );
             }
         }
         for (r, rule) in app.ignore.iter().enumerate() {
             for pointer in &rule.json_pointers {
                 if !pointer.starts_with('/') {
-                    field_problem(format!("applications[{i}].ignore[{r}].jsonPointers"), format!("{pointer:?} is not a JSON pointer (it must start with '/')"));
+                    field_problem(
+                        format!("applications[{i}].ignore[{r}].jsonPointers"),
+                        format!("{pointer:?} is not a JSON pointer (it must start with '/')"),
+                    );
                 }
             }
         }
     }
     if let Some(github) = &config.github
-        && github.repository.split('/').filter(|s| !s.is_empty()).count() != 2
+        && github
+            .repository
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .count()
+            != 2
     {
-        field_problem("github.repository".into(), format!("{:?} must be owner/name", github.repository));
+        field_problem(
+            "github.repository".into(),
+            format!("{:?} must be owner/name", github.repository),
+        );
     }
     if config.apply.concurrency == 0 {
         field_problem("apply.concurrency".into(), "must be at least 1".into());
@@ -172,20 +242,44 @@ fn validate_config(path: &Path, config: &Config) -> Vec<ConfigProblem> {
 fn validate_policy(path: &Path, policy: &ImagePolicy) -> Vec<ConfigProblem> {
     let mut problems = Vec::new();
     let mut field_problem = |field: &str, message: String| {
-        problems.push(ConfigProblem { file: path.to_path_buf(), line: 0, column: 0, field: Some(field.into()), message });
+        problems.push(ConfigProblem {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            field: Some(field.into()),
+            message,
+        });
     };
     if policy.api_version != "relbot.dev/v1alpha1" {
-        field_problem("apiVersion", format!("{:?} is not supported (use relbot.dev/v1alpha1)", policy.api_version));
+        field_problem(
+            "apiVersion",
+            format!(
+                "{:?} is not supported (use relbot.dev/v1alpha1)",
+                policy.api_version
+            ),
+        );
     }
     if policy.kind != "ImagePolicy" {
         field_problem("kind", format!("{:?} is not an ImagePolicy", policy.kind));
     }
     if !is_dns_label(&policy.metadata.name) {
-        field_problem("metadata.name", format!("{:?} is not a DNS-1123 label", policy.metadata.name));
+        field_problem(
+            "metadata.name",
+            format!("{:?} is not a DNS-1123 label", policy.metadata.name),
+        );
     }
     let image = &policy.spec.image;
-    if image.is_empty() || image.contains(char::is_whitespace) || image.contains('@') || last_segment_has_tag(image) {
-        field_problem("spec.image", format!("{image:?} must be an image repository without tag or digest (e.g. docker.io/ahuora/django-api)"));
+    if image.is_empty()
+        || image.contains(char::is_whitespace)
+        || image.contains('@')
+        || last_segment_has_tag(image)
+    {
+        field_problem(
+            "spec.image",
+            format!(
+                "{image:?} must be an image repository without tag or digest (e.g. docker.io/ahuora/django-api)"
+            ),
+        );
     }
     if let Some(pattern) = &policy.spec.tag_pattern
         && let Err(e) = regex::Regex::new(pattern)
@@ -202,13 +296,17 @@ fn validate_policy(path: &Path, policy: &ImagePolicy) -> Vec<ConfigProblem> {
 
 /// `host:5000/repo` has a port, not a tag: only the last path segment counts.
 fn last_segment_has_tag(image: &str) -> bool {
-    image.rsplit('/').next().is_some_and(|last| last.contains(':'))
+    image
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains(':'))
 }
 
 pub(crate) fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -226,14 +324,17 @@ mod tests {
 
     #[test]
     fn unknown_field_names_line_column_and_field() {
-        let p = problem("applications:\n  - name: web\n    path: apps/web\n    sync:\n      prune: true\n      selfheal: true\n");
+        let p = problem(
+            "applications:\n  - name: web\n    path: apps/web\n    sync:\n      prune: true\n      selfheal: true\n",
+        );
         assert_eq!((p.line, p.column), (6, 7), "{p}");
         assert!(p.message.contains("selfheal"), "{p}");
     }
 
     #[test]
     fn bad_duration_points_at_the_value() {
-        let p = problem("repo:\n  url: file:///tmp/x\n  interval: 3 fortnights\napplications: []\n");
+        let p =
+            problem("repo:\n  url: file:///tmp/x\n  interval: 3 fortnights\napplications: []\n");
         assert_eq!(p.line, 3, "{p}");
         assert!(p.message.contains("bad duration"), "{p}");
     }

@@ -26,7 +26,10 @@ impl VersionRange {
             let req = VersionReq::parse(&normalised).map_err(|e| bad(e.to_string()))?;
             alternatives.push(req);
         }
-        Ok(Self { text: text.trim().to_string(), alternatives })
+        Ok(Self {
+            text: text.trim().to_string(),
+            alternatives,
+        })
     }
 
     /// Whether `version` is inside the range. With `include_prerelease`, a
@@ -38,7 +41,10 @@ impl VersionRange {
                 return false;
             }
             let release = Version::new(version.major, version.minor, version.patch);
-            return self.alternatives.iter().any(|r| r.matches(version) || r.matches(&release));
+            return self
+                .alternatives
+                .iter()
+                .any(|r| r.matches(version) || r.matches(&release));
         }
         self.alternatives.iter().any(|r| r.matches(version))
     }
@@ -65,7 +71,9 @@ fn normalise(alt: &str) -> Result<String, String> {
             (None, true) => pending_op = Some(token),
             (Some(op), false) => comparators.push(format!("{op}{}", strip_v(token))),
             (None, false) => comparators.push(strip_v_after_op(token)),
-            (Some(op), true) => return Err(format!("operator {op:?} is followed by another operator")),
+            (Some(op), true) => {
+                return Err(format!("operator {op:?} is followed by another operator"));
+            }
         }
     }
     if let Some(op) = pending_op {
@@ -79,7 +87,9 @@ fn strip_v(version: &str) -> &str {
 }
 
 fn strip_v_after_op(token: &str) -> String {
-    let op_len = token.find(|c: char| !matches!(c, '>' | '<' | '=' | '~' | '^')).unwrap_or(token.len());
+    let op_len = token
+        .find(|c: char| !matches!(c, '>' | '<' | '=' | '~' | '^'))
+        .unwrap_or(token.len());
     let (op, version) = token.split_at(op_len);
     format!("{op}{}", strip_v(version))
 }
@@ -118,7 +128,9 @@ mod tests {
     }
 
     fn inside(range: &str, version: &str) -> bool {
-        VersionRange::parse(range).unwrap().matches(&v(version), false)
+        VersionRange::parse(range)
+            .unwrap()
+            .matches(&v(version), false)
     }
 
     #[test]

@@ -183,7 +183,10 @@ pub struct CommitAuthor {
 
 impl Default for CommitAuthor {
     fn default() -> Self {
-        Self { name: "relbot".into(), email: "relbot@users.noreply.github.com".into() }
+        Self {
+            name: "relbot".into(),
+            email: "relbot@users.noreply.github.com".into(),
+        }
     }
 }
 
@@ -212,7 +215,9 @@ pub struct ApplySettings {
 
 impl Default for ApplySettings {
     fn default() -> Self {
-        Self { concurrency: default_concurrency() }
+        Self {
+            concurrency: default_concurrency(),
+        }
     }
 }
 
@@ -231,7 +236,9 @@ pub struct StatusSettings {
 
 impl Default for StatusSettings {
     fn default() -> Self {
-        Self { namespace: default_status_namespace() }
+        Self {
+            namespace: default_status_namespace(),
+        }
     }
 }
 

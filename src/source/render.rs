@@ -1,22 +1,568 @@
 //! Files → objects: multi-document YAML and JSON under an application's path,
-//! recursive, with include/exclude globs; `kustomization.yaml` rendered natively
-//! for the common transforms, or by an installed `kustomize`/`kubectl kustomize`.
+//! recursive, with include/exclude globs; a `kustomization.yaml` at the
+//! application's path is rendered by [`super::kustomize`].
 //!
-//! Not built yet: the signature below is the contract the rest of relbot uses.
+//! Like Argo CD's directory source, YAML files that hold no Kubernetes objects
+//! (a Helm `values.yaml`, a tool's config) are skipped with a note instead of
+//! failing the application; a file that does look like manifests must parse.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde_json::Value;
+
+use super::kustomize::{self, KustomizeTool};
+use super::problem::{ProblemCode, Severity, ValidationProblem};
+use super::yaml::{self, LineIndex, PathSeg};
 use crate::config::Application;
-use crate::manifest::Manifest;
+use crate::manifest::{Manifest, Origin};
 
-/// A file that could not be rendered.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct RenderError(pub String);
+/// Everything wrong with an application's files, each problem located.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{}", display_problems(.problems))]
+pub struct RenderError {
+    pub problems: Vec<ValidationProblem>,
+}
+
+fn display_problems(problems: &[ValidationProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// How to render; the defaults suit production.
+#[derive(Debug, Clone, Default)]
+pub struct RenderOptions {
+    /// What to run for kustomizations relbot does not render itself.
+    pub kustomize: KustomizeTool,
+}
+
+/// A rendered object and how to find lines inside it later.
+#[derive(Debug, Clone)]
+pub struct RenderedObject {
+    pub manifest: Manifest,
+    pub locator: Locator,
+}
+
+/// Where an object's fields are in the source text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Locator {
+    /// The object is the document starting at `document_line` of
+    /// `manifest.origin.file`, under `prefix` (`items[3]` for a List item).
+    Document {
+        document_line: usize,
+        prefix: Vec<PathSeg>,
+    },
+    /// Produced by a tool (external kustomize): no line inside it is known.
+    Generated,
+}
+
+/// The result of rendering one application: objects plus every problem.
+#[derive(Debug, Default)]
+pub struct Rendering {
+    pub objects: Vec<RenderedObject>,
+    pub problems: Vec<ValidationProblem>,
+}
+
+const MANIFEST_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
+pub(crate) const KUSTOMIZATION_FILES: &[&str] =
+    &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
 /// Renders one application's directory (relative to `root`) into manifests,
-/// each remembering its file and line.
+/// each remembering its file and line. Any error fails the whole application.
 pub fn render_application(root: &Path, app: &Application) -> Result<Vec<Manifest>, RenderError> {
-    let _ = (root, app);
-    Err(RenderError("rendering is not built yet".into()))
+    let rendering = render(root, app, &RenderOptions::default());
+    let problems: Vec<_> = rendering
+        .problems
+        .into_iter()
+        .filter(ValidationProblem::is_error)
+        .collect();
+    if problems.is_empty() {
+        Ok(rendering.objects.into_iter().map(|o| o.manifest).collect())
+    } else {
+        Err(RenderError { problems })
+    }
+}
+
+/// Renders one application, collecting every problem instead of stopping at
+/// the first. Objects are in file order; validation and sorting come later.
+pub fn render(root: &Path, app: &Application, options: &RenderOptions) -> Rendering {
+    let dir = root.join(&app.path);
+    let mut rendering = Rendering::default();
+    if !dir.is_dir() {
+        rendering.problems.push(ValidationProblem::error(
+            ProblemCode::Io,
+            &app.path,
+            0,
+            format!(
+                "application {:?}: path {} is not a directory under the source root",
+                app.name,
+                app.path.display()
+            ),
+        ));
+        return rendering;
+    }
+    if let Some(kustomization) = kustomize::find_kustomization(&dir) {
+        if !app.include.is_empty() || !app.exclude.is_empty() {
+            rendering.problems.push(
+                ValidationProblem::error(
+                    ProblemCode::Kustomize,
+                    app.path.join(kustomization),
+                    0,
+                    format!(
+                        "application {:?} is a kustomization: include/exclude globs are ignored",
+                        app.name
+                    ),
+                )
+                .with_severity(Severity::Warning),
+            );
+        }
+        match kustomize::render(root, &app.path, &options.kustomize) {
+            Ok(objects) => rendering.objects = objects,
+            Err(problems) => rendering.problems.extend(problems),
+        }
+        return rendering;
+    }
+    render_directory(root, app, &mut rendering);
+    rendering
+}
+
+fn render_directory(root: &Path, app: &Application, rendering: &mut Rendering) {
+    let (include, exclude) = match (glob_set(&app.include), glob_set(&app.exclude)) {
+        (Ok(i), Ok(e)) => (i, e),
+        (Err(msg), _) | (_, Err(msg)) => {
+            rendering
+                .problems
+                .push(ValidationProblem::error(ProblemCode::Io, &app.path, 0, msg));
+            return;
+        }
+    };
+    let mut files = Vec::new();
+    walk(
+        root,
+        &app.path,
+        Path::new(""),
+        &exclude,
+        &mut files,
+        &mut rendering.problems,
+    );
+    files.sort();
+    for relative in files {
+        if !include.is_empty() && !include.is_match(&relative) {
+            continue;
+        }
+        let file = app.path.join(&relative);
+        if is_kustomization_file(&file) {
+            rendering.problems.push(
+                ValidationProblem::error(
+                    ProblemCode::Skipped,
+                    &file,
+                    0,
+                    "kustomization file in a directory application is not rendered; point an application at its directory to use it",
+                )
+                .with_severity(Severity::Info),
+            );
+            continue;
+        }
+        match read_objects(root, &file, FileRole::Directory) {
+            Ok(objects) => rendering.objects.extend(objects),
+            Err(problems) => rendering.problems.extend(problems),
+        }
+    }
+}
+
+fn glob_set(globs: &[String]) -> Result<GlobSet, String> {
+    let mut builder = GlobSetBuilder::new();
+    for glob in globs {
+        let glob = GlobBuilder::new(glob)
+            .build()
+            .map_err(|e| format!("bad glob {glob:?}: {e}"))?;
+        builder.add(glob);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+pub(crate) fn is_kustomization_file(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| KUSTOMIZATION_FILES.contains(&n))
+}
+
+fn has_manifest_extension(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| MANIFEST_EXTENSIONS.contains(&e))
+}
+
+/// Collects manifest files under `root/app_path/relative`, in name order,
+/// skipping hidden entries, excluded paths and symlinked directories (which
+/// could loop or leave the repository).
+fn walk(
+    root: &Path,
+    app_path: &Path,
+    relative: &Path,
+    exclude: &GlobSet,
+    files: &mut Vec<PathBuf>,
+    problems: &mut Vec<ValidationProblem>,
+) {
+    let dir = root.join(app_path).join(relative);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            problems.push(ValidationProblem::error(
+                ProblemCode::Io,
+                app_path.join(relative),
+                0,
+                format!("cannot read directory: {e}"),
+            ));
+            return;
+        }
+    };
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let child = relative.join(&name);
+        if exclude.is_match(&child) {
+            continue;
+        }
+        let Ok(file_type) = entry.file_type() else {
+            continue;
+        };
+        if file_type.is_dir() {
+            walk(root, app_path, &child, exclude, files, problems);
+        } else if has_manifest_extension(&child) && (file_type.is_file() || entry.path().is_file())
+        {
+            files.push(child);
+        }
+    }
+}
+
+/// Why a file is read: a directory application skips files without objects;
+/// a kustomization's `resources` entry must hold objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileRole {
+    Directory,
+    KustomizeResource,
+}
+
+/// Reads one file (relative to `root`) into objects with origins.
+pub(crate) fn read_objects(
+    root: &Path,
+    file: &Path,
+    role: FileRole,
+) -> Result<Vec<RenderedObject>, Vec<ValidationProblem>> {
+    let text = std::fs::read_to_string(root.join(file)).map_err(|e| {
+        vec![ValidationProblem::error(
+            ProblemCode::Io,
+            file,
+            0,
+            format!("cannot read: {e}"),
+        )]
+    })?;
+    let documents = match yaml::parse_documents(&text) {
+        Ok(documents) => documents,
+        Err(e) => {
+            if role == FileRole::Directory && !looks_like_manifests(&text) {
+                return Err(vec![skipped(
+                    file,
+                    "not valid YAML and does not look like Kubernetes manifests",
+                )]);
+            }
+            return Err(vec![
+                ValidationProblem::error(ProblemCode::Syntax, file, e.line, e.message)
+                    .with_column(e.column),
+            ]);
+        }
+    };
+    if role == FileRole::Directory && !documents.iter().any(|d| is_object_like(&d.value)) {
+        return Err(vec![skipped(
+            file,
+            "holds no Kubernetes objects (no apiVersion/kind)",
+        )]);
+    }
+    let mut objects = Vec::new();
+    let mut problems = Vec::new();
+    let mut index: Option<LineIndex> = None;
+    for document in documents {
+        if !document.value.is_object() {
+            problems.push(ValidationProblem::error(
+                ProblemCode::InvalidObject,
+                file,
+                document.line,
+                format!("document is a {}, not a Kubernetes object (a mapping with apiVersion, kind and metadata)", type_name(&document.value)),
+            ));
+            continue;
+        }
+        if is_list(&document.value) {
+            let index = index.get_or_insert_with(|| LineIndex::build(&text).unwrap_or_default());
+            expand_list(
+                file,
+                document.line,
+                document.value,
+                index,
+                &mut objects,
+                &mut problems,
+            );
+            continue;
+        }
+        objects.push(RenderedObject {
+            manifest: Manifest {
+                object: document.value,
+                origin: Origin {
+                    file: file.to_path_buf(),
+                    line: document.line,
+                },
+            },
+            locator: Locator::Document {
+                document_line: document.line,
+                prefix: Vec::new(),
+            },
+        });
+    }
+    if problems.is_empty() {
+        Ok(objects)
+    } else {
+        Err(problems)
+    }
+}
+
+fn skipped(file: &Path, why: &str) -> ValidationProblem {
+    ValidationProblem::error(ProblemCode::Skipped, file, 0, format!("skipped: {why}"))
+        .with_severity(Severity::Info)
+}
+
+/// Argo CD's test for a file that failed to parse: report it only if it
+/// mentions the fields every manifest has.
+fn looks_like_manifests(text: &str) -> bool {
+    text.contains("apiVersion") || text.contains("kind:")
+}
+
+fn is_object_like(value: &Value) -> bool {
+    value.get("apiVersion").is_some() || value.get("kind").is_some()
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "sequence",
+        Value::Object(_) => "mapping",
+    }
+}
+
+/// `kind: List` (or any `…List`) with `items`, as `kubectl get -o yaml` writes.
+fn is_list(value: &Value) -> bool {
+    value
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k.ends_with("List"))
+        && value.get("items").is_some_and(Value::is_array)
+}
+
+fn expand_list(
+    file: &Path,
+    document_line: usize,
+    mut list: Value,
+    index: &LineIndex,
+    objects: &mut Vec<RenderedObject>,
+    problems: &mut Vec<ValidationProblem>,
+) {
+    let Some(Value::Array(items)) = list.get_mut("items").map(Value::take) else {
+        return;
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        let prefix = vec![PathSeg::Key("items".into()), PathSeg::Index(i)];
+        let line = index
+            .line_of(document_line, &prefix)
+            .unwrap_or(document_line);
+        if !item.is_object() {
+            problems.push(ValidationProblem::error(
+                ProblemCode::InvalidObject,
+                file,
+                line,
+                format!(
+                    "List item {i} is a {}, not a Kubernetes object",
+                    type_name(&item)
+                ),
+            ));
+            continue;
+        }
+        objects.push(RenderedObject {
+            manifest: Manifest {
+                object: item,
+                origin: Origin {
+                    file: file.to_path_buf(),
+                    line,
+                },
+            },
+            locator: Locator::Document {
+                document_line,
+                prefix,
+            },
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(path: &str) -> Application {
+        serde_saphyr::from_str(&format!("name: test\npath: {path}\n")).unwrap()
+    }
+
+    fn write(dir: &Path, file: &str, text: &str) {
+        let path = dir.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    #[test]
+    fn reads_yaml_and_json_recursively_and_skips_non_manifests() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(
+            root,
+            "apps/a.yaml",
+            "# comment\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n",
+        );
+        write(
+            root,
+            "apps/sub/c.json",
+            "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\", \"metadata\": {\"name\": \"c\"}}",
+        );
+        write(root, "apps/README.md", "# not yaml: [");
+        write(root, "apps/notes.txt", "kind: nothing");
+        write(
+            root,
+            "apps/values.yaml",
+            "replicaCount: 2\nimage: {tag: x}\n",
+        );
+        write(
+            root,
+            "apps/.hidden/x.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: hidden\n",
+        );
+        let rendering = render(root, &app("apps"), &RenderOptions::default());
+        let names: Vec<_> = rendering
+            .objects
+            .iter()
+            .map(|o| (o.manifest.name().to_string(), o.manifest.origin.to_string()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("a".into(), "apps/a.yaml:2".into()),
+                ("b".into(), "apps/a.yaml:7".into()),
+                ("c".into(), "apps/sub/c.json:1".into())
+            ] as [(String, String); 3]
+        );
+        assert_eq!(rendering.problems.len(), 1, "{:?}", rendering.problems);
+        assert_eq!(rendering.problems[0].code, ProblemCode::Skipped);
+        assert_eq!(
+            rendering.problems[0].origin.file,
+            Path::new("apps/values.yaml")
+        );
+    }
+
+    #[test]
+    fn include_and_exclude_globs_are_relative_to_the_app_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for f in [
+            "keep.yaml",
+            "drop.yaml",
+            "sub/keep.yaml",
+            "skipdir/keep.yaml",
+        ] {
+            write(
+                root,
+                &format!("app/{f}"),
+                &format!(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {}\n",
+                    f.replace(['/', '.'], "-")
+                ),
+            );
+        }
+        let mut a = app("app");
+        a.include = vec!["**/keep.yaml".into(), "keep.yaml".into()];
+        a.exclude = vec!["skipdir".into()];
+        let rendering = render(root, &a, &RenderOptions::default());
+        let names: Vec<_> = rendering
+            .objects
+            .iter()
+            .map(|o| o.manifest.name().to_string())
+            .collect();
+        assert_eq!(names, ["keep-yaml", "sub-keep-yaml"]);
+    }
+
+    #[test]
+    fn lists_are_expanded_with_item_lines() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(
+            root,
+            "l/list.yaml",
+            "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: ConfigMap\n    metadata: {name: one}\n  - apiVersion: v1\n    kind: Secret\n    metadata: {name: two}\n",
+        );
+        let rendering = render(root, &app("l"), &RenderOptions::default());
+        assert!(rendering.problems.is_empty(), "{:?}", rendering.problems);
+        let got: Vec<_> = rendering
+            .objects
+            .iter()
+            .map(|o| (o.manifest.kind().to_string(), o.manifest.origin.line))
+            .collect();
+        assert_eq!(
+            got,
+            [("ConfigMap".to_string(), 4), ("Secret".to_string(), 7)]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_and_non_mappings_are_located() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(
+            root,
+            "b/bad.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n   labels: x\n",
+        );
+        write(
+            root,
+            "b/scalar.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n- just\n- a list\n",
+        );
+        let err = render_application(root, &app("b")).unwrap_err();
+        let got: Vec<_> = err
+            .problems
+            .iter()
+            .map(|p| (p.origin.to_string(), p.code))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("b/bad.yaml:5".to_string(), ProblemCode::Syntax),
+                ("b/scalar.yaml:5".to_string(), ProblemCode::InvalidObject)
+            ]
+        );
+        assert!(
+            err.to_string().starts_with("b/bad.yaml:5:10: error:"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_path_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = render_application(tmp.path(), &app("nope")).unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+    }
 }

@@ -1,0 +1,836 @@
+//! Offline checks of rendered objects, before anything is written: identity
+//! fields, names, API versions, scope and namespace defaulting, sync waves,
+//! duplicates, and — for built-in kinds — every field against the kind's
+//! typed schema (a field nested at the wrong level is reported with its line).
+//!
+//! Every problem is collected; nothing stops at the first.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::kinds::{self, Scope};
+use super::order;
+use super::problem::{ProblemCode, Severity, ValidationProblem};
+use super::render::{Locator, RenderedObject};
+use super::yaml::{LineIndex, PathSeg, display_path};
+use crate::manifest::{Manifest, ObjectKey, Origin};
+
+/// Scopes of custom kinds, learnt from CRDs anywhere in the desired state.
+#[derive(Debug, Clone, Default)]
+pub struct CustomScopes(HashMap<(String, String), Scope>);
+
+impl CustomScopes {
+    pub fn learn<'a>(&mut self, manifests: impl IntoIterator<Item = &'a Manifest>) {
+        for m in manifests {
+            if m.group() != "apiextensions.k8s.io" || m.kind() != "CustomResourceDefinition" {
+                continue;
+            }
+            let spec = |p: &str| m.object.pointer(p).and_then(Value::as_str);
+            let scope = match spec("/spec/scope") {
+                Some("Cluster") => Scope::Cluster,
+                Some("Namespaced") => Scope::Namespaced,
+                _ => continue,
+            };
+            if let (Some(group), Some(kind)) = (spec("/spec/group"), spec("/spec/names/kind")) {
+                self.0.insert((group.to_string(), kind.to_string()), scope);
+            }
+        }
+    }
+
+    pub fn get(&self, group: &str, kind: &str) -> Option<Scope> {
+        self.0.get(&(group.to_string(), kind.to_string())).copied()
+    }
+}
+
+/// The scope of a kind if known offline: built-in table, then CRDs.
+pub fn scope_of(group: &str, kind: &str, custom: &CustomScopes) -> Option<Scope> {
+    kinds::builtin(group, kind)
+        .map(|k| k.scope)
+        .or_else(|| custom.get(group, kind))
+}
+
+/// Finds lines inside objects, parsing each source file at most once and
+/// only when a problem needs it.
+pub(crate) struct LineResolver<'a> {
+    root: &'a Path,
+    indexes: HashMap<PathBuf, Option<LineIndex>>,
+}
+
+impl<'a> LineResolver<'a> {
+    pub(crate) fn new(root: &'a Path) -> Self {
+        Self {
+            root,
+            indexes: HashMap::new(),
+        }
+    }
+
+    /// The origin of `path` inside `object`, falling back to the object's own.
+    fn origin(&mut self, object: &RenderedObject, path: &[PathSeg]) -> Origin {
+        let origin = object.manifest.origin.clone();
+        let Locator::Document {
+            document_line,
+            prefix,
+        } = &object.locator
+        else {
+            return origin;
+        };
+        let root = self.root;
+        let index = self.indexes.entry(origin.file.clone()).or_insert_with(|| {
+            std::fs::read_to_string(root.join(&origin.file))
+                .ok()
+                .and_then(|text| LineIndex::build(&text).ok())
+        });
+        let Some(index) = index else { return origin };
+        let full: Vec<PathSeg> = prefix.iter().chain(path).cloned().collect();
+        let line = index.line_of(*document_line, &full).unwrap_or(origin.line);
+        Origin {
+            file: origin.file,
+            line,
+        }
+    }
+}
+
+fn key(k: &str) -> PathSeg {
+    PathSeg::Key(k.to_string())
+}
+
+/// Validates one application's objects in place: namespaces are defaulted
+/// (from `default_namespace`) on namespaced kinds. Returns every problem and
+/// note; errors mean the application must not be synced.
+pub(crate) fn validate_application(
+    objects: &mut [RenderedObject],
+    default_namespace: Option<&str>,
+    custom: &CustomScopes,
+    lines: &mut LineResolver<'_>,
+) -> Vec<ValidationProblem> {
+    let mut problems = Vec::new();
+    for object in objects.iter_mut() {
+        validate_object(object, default_namespace, custom, lines, &mut problems);
+    }
+    problems
+}
+
+fn validate_object(
+    object: &mut RenderedObject,
+    default_namespace: Option<&str>,
+    custom: &CustomScopes,
+    lines: &mut LineResolver<'_>,
+    problems: &mut Vec<ValidationProblem>,
+) {
+    let mut report = |lines: &mut LineResolver<'_>,
+                      object: &RenderedObject,
+                      code,
+                      path: &[PathSeg],
+                      message: String| {
+        let origin = lines.origin(object, path);
+        let mut problem = ValidationProblem::at(code, origin, message);
+        if !object.manifest.kind().is_empty() && !object.manifest.name().is_empty() {
+            problem = problem.with_object(object.manifest.key());
+        }
+        problems.push(problem);
+    };
+    let value = &object.manifest.object;
+
+    // Identity: apiVersion, kind, metadata.name.
+    let api_version = value.get("apiVersion");
+    let kind = value.get("kind");
+    let mut identity_ok = true;
+    match api_version {
+        Some(Value::String(v)) if valid_api_version(v) => {}
+        Some(Value::String(v)) => {
+            identity_ok = false;
+            report(
+                lines,
+                object,
+                ProblemCode::InvalidObject,
+                &[key("apiVersion")],
+                format!("apiVersion {v:?} is not `group/version` or `version`"),
+            );
+        }
+        Some(_) => {
+            identity_ok = false;
+            report(
+                lines,
+                object,
+                ProblemCode::InvalidObject,
+                &[key("apiVersion")],
+                "apiVersion must be a string".into(),
+            );
+        }
+        None => {
+            identity_ok = false;
+            report(
+                lines,
+                object,
+                ProblemCode::InvalidObject,
+                &[],
+                "missing apiVersion".into(),
+            );
+        }
+    }
+    match kind {
+        Some(Value::String(k)) if valid_kind(k) => {}
+        Some(Value::String(k)) => {
+            identity_ok = false;
+            report(
+                lines,
+                object,
+                ProblemCode::InvalidObject,
+                &[key("kind")],
+                format!(
+                    "kind {k:?} must start with an uppercase letter and contain only letters and digits"
+                ),
+            );
+        }
+        Some(_) => {
+            identity_ok = false;
+            report(
+                lines,
+                object,
+                ProblemCode::InvalidObject,
+                &[key("kind")],
+                "kind must be a string".into(),
+            );
+        }
+        None => {
+            identity_ok = false;
+            report(
+                lines,
+                object,
+                ProblemCode::InvalidObject,
+                &[],
+                "missing kind".into(),
+            );
+        }
+    }
+    let metadata = value.get("metadata");
+    match metadata {
+        Some(Value::Object(_)) => {}
+        Some(_) => {
+            report(
+                lines,
+                object,
+                ProblemCode::InvalidObject,
+                &[key("metadata")],
+                "metadata must be a mapping".into(),
+            );
+            return;
+        }
+        None => {
+            report(
+                lines,
+                object,
+                ProblemCode::InvalidObject,
+                &[],
+                "missing metadata (with at least a name)".into(),
+            );
+            return;
+        }
+    }
+    let name_path = [key("metadata"), key("name")];
+    match metadata.and_then(|m| m.get("name")) {
+        Some(Value::String(name)) if !name.is_empty() => {
+            if let Err(why) = check_name(object.manifest.kind(), name) {
+                report(
+                    lines,
+                    object,
+                    ProblemCode::InvalidObject,
+                    &name_path,
+                    format!("metadata.name {name:?} {why}"),
+                );
+            }
+        }
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            let hint = if metadata.and_then(|m| m.get("generateName")).is_some() {
+                " (generateName is not supported: relbot must know the name to track the object)"
+            } else {
+                ""
+            };
+            report(
+                lines,
+                object,
+                ProblemCode::InvalidObject,
+                &[key("metadata")],
+                format!("missing metadata.name{hint}"),
+            );
+        }
+        Some(_) => report(
+            lines,
+            object,
+            ProblemCode::InvalidObject,
+            &name_path,
+            "metadata.name must be a string".into(),
+        ),
+    }
+    let ns_path = [key("metadata"), key("namespace")];
+    match metadata.and_then(|m| m.get("namespace")) {
+        None | Some(Value::Null) => {}
+        Some(Value::String(ns)) if is_dns_label(ns) => {}
+        Some(other) => report(
+            lines,
+            object,
+            ProblemCode::Namespace,
+            &ns_path,
+            format!("metadata.namespace {other} is not a valid namespace name (DNS-1123 label)"),
+        ),
+    }
+    check_labels(object, lines, &mut report);
+    if let Err(e) = order::sync_wave(&object.manifest) {
+        let path = [key("metadata"), key("annotations"), key(e.annotation)];
+        report(lines, object, ProblemCode::SyncWave, &path, e.to_string());
+    }
+    if !identity_ok {
+        return;
+    }
+
+    // API version and scope.
+    let (group, version, kind) = (
+        object.manifest.group().to_string(),
+        object.manifest.version().to_string(),
+        object.manifest.kind().to_string(),
+    );
+    let scope =
+        match kinds::builtin(&group, &kind) {
+            Some(info) if info.serves(&version) => Some(info.scope),
+            Some(info) => {
+                report(lines, object, ProblemCode::ApiVersion, &[key("apiVersion")], format!(
+                "{kind} is not served as {}/{version} by Kubernetes 1.33; use apiVersion: {}",
+                group, info.preferred_api_version()
+            ).replace(" as /", " as "));
+                return;
+            }
+            None => {
+                let builtin: Vec<_> = kinds::builtin_by_kind(&kind).collect();
+                if !builtin.is_empty() && kinds::is_kubernetes_group(&group) {
+                    let options: Vec<_> =
+                        builtin.iter().map(|k| k.preferred_api_version()).collect();
+                    report(
+                        lines,
+                        object,
+                        ProblemCode::ApiVersion,
+                        &[key("apiVersion")],
+                        format!(
+                            "{kind} is not part of apiVersion {}; use apiVersion: {}",
+                            object.manifest.api_version(),
+                            options.join(" or ")
+                        ),
+                    );
+                    return;
+                }
+                if kinds::is_complete_group(&group) {
+                    report(
+                        lines,
+                        object,
+                        ProblemCode::ApiVersion,
+                        &[key("kind")],
+                        format!(
+                            "Kubernetes 1.33 has no kind {kind} in apiVersion {}",
+                            object.manifest.api_version()
+                        ),
+                    );
+                    return;
+                }
+                custom.get(&group, &kind)
+            }
+        };
+
+    // Namespace defaulting (namespaced) or refusal (cluster-scoped).
+    let namespace = object.manifest.namespace().map(str::to_string);
+    match (scope, namespace) {
+        (Some(Scope::Namespaced), None) => match default_namespace {
+            Some(ns) => set_namespace(&mut object.manifest.object, ns),
+            None => report(
+                lines,
+                object,
+                ProblemCode::Namespace,
+                &[key("metadata")],
+                format!(
+                    "{kind} is namespaced but names no namespace and the application sets none; set metadata.namespace or the application's namespace"
+                ),
+            ),
+        },
+        (Some(Scope::Cluster), Some(ns)) => report(
+            lines,
+            object,
+            ProblemCode::Namespace,
+            &ns_path,
+            format!(
+                "{kind} is cluster-scoped and cannot have a namespace (remove metadata.namespace: {ns})"
+            ),
+        ),
+        (None, _) => {
+            let origin = lines.origin(object, &[key("kind")]);
+            problems.push(
+                ValidationProblem::at(ProblemCode::NeedsDiscovery, origin, format!(
+                    "{kind} ({}) is not a built-in kind and no CRD for it is in the desired state; its scope comes from API discovery at sync time",
+                    object.manifest.api_version()
+                ))
+                .with_object(object.manifest.key())
+                .with_severity(Severity::Warning),
+            );
+        }
+        _ => {}
+    }
+
+    // Fields against the typed schema.
+    match kinds::builtin(&group, &kind).and_then(|k| k.round_trip(&version)) {
+        Some(round_trip) => check_fields(object, round_trip, lines, problems),
+        None => check_metadata(object, lines, problems),
+    }
+}
+
+fn set_namespace(object: &mut Value, namespace: &str) {
+    if let Some(Value::Object(metadata)) = object.get_mut("metadata") {
+        metadata.insert("namespace".into(), Value::String(namespace.to_string()));
+    }
+}
+
+/// Deserialises into the typed struct; type errors and fields that did not
+/// survive the round trip are reported with their lines.
+fn check_fields(
+    object: &RenderedObject,
+    round_trip: kinds::RoundTrip,
+    lines: &mut LineResolver<'_>,
+    problems: &mut Vec<ValidationProblem>,
+) {
+    let api = format!(
+        "{} {}",
+        object.manifest.kind(),
+        object.manifest.api_version()
+    );
+    match round_trip(&object.manifest.object) {
+        Ok(typed) => {
+            let mut unknown = Vec::new();
+            lost_fields(
+                &object.manifest.object,
+                &typed,
+                &mut Vec::new(),
+                &mut unknown,
+            );
+            for path in unknown {
+                let (field, parent) = path.split_last().expect("lost fields have a path");
+                let field = match field {
+                    PathSeg::Key(k) => k.clone(),
+                    PathSeg::Index(i) => format!("[{i}]"),
+                };
+                let place = if parent.is_empty() {
+                    "at the top level".to_string()
+                } else {
+                    format!("in {}", display_path(parent))
+                };
+                let origin = lines.origin(object, &path);
+                problems.push(
+                    ValidationProblem::at(ProblemCode::UnknownField, origin, format!(
+                        "unknown field {field:?} {place} ({api} has no such field there; is it indented at the wrong level or misspelt?)"
+                    ))
+                    .with_object(object.manifest.key()),
+                );
+            }
+        }
+        Err(e) => {
+            let origin = lines.origin(object, &e.path);
+            let at = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", display_path(&e.path))
+            };
+            problems.push(
+                ValidationProblem::at(
+                    ProblemCode::InvalidValue,
+                    origin,
+                    format!("{at}{} ({api})", e.message),
+                )
+                .with_object(object.manifest.key()),
+            );
+        }
+    }
+}
+
+/// For kinds without a typed schema, at least metadata must be well-formed
+/// (annotation values that are numbers are a classic).
+fn check_metadata(
+    object: &RenderedObject,
+    lines: &mut LineResolver<'_>,
+    problems: &mut Vec<ValidationProblem>,
+) {
+    let Some(metadata) = object.manifest.object.get("metadata") else {
+        return;
+    };
+    let result: Result<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, _> =
+        serde_path_to_error::deserialize(metadata);
+    if let Err(e) = result {
+        let mut path = vec![key("metadata")];
+        path.extend(super::yaml::path_from_serde(e.path()));
+        let origin = lines.origin(object, &path);
+        problems.push(
+            ValidationProblem::at(
+                ProblemCode::InvalidValue,
+                origin,
+                format!("{}: {}", display_path(&path), e.inner()),
+            )
+            .with_object(object.manifest.key()),
+        );
+    }
+}
+
+/// Paths present (non-null) in `original` but absent from `typed`; a lost
+/// subtree is reported once, at its root. Values that survive in another
+/// form (quantities, int-or-string) are not compared.
+fn lost_fields(
+    original: &Value,
+    typed: &Value,
+    path: &mut Vec<PathSeg>,
+    out: &mut Vec<Vec<PathSeg>>,
+) {
+    match (original, typed) {
+        (Value::Object(o), Value::Object(t)) => {
+            for (k, v) in o {
+                if v.is_null() {
+                    continue;
+                }
+                path.push(PathSeg::Key(k.clone()));
+                match t.get(k) {
+                    Some(tv) => lost_fields(v, tv, path, out),
+                    None => out.push(path.clone()),
+                }
+                path.pop();
+            }
+        }
+        (Value::Array(o), Value::Array(t)) => {
+            for (i, v) in o.iter().enumerate() {
+                if let Some(tv) = t.get(i) {
+                    path.push(PathSeg::Index(i));
+                    lost_fields(v, tv, path, out);
+                    path.pop();
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+type Report<'r> =
+    dyn FnMut(&mut LineResolver<'_>, &RenderedObject, ProblemCode, &[PathSeg], String) + 'r;
+
+fn check_labels(object: &RenderedObject, lines: &mut LineResolver<'_>, report: &mut Report<'_>) {
+    let Some(Value::Object(labels)) = object.manifest.object.pointer("/metadata/labels") else {
+        return;
+    };
+    for (k, v) in labels {
+        let path = [key("metadata"), key("labels"), key(k)];
+        if let Err(why) = check_label_key(k) {
+            report(
+                lines,
+                object,
+                ProblemCode::InvalidObject,
+                &path,
+                format!("label key {k:?} {why}"),
+            );
+        }
+        if let Value::String(v) = v
+            && !is_label_value(v)
+        {
+            report(
+                lines,
+                object,
+                ProblemCode::InvalidObject,
+                &path,
+                format!(
+                    "label {k}: value {v:?} must be at most 63 characters of letters, digits, '-', '_' or '.', starting and ending alphanumeric"
+                ),
+            );
+        }
+    }
+}
+
+fn valid_api_version(v: &str) -> bool {
+    match v.split_once('/') {
+        Some((group, version)) => is_dns_subdomain(group) && is_dns_label(version),
+        None => is_dns_label(v),
+    }
+}
+
+fn valid_kind(k: &str) -> bool {
+    k.starts_with(|c: char| c.is_ascii_uppercase()) && k.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
+/// Name rules differ by kind, as in the API server's validation.
+fn check_name(kind: &str, name: &str) -> Result<(), &'static str> {
+    match kind {
+        "Namespace" if !is_dns_label(name) => {
+            Err("must be a DNS-1123 label (lowercase letters, digits and '-', at most 63)")
+        }
+        "Service" if !is_dns1035_label(name) => Err(
+            "must be a DNS-1035 label (start with a letter; lowercase letters, digits and '-', at most 63)",
+        ),
+        "Role" | "ClusterRole" | "RoleBinding" | "ClusterRoleBinding" => {
+            if name == "." || name == ".." || name.contains('/') || name.contains('%') {
+                Err("may not be '.' or '..' or contain '/' or '%'")
+            } else {
+                Ok(())
+            }
+        }
+        "Namespace" | "Service" => Ok(()),
+        _ if !is_dns_subdomain(name) => Err(
+            "must be a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', at most 253)",
+        ),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_dns1035_label(s: &str) -> bool {
+    is_dns_label(s) && s.starts_with(|c: char| c.is_ascii_lowercase())
+}
+
+pub(crate) fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+fn check_label_key(k: &str) -> Result<(), &'static str> {
+    let (prefix, name) = match k.rsplit_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, k),
+    };
+    if let Some(prefix) = prefix
+        && !is_dns_subdomain(prefix)
+    {
+        return Err("has a prefix that is not a DNS subdomain");
+    }
+    if name.is_empty() || !is_label_value(name) {
+        return Err(
+            "must be at most 63 characters of letters, digits, '-', '_' or '.', starting and ending alphanumeric, after an optional `prefix/`",
+        );
+    }
+    Ok(())
+}
+
+fn is_label_value(v: &str) -> bool {
+    v.is_empty()
+        || (v.len() <= 63
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+            && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && v.ends_with(|c: char| c.is_ascii_alphanumeric()))
+}
+
+/// Objects declared more than once, in one application or across several
+/// (two applications cannot own one object). Each pair is reported once,
+/// at the later declaration, naming the first.
+pub(crate) fn find_duplicates<'a>(
+    objects: impl IntoIterator<Item = (&'a str, &'a Manifest)>,
+) -> Vec<ValidationProblem> {
+    let mut first: HashMap<ObjectKey, (&'a str, &'a Origin)> = HashMap::new();
+    let mut problems = Vec::new();
+    for (app, manifest) in objects {
+        let key = manifest.key();
+        if key.kind.is_empty() || key.name.is_empty() {
+            continue;
+        }
+        match first.get(&key) {
+            Some((first_app, first_origin)) => {
+                let whose = if *first_app == app {
+                    String::new()
+                } else {
+                    format!(" by application {first_app:?}")
+                };
+                problems.push(
+                    ValidationProblem::at(
+                        ProblemCode::Duplicate,
+                        manifest.origin.clone(),
+                        format!("duplicate object: already declared{whose} at {first_origin}"),
+                    )
+                    .with_object(key),
+                );
+            }
+            None => {
+                first.insert(key, (app, &manifest.origin));
+            }
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn object(value: Value) -> RenderedObject {
+        RenderedObject {
+            manifest: Manifest {
+                object: value,
+                origin: Origin {
+                    file: "x.yaml".into(),
+                    line: 1,
+                },
+            },
+            locator: Locator::Generated,
+        }
+    }
+
+    fn check(value: Value, ns: Option<&str>) -> (RenderedObject, Vec<ValidationProblem>) {
+        let mut objects = vec![object(value)];
+        let tmp = std::env::temp_dir();
+        let problems = validate_application(
+            &mut objects,
+            ns,
+            &CustomScopes::default(),
+            &mut LineResolver::new(&tmp),
+        );
+        (objects.remove(0), problems)
+    }
+
+    fn messages(problems: &[ValidationProblem]) -> Vec<String> {
+        problems.iter().map(|p| p.message.clone()).collect()
+    }
+
+    #[test]
+    fn valid_deployment_passes_and_gets_the_namespace() {
+        let (o, problems) = check(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "creationTimestamp": null},
+                "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "api"}},
+                  "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [{"name": "api", "image": "a:1",
+                    "resources": {"requests": {"cpu": 1, "memory": "512Mi"}, "limits": {"cpu": "1.5"}},
+                    "ports": [{"containerPort": 8000}], "readinessProbe": {"httpGet": {"path": "/", "port": "http"}}}]}}}}),
+            Some("ahuora"),
+        );
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(o.manifest.namespace(), Some("ahuora"));
+    }
+
+    #[test]
+    fn misplaced_field_is_unknown() {
+        let (_, problems) = check(
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "x"},
+                "spec": {"selector": {}, "template": {"spec": {"image": "a:1", "containers": []}}}}),
+            None,
+        );
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].code, ProblemCode::UnknownField);
+        assert!(
+            problems[0]
+                .message
+                .contains("\"image\" in spec.template.spec"),
+            "{}",
+            problems[0].message
+        );
+    }
+
+    #[test]
+    fn wrong_api_version_names_the_right_one() {
+        let (_, problems) = check(
+            json!({"apiVersion": "v1", "kind": "Deployment", "metadata": {"name": "a", "namespace": "x"}}),
+            None,
+        );
+        assert_eq!(
+            messages(&problems),
+            ["Deployment is not part of apiVersion v1; use apiVersion: apps/v1"]
+        );
+        let (_, problems) = check(
+            json!({"apiVersion": "apps/v1beta2", "kind": "Deployment", "metadata": {"name": "a", "namespace": "x"}}),
+            None,
+        );
+        assert!(
+            problems[0].message.contains("use apiVersion: apps/v1"),
+            "{problems:?}"
+        );
+        let (_, problems) = check(
+            json!({"apiVersion": "extensions/v1beta1", "kind": "Ingress", "metadata": {"name": "a", "namespace": "x"}}),
+            None,
+        );
+        assert!(
+            problems[0]
+                .message
+                .contains("use apiVersion: networking.k8s.io/v1"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn namespace_rules() {
+        let (_, problems) = check(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "a", "namespace": "b"}}),
+            None,
+        );
+        assert_eq!(problems[0].code, ProblemCode::Namespace);
+        let (_, problems) = check(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}}),
+            None,
+        );
+        assert_eq!(problems[0].code, ProblemCode::Namespace);
+        let (o, problems) = check(
+            json!({"apiVersion": "traefik.io/v1alpha1", "kind": "Middleware", "metadata": {"name": "a"}}),
+            Some("x"),
+        );
+        assert_eq!(problems.len(), 1);
+        assert_eq!(
+            (problems[0].code, problems[0].severity),
+            (ProblemCode::NeedsDiscovery, Severity::Warning)
+        );
+        assert_eq!(o.manifest.namespace(), None, "unknown scope: not guessed");
+    }
+
+    #[test]
+    fn identity_and_metadata_problems() {
+        let (_, problems) = check(
+            json!({"kind": "ConfigMap", "metadata": {"labels": {"a": "b c"}}}),
+            Some("x"),
+        );
+        assert_eq!(messages(&problems), [
+            "missing apiVersion".to_string(),
+            "missing metadata.name".to_string(),
+            "label a: value \"b c\" must be at most 63 characters of letters, digits, '-', '_' or '.', starting and ending alphanumeric".to_string(),
+        ]);
+        let (_, problems) = check(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name",
+            "annotations": {"argocd.argoproj.io/sync-wave": "one"}}}),
+            Some("x"),
+        );
+        let codes: Vec<_> = problems.iter().map(|p| p.code).collect();
+        assert_eq!(codes, [ProblemCode::InvalidObject, ProblemCode::SyncWave]);
+        let (_, problems) = check(
+            json!({"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "a", "namespace": "x",
+            "annotations": {"n": 1}}}),
+            None,
+        );
+        assert!(
+            problems.iter().any(|p| p.code == ProblemCode::InvalidValue
+                && p.message.contains("metadata.annotations.n")),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
+    fn duplicates_name_both_places_and_ignore_version() {
+        let a = Manifest {
+            object: json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "a", "namespace": "n"}}),
+            origin: Origin {
+                file: "one.yaml".into(),
+                line: 3,
+            },
+        };
+        let mut b = a.clone();
+        b.object["apiVersion"] = json!("apps/v1beta1");
+        b.origin = Origin {
+            file: "two.yaml".into(),
+            line: 7,
+        };
+        let problems = find_duplicates([("app", &a), ("other", &b)]);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(
+            problems[0].to_string(),
+            "two.yaml:7: error: Deployment.apps n/a: duplicate object: already declared by application \"app\" at one.yaml:3"
+        );
+    }
+}
