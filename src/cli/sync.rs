@@ -109,28 +109,28 @@ fn load_desired(global: &GlobalArgs, args: &SyncArgs) -> Result<Desired, Outcome
             )));
         }
     }
-    let mut applications = Vec::new();
-    let mut failed = false;
-    for app in config
-        .config
-        .applications
-        .iter()
-        .filter(|a| args.apps.is_empty() || args.apps.contains(&a.name))
-    {
-        match relbot::source::render::render_application(&root, app) {
-            Ok(manifests) => applications.push(DesiredApplication {
-                app: app.clone(),
-                manifests,
-            }),
-            Err(e) => {
-                eprintln!("error: application {}: {e}", app.name);
-                failed = true;
-            }
+    let rendered = match relbot::source::load_desired(&root, &config.config) {
+        Ok(rendered) => rendered,
+        Err(e) => {
+            eprintln!("{e}");
+            return Err(Outcome::Failed);
         }
-    }
-    if failed {
-        eprintln!("nothing was changed.");
-        return Err(Outcome::Failed);
+    };
+    let mut applications = Vec::new();
+    for desired in rendered {
+        if !args.apps.is_empty() && !args.apps.contains(&desired.name) {
+            continue;
+        }
+        for note in &desired.notes {
+            tracing::debug!(application = %desired.name, "{note}");
+        }
+        let Some(app) = config.application(&desired.name) else {
+            continue;
+        };
+        applications.push(DesiredApplication {
+            app: app.clone(),
+            manifests: desired.manifests,
+        });
     }
     Ok(Desired {
         revision: revision_of(&root),

@@ -1,26 +1,23 @@
-//! Where an object goes in a sync: its stage, its wave and its kind's rank.
-//!
-//! Stage 1 holds what other objects need to exist first (CRDs, Namespaces,
-//! ClusterRoles), stage 2 the `*Class` kinds that objects refer to by name;
-//! everything else is stage 3, ordered by wave (`relbot.dev/sync-wave`, or
-//! Argo CD's `argocd.argoproj.io/sync-wave`) and then by Argo CD's kind order
-//! so that a Service exists before the Deployment that its clients reach.
+//! Where an object goes in a sync, as the plan and the apply loop see it:
+//! a [`Phase`] of stage and wave, projected from the source's
+//! [`crate::source::order`] (stages, waves, Argo CD's kind order). Objects
+//! of one phase are applied together, and a health gate separates phases.
 //! Prune walks the same order backwards.
 
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::Manifest;
-
-pub const WAVE_ANNOTATION: &str = "relbot.dev/sync-wave";
-pub const ARGO_WAVE_ANNOTATION: &str = "argocd.argoproj.io/sync-wave";
+use crate::source::order::{Stage, sync_order};
 
 /// A sort key: lower runs first. Serialized so plans show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Phase {
+    /// 1 definitions (CRDs, Namespaces, ClusterRoles), 2 `*Class` kinds, 3 the rest.
     pub stage: u8,
+    /// Sync wave; only orders stage 3.
     pub wave: i64,
     #[serde(skip)]
-    pub kind_rank: u16,
+    pub kind_rank: usize,
 }
 
 impl Phase {
@@ -32,80 +29,18 @@ impl Phase {
     }
 }
 
-/// Argo CD's kind order (gitops-engine `sync/sync_tasks.go`); kinds not
-/// listed go after all listed ones.
-const KIND_ORDER: &[&str] = &[
-    "Namespace",
-    "NetworkPolicy",
-    "ResourceQuota",
-    "LimitRange",
-    "PodSecurityPolicy",
-    "PodDisruptionBudget",
-    "ServiceAccount",
-    "Secret",
-    "SecretList",
-    "ConfigMap",
-    "StorageClass",
-    "PersistentVolume",
-    "PersistentVolumeClaim",
-    "CustomResourceDefinition",
-    "ClusterRole",
-    "ClusterRoleList",
-    "ClusterRoleBinding",
-    "ClusterRoleBindingList",
-    "Role",
-    "RoleList",
-    "RoleBinding",
-    "RoleBindingList",
-    "Service",
-    "DaemonSet",
-    "Pod",
-    "ReplicationController",
-    "ReplicaSet",
-    "Deployment",
-    "HorizontalPodAutoscaler",
-    "StatefulSet",
-    "Job",
-    "CronJob",
-    "IngressClass",
-    "Ingress",
-    "APIService",
-];
-
-pub fn kind_rank(kind: &str) -> u16 {
-    KIND_ORDER
-        .iter()
-        .position(|k| *k == kind)
-        .unwrap_or(KIND_ORDER.len()) as u16
-}
-
-/// Stage of a kind: 1 for what everything else may need, 2 for `*Class`.
-pub fn stage_of(group: &str, kind: &str) -> u8 {
-    match (group, kind) {
-        ("apiextensions.k8s.io", "CustomResourceDefinition") | ("", "Namespace") => 1,
-        ("rbac.authorization.k8s.io", "ClusterRole") => 1,
-        (_, k) if k.ends_with("Class") => 2,
-        _ => 3,
-    }
-}
-
-/// The wave an object asked for; unparsable values count as 0 (the
-/// renderer reports them with file:line).
-pub fn wave_of(manifest: &Manifest) -> i64 {
-    manifest
-        .annotation(WAVE_ANNOTATION)
-        .or_else(|| manifest.annotation(ARGO_WAVE_ANNOTATION))
-        .and_then(|w| w.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 pub fn phase_of(manifest: &Manifest) -> Phase {
-    let stage = stage_of(manifest.group(), manifest.kind());
+    let order = sync_order(manifest);
+    let stage = match order.stage {
+        Stage::Definitions => 1,
+        Stage::Classes => 2,
+        Stage::Resources => 3,
+    };
     Phase {
         stage,
-        // Stages 1 and 2 run before every wave; a wave only orders stage 3.
-        wave: if stage == 3 { wave_of(manifest) } else { 0 },
-        kind_rank: kind_rank(manifest.kind()),
+        // Stages 1 and 2 run before every wave.
+        wave: if stage == 3 { order.wave } else { 0 },
+        kind_rank: order.kind_rank,
     }
 }
 
@@ -113,6 +48,7 @@ pub fn phase_of(manifest: &Manifest) -> Phase {
 mod tests {
     use super::*;
     use crate::manifest::Origin;
+    use crate::source::order::ARGO_WAVE_ANNOTATION;
     use serde_json::json;
 
     fn m(api: &str, kind: &str, wave: Option<&str>) -> Manifest {
@@ -145,5 +81,6 @@ mod tests {
         assert!(ns < crd, "Namespace ranks before CRD inside stage 1");
         assert!(crd < class && class < early && early < svc && svc < deploy && deploy < custom);
         assert_eq!(ns.wave, 0, "waves do not reorder stage 1");
+        assert_eq!(svc.step(), deploy.step(), "one wave, one gate");
     }
 }

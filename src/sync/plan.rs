@@ -252,23 +252,12 @@ pub fn with_created_namespace(app: &Application, manifests: &[Manifest]) -> Vec<
             });
         }
     }
-    sort_manifests(&mut all);
+    crate::source::order::sort_manifests(&mut all);
     all
 }
 
 /// Shown as the origin of a namespace added by `createNamespace`.
 pub const CREATE_NAMESPACE_ORIGIN: &str = "relbot.yaml (createNamespace)";
-
-/// Apply order: phase, then namespace and name so output is stable.
-pub fn sort_manifests(manifests: &mut [Manifest]) {
-    manifests.sort_by_cached_key(|m| {
-        (
-            phase_of(m),
-            m.namespace().map(str::to_string),
-            m.name().to_string(),
-        )
-    });
-}
 
 /// The plan when no cluster can be consulted: everything "would create",
 /// in apply order, nothing validated by a server.

@@ -151,6 +151,14 @@ pub async fn plan_application(
                 metadata.remove("namespace");
             }
         }
+        if kind.namespaced
+            && manifest.namespace().is_none()
+            && let Some(namespace) = &app.namespace
+            && let Some(metadata) = manifest.object["metadata"].as_object_mut()
+        {
+            // Only discovery could tell this kind is namespaced: default it now.
+            metadata.insert("namespace".into(), namespace.clone().into());
+        }
         if kind.namespaced && manifest.namespace().is_none() {
             problems.push(PlanProblem {
                 key: Some(manifest.key()),
