@@ -88,6 +88,9 @@ struct Kustomization {
 }
 
 impl Kustomization {
+    // Built once per failing kustomization and moved straight into a Vec:
+    // boxing the problem would buy nothing.
+    #[expect(clippy::result_large_err, reason = "cold error path")]
     fn load(root: &Path, dir: &Path) -> Result<Self, ValidationProblem> {
         let name = find_kustomization(&root.join(dir)).ok_or_else(|| {
             ValidationProblem::error(
@@ -633,6 +636,12 @@ const TEMPLATE_LABELS: &[FieldSpec] = &[
     ),
     spec(Some("batch"), "Job", "spec/template/metadata/labels", true),
     spec(
+        Some("apps"),
+        "StatefulSet",
+        "spec/volumeClaimTemplates/metadata/labels",
+        true,
+    ),
+    spec(
         Some("batch"),
         "CronJob",
         "spec/jobTemplate/metadata/labels",
@@ -657,12 +666,6 @@ const SELECTOR_LABELS: &[FieldSpec] = &[
         Some("apps"),
         "StatefulSet",
         "spec/selector/matchLabels",
-        true,
-    ),
-    spec(
-        Some("apps"),
-        "StatefulSet",
-        "spec/volumeClaimTemplates/metadata/labels",
         true,
     ),
     spec(
