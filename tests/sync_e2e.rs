@@ -636,3 +636,118 @@ async fn sync_dry_run_issues_zero_writes_at_the_server() {
     }
     tc.cleanup().await;
 }
+
+/// The CRDs K3s ships that the samples use (Traefik middlewares, the Helm
+/// controller's charts), installed the way a K3s cluster already has them.
+async fn install_k3s_crds(tc: &TestCluster) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, Patch, PatchParams};
+    let api: Api<CustomResourceDefinition> = Api::all(tc.client());
+    for (group, kind, plural) in [
+        ("traefik.io", "Middleware", "middlewares"),
+        ("helm.cattle.io", "HelmChart", "helmcharts"),
+    ] {
+        let name = format!("{plural}.{group}");
+        if api.get_opt(&name).await.expect("read CRDs").is_some() {
+            continue; // a real K3s cluster has them
+        }
+        let version = if group == "traefik.io" {
+            "v1alpha1"
+        } else {
+            "v1"
+        };
+        let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": name},
+            "spec": {"group": group, "scope": "Namespaced",
+                "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List")},
+                "versions": [{"name": version, "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+        api.patch(
+            &name,
+            &PatchParams::apply("k3s").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("install CRD");
+    }
+    for _ in 0..50 {
+        let ready = relbot::cluster::client::ReadOnlyCluster::from_client(tc.client(), "t")
+            .discover()
+            .await
+            .is_ok_and(|index| index.resolve("helm.cattle.io", "v1", "HelmChart").is_some());
+        if ready {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The repository's samples, moved into the test's namespace.
+fn samples_in(tc: &TestCluster) -> Vec<(Application, Vec<Manifest>)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests-sample");
+    let loaded = relbot::config::load(&root.join("relbot.yaml")).expect("sample config");
+    let desired = relbot::source::load_desired(&root, &loaded.config).expect("samples render");
+    let ns = tc.namespace();
+    desired
+        .into_iter()
+        .map(|d| {
+            let mut app = loaded.application(&d.name).unwrap().clone();
+            app.name = format!("{}-{}", d.name, &ns[ns.len() - 5..]);
+            app.namespace = Some(ns.to_string());
+            let manifests = d
+                .manifests
+                .into_iter()
+                .map(|mut m| {
+                    let is_namespace = m.object["kind"] == "Namespace";
+                    let metadata = m.object["metadata"].as_object_mut().unwrap();
+                    if is_namespace {
+                        metadata.insert("name".into(), json!(ns));
+                    } else if metadata.contains_key("namespace") {
+                        metadata.insert("namespace".into(), json!(ns));
+                    }
+                    m
+                })
+                .collect();
+            (app, manifests)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sync_samples_from_empty_to_healthy_then_noop() {
+    let tc = TestCluster::acquire_with("sync-samples", controllers()).await;
+    install_k3s_crds(&tc).await;
+    let samples = samples_in(&tc);
+    assert_eq!(samples.len(), 2);
+    for (app, manifests) in &samples {
+        let first = sync(&tc, app, manifests).await;
+        assert!(first.errors.is_empty(), "{}: {first:#?}", app.name);
+        assert_eq!(
+            first.counts().failed + first.counts().not_attempted,
+            0,
+            "{first:#?}"
+        );
+        if tc.is_emulator() {
+            assert_eq!(first.phase, RunPhase::Synced, "{first:#?}");
+            assert_eq!(first.health, HealthStatus::Healthy, "{first:#?}");
+        } else {
+            println!("note: a real cluster here has no kubelets; health is not asserted");
+        }
+    }
+    for (app, manifests) in &samples {
+        let again = sync(&tc, app, manifests).await;
+        let applied = again
+            .objects
+            .iter()
+            .filter(|o| o.outcome == Outcome::Applied)
+            .count();
+        assert_eq!(applied, 0, "a second run is a no-op: {again:#?}");
+        assert_eq!(again.requests.dry_runs, 0);
+        assert_eq!(
+            again.requests.writes,
+            u64::from(again.status_recorded),
+            "{again:#?}"
+        );
+    }
+    tc.cleanup().await;
+}
