@@ -751,3 +751,51 @@ async fn sync_samples_from_empty_to_healthy_then_noop() {
     }
     tc.cleanup().await;
 }
+
+#[tokio::test]
+async fn sync_adopts_unowned_objects_and_refuses_another_applications() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, PostParams};
+    let tc = TestCluster::acquire("sync-adopt").await;
+    let ns = tc.namespace().to_string();
+    let api: Api<ConfigMap> = Api::namespaced(tc.client(), &ns);
+    let by_hand: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "by-hand"}, "data": {"greeting": "old"}}),
+    )
+    .unwrap();
+    api.create(&PostParams::default(), &by_hand).await.unwrap();
+
+    let app = app(&tc, "");
+    let desired = vec![config_map(&ns, "by-hand", "new")];
+    let (adopting, _) = plan(&tc, &app, &desired).await;
+    assert_eq!(
+        (adopting.changes[0].action, adopting.changes[0].reason),
+        (Action::Update, Reason::Adopt),
+        "{adopting:#?}"
+    );
+    assert!(
+        adopting.changes[0]
+            .diff
+            .as_deref()
+            .unwrap_or("")
+            .contains("new"),
+        "{adopting:#?}"
+    );
+    let adopted = sync(&tc, &app, &desired).await;
+    assert_eq!(
+        outcome(&adopted, "ConfigMap", "by-hand").outcome,
+        Outcome::Applied
+    );
+    assert_eq!(live_greeting(&tc, "by-hand").await, "new");
+
+    // Another application declaring the same object is an error, not a tug of war.
+    let mut other = app.clone();
+    other.name = format!("other-{}", &ns[ns.len() - 5..]);
+    let (contested, _) = plan(&tc, &other, &desired).await;
+    let problem = contested.problems.first().expect("a problem").to_string();
+    assert!(
+        problem.contains("already managed by application") && problem.contains(&ns),
+        "{problem}"
+    );
+    tc.cleanup().await;
+}
