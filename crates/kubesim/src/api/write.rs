@@ -219,7 +219,7 @@ pub(super) fn conflict_error(t: &Target, conflicts: &[ssa::Conflict]) -> ApiErro
     if !t.res.group.is_empty() {
         d["group"] = json!(t.res.group);
     }
-    e.details = Some(d);
+    e.details = Some(Box::new(d));
     e
 }
 
