@@ -6,10 +6,10 @@
 //! the log needs.
 //!
 //! What runs against the emulator here: the leader-election Lease
-//! (`server::lease`, as `relbot serve` uses it). The reconciler's sync of the
-//! sample platform joins this file when it lands on main (see the report in
-//! the ship branch); until then its cluster-wide needs are checked
-//! statically by `ship_rbac_cluster_wide_grants_are_read_only`.
+//! (`server::lease`, as `relbot serve` uses it), and `relbot sync` of the
+//! sample platform followed by a `relbot sync --dry-run`, through the CLI,
+//! against an emulated K3s (workload controllers, Traefik's and the Helm
+//! controller's CRDs).
 
 mod ship_support;
 
