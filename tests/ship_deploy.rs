@@ -310,3 +310,45 @@ async fn ship_deploy_is_accepted_by_the_emulator() {
     );
     sim.shutdown();
 }
+
+/// `relbot sync --dry-run` of deploy/ (as one application) against the
+/// emulator: planned against the server, no problems, changes found.
+#[test]
+fn ship_deploy_dry_run_sync_against_the_emulator_has_no_errors() {
+    let sim = ship_support::start_k3s_like();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let config = dir.path().join("relbot.yaml");
+    std::fs::write(
+        &config,
+        "applications:\n  - name: relbot\n    path: deploy\n    namespace: relbot\n",
+    )
+    .expect("config");
+    sim.clear_request_log(); // the CRDs K3s comes with are not relbot's writes
+    let out = Command::new(ship_support::relbot_bin())
+        .args(["sync", "--dry-run", "--output", "json", "--config"])
+        .arg(&config)
+        .arg("--source")
+        .arg(repo_root())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .output()
+        .expect("run relbot sync --dry-run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "expected exit 1 (changes found, no errors):\n{stdout}\n{stderr}"
+    );
+    let plan: Value = serde_json::from_str(&stdout).expect("JSON plan");
+    let text = plan.to_string();
+    assert!(
+        text.contains("relbot-inventory"),
+        "the plan covers deploy/: {text}"
+    );
+    let writes = sim.request_log().iter().filter(|r| r.is_write()).count();
+    assert_eq!(writes, 0, "a dry-run wrote to the cluster");
+    sim.shutdown();
+}
