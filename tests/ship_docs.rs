@@ -377,3 +377,64 @@ fn ship_docs_completion_scripts_name_every_subcommand() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("possible values"));
 }
+
+/// The examples in `--help` texts use only flags and values relbot accepts:
+/// each is run with `--help` appended, which clap answers only after
+/// parsing every argument before it.
+#[test]
+fn ship_docs_help_examples_parse() {
+    let help = |args: &[&str]| {
+        let out = Command::new(relbot_bin())
+            .args(args)
+            .output()
+            .expect("relbot --help");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let top = help(&["--help"]);
+    let subcommands: Vec<String> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|s| s != "help")
+        .collect();
+    let mut examples = Vec::new();
+    for text in std::iter::once(top.clone())
+        .chain(subcommands.iter().map(|s| help(&[s.as_str(), "--help"])))
+    {
+        let lines = text
+            .lines()
+            .skip_while(|l| !l.starts_with("Examples:"))
+            .skip(1);
+        for line in lines.take_while(|l| !l.trim().is_empty()) {
+            let line = line.trim();
+            if let Some(args) = line.strip_prefix("relbot ") {
+                // Only the command itself, not a shell redirection after it.
+                let args = args.split(['>', '|']).next().unwrap_or_default();
+                examples.push(
+                    args.split_whitespace()
+                        .map(str::to_string)
+                        .collect::<Vec<_>>(),
+                );
+            }
+        }
+    }
+    assert!(
+        examples.len() >= 8,
+        "expected examples in --help, found {examples:?}"
+    );
+    for example in examples {
+        let out = Command::new(relbot_bin())
+            .args(&example)
+            .arg("--help")
+            .output()
+            .expect("run example");
+        assert!(
+            out.status.success(),
+            "`relbot {}` does not parse: {}",
+            example.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -65,16 +65,31 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Make the cluster match git (or, with --dry-run, show what would change)
+    #[command(
+        after_help = "Examples:\n  relbot sync --dry-run --source manifests-sample\n  relbot sync --app platform\n  relbot sync --context k3s-pi --output json\n\nExit code 0 in sync / synced, 1 changes found (--dry-run), 2 an error."
+    )]
     Sync(sync::SyncArgs),
     /// Show what a sync would change, as a diff (never writes)
+    #[command(
+        after_help = "Examples:\n  relbot diff --source manifests-sample\n  relbot diff --app platform --output yaml\n\nExit code 0 no differences, 1 differences, 2 an error (like `argocd app diff`)."
+    )]
     Diff(sync::DiffArgs),
     /// Show the last sync result of each application
+    #[command(
+        after_help = "Examples:\n  relbot status\n  relbot status --output json\n  relbot status --server http://127.0.0.1:8080"
+    )]
     Status(sync::StatusArgs),
     /// Check registries for newer image tags and open version-bump pull requests
+    #[command(
+        after_help = "Examples:\n  relbot bump --dry-run --source manifests-sample\n  relbot bump --policy django-api"
+    )]
     Bump(BumpArgs),
     /// Create the next semver tag from commit messages
     Tag(tag::TagArgs),
     /// Run the in-cluster service: webhooks, schedules, metrics, status page
+    #[command(
+        after_help = "Examples:\n  relbot serve --listen 0.0.0.0:8080\n\nRoutes: /webhooks/github, /webhooks/registry/<token>, /healthz, /readyz, /metrics, / (status).\nSee docs/operations.md for the Secrets and webhooks it reads."
+    )]
     Serve(ServeArgs),
     /// Check configuration, policies and manifests offline
     Validate(validate::ValidateArgs),
