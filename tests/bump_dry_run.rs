@@ -71,12 +71,20 @@ async fn bump_dry_run_on_samples_proposes_exactly_the_expected_bumps() {
     assert!(report.dry_run);
     let bumped: Vec<&str> = report.bumps().map(|p| p.policy.as_str()).collect();
     assert_eq!(bumped, ["django-api", "idaes", "pgbouncer", "postgres"]);
-    let frontend = report.policies.iter().find(|p| p.policy == "frontend").unwrap();
+    let frontend = report
+        .policies
+        .iter()
+        .find(|p| p.policy == "frontend")
+        .unwrap();
     assert_eq!(frontend.outcome, PolicyOutcome::UpToDate);
     assert_eq!(frontend.current, ["0.0.12"]);
 
     for (policy, from, to, file, old, new) in EXPECTED_BUMPS {
-        let line = report.policies.iter().find(|p| p.policy == *policy).unwrap();
+        let line = report
+            .policies
+            .iter()
+            .find(|p| p.policy == *policy)
+            .unwrap();
         assert_eq!(line.outcome, PolicyOutcome::WouldBump, "{policy}");
         let plan = line.bump.as_ref().unwrap();
         assert_eq!(plan.from, [*from], "{policy}");
@@ -85,8 +93,16 @@ async fn bump_dry_run_on_samples_proposes_exactly_the_expected_bumps() {
         let changed = &plan.files[0];
         assert_eq!(changed.path, *file);
         assert_eq!(changed.changes.len(), 1);
-        assert!(changed.changes[0].old.ends_with(old), "{:?}", changed.changes[0]);
-        assert!(changed.changes[0].new.ends_with(new), "{:?}", changed.changes[0]);
+        assert!(
+            changed.changes[0].old.ends_with(old),
+            "{:?}",
+            changed.changes[0]
+        );
+        assert!(
+            changed.changes[0].new.ends_with(new),
+            "{:?}",
+            changed.changes[0]
+        );
         // Byte-exact outside the tag span: the only difference is the tag.
         let original = sample_file(file);
         assert_eq!(original.matches(old).count(), 1);
@@ -99,9 +115,18 @@ async fn bump_dry_run_on_samples_proposes_exactly_the_expected_bumps() {
     assert_eq!(before, snapshot(tree.path()), "a dry-run writes nothing");
 
     // The same client again: every page answers 304 (ETag), same result.
-    let again = run_bumps(&loaded, tree.path(), &client, None, &BumpOptions { only: vec!["postgres".into()], dry_run: true })
-        .await
-        .unwrap();
+    let again = run_bumps(
+        &loaded,
+        tree.path(),
+        &client,
+        None,
+        &BumpOptions {
+            only: vec!["postgres".into()],
+            dry_run: true,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(again.policies.len(), 1);
     assert_eq!(again.policies[0].bump.as_ref().unwrap().to, "16.6");
     assert_eq!(again.requests.registry_requests, 1);
@@ -113,7 +138,10 @@ async fn bump_dry_run_reaches_docker_io_through_the_configured_mirror() {
     let tree = tempfile::tempdir().unwrap();
     write_sample_tree(
         tree.path(),
-        &format!("\nregistries:\n  - host: docker.io\n    mirror: {}\n", registry.host),
+        &format!(
+            "\nregistries:\n  - host: docker.io\n    mirror: {}\n",
+            registry.host
+        ),
     );
     let loaded = relbot::config::load(&tree.path().join("relbot.yaml")).unwrap();
     let client = RegistryClient::new(
@@ -121,9 +149,18 @@ async fn bump_dry_run_reaches_docker_io_through_the_configured_mirror() {
         RegistryCredentials::anonymous(),
     )
     .unwrap();
-    let report = run_bumps(&loaded, tree.path(), &client, None, &BumpOptions { only: vec!["django-api".into()], dry_run: true })
-        .await
-        .unwrap();
+    let report = run_bumps(
+        &loaded,
+        tree.path(),
+        &client,
+        None,
+        &BumpOptions {
+            only: vec!["django-api".into()],
+            dry_run: true,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(report.policies[0].bump.as_ref().unwrap().to, "0.0.18");
 }
 
@@ -150,18 +187,33 @@ async fn bump_cli_dry_run_exit_codes_and_json_shape() {
     let mirror = format!("docker.io={}", registry.host);
 
     // Bumps found → 1, JSON per policy.
-    let (code, stdout, stderr) = relbot(&["bump", "--dry-run", "--source", &source, "--registry-mirror", &mirror, "-o", "json"]);
+    let (code, stdout, stderr) = relbot(&[
+        "bump",
+        "--dry-run",
+        "--source",
+        &source,
+        "--registry-mirror",
+        &mirror,
+        "-o",
+        "json",
+    ]);
     assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["dryRun"], true);
     let policies = json["policies"].as_array().unwrap();
     assert_eq!(policies.len(), 5);
-    let django = policies.iter().find(|p| p["policy"] == "django-api").unwrap();
+    let django = policies
+        .iter()
+        .find(|p| p["policy"] == "django-api")
+        .unwrap();
     assert_eq!(django["outcome"]["status"], "wouldBump");
     assert_eq!(django["image"], "docker.io/ahuora/django-api");
     assert_eq!(django["bump"]["from"], serde_json::json!(["0.0.17"]));
     assert_eq!(django["bump"]["to"], "0.0.18");
-    assert_eq!(django["bump"]["files"][0]["path"], "platform/api/deployment.yaml");
+    assert_eq!(
+        django["bump"]["files"][0]["path"],
+        "platform/api/deployment.yaml"
+    );
     assert_eq!(django["bump"]["files"][0]["changes"][0]["line"], 28);
     assert!(django["bump"]["files"][0].get("new_text").is_none());
     let frontend = policies.iter().find(|p| p["policy"] == "frontend").unwrap();
@@ -169,29 +221,86 @@ async fn bump_cli_dry_run_exit_codes_and_json_shape() {
     assert!(json["requests"]["registryRequests"].as_u64().unwrap() >= 5);
 
     // Text output names policy, image, versions, files and lines.
-    let (code, stdout, _) = relbot(&["bump", "--dry-run", "--source", &source, "--registry-mirror", &mirror, "--policy", "postgres"]);
+    let (code, stdout, _) = relbot(&[
+        "bump",
+        "--dry-run",
+        "--source",
+        &source,
+        "--registry-mirror",
+        &mirror,
+        "--policy",
+        "postgres",
+    ]);
     assert_eq!(code, 1);
-    assert!(stdout.contains("postgres: docker.io/library/postgres 16.4 → 16.6 (platform/postgres/statefulset.yaml)"), "{stdout}");
-    assert!(stdout.contains("platform/postgres/statefulset.yaml:23: image: postgres:16.4 → image: postgres:16.6"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "postgres: docker.io/library/postgres 16.4 → 16.6 (platform/postgres/statefulset.yaml)"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "platform/postgres/statefulset.yaml:23: image: postgres:16.4 → image: postgres:16.6"
+        ),
+        "{stdout}"
+    );
 
     // Nothing to bump → 0.
-    let (code, stdout, stderr) = relbot(&["bump", "--dry-run", "--source", &source, "--registry-mirror", &mirror, "--policy", "frontend"]);
+    let (code, stdout, stderr) = relbot(&[
+        "bump",
+        "--dry-run",
+        "--source",
+        &source,
+        "--registry-mirror",
+        &mirror,
+        "--policy",
+        "frontend",
+    ]);
     assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
-    assert!(stdout.contains("frontend: docker.io/ahuora/frontend up to date (0.0.12)"), "{stdout}");
+    assert!(
+        stdout.contains("frontend: docker.io/ahuora/frontend up to date (0.0.12)"),
+        "{stdout}"
+    );
 
     // Errors → 2: an unknown policy, an unreachable registry, a bad config.
-    let (code, _, stderr) = relbot(&["bump", "--dry-run", "--source", &source, "--registry-mirror", &mirror, "--policy", "nope"]);
+    let (code, _, stderr) = relbot(&[
+        "bump",
+        "--dry-run",
+        "--source",
+        &source,
+        "--registry-mirror",
+        &mirror,
+        "--policy",
+        "nope",
+    ]);
     assert_eq!(code, 2);
     assert!(stderr.contains("no ImagePolicy named \"nope\""), "{stderr}");
     let closed = format!("docker.io=127.0.0.1:{}", registry_support_free_port());
-    let (code, _, stderr) = relbot(&["bump", "--dry-run", "--source", &source, "--registry-mirror", &closed, "--policy", "idaes"]);
+    let (code, _, stderr) = relbot(&[
+        "bump",
+        "--dry-run",
+        "--source",
+        &source,
+        "--registry-mirror",
+        &closed,
+        "--policy",
+        "idaes",
+    ]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("idaes"), "{stderr}");
-    std::fs::write(tree.path().join("relbot.yaml"), "applications: [{name: x}]\n").unwrap();
+    std::fs::write(
+        tree.path().join("relbot.yaml"),
+        "applications: [{name: x}]\n",
+    )
+    .unwrap();
     let (code, _, _) = relbot(&["bump", "--dry-run", "--source", &source]);
     assert_eq!(code, 2);
 }
 
 fn registry_support_free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -48,7 +48,10 @@ pub fn run(global: &GlobalArgs, args: BumpArgs) -> Outcome {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("{e}");
-            eprintln!("{} problem(s) found; nothing was changed.", e.problems.len());
+            eprintln!(
+                "{} problem(s) found; nothing was changed.",
+                e.problems.len()
+            );
             return Outcome::Failed;
         }
     };
@@ -85,7 +88,9 @@ async fn bump(loaded: &LoadedConfig, args: &BumpArgs) -> Result<BumpReport, Stri
     let mut settings = RegistrySettings::from_config(&loaded.config.registries);
     for mirror in &args.registry_mirrors {
         let (host, to) = mirror.split_once('=').ok_or_else(|| {
-            format!("--registry-mirror {mirror:?}: expected HOST=MIRROR, e.g. docker.io=127.0.0.1:5000")
+            format!(
+                "--registry-mirror {mirror:?}: expected HOST=MIRROR, e.g. docker.io=127.0.0.1:5000"
+            )
         })?;
         settings.set_host(host.trim(), Some(to.trim()), false);
     }
@@ -218,7 +223,9 @@ fn describe(outcome: &PolicyOutcome, merge: Option<&MergeState>) -> String {
         PolicyOutcome::Proposed { pr, url } => format!("opened #{pr} {url}"),
         PolicyOutcome::Updated { pr, url } => format!("updated #{pr} {url}"),
         PolicyOutcome::Unchanged { pr, url } => format!("#{pr} already current {url}"),
-        PolicyOutcome::SkippedHumanClosed { pr } => format!("skipped: #{pr} was closed by a person"),
+        PolicyOutcome::SkippedHumanClosed { pr } => {
+            format!("skipped: #{pr} was closed by a person")
+        }
         PolicyOutcome::AlreadyMerged { pr } => format!("already merged in #{pr}"),
     };
     let merge = match merge {
@@ -226,9 +233,7 @@ fn describe(outcome: &PolicyOutcome, merge: Option<&MergeState>) -> String {
         Some(MergeState::HeldDegraded { application }) => {
             format!("; not merged: {application} is Degraded")
         }
-        Some(MergeState::AlreadyEnabled | MergeState::AutoMergeEnabled) => {
-            "; auto-merge on".into()
-        }
+        Some(MergeState::AlreadyEnabled | MergeState::AutoMergeEnabled) => "; auto-merge on".into(),
         Some(MergeState::Merged { sha }) => format!("; merged {}", &sha[..sha.len().min(12)]),
         Some(MergeState::WaitingForChecks { pending }) => {
             format!("; waiting for checks: {}", pending.join(", "))

@@ -184,7 +184,8 @@ pub async fn plan_policy(
     // a re-pushed tag moves its pin.
     let mut digests: BTreeMap<String, String> = BTreeMap::new();
     if spec.pin_digest {
-        let mut wanted: BTreeSet<String> = choices.values().flatten().map(|c| c.0.clone()).collect();
+        let mut wanted: BTreeSet<String> =
+            choices.values().flatten().map(|c| c.0.clone()).collect();
         for reference in found.iter().flat_map(|f| f.references.iter()) {
             if let Some(tag) = &reference.tag
                 && reference.digest.is_some()
@@ -391,7 +392,8 @@ mod tests {
             .unwrap()
         };
         let all = [policy("a"), policy("b"), policy("c")];
-        let names = |v: Vec<&ImagePolicy>| v.iter().map(|p| p.name().to_string()).collect::<Vec<_>>();
+        let names =
+            |v: Vec<&ImagePolicy>| v.iter().map(|p| p.name().to_string()).collect::<Vec<_>>();
         assert_eq!(names(selected(&all, &[])), ["a", "b", "c"]);
         assert_eq!(names(selected(&all, &["c".into(), "a".into()])), ["a", "c"]);
     }

@@ -79,7 +79,10 @@ mod tests {
         ));
         assert!(body.contains("1 object changed"));
         let marker = PrMarker::parse(&body).unwrap();
-        assert_eq!((marker.policy.as_str(), marker.version.as_str()), ("django-api", "0.0.18"));
+        assert_eq!(
+            (marker.policy.as_str(), marker.version.as_str()),
+            ("django-api", "0.0.18")
+        );
         assert_eq!(title(&plan()), "chore(deps): update django-api to 0.0.18");
     }
 }

@@ -37,16 +37,31 @@ pub enum PolicyOutcome {
     /// Dry-run: this bump would be proposed.
     WouldBump,
     /// A new PR was opened.
-    Proposed { pr: u64, url: String },
+    Proposed {
+        pr: u64,
+        url: String,
+    },
     /// The policy's open PR was force-pushed and/or edited in place.
-    Updated { pr: u64, url: String },
+    Updated {
+        pr: u64,
+        url: String,
+    },
     /// The policy's open PR already proposes exactly this: nothing written.
-    Unchanged { pr: u64, url: String },
+    Unchanged {
+        pr: u64,
+        url: String,
+    },
     /// A person closed the PR for this version; it stays closed.
-    SkippedHumanClosed { pr: u64 },
+    SkippedHumanClosed {
+        pr: u64,
+    },
     /// The PR for this version was merged already (the base is behind).
-    AlreadyMerged { pr: u64 },
-    Failed { error: String },
+    AlreadyMerged {
+        pr: u64,
+    },
+    Failed {
+        error: String,
+    },
 }
 
 /// What became of the merge request for a policy's PR.
@@ -56,14 +71,24 @@ pub enum MergeState {
     /// Auto-merge is off for this policy.
     Disabled,
     /// The application is Degraded: no merge requested.
-    HeldDegraded { application: String },
+    HeldDegraded {
+        application: String,
+    },
     /// GitHub's auto-merge was already on; nothing asked.
     AlreadyEnabled,
     AutoMergeEnabled,
-    Merged { sha: String },
-    WaitingForChecks { pending: Vec<String> },
-    ChecksFailed { failing: Vec<String> },
-    Failed { error: String },
+    Merged {
+        sha: String,
+    },
+    WaitingForChecks {
+        pending: Vec<String>,
+    },
+    ChecksFailed {
+        failing: Vec<String>,
+    },
+    Failed {
+        error: String,
+    },
 }
 
 /// One policy's line in the report.
@@ -313,7 +338,11 @@ async fn publish(
 
     let prepared = {
         let workspace = publisher.workspace.clone();
-        let (base, branch, files) = (cx.base_revision.to_string(), branch.clone(), cx.plan.files.clone());
+        let (base, branch, files) = (
+            cx.base_revision.to_string(),
+            branch.clone(),
+            cx.plan.files.clone(),
+        );
         let (author, message) = (github_config.commit_author.clone(), title.clone());
         blocking(move || workspace.prepare(&base, &branch, &files, &author, &message)).await?
     };

@@ -125,7 +125,12 @@ fn container_images(object: &Value) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for spec in pod_specs(object) {
         for field in ["initContainers", "containers", "ephemeralContainers"] {
-            for container in spec.get(field).and_then(Value::as_array).into_iter().flatten() {
+            for container in spec
+                .get(field)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if let (Some(name), Some(image)) = (
                     container.get("name").and_then(Value::as_str),
                     container.get("image").and_then(Value::as_str),
@@ -163,20 +168,27 @@ mod tests {
     #[test]
     fn lists_image_changes_and_never_other_values() {
         let mut before = Rendered::default();
-        before.objects.insert("Deployment a/api".into(), deployment("x:1"));
+        before
+            .objects
+            .insert("Deployment a/api".into(), deployment("x:1"));
         before.objects.insert(
             "Secret a/s".into(),
             json!({"kind": "Secret", "stringData": {"password": "hunter2"}}),
         );
         let mut after = before.clone();
-        after.objects.insert("Deployment a/api".into(), deployment("x:2"));
+        after
+            .objects
+            .insert("Deployment a/api".into(), deployment("x:2"));
         after.objects.insert(
             "Secret a/s".into(),
             json!({"kind": "Secret", "stringData": {"password": "swordfish"}}),
         );
         let text = summarize("platform", &before, &after);
         assert!(text.contains("2 object(s), 2 changed"), "{text}");
-        assert!(text.contains("- Deployment a/api: container api: x:1 → x:2"), "{text}");
+        assert!(
+            text.contains("- Deployment a/api: container api: x:1 → x:2"),
+            "{text}"
+        );
         assert!(text.contains("- Secret a/s: changed"), "{text}");
         assert!(!text.contains("hunter2") && !text.contains("swordfish"));
     }
