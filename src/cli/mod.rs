@@ -107,7 +107,7 @@ impl SourceArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub source: SourceArgs,
-    /// Address to listen on
+    /// Address to listen on (the container image passes 0.0.0.0:8080)
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: String,
 }

@@ -1,1 +1,726 @@
-//! Not built yet.
+//! The single-update guard inside one process: one worker task runs one
+//! [`Work`] at a time; triggers that arrive meanwhile merge into the next run
+//! (never rejected, never run twice). Across replicas the Lease in
+//! [`super::lease`] decides who may run at all: the worker runs work only
+//! while [`LeaderState`] says this replica leads, and cancels a run when
+//! leadership is lost (the run is queued again so nothing it asked for is lost).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::metrics::Metrics;
+use super::trigger::{PolicySelector, PrSelector, SyncRequest, Trigger, Work};
+
+/// Why one part of a run failed; shown in logs and on the status page, so it
+/// must not carry secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RunError(pub String);
+
+impl RunError {
+    pub fn new(message: impl std::fmt::Display) -> Self {
+        RunError(message.to_string())
+    }
+}
+
+/// What a run knows about itself.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// Fires when leadership is lost or shutdown's grace ran out:
+    /// implementations check it at safe points (between applications,
+    /// before pushing) and stop there.
+    pub cancel: CancellationToken,
+    /// Tickets this run covers (`first..=last`).
+    pub first_ticket: Ticket,
+    pub last_ticket: Ticket,
+}
+
+/// What a run does. The server wires this to the reconciler and the bump
+/// engine; tests use fakes that record calls.
+pub trait Executor: Send + Sync + 'static {
+    fn sync(
+        &self,
+        request: &SyncRequest,
+        run: &RunContext,
+    ) -> impl Future<Output = Result<(), RunError>> + Send;
+    fn bump(
+        &self,
+        policies: &PolicySelector,
+        run: &RunContext,
+    ) -> impl Future<Output = Result<(), RunError>> + Send;
+    fn continue_merge(
+        &self,
+        prs: &PrSelector,
+        run: &RunContext,
+    ) -> impl Future<Output = Result<(), RunError>> + Send;
+}
+
+/// Whether this replica may run updates. A single replica without a cluster
+/// uses [`LeaderState::always`]; the Lease elector owns the sender otherwise.
+#[derive(Debug, Clone)]
+pub struct LeaderState(watch::Receiver<bool>);
+
+impl LeaderState {
+    /// Always the leader (no Lease: one process, or tests).
+    pub fn always() -> Self {
+        let (_tx, rx) = watch::channel(true);
+        LeaderState(rx)
+    }
+
+    /// A state driven by `sender` (the Lease elector, or a test).
+    pub fn channel(initial: bool) -> (watch::Sender<bool>, Self) {
+        let (tx, rx) = watch::channel(initial);
+        (tx, LeaderState(rx))
+    }
+
+    pub fn from_receiver(rx: watch::Receiver<bool>) -> Self {
+        LeaderState(rx)
+    }
+
+    pub fn is_leader(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves on the next change; never, once the sender is gone.
+    async fn changed(&mut self) {
+        if self.0.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Resolves when leadership is (or becomes) lost.
+    async fn lost(&mut self) {
+        if self.0.wait_for(|leader| !*leader).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// A submission's number; runs cover contiguous ranges of them.
+pub type Ticket = u64;
+
+/// What the queue is doing, published on every change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Progress {
+    pub pending: bool,
+    pub running: bool,
+    /// Every ticket up to this one was covered by a run that finished.
+    pub done_through: Ticket,
+}
+
+/// Counters over the queue's life (tests and the status page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    pub submitted: u64,
+    /// Submissions merged into an already pending run.
+    pub coalesced: u64,
+    /// Runs started.
+    pub executed: u64,
+    /// Runs abandoned because leadership was lost (their work was re-queued).
+    pub requeued: u64,
+}
+
+/// The last finished run, for the status page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    pub started: DateTime<Utc>,
+    pub finished: DateTime<Utc>,
+    pub reasons: Vec<String>,
+    /// Failures by part (`sync`, `bump`, `continue_merge`); empty when all succeeded.
+    pub errors: Vec<(String, String)>,
+    pub cancelled: bool,
+}
+
+/// How draining ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DrainReport {
+    /// The running update (if any) finished within the grace period.
+    pub finished: bool,
+    /// A run had to be cancelled (it stopped at a safe point or was dropped).
+    pub abandoned: bool,
+    /// Pending work that will not run in this process (the next leader's
+    /// poll covers it).
+    pub dropped_pending: bool,
+}
+
+struct State {
+    pending: Option<Work>,
+    next_ticket: Ticket,
+    running: bool,
+    accepting: bool,
+    stats: QueueStats,
+    last_run: Option<RunSummary>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    wake: Notify,
+    progress: watch::Sender<Progress>,
+    metrics: Arc<Metrics>,
+    /// Stop taking new work.
+    stopping: CancellationToken,
+    /// Cancel the run in progress (shutdown grace exhausted).
+    abort: CancellationToken,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn publish(&self, state: &State) {
+        self.progress.send_modify(|p| {
+            p.pending = state.pending.is_some();
+            p.running = state.running;
+        });
+    }
+}
+
+/// Handle to the queue; cheap to clone, shared by webhooks and schedules.
+#[derive(Clone)]
+pub struct UpdateQueue {
+    inner: Arc<Inner>,
+}
+
+impl UpdateQueue {
+    /// Starts the worker task (needs a tokio runtime).
+    pub fn start<E: Executor>(executor: E, leader: LeaderState, metrics: Arc<Metrics>) -> Self {
+        let (progress, _) = watch::channel(Progress::default());
+        let inner = Arc::new(Inner {
+            state: Mutex::new(State {
+                pending: None,
+                next_ticket: 1,
+                running: false,
+                accepting: true,
+                stats: QueueStats::default(),
+                last_run: None,
+            }),
+            wake: Notify::new(),
+            progress,
+            metrics,
+            stopping: CancellationToken::new(),
+            abort: CancellationToken::new(),
+            worker: Mutex::new(None),
+        });
+        let handle = tokio::spawn(worker(inner.clone(), executor, leader));
+        *inner.worker.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        UpdateQueue { inner }
+    }
+
+    /// Queues a trigger: merged into the pending run, or the start of one.
+    /// Never blocks, never drops (until shutdown, when nothing runs any more).
+    /// Returns None for a trigger that names nothing, or after shutdown.
+    pub fn submit(&self, trigger: Trigger) -> Option<Ticket> {
+        if trigger.is_empty() {
+            return None;
+        }
+        let kind = trigger.kind();
+        let mut guard = self.inner.lock();
+        let state = &mut *guard;
+        if !state.accepting {
+            tracing::warn!(
+                kind,
+                reason = trigger.reason(),
+                "update queue is shutting down; trigger ignored"
+            );
+            return None;
+        }
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        state.stats.submitted += 1;
+        tracing::debug!(ticket, kind, reason = trigger.reason(), "trigger queued");
+        match &mut state.pending {
+            Some(work) => {
+                state.stats.coalesced += 1;
+                self.inner.metrics.triggers_coalesced.inc(&[kind]);
+                work.absorb(ticket, trigger);
+            }
+            None => state.pending = Some(Work::new(ticket, trigger)),
+        }
+        self.inner.metrics.triggers.inc(&[kind]);
+        self.inner.publish(state);
+        drop(guard);
+        self.inner.wake.notify_one();
+        Some(ticket)
+    }
+
+    pub fn stats(&self) -> QueueStats {
+        self.inner.lock().stats
+    }
+
+    pub fn progress(&self) -> Progress {
+        *self.inner.progress.borrow()
+    }
+
+    pub fn last_run(&self) -> Option<RunSummary> {
+        self.inner.lock().last_run.clone()
+    }
+
+    /// Waits until nothing is pending or running.
+    pub async fn wait_idle(&self) {
+        let mut rx = self.inner.progress.subscribe();
+        let _ = rx.wait_for(|p| !p.pending && !p.running).await;
+    }
+
+    /// Waits until a run covering `ticket` has finished.
+    pub async fn wait_done(&self, ticket: Ticket) {
+        let mut rx = self.inner.progress.subscribe();
+        let _ = rx.wait_for(|p| p.done_through >= ticket).await;
+    }
+
+    /// Drains: stops accepting triggers and starting runs, lets the running
+    /// update finish for up to `grace`, then cancels it and gives it
+    /// `abandon_grace` to stop at a safe point before dropping it.
+    pub async fn shutdown(&self, grace: Duration, abandon_grace: Duration) -> DrainReport {
+        let dropped_pending = {
+            let mut state = self.inner.lock();
+            state.accepting = false;
+            state.pending.take().is_some()
+        };
+        self.inner.stopping.cancel();
+        let Some(mut handle) = self
+            .inner
+            .worker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        else {
+            return DrainReport {
+                finished: true,
+                abandoned: false,
+                dropped_pending,
+            };
+        };
+        if tokio::time::timeout(grace, &mut handle).await.is_ok() {
+            return DrainReport {
+                finished: true,
+                abandoned: false,
+                dropped_pending,
+            };
+        }
+        tracing::warn!(grace = ?grace, "update still running at the end of the shutdown grace period; cancelling it");
+        self.inner.abort.cancel();
+        if tokio::time::timeout(abandon_grace, &mut handle)
+            .await
+            .is_err()
+        {
+            tracing::warn!("update did not stop at a safe point in time; dropping it");
+            handle.abort();
+        }
+        DrainReport {
+            finished: false,
+            abandoned: true,
+            dropped_pending,
+        }
+    }
+}
+
+async fn worker<E: Executor>(inner: Arc<Inner>, executor: E, mut leader: LeaderState) {
+    loop {
+        if inner.stopping.is_cancelled() {
+            return;
+        }
+        if !leader.is_leader() {
+            tokio::select! {
+                _ = inner.stopping.cancelled() => return,
+                _ = leader.changed() => continue,
+            }
+        }
+        let work = {
+            let mut state = inner.lock();
+            let work = state.pending.take();
+            if work.is_some() {
+                state.running = true;
+                state.stats.executed += 1;
+            }
+            inner.publish(&state);
+            work
+        };
+        let Some(work) = work else {
+            tokio::select! {
+                _ = inner.stopping.cancelled() => return,
+                _ = inner.wake.notified() => {}
+                _ = leader.changed() => {}
+            }
+            continue;
+        };
+        run_one(&inner, &executor, &mut leader, work).await;
+    }
+}
+
+async fn run_one<E: Executor>(inner: &Inner, executor: &E, leader: &mut LeaderState, work: Work) {
+    let started = Utc::now();
+    tracing::info!(tickets = ?(work.first_ticket..=work.last_ticket), reasons = ?work.reasons, "update started");
+    inner.metrics.update_running.set(&[], 1.0);
+    let cancel = inner.abort.child_token();
+    let mut lost_leadership = false;
+    let errors = {
+        let context = RunContext {
+            cancel: cancel.clone(),
+            first_ticket: work.first_ticket,
+            last_ticket: work.last_ticket,
+        };
+        let run = execute(executor, &work, &context, &inner.metrics);
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                errors = &mut run => break errors,
+                _ = leader.lost(), if !lost_leadership => {
+                    tracing::warn!("leadership lost during an update; asking it to stop at a safe point");
+                    lost_leadership = true;
+                    cancel.cancel();
+                }
+            }
+        }
+    };
+    inner.metrics.update_running.set(&[], 0.0);
+    let cancelled = cancel.is_cancelled();
+    let summary = RunSummary {
+        started,
+        finished: Utc::now(),
+        reasons: work.reasons.clone(),
+        errors: errors.clone(),
+        cancelled,
+    };
+    if errors.is_empty() && !cancelled {
+        tracing::info!("update finished");
+    } else {
+        tracing::warn!(?errors, cancelled, "update finished with problems");
+    }
+    let mut state = inner.lock();
+    state.running = false;
+    state.last_run = Some(summary);
+    let last_ticket = work.last_ticket;
+    if lost_leadership {
+        // Another replica leads now; if this one leads again later it must
+        // still do what these triggers asked.
+        state.stats.requeued += 1;
+        match state.pending.take() {
+            Some(mut newer) => {
+                newer.absorb_work(work);
+                state.pending = Some(newer);
+            }
+            None => state.pending = Some(work),
+        }
+    }
+    inner.progress.send_modify(|p| {
+        p.pending = state.pending.is_some();
+        p.running = false;
+        if !lost_leadership {
+            p.done_through = p.done_through.max(last_ticket);
+        }
+    });
+}
+
+/// Runs the parts of a work item in order: sync (apply what git says),
+/// then pending merges, then bumps (which produce new commits for the next sync).
+async fn execute<E: Executor>(
+    executor: &E,
+    work: &Work,
+    run: &RunContext,
+    metrics: &Metrics,
+) -> Vec<(String, String)> {
+    let cancel = &run.cancel;
+    let mut errors = Vec::new();
+    if let Some(sync) = &work.sync {
+        let started = Instant::now();
+        let result = executor.sync(sync, run).await;
+        record(metrics, "sync", started, &result, cancel, &mut errors);
+    }
+    if let Some(prs) = &work.continue_merge
+        && !cancel.is_cancelled()
+    {
+        let started = Instant::now();
+        let result = executor.continue_merge(prs, run).await;
+        record(
+            metrics,
+            "continue_merge",
+            started,
+            &result,
+            cancel,
+            &mut errors,
+        );
+    }
+    if let Some(policies) = &work.bump
+        && !cancel.is_cancelled()
+    {
+        let started = Instant::now();
+        let result = executor.bump(policies, run).await;
+        record(metrics, "bump", started, &result, cancel, &mut errors);
+    }
+    errors
+}
+
+fn record(
+    metrics: &Metrics,
+    part: &'static str,
+    started: Instant,
+    result: &Result<(), RunError>,
+    cancel: &CancellationToken,
+    errors: &mut Vec<(String, String)>,
+) {
+    let label = match result {
+        Ok(()) => "ok",
+        Err(_) if cancel.is_cancelled() => "cancelled",
+        Err(_) => "error",
+    };
+    metrics.updates.inc(&[part, label]);
+    metrics
+        .update_duration
+        .observe(&[part], started.elapsed().as_secs_f64());
+    if let Err(e) = result {
+        errors.push((part.to_string(), e.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::trigger::Selector;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Records every call; fails the run it overlaps with another.
+    #[derive(Clone, Default)]
+    struct Recorder {
+        calls: Arc<Mutex<Vec<String>>>,
+        in_flight: Arc<AtomicUsize>,
+        overlaps: Arc<AtomicUsize>,
+        gate: Option<Arc<tokio::sync::Semaphore>>,
+    }
+
+    impl Recorder {
+        async fn enter(&self, call: String) {
+            if self.in_flight.fetch_add(1, Ordering::SeqCst) != 0 {
+                self.overlaps.fetch_add(1, Ordering::SeqCst);
+            }
+            self.calls.lock().unwrap().push(call);
+            if let Some(gate) = &self.gate {
+                gate.acquire().await.unwrap().forget();
+            }
+            tokio::task::yield_now().await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    impl Executor for Recorder {
+        async fn sync(&self, request: &SyncRequest, _run: &RunContext) -> Result<(), RunError> {
+            self.enter(format!(
+                "sync {} @{}",
+                request.apps,
+                request.revision.as_deref().unwrap_or("head")
+            ))
+            .await;
+            Ok(())
+        }
+        async fn bump(&self, policies: &PolicySelector, _run: &RunContext) -> Result<(), RunError> {
+            self.enter(format!("bump {policies}")).await;
+            Ok(())
+        }
+        async fn continue_merge(
+            &self,
+            prs: &PrSelector,
+            _run: &RunContext,
+        ) -> Result<(), RunError> {
+            self.enter(format!("merge {prs}")).await;
+            Err(RunError::new("checks still pending"))
+        }
+    }
+
+    fn sync(app: &str, rev: &str) -> Trigger {
+        Trigger::Sync {
+            apps: Selector::only([app.to_string()]),
+            revision: Some(rev.into()),
+            reason: "push".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn triggers_while_running_coalesce_into_one_next_run() {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let rec = Recorder {
+            gate: Some(gate.clone()),
+            ..Default::default()
+        };
+        let queue =
+            UpdateQueue::start(rec.clone(), LeaderState::always(), Arc::new(Metrics::new()));
+        queue.submit(sync("a", "r1")).unwrap();
+        // Wait until the first run is inside the executor.
+        let mut rx = queue.inner.progress.subscribe();
+        rx.wait_for(|p| p.running).await.unwrap();
+        queue.submit(sync("b", "r2"));
+        queue.submit(sync("c", "r3"));
+        queue.submit(Trigger::Bump {
+            policies: Selector::only(["p".to_string()]),
+            reason: "registry".into(),
+        });
+        gate.add_permits(10);
+        queue.wait_idle().await;
+        assert_eq!(rec.calls(), vec!["sync a @r1", "sync b,c @r3", "bump p"]);
+        let stats = queue.stats();
+        assert_eq!(
+            (stats.submitted, stats.coalesced, stats.executed),
+            (4, 2, 2)
+        );
+        assert_eq!(queue.progress().done_through, 4);
+        assert_eq!(rec.overlaps.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn nothing_runs_until_leader_then_one_run_covers_all() {
+        let rec = Recorder::default();
+        let (tx, leader) = LeaderState::channel(false);
+        let queue = UpdateQueue::start(rec.clone(), leader, Arc::new(Metrics::new()));
+        for i in 0..10 {
+            queue.submit(sync(&format!("app{i}"), &format!("r{i}")));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(rec.calls().is_empty(), "a follower must not run updates");
+        tx.send(true).unwrap();
+        queue.wait_idle().await;
+        assert_eq!(rec.calls().len(), 1);
+        assert!(
+            rec.calls()[0].ends_with("@r9"),
+            "latest revision wins: {:?}",
+            rec.calls()
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_are_recorded_in_last_run_and_metrics() {
+        let rec = Recorder::default();
+        let metrics = Arc::new(Metrics::new());
+        let queue = UpdateQueue::start(rec.clone(), LeaderState::always(), metrics.clone());
+        let ticket = queue
+            .submit(Trigger::ContinueMerge {
+                prs: Selector::only([12]),
+                reason: "check_suite".into(),
+            })
+            .unwrap();
+        queue.wait_done(ticket).await;
+        let last = queue.last_run().unwrap();
+        assert_eq!(
+            last.errors,
+            vec![(
+                "continue_merge".to_string(),
+                "checks still pending".to_string()
+            )]
+        );
+        assert_eq!(metrics.updates.get(&["continue_merge", "error"]), 1.0);
+        assert_eq!(metrics.triggers.get(&["continue_merge"]), 1.0);
+    }
+
+    #[tokio::test]
+    async fn empty_triggers_are_not_queued() {
+        let queue = UpdateQueue::start(
+            Recorder::default(),
+            LeaderState::always(),
+            Arc::new(Metrics::new()),
+        );
+        assert_eq!(
+            queue.submit(Trigger::Sync {
+                apps: Selector::Only(Default::default()),
+                revision: None,
+                reason: "x".into()
+            }),
+            None
+        );
+        assert_eq!(queue.stats().submitted, 0);
+    }
+
+    /// An executor that only stops when cancelled.
+    struct Stubborn {
+        stopped_at_safe_point: Arc<AtomicUsize>,
+        runs: Arc<AtomicUsize>,
+    }
+
+    impl Executor for Stubborn {
+        async fn sync(&self, _: &SyncRequest, run: &RunContext) -> Result<(), RunError> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            run.cancel.cancelled().await;
+            self.stopped_at_safe_point.fetch_add(1, Ordering::SeqCst);
+            Err(RunError::new("cancelled"))
+        }
+        async fn bump(&self, _: &PolicySelector, _: &RunContext) -> Result<(), RunError> {
+            Ok(())
+        }
+        async fn continue_merge(&self, _: &PrSelector, _: &RunContext) -> Result<(), RunError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn losing_leadership_cancels_and_requeues() {
+        let stopped = Arc::new(AtomicUsize::new(0));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (tx, leader) = LeaderState::channel(true);
+        let queue = UpdateQueue::start(
+            Stubborn {
+                stopped_at_safe_point: stopped.clone(),
+                runs: runs.clone(),
+            },
+            leader,
+            Arc::new(Metrics::new()),
+        );
+        queue.submit(sync("a", "r1"));
+        let mut rx = queue.inner.progress.subscribe();
+        rx.wait_for(|p| p.running).await.unwrap();
+        tx.send(false).unwrap();
+        rx.wait_for(|p| !p.running).await.unwrap();
+        assert_eq!(stopped.load(Ordering::SeqCst), 1);
+        let progress = queue.progress();
+        assert!(progress.pending, "abandoned work goes back to the queue");
+        assert_eq!(progress.done_through, 0);
+        assert_eq!(queue.stats().requeued, 1);
+        // Leading again runs it again.
+        tx.send(true).unwrap();
+        rx.wait_for(|p| p.running).await.unwrap();
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        let report = queue
+            .shutdown(Duration::from_millis(50), Duration::from_secs(1))
+            .await;
+        assert_eq!(
+            report,
+            DrainReport {
+                finished: false,
+                abandoned: true,
+                dropped_pending: false
+            }
+        );
+        assert_eq!(stopped.load(Ordering::SeqCst), 2);
+        assert_eq!(
+            queue.submit(sync("b", "r2")),
+            None,
+            "no triggers after shutdown"
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_lets_a_short_run_finish() {
+        let rec = Recorder::default();
+        let queue =
+            UpdateQueue::start(rec.clone(), LeaderState::always(), Arc::new(Metrics::new()));
+        queue.submit(sync("a", "r1"));
+        queue.wait_idle().await;
+        let report = queue
+            .shutdown(Duration::from_secs(5), Duration::from_secs(1))
+            .await;
+        assert_eq!(
+            report,
+            DrainReport {
+                finished: true,
+                abandoned: false,
+                dropped_pending: false
+            }
+        );
+    }
+}

@@ -1,7 +1,20 @@
 //! `relbot serve`: webhooks, schedules, the single-update guard, HTTP and metrics.
+//!
+//! The pieces are independent of the reconciler and the bump engine: work is
+//! described by [`Trigger`]s, merged into [`Work`] by the [`UpdateQueue`], and
+//! executed by whatever implements [`Executor`].
 
 pub mod guard;
 pub mod http;
+pub mod lease;
 pub mod metrics;
+pub mod reload;
 pub mod schedule;
+pub mod shutdown;
+pub mod status_page;
+pub mod trigger;
 pub mod webhook;
+
+pub use guard::{Executor, LeaderState, RunContext, RunError, UpdateQueue};
+pub use metrics::Metrics;
+pub use trigger::{AppSelector, PolicySelector, PrSelector, Selector, SyncRequest, Trigger, Work};

@@ -280,6 +280,15 @@ pub fn builtins() -> Vec<ResourceInfo> {
             false,
         ),
         builtin(
+            "events.k8s.io/v1",
+            "Event",
+            "events",
+            ns,
+            &["ev"],
+            false,
+            false,
+        ),
+        builtin(
             "storage.k8s.io/v1",
             "StorageClass",
             "storageclasses",

@@ -21,8 +21,11 @@ fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(
 }
 
 /// The typed round trip for a built-in kind, or `None` for kinds without a table entry.
-fn typed(kind: &str, v: &Value) -> Option<Result<Value, String>> {
-    Some(match kind {
+fn typed(res: &ResourceInfo, v: &Value) -> Option<Result<Value, String>> {
+    if res.group == "events.k8s.io" {
+        return Some(round_trip::<k8s_openapi::api::events::v1::Event>(v));
+    }
+    Some(match res.kind.as_str() {
         "Namespace" => round_trip::<core::Namespace>(v),
         "ConfigMap" => round_trip::<core::ConfigMap>(v),
         "Secret" => round_trip::<core::Secret>(v),
@@ -146,7 +149,7 @@ pub fn check_schema(res: &ResourceInfo, obj: &Value) -> SchemaCheck {
             SchemaCheck::Unknown(out)
         };
     }
-    match typed(&res.kind, obj) {
+    match typed(res, obj) {
         None => SchemaCheck::Ok,
         Some(Err(e)) => SchemaCheck::Undecodable(e),
         Some(Ok(t)) => {

@@ -185,6 +185,39 @@ async fn defaults_are_filled_in() {
         spec.strategy.unwrap().type_.as_deref(),
         Some("RollingUpdate")
     );
+    let mut with_resources = deployment("web", "nginx:1.25", None);
+    with_resources["spec"]["template"]["spec"]["containers"][0]["resources"] =
+        json!({"requests": {"cpu": 1, "memory": "1024Mi"}, "limits": {"cpu": 0.5}});
+    let d = api
+        .patch(
+            "web",
+            &PatchParams::apply("relbot"),
+            &Patch::Apply(&with_resources),
+        )
+        .await
+        .unwrap();
+    let r = d
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .resources
+        .clone()
+        .unwrap();
+    let requests = r.requests.unwrap();
+    assert_eq!(
+        requests["cpu"].0, "1",
+        "numeric quantities come back as strings"
+    );
+    assert_eq!(
+        requests["memory"].0, "1Gi",
+        "quantities are stored canonically"
+    );
+    assert_eq!(r.limits.unwrap()["cpu"].0, "500m");
     let c = &spec.template.spec.unwrap().containers[0];
     assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
     assert_eq!(
@@ -195,5 +228,106 @@ async fn defaults_are_filled_in() {
         c.ports.as_ref().unwrap()[0].protocol.as_deref(),
         Some("TCP")
     );
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn lease_updates_are_optimistic() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let tc = TestCluster::acquire("crud-lease").await;
+    let api: Api<Lease> = Api::namespaced(tc.client(), tc.namespace());
+    let lease: Lease = serde_json::from_value(json!({"metadata": {"name": "relbot"},
+        "spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}}))
+    .unwrap();
+    let held = api.create(&PostParams::default(), &lease).await.unwrap();
+    let mut by_b = held.clone();
+    by_b.spec.as_mut().unwrap().holder_identity = Some("b".into());
+    let mut by_c = held.clone();
+    by_c.spec.as_mut().unwrap().holder_identity = Some("c".into());
+    api.replace("relbot", &PostParams::default(), &by_b)
+        .await
+        .unwrap();
+    let s = status(api.replace("relbot", &PostParams::default(), &by_c).await);
+    assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
+    let now = api.get("relbot").await.unwrap();
+    assert_eq!(now.spec.unwrap().holder_identity.as_deref(), Some("b"));
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn events_are_served_in_both_groups() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event;
+    let tc = TestCluster::acquire("crud-events").await;
+    let api: Api<Event> = Api::namespaced(tc.client(), tc.namespace());
+    let ev: Event = serde_json::from_value(json!({"metadata": {"generateName": "relbot-"},
+        "eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "relbot.dev/relbot",
+        "reportingInstance": "relbot-0", "action": "Sync", "reason": "Synced", "type": "Normal",
+        "regarding": {"kind": "ConfigMap", "name": "a", "namespace": tc.namespace(), "apiVersion": "v1"},
+        "note": "synced"}))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &ev).await.unwrap();
+    assert!(created.metadata.name.unwrap().starts_with("relbot-"));
+    let core: Api<CoreEvent> = Api::namespaced(tc.client(), tc.namespace());
+    assert!(core.list(&Default::default()).await.is_ok());
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn secrets_json_patches_and_delete_collection() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{DeleteParams, ListParams};
+    let tc = TestCluster::acquire("crud-misc").await;
+    let secrets: Api<Secret> = Api::namespaced(tc.client(), tc.namespace());
+    let s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"user": "relbot"}});
+    let created = secrets
+        .patch("s", &PatchParams::apply("relbot"), &Patch::Apply(&s))
+        .await
+        .unwrap();
+    assert_eq!(created.type_.as_deref(), Some("Opaque"));
+    assert_eq!(created.data.unwrap()["user"].0, b"relbot");
+    assert!(created.string_data.is_none());
+
+    let api: Api<ConfigMap> = Api::namespaced(tc.client(), tc.namespace());
+    for name in ["a", "b"] {
+        let mut cm = configmap(name, json!({"k": "v"}));
+        cm["metadata"]["labels"] = json!({"group": "doomed"});
+        api.patch(name, &PatchParams::apply("relbot"), &Patch::Apply(cm))
+            .await
+            .unwrap();
+    }
+    let ops = json!([
+        {"op": "replace", "path": "/data/k", "value": "w"},
+        {"op": "add", "path": "/data/n", "value": "1"}]);
+    let path = format!("/api/v1/namespaces/{}/configmaps/a", tc.namespace());
+    let (code, patched) = crate::common::raw(
+        &tc.client(),
+        "PATCH",
+        &path,
+        "application/json-patch+json",
+        &ops.to_string(),
+    )
+    .await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(
+        (patched["data"]["k"].as_str(), patched["data"]["n"].as_str()),
+        (Some("w"), Some("1"))
+    );
+
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("group=doomed"),
+    )
+    .await
+    .unwrap();
+    let left = crate::common::eventually(std::time::Duration::from_secs(10), || async {
+        let l = api
+            .list(&ListParams::default().labels("group=doomed"))
+            .await
+            .ok()?;
+        l.items.is_empty().then_some(())
+    })
+    .await;
+    assert!(left.is_some());
     tc.cleanup().await;
 }

@@ -77,6 +77,9 @@ async fn managed_fields_use_the_fieldsv1_encoding() {
     let f = &e["fieldsV1"];
     assert_eq!(f["f:metadata"]["f:labels"]["f:app"], json!({}));
     assert_eq!(f["f:spec"]["f:replicas"], json!({}));
+    assert_eq!(f["f:metadata"]["f:labels"], json!({"f:app": {}}));
+    // metav1.LabelSelector is an atomic struct.
+    assert_eq!(f["f:spec"]["f:selector"], json!({}));
     let c = &f["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"];
     assert_eq!(c["."], json!({}));
     assert_eq!(c["f:image"], json!({}));
@@ -326,6 +329,21 @@ async fn non_apply_writes_record_update_entries() {
     let v = serde_json::to_value(&cm).unwrap();
     let e = entry(&v, "editor", "Update").expect("an Update entry for editor");
     assert_eq!(e["fieldsV1"]["f:data"]["f:k"], json!({}));
+    // Maps an update creates are owned with their `.` marker.
+    let cm = api
+        .patch(
+            "a",
+            &pp,
+            &Patch::Merge(json!({"metadata": {"annotations": {"note": "x"}}})),
+        )
+        .await
+        .unwrap();
+    let v = serde_json::to_value(&cm).unwrap();
+    let e = entry(&v, "editor", "Update").unwrap();
+    assert_eq!(
+        e["fieldsV1"]["f:metadata"]["f:annotations"],
+        json!({".": {}, "f:note": {}})
+    );
     // The editor took the field: relbot's next apply of a different value conflicts.
     let s = status(
         api.patch(
@@ -341,5 +359,47 @@ async fn non_apply_writes_record_update_entries() {
         "{}",
         s.message
     );
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_container_dropped_from_the_apply_config_is_removed() {
+    let tc = TestCluster::acquire("ssa-drop-container").await;
+    let api: Api<Deployment> = Api::namespaced(tc.client(), tc.namespace());
+    let pp = PatchParams::apply("relbot");
+    let mut two = deployment("web", "nginx:1.25", Some(1));
+    two["spec"]["template"]["spec"]["containers"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"name": "sidecar", "image": "busybox:1.36"}));
+    api.patch("web", &pp, &Patch::Apply(&two)).await.unwrap();
+    let d = api
+        .patch(
+            "web",
+            &pp,
+            &Patch::Apply(deployment("web", "nginx:1.25", Some(1))),
+        )
+        .await
+        .unwrap();
+    let containers = d.spec.unwrap().template.spec.unwrap().containers;
+    assert_eq!(containers.len(), 1);
+    assert_eq!(containers[0].name, "app");
+    // Labels work the same way.
+    let mut labelled = deployment("web", "nginx:1.25", Some(1));
+    labelled["metadata"]["labels"]["extra"] = json!("yes");
+    let d = api
+        .patch("web", &pp, &Patch::Apply(&labelled))
+        .await
+        .unwrap();
+    assert_eq!(d.metadata.labels.unwrap()["extra"], "yes");
+    let d = api
+        .patch(
+            "web",
+            &pp,
+            &Patch::Apply(deployment("web", "nginx:1.25", Some(1))),
+        )
+        .await
+        .unwrap();
+    assert!(!d.metadata.labels.unwrap().contains_key("extra"));
     tc.cleanup().await;
 }
