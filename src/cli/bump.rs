@@ -8,13 +8,16 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use relbot::cluster::client::ClusterTarget;
 use relbot::config::LoadedConfig;
 use relbot::release::bump::{
-    BumpOptions, BumpReport, MergeState, NoHealth, PolicyOutcome, Publisher, Workspace, run_bumps,
+    AppHealth, BumpOptions, BumpReport, MergeState, PolicyOutcome, Publisher, StaticHealth,
+    Workspace, run_bumps,
 };
 use relbot::release::github::{GitHubClient, GithubSettings};
 use relbot::release::registry::{RegistryClient, RegistryCredentials, RegistrySettings};
 use relbot::source::git::GitCredentials;
+use relbot::sync::engine::{PlanTarget, open_for_plan};
 
 use super::validate::print_structured;
 use super::{GlobalArgs, Outcome, OutputFormat, SourceArgs};
@@ -126,16 +129,54 @@ async fn bump(loaded: &LoadedConfig, args: &BumpArgs) -> Result<BumpReport, Stri
         .unwrap_or_else(|| repo.branch.clone());
     let workspace = Workspace::new(work_dir(args), repo, &base, GitCredentials::from_env())
         .map_err(|e| e.to_string())?;
-    // No cluster status is read here yet: health is unknown, which never
-    // holds a merge back. The server passes the reconciler's stored status.
+    let health = stored_health(loaded, &args.policies).await;
     let publisher = Publisher {
         github: &github,
         workspace: &workspace,
-        health: &NoHealth,
+        health: &health,
     };
     run_bumps(loaded, &root, &registry, Some(&publisher), &options)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// The health the reconciler last stored for each policy's application, read
+/// from its status ConfigMaps when a cluster is reachable (read-only). No
+/// cluster, or no status yet: unknown, which never holds a merge back.
+async fn stored_health(loaded: &LoadedConfig, only: &[String]) -> StaticHealth {
+    let mut health = StaticHealth::default();
+    let mut applications: Vec<&str> = loaded
+        .policies
+        .iter()
+        .filter(|p| only.is_empty() || only.iter().any(|n| n == p.policy.name()))
+        .filter_map(|p| p.policy.spec.application.as_deref())
+        .collect();
+    applications.sort_unstable();
+    applications.dedup();
+    if applications.is_empty() {
+        return health;
+    }
+    let cluster = match open_for_plan(&ClusterTarget::default()).await {
+        Ok(PlanTarget::Live(cluster)) => cluster,
+        Ok(PlanTarget::Offline { reason }) => {
+            tracing::info!(%reason, "application health unknown; merges are not held back");
+            return health;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "cannot read application health; merges are not held back");
+            return health;
+        }
+    };
+    let namespace = &loaded.config.status.namespace;
+    for app in applications {
+        if let Some(result) = relbot::sync::status::read(&cluster, namespace, app)
+            .await
+            .and_then(|s| s.result)
+        {
+            health = health.with(app, AppHealth::parse(result.health.as_str()));
+        }
+    }
+    health
 }
 
 fn work_dir(args: &BumpArgs) -> PathBuf {
