@@ -23,9 +23,6 @@ use super::validate::print_structured;
 use super::{GlobalArgs, Outcome, OutputFormat, SourceArgs};
 
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Examples:\n  relbot bump --dry-run --source manifests-sample\n  relbot bump --policy django-api\n  relbot bump --dry-run --registry-mirror docker.io=127.0.0.1:5000 -o json"
-)]
 pub struct BumpArgs {
     #[command(flatten)]
     pub source: SourceArgs,

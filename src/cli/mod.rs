@@ -2,6 +2,7 @@
 //! file; they all return an [`Outcome`] so exit codes mean the same everywhere.
 
 mod bump;
+mod completion;
 pub mod logging;
 pub mod sync;
 mod tag;
@@ -21,7 +22,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     long_about = "relbot syncs a cluster-config git repository into a Kubernetes cluster \
 (server-side apply, prune, self-heal, health), tags images with semver, and opens \
 version-bump pull requests when a registry has newer tags - one update at a time.",
-    after_help = "Examples:\n  relbot validate --source manifests-sample\n  relbot sync --dry-run --source manifests-sample\n  relbot diff --app platform\n  relbot serve --listen 0.0.0.0:8080"
+    after_help = "Examples:\n  relbot validate --source manifests-sample\n  relbot sync --dry-run --source manifests-sample\n  relbot diff --app platform\n  relbot serve --listen 0.0.0.0:8080\n  source <(relbot completion bash)"
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -65,21 +66,38 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Make the cluster match git (or, with --dry-run, show what would change)
+    #[command(
+        after_help = "Examples:\n  relbot sync --dry-run --source manifests-sample\n  relbot sync --app platform\n  relbot sync --context k3s-pi --output json\n\nExit code 0 in sync / synced, 1 changes found (--dry-run), 2 an error."
+    )]
     Sync(sync::SyncArgs),
     /// Show what a sync would change, as a diff (never writes)
+    #[command(
+        after_help = "Examples:\n  relbot diff --source manifests-sample\n  relbot diff --app platform --output yaml\n\nExit code 0 no differences, 1 differences, 2 an error (like `argocd app diff`)."
+    )]
     Diff(sync::DiffArgs),
     /// Show the last sync result of each application
+    #[command(
+        after_help = "Examples:\n  relbot status\n  relbot status --output json\n  relbot status --server http://127.0.0.1:8080"
+    )]
     Status(sync::StatusArgs),
     /// Check registries for newer image tags and open version-bump pull requests
+    #[command(
+        after_help = "Examples:\n  relbot bump --dry-run --source manifests-sample\n  relbot bump --policy django-api\n  relbot bump --dry-run --registry-mirror docker.io=127.0.0.1:5000 --output json\n\nExit code 0 nothing to bump / bumps published, 1 bumps found (--dry-run), 2 an error."
+    )]
     Bump(bump::BumpArgs),
     /// Create the next semver tag from commit messages
     Tag(tag::TagArgs),
     /// Run the in-cluster service: webhooks, schedules, metrics, status page
+    #[command(
+        after_help = "Examples:\n  relbot serve --listen 0.0.0.0:8080\n\nRoutes: /webhooks/github, /webhooks/registry/<token>, /healthz, /readyz, /metrics, / (status).\nSee docs/operations.md for the Secrets and webhooks it reads."
+    )]
     Serve(ServeArgs),
     /// Check configuration, policies and manifests offline
     Validate(validate::ValidateArgs),
     /// Print the version
     Version,
+    /// Print a shell completion script (bash, zsh, fish)
+    Completion(completion::CompletionArgs),
 }
 
 /// Where desired state comes from, shared by the commands that read it.
@@ -144,6 +162,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Bump(args) => bump::run(global, args),
         Command::Tag(args) => tag::run(global, args),
         Command::Serve(_) => not_built("serve"),
+        Command::Completion(args) => completion::run(args),
     }
 }
 

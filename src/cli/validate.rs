@@ -8,6 +8,9 @@ use clap::Args;
 use super::{GlobalArgs, Outcome, OutputFormat, SourceArgs};
 
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  relbot validate --source manifests-sample\n  relbot validate --config cluster-config/relbot.yaml --output json\n\nExit code 0 when valid, 2 when any problem is an error (each printed as file:line)."
+)]
 pub struct ValidateArgs {
     #[command(flatten)]
     pub source: SourceArgs,
