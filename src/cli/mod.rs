@@ -1,6 +1,7 @@
 //! Argument definitions and dispatch. Each subcommand's body lives in its own
 //! file; they all return an [`Outcome`] so exit codes mean the same everywhere.
 
+mod bump;
 mod completion;
 pub mod logging;
 pub mod sync;
@@ -81,9 +82,9 @@ pub enum Command {
     Status(sync::StatusArgs),
     /// Check registries for newer image tags and open version-bump pull requests
     #[command(
-        after_help = "Examples:\n  relbot bump --dry-run --source manifests-sample\n  relbot bump --policy django-api"
+        after_help = "Examples:\n  relbot bump --dry-run --source manifests-sample\n  relbot bump --policy django-api\n  relbot bump --dry-run --registry-mirror docker.io=127.0.0.1:5000 --output json\n\nExit code 0 nothing to bump / bumps published, 1 bumps found (--dry-run), 2 an error."
     )]
-    Bump(BumpArgs),
+    Bump(bump::BumpArgs),
     /// Create the next semver tag from commit messages
     Tag(tag::TagArgs),
     /// Run the in-cluster service: webhooks, schedules, metrics, status page
@@ -118,20 +119,6 @@ impl SourceArgs {
             None => Path::new("relbot.yaml").to_path_buf(),
         }
     }
-}
-
-#[derive(Debug, Args)]
-pub struct BumpArgs {
-    #[command(flatten)]
-    pub source: SourceArgs,
-    /// Only this policy (repeatable)
-    #[arg(long = "policy", value_name = "NAME")]
-    pub policies: Vec<String>,
-    /// Print the bumps that would be proposed; push and open nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
 }
 
 #[derive(Debug, Args)]
@@ -172,7 +159,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Status(args) => sync::run_status(global, args),
         Command::Validate(args) => validate::run(global, args),
         Command::Version => version::run(),
-        Command::Bump(_) => not_built("bump"),
+        Command::Bump(args) => bump::run(global, args),
         Command::Tag(args) => tag::run(global, args),
         Command::Serve(_) => not_built("serve"),
         Command::Completion(args) => completion::run(args),
