@@ -1,9 +1,19 @@
-//! `relbot sync`, `relbot diff`, `relbot status`. Not built yet: the
-//! reconciler lands here.
+//! `relbot sync`, `relbot diff`, `relbot status`: load the configuration,
+//! render each selected application from the source, then hand over to the
+//! reconciler's engine (the same functions `relbot serve` calls).
+
+use std::path::{Path, PathBuf};
 
 use clap::Args;
+use relbot::cluster::client::{ClusterTarget, ReadOnlyCluster, locate};
+use relbot::config::LoadedConfig;
+use relbot::sync::engine::{self, DesiredApplication, PlanTarget, RunSettings};
+use relbot::sync::report::{PlanDocument, Style, plans_exit_code, render_plans};
+use relbot::sync::result::{ResultDocument, render_result, results_exit_code};
+use relbot::sync::status;
+use serde::Serialize;
 
-use super::{GlobalArgs, Outcome, OutputFormat, SourceArgs, not_built};
+use super::{GlobalArgs, Outcome, OutputFormat, SourceArgs, use_color};
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -36,18 +46,278 @@ pub struct StatusArgs {
     /// Query a running `relbot serve` at this URL instead of the cluster
     #[arg(long, value_name = "URL")]
     pub server: Option<String>,
+    /// Kubeconfig file [default: $KUBECONFIG, ~/.kube/config, in-cluster]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+    /// Kubeconfig context
+    #[arg(long)]
+    pub context: Option<String>,
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
-pub fn run_sync(_global: &GlobalArgs, _args: SyncArgs) -> Outcome {
-    not_built("sync")
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
 }
 
-pub fn run_diff(_global: &GlobalArgs, _args: DiffArgs) -> Outcome {
-    not_built("diff")
+fn outcome_of(code: u8) -> Outcome {
+    match code {
+        0 => Outcome::Clean,
+        1 => Outcome::Changes,
+        _ => Outcome::Failed,
+    }
 }
 
-pub fn run_status(_global: &GlobalArgs, _args: StatusArgs) -> Outcome {
-    not_built("status")
+fn fail(message: impl std::fmt::Display) -> Outcome {
+    eprintln!("error: {message}");
+    Outcome::Failed
+}
+
+/// Loaded configuration, the source root and revision, and the rendered
+/// applications that were asked for.
+struct Desired {
+    config: LoadedConfig,
+    revision: Option<String>,
+    applications: Vec<DesiredApplication>,
+}
+
+fn load_desired(global: &GlobalArgs, args: &SyncArgs) -> Result<Desired, Outcome> {
+    let path = args.source.config_path(global);
+    let config = relbot::config::load(&path).map_err(|e| {
+        eprintln!("{e}");
+        Outcome::Failed
+    })?;
+    let root: PathBuf = match &args.source.source {
+        Some(dir) => dir.clone(),
+        None => config.base_dir().to_path_buf(),
+    };
+    for name in &args.apps {
+        if config.application(name).is_none() {
+            let known: Vec<&str> = config
+                .config
+                .applications
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect();
+            return Err(fail(format!(
+                "no application named {name:?} in {} (known: {})",
+                path.display(),
+                known.join(", ")
+            )));
+        }
+    }
+    let rendered = match relbot::source::load_desired(&root, &config.config) {
+        Ok(rendered) => rendered,
+        Err(e) => {
+            eprintln!("{e}");
+            return Err(Outcome::Failed);
+        }
+    };
+    let mut applications = Vec::new();
+    for desired in rendered {
+        if !args.apps.is_empty() && !args.apps.contains(&desired.name) {
+            continue;
+        }
+        for note in &desired.notes {
+            tracing::debug!(application = %desired.name, "{note}");
+        }
+        let Some(app) = config.application(&desired.name) else {
+            continue;
+        };
+        applications.push(DesiredApplication {
+            app: app.clone(),
+            manifests: desired.manifests,
+        });
+    }
+    Ok(Desired {
+        revision: revision_of(&root),
+        config,
+        applications,
+    })
+}
+
+/// The commit the source directory is at, when it is a git checkout.
+fn revision_of(root: &Path) -> Option<String> {
+    let repo = git2::Repository::discover(root).ok()?;
+    let head = repo.head().ok()?.peel_to_commit().ok()?;
+    Some(head.id().to_string())
+}
+
+fn print_document<T: Serialize>(format: OutputFormat, value: &T) {
+    match format {
+        OutputFormat::Yaml => match serde_saphyr::to_string(value) {
+            Ok(text) => print!("{text}"),
+            Err(e) => eprintln!("error: cannot render YAML: {e}"),
+        },
+        _ => match serde_json::to_string_pretty(value) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("error: cannot render JSON: {e}"),
+        },
+    }
+}
+
+fn target(args: &SyncArgs) -> ClusterTarget {
+    ClusterTarget {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+    }
+}
+
+pub fn run_sync(global: &GlobalArgs, args: SyncArgs) -> Outcome {
+    if args.dry_run {
+        return run_plan(global, &args);
+    }
+    let desired = match load_desired(global, &args) {
+        Ok(d) => d,
+        Err(outcome) => return outcome,
+    };
+    let settings = RunSettings::from_config(&desired.config.config);
+    let style = Style {
+        color: args.output == OutputFormat::Text && use_color(global),
+    };
+    runtime().block_on(async {
+        let cluster = match engine::open_for_sync(&target(&args)).await {
+            Ok(c) => c,
+            Err(e) => {
+                return fail(format!(
+                    "{e}; nothing was changed (use --dry-run to plan without a cluster)"
+                ));
+            }
+        };
+        let results = match engine::sync_all(
+            &cluster,
+            &desired.applications,
+            desired.revision.as_deref(),
+            &settings,
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(e) => return fail(format!("{e}; nothing was changed")),
+        };
+        let code = results_exit_code(&results);
+        match args.output {
+            OutputFormat::Text => {
+                for result in &results {
+                    print!("{}", render_result(result, style, global.verbose > 0));
+                }
+            }
+            format => print_document(
+                format,
+                &ResultDocument {
+                    applications: &results,
+                    exit_code: code,
+                },
+            ),
+        }
+        outcome_of(code)
+    })
+}
+
+pub fn run_diff(global: &GlobalArgs, args: DiffArgs) -> Outcome {
+    run_plan(global, &args.sync)
+}
+
+/// `sync --dry-run` and `diff`: plan only, through a handle that cannot write.
+fn run_plan(global: &GlobalArgs, args: &SyncArgs) -> Outcome {
+    let desired = match load_desired(global, args) {
+        Ok(d) => d,
+        Err(outcome) => return outcome,
+    };
+    let settings = RunSettings::from_config(&desired.config.config);
+    let style = Style {
+        color: args.output == OutputFormat::Text && use_color(global),
+    };
+    runtime().block_on(async {
+        let plan_target = match engine::open_for_plan(&target(args)).await {
+            Ok(t) => t,
+            Err(e) => return fail(e),
+        };
+        if let PlanTarget::Offline { reason } = &plan_target {
+            tracing::info!(%reason, "planning offline");
+        }
+        let plans = match engine::plan_all(
+            &plan_target,
+            &desired.applications,
+            desired.revision.as_deref(),
+            &settings,
+        )
+        .await
+        {
+            Ok(p) => p,
+            Err(e) => return fail(e),
+        };
+        match args.output {
+            OutputFormat::Text => print!("{}", render_plans(&plans, style, global.verbose > 0)),
+            format => print_document(format, &PlanDocument::new(&plans)),
+        }
+        outcome_of(plans_exit_code(&plans))
+    })
+}
+
+pub fn run_status(global: &GlobalArgs, args: StatusArgs) -> Outcome {
+    if args.server.is_some() {
+        return fail(
+            "--server: querying a running relbot serve is not built yet; omit it to read the cluster",
+        );
+    }
+    let namespace = relbot::config::load(&SourceArgs { source: None }.config_path(global))
+        .map(|c| c.config.status.namespace)
+        .unwrap_or_else(|_| "relbot".into());
+    let style = Style {
+        color: args.output == OutputFormat::Text && use_color(global),
+    };
+    runtime().block_on(async {
+        let target = ClusterTarget {
+            kubeconfig: args.kubeconfig.clone(),
+            context: args.context.clone(),
+        };
+        let located = match locate(&target).await {
+            Ok(Some(l)) => l,
+            Ok(None) => return fail(relbot::cluster::client::ClusterError::NotConfigured),
+            Err(e) => return fail(e),
+        };
+        let cluster = match ReadOnlyCluster::new(located.config) {
+            Ok(c) => c,
+            Err(e) => return fail(e),
+        };
+        let results = match status::read_all(&cluster, &namespace).await {
+            Ok(r) => r,
+            Err(e) => {
+                return fail(format!(
+                    "cannot read sync results from namespace {namespace}: {e}"
+                ));
+            }
+        };
+        match args.output {
+            OutputFormat::Text => {
+                if results.is_empty() {
+                    println!(
+                        "No sync results in namespace {namespace} yet: run `relbot sync` first."
+                    );
+                }
+                for result in &results {
+                    print!("{}", render_result(result, style, global.verbose > 0));
+                    println!(
+                        "    {}",
+                        style.dim(&format!(
+                            "at {}",
+                            result.started_at.format("%Y-%m-%d %H:%M:%S UTC")
+                        ))
+                    );
+                }
+            }
+            format => print_document(
+                format,
+                &ResultDocument {
+                    applications: &results,
+                    exit_code: results_exit_code(&results),
+                },
+            ),
+        }
+        outcome_of(results_exit_code(&results))
+    })
 }

@@ -1,1 +1,530 @@
-//! Not built yet.
+//! Cluster handles over dynamic objects.
+//!
+//! [`ReadOnlyCluster`] can get, list, discover and run server-side apply with
+//! `dryRun=All`; it has no method that writes. [`Cluster`] adds apply and
+//! delete. `relbot sync --dry-run` and `relbot diff` only ever hold a
+//! `ReadOnlyCluster`, so "a dry-run never writes" is a property of the types,
+//! not of a flag checked at every call.
+//!
+//! Requests go out as raw `kube::core::Request`s parsed straight into
+//! `serde_json::Value`: objects are handled as JSON throughout (diffs,
+//! hashes, health), and this skips a round trip through `DynamicObject`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions, ValidationDirective};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::Request;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::discovery::{KindIndex, ResolvedKind};
+use crate::sync::inventory::FIELD_MANAGER;
+
+/// How the user pointed at a cluster (`--kubeconfig`, `--context`).
+#[derive(Debug, Clone, Default)]
+pub struct ClusterTarget {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: String,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    #[error("in-cluster configuration: {0}")]
+    InCluster(#[source] kube::config::InClusterError),
+    #[error(
+        "no cluster configured: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run inside a cluster"
+    )]
+    NotConfigured,
+    #[error("cannot build a client for {server}: {source}")]
+    Client {
+        server: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("the cluster at {server} did not answer within {timeout:?}")]
+    Unreachable { server: String, timeout: Duration },
+    #[error("the cluster at {server} refused a request: {message}")]
+    Unavailable { server: String, message: String },
+    #[error("{action} {what}: {failure}")]
+    Api {
+        action: &'static str,
+        what: String,
+        failure: ApiFailure,
+    },
+}
+
+/// What the API server said when it refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message} ({code} {reason})")]
+pub struct ApiFailure {
+    /// HTTP status; 0 when the request never got an answer.
+    pub code: u16,
+    pub reason: String,
+    pub message: String,
+}
+
+impl ApiFailure {
+    pub fn from_kube(error: kube::Error) -> Self {
+        match error {
+            kube::Error::Api(status) => ApiFailure {
+                code: status.code,
+                reason: status.reason.clone(),
+                message: status.message.clone(),
+            },
+            other => ApiFailure {
+                code: 0,
+                reason: "Transport".into(),
+                message: other.to_string(),
+            },
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.code == 404
+    }
+
+    /// The server rejected a change to a field that cannot change in place
+    /// (a Service's clusterIP, a Deployment's selector, a Job's template).
+    pub fn is_immutable(&self) -> bool {
+        self.code == 422 && self.message.contains("immutable")
+    }
+
+    /// A request that may succeed if simply sent again.
+    pub fn is_transient(&self) -> bool {
+        matches!(self.code, 0 | 429 | 500 | 502 | 503 | 504)
+    }
+}
+
+/// Requests sent through a handle, by what they could do to the cluster.
+#[derive(Debug, Default)]
+struct Counters {
+    reads: AtomicU64,
+    dry_runs: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// A snapshot of [`Counters`]; part of every result, for benchmarks and for
+/// "a dry-run writes nothing" checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCounts {
+    pub reads: u64,
+    pub dry_runs: u64,
+    pub writes: u64,
+}
+
+impl RequestCounts {
+    pub fn total(&self) -> u64 {
+        self.reads + self.dry_runs + self.writes
+    }
+
+    pub fn since(&self, earlier: &RequestCounts) -> RequestCounts {
+        RequestCounts {
+            reads: self.reads - earlier.reads,
+            dry_runs: self.dry_runs - earlier.dry_runs,
+            writes: self.writes - earlier.writes,
+        }
+    }
+}
+
+/// Where a kubeconfig came from, for messages.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub config: kube::Config,
+    /// `kubeconfig /home/me/.kube/config (context k3s)` or `in-cluster service account`.
+    pub source: String,
+}
+
+/// Finds cluster credentials: `--kubeconfig`, then `KUBECONFIG`, then
+/// `~/.kube/config`, then the in-cluster service account. `Ok(None)` means
+/// nothing is configured at all (an offline dry-run is still possible).
+pub async fn locate(target: &ClusterTarget) -> Result<Option<Located>, ClusterError> {
+    let options = KubeConfigOptions {
+        context: target.context.clone(),
+        ..Default::default()
+    };
+    let found = if let Some(path) = &target.kubeconfig {
+        Some(read_kubeconfig(path.clone(), &options).await?)
+    } else if let Some(paths) = std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        let shown = paths.to_string_lossy().to_string();
+        let merged = Kubeconfig::from_env()
+            .map_err(|source| ClusterError::Kubeconfig {
+                path: shown.clone(),
+                source,
+            })?
+            .unwrap_or_default();
+        let config = kube::Config::from_custom_kubeconfig(merged, &options)
+            .await
+            .map_err(|source| ClusterError::Kubeconfig {
+                path: shown.clone(),
+                source,
+            })?;
+        Some((config, shown))
+    } else if let Some(home) = std::env::var_os("HOME").map(PathBuf::from)
+        && home.join(".kube/config").is_file()
+    {
+        Some(read_kubeconfig(home.join(".kube/config"), &options).await?)
+    } else {
+        None
+    };
+    if let Some((config, path)) = found {
+        let context = target
+            .context
+            .as_deref()
+            .map(|c| format!(" (context {c})"))
+            .unwrap_or_default();
+        return Ok(Some(Located {
+            config,
+            source: format!("kubeconfig {path}{context}"),
+        }));
+    }
+    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+        let config = kube::Config::incluster().map_err(ClusterError::InCluster)?;
+        return Ok(Some(Located {
+            config,
+            source: "in-cluster service account".into(),
+        }));
+    }
+    Ok(None)
+}
+
+async fn read_kubeconfig(
+    path: PathBuf,
+    options: &KubeConfigOptions,
+) -> Result<(kube::Config, String), ClusterError> {
+    let shown = path.display().to_string();
+    let kubeconfig = Kubeconfig::read_from(&path).map_err(|source| ClusterError::Kubeconfig {
+        path: shown.clone(),
+        source,
+    })?;
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, options)
+        .await
+        .map_err(|source| ClusterError::Kubeconfig {
+            path: shown.clone(),
+            source,
+        })?;
+    Ok((config, shown))
+}
+
+/// A cluster that can be read and asked for dry-runs, never written.
+#[derive(Clone)]
+pub struct ReadOnlyCluster {
+    client: kube::Client,
+    server: String,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for ReadOnlyCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadOnlyCluster")
+            .field("server", &self.server)
+            .finish()
+    }
+}
+
+/// A cluster that relbot may change. Derefs to [`ReadOnlyCluster`] for reads.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    read: ReadOnlyCluster,
+}
+
+impl std::ops::Deref for Cluster {
+    type Target = ReadOnlyCluster;
+    fn deref(&self) -> &ReadOnlyCluster {
+        &self.read
+    }
+}
+
+fn build_client(config: kube::Config) -> Result<(kube::Client, String), ClusterError> {
+    let server = config
+        .cluster_url
+        .to_string()
+        .trim_end_matches('/')
+        .to_string();
+    let client = kube::Client::try_from(config).map_err(|source| ClusterError::Client {
+        server: server.clone(),
+        source,
+    })?;
+    Ok((client, server))
+}
+
+impl ReadOnlyCluster {
+    pub fn new(config: kube::Config) -> Result<Self, ClusterError> {
+        crate::tls::init();
+        let (client, server) = build_client(config)?;
+        Ok(Self {
+            client,
+            server,
+            counters: Arc::default(),
+        })
+    }
+
+    /// From an existing client (tests, the server's shared client).
+    pub fn from_client(client: kube::Client, server: impl Into<String>) -> Self {
+        Self {
+            client,
+            server: server.into(),
+            counters: Arc::default(),
+        }
+    }
+
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    pub fn counts(&self) -> RequestCounts {
+        RequestCounts {
+            reads: self.counters.reads.load(Ordering::Relaxed),
+            dry_runs: self.counters.dry_runs.load(Ordering::Relaxed),
+            writes: self.counters.writes.load(Ordering::Relaxed),
+        }
+    }
+
+    fn count_read(&self, n: u64) {
+        self.counters.reads.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Checks that the server answers within `timeout` (one cheap request).
+    pub async fn ping(&self, timeout: Duration) -> Result<(), ClusterError> {
+        self.count_read(1);
+        match tokio::time::timeout(timeout, self.client.apiserver_version()).await {
+            Err(_) => Err(ClusterError::Unreachable {
+                server: self.server.clone(),
+                timeout,
+            }),
+            Ok(Err(e)) => {
+                let failure = ApiFailure::from_kube(e);
+                if failure.code == 0 {
+                    Err(ClusterError::Unreachable {
+                        server: self.server.clone(),
+                        timeout,
+                    })
+                } else {
+                    Err(ClusterError::Unavailable {
+                        server: self.server.clone(),
+                        message: failure.to_string(),
+                    })
+                }
+            }
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+
+    /// Every served kind: aggregated discovery (2 requests), or one request
+    /// per group version on servers that lack it.
+    pub async fn discover(&self) -> Result<KindIndex, ClusterError> {
+        let fail = |e: kube::Error| ClusterError::Api {
+            action: "discover",
+            what: "the API server's kinds".into(),
+            failure: ApiFailure::from_kube(e),
+        };
+        self.count_read(2);
+        match kube::Discovery::new(self.client.clone())
+            .run_aggregated()
+            .await
+        {
+            Ok(discovery) => Ok(KindIndex::from_discovery(&discovery)),
+            Err(_) => {
+                let discovery = kube::Discovery::new(self.client.clone())
+                    .run()
+                    .await
+                    .map_err(fail)?;
+                let versions: u64 = discovery
+                    .groups()
+                    .map(|g| g.versions().count() as u64)
+                    .sum();
+                self.count_read(versions + 1);
+                Ok(KindIndex::from_discovery(&discovery))
+            }
+        }
+    }
+
+    /// Lists a kind, optionally label-selected and limited to one namespace.
+    pub async fn list(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+    ) -> Result<Vec<Value>, ApiFailure> {
+        self.count_read(1);
+        let mut params = ListParams::default();
+        if let Some(selector) = selector {
+            params = params.labels(selector);
+        }
+        let request = Request::new(kind.collection_path(namespace))
+            .list(&params)
+            .map_err(request_error)?;
+        let list: Value = self
+            .client
+            .request(request)
+            .await
+            .map_err(ApiFailure::from_kube)?;
+        let api_version = kind.resource.api_version.clone();
+        let items = match list {
+            Value::Object(mut map) => match map.remove("items") {
+                Some(Value::Array(items)) => items,
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        // List items omit apiVersion/kind; put them back so they read like objects.
+        Ok(items
+            .into_iter()
+            .map(|mut item| {
+                if let Some(map) = item.as_object_mut() {
+                    map.entry("apiVersion")
+                        .or_insert_with(|| api_version.clone().into());
+                    map.entry("kind")
+                        .or_insert_with(|| kind.resource.kind.clone().into());
+                }
+                item
+            })
+            .collect())
+    }
+
+    /// One object, or `None` when it does not exist.
+    pub async fn get(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>, ApiFailure> {
+        self.count_read(1);
+        let request = Request::new(kind.collection_path(namespace))
+            .get(name, &Default::default())
+            .map_err(request_error)?;
+        match self
+            .client
+            .request::<Value>(request)
+            .await
+            .map_err(ApiFailure::from_kube)
+        {
+            Ok(object) => Ok(Some(object)),
+            Err(failure) if failure.is_not_found() => Ok(None),
+            Err(failure) => Err(failure),
+        }
+    }
+
+    /// Server-side apply with `dryRun=All` and strict field validation:
+    /// the object as it would be after the apply, with nothing stored.
+    pub async fn dry_run_apply(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        name: &str,
+        body: &Value,
+    ) -> Result<Value, ApiFailure> {
+        self.counters.dry_runs.fetch_add(1, Ordering::Relaxed);
+        let params = PatchParams {
+            dry_run: true,
+            force: true,
+            field_manager: Some(FIELD_MANAGER.into()),
+            field_validation: Some(ValidationDirective::Strict),
+        };
+        self.patch(kind, namespace, name, body, &params).await
+    }
+
+    async fn patch(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        name: &str,
+        body: &Value,
+        params: &PatchParams,
+    ) -> Result<Value, ApiFailure> {
+        let request = Request::new(kind.collection_path(namespace))
+            .patch(name, params, &Patch::Apply(body))
+            .map_err(request_error)?;
+        self.client
+            .request::<Value>(request)
+            .await
+            .map_err(ApiFailure::from_kube)
+    }
+}
+
+fn request_error(e: kube::core::request::Error) -> ApiFailure {
+    ApiFailure {
+        code: 0,
+        reason: "BadRequest".into(),
+        message: e.to_string(),
+    }
+}
+
+impl Cluster {
+    pub fn new(config: kube::Config) -> Result<Self, ClusterError> {
+        Ok(Self {
+            read: ReadOnlyCluster::new(config)?,
+        })
+    }
+
+    pub fn from_client(client: kube::Client, server: impl Into<String>) -> Self {
+        Self {
+            read: ReadOnlyCluster::from_client(client, server),
+        }
+    }
+
+    /// The same cluster, without the right to write (for a plan).
+    pub fn read_only(&self) -> &ReadOnlyCluster {
+        &self.read
+    }
+
+    /// Server-side apply as `relbot`, forced, strictly validated.
+    pub async fn apply(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        name: &str,
+        body: &Value,
+    ) -> Result<Value, ApiFailure> {
+        self.read.counters.writes.fetch_add(1, Ordering::Relaxed);
+        let params = PatchParams {
+            dry_run: false,
+            force: true,
+            field_manager: Some(FIELD_MANAGER.into()),
+            field_validation: Some(ValidationDirective::Strict),
+        };
+        self.read.patch(kind, namespace, name, body, &params).await
+    }
+
+    /// Deletes exactly the object with this uid (a re-created namesake is
+    /// left alone), dependents in the background.
+    pub async fn delete(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        name: &str,
+        uid: Option<&str>,
+    ) -> Result<(), ApiFailure> {
+        self.read.counters.writes.fetch_add(1, Ordering::Relaxed);
+        let mut params = DeleteParams::background();
+        if let Some(uid) = uid {
+            params = params.preconditions(Preconditions {
+                uid: Some(uid.to_string()),
+                resource_version: None,
+            });
+        }
+        let request = Request::new(kind.collection_path(namespace))
+            .delete(name, &params)
+            .map_err(request_error)?;
+        match self
+            .read
+            .client
+            .request::<Value>(request)
+            .await
+            .map_err(ApiFailure::from_kube)
+        {
+            Ok(_) => Ok(()),
+            Err(failure) if failure.is_not_found() => Ok(()),
+            Err(failure) => Err(failure),
+        }
+    }
+}

@@ -1,1 +1,579 @@
-//! Not built yet.
+//! What relbot owns in a cluster and how it marks it.
+//!
+//! Every object relbot applies carries:
+//! - labels `app.kubernetes.io/managed-by: relbot` and
+//!   `relbot.dev/application: <app>`, so one label-selected list per kind
+//!   returns every live object of an application;
+//! - annotation `relbot.dev/tracking-id: <app>:<group>/<kind>:<ns>/<name>`,
+//!   so an object whose labels were copied (a `kubectl get -o yaml | apply`
+//!   into another namespace) is not mistaken for ours — labels alone are
+//!   never enough to prune;
+//! - annotation `relbot.dev/applied-hash`: a hash of the body relbot last
+//!   applied. With relbot's `managedFields` entry this decides "unchanged"
+//!   without a request per object (see [`is_unchanged`]).
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::config::{Application, IgnoreRule};
+use crate::manifest::{Manifest, ObjectKey};
+
+pub const FIELD_MANAGER: &str = "relbot";
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY_VALUE: &str = "relbot";
+pub const APPLICATION_LABEL: &str = "relbot.dev/application";
+pub const TRACKING_ANNOTATION: &str = "relbot.dev/tracking-id";
+pub const HASH_ANNOTATION: &str = "relbot.dev/applied-hash";
+pub const PRUNE_ANNOTATION: &str = "relbot.dev/prune";
+pub const SYNC_OPTIONS_ANNOTATION: &str = "relbot.dev/sync-options";
+
+/// The label selector that lists an application's live objects.
+pub fn selector(application: &str) -> String {
+    format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{APPLICATION_LABEL}={application}")
+}
+
+/// `<app>:<group>/<kind>:<namespace>/<name>` (namespace empty when cluster-scoped).
+pub fn tracking_id(application: &str, key: &ObjectKey) -> String {
+    format!(
+        "{application}:{}/{}:{}/{}",
+        key.group,
+        key.kind,
+        key.namespace.as_deref().unwrap_or(""),
+        key.name
+    )
+}
+
+/// Who a live object belongs to, judged by its tracking annotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ownership {
+    /// Carries this application's tracking id for exactly this object.
+    Ours,
+    /// Tracked by another application.
+    OtherApplication(String),
+    /// Carries this application's tracking id for a different object: a copy.
+    Copy,
+    /// No tracking id: created by someone else (kubectl, a Helm chart…).
+    Unowned,
+}
+
+pub fn ownership(application: &str, key: &ObjectKey, live: &Value) -> Ownership {
+    match annotation(live, TRACKING_ANNOTATION) {
+        None => Ownership::Unowned,
+        Some(id) if id == tracking_id(application, key) => Ownership::Ours,
+        Some(id) => match id.split_once(':') {
+            Some((app, _)) if app == application => Ownership::Copy,
+            Some((app, _)) => Ownership::OtherApplication(app.to_string()),
+            None => Ownership::Unowned,
+        },
+    }
+}
+
+pub fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object
+        .get("metadata")?
+        .get("annotations")?
+        .get(key)?
+        .as_str()
+}
+
+pub fn label<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
+    object.get("metadata")?.get("labels")?.get(key)?.as_str()
+}
+
+/// The body relbot applies for a manifest, and its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredBody {
+    pub body: Value,
+    pub hash: String,
+    /// JSON pointers that ignore rules removed (reported in the plan).
+    pub ignored: Vec<String>,
+}
+
+/// Builds the apply body: ignore rules applied, `status` dropped, relbot's
+/// labels and tracking annotation added, then the hash of all that stored
+/// as an annotation.
+pub fn desired_body(manifest: &Manifest, app: &Application) -> DesiredBody {
+    let key = manifest.key();
+    let mut body = manifest.object.clone();
+    let ignored = apply_ignore_rules(&mut body, &key, &app.ignore);
+    if let Some(map) = body.as_object_mut() {
+        map.remove("status");
+    }
+    let metadata = ensure_object(&mut body, "metadata");
+    // A server-assigned field copied into git would make every apply conflict.
+    for server_owned in [
+        "uid",
+        "resourceVersion",
+        "generation",
+        "creationTimestamp",
+        "managedFields",
+    ] {
+        metadata.remove(server_owned);
+    }
+    let labels = ensure_map(metadata, "labels");
+    labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY_VALUE.into());
+    labels.insert(APPLICATION_LABEL.into(), app.name.clone().into());
+    let annotations = ensure_map(metadata, "annotations");
+    annotations.insert(
+        TRACKING_ANNOTATION.into(),
+        tracking_id(&app.name, &key).into(),
+    );
+    annotations.remove(HASH_ANNOTATION);
+    let hash = content_hash(&body);
+    ensure_map(ensure_object(&mut body, "metadata"), "annotations")
+        .insert(HASH_ANNOTATION.into(), hash.clone().into());
+    DesiredBody {
+        body,
+        hash,
+        ignored,
+    }
+}
+
+fn ensure_object<'a>(value: &'a mut Value, field: &str) -> &'a mut Map<String, Value> {
+    let map = value
+        .as_object_mut()
+        .expect("a Kubernetes object is a JSON object");
+    ensure_map(map, field)
+}
+
+fn ensure_map<'a>(map: &'a mut Map<String, Value>, field: &str) -> &'a mut Map<String, Value> {
+    let entry = map
+        .entry(field.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !entry.is_object() {
+        *entry = Value::Object(Map::new());
+    }
+    entry.as_object_mut().expect("just made an object")
+}
+
+/// Removes the fields that ignore rules hand to other owners; returns the
+/// pointers that were present and removed.
+pub fn apply_ignore_rules(body: &mut Value, key: &ObjectKey, rules: &[IgnoreRule]) -> Vec<String> {
+    let mut removed = Vec::new();
+    for rule in rules.iter().filter(|r| rule_matches(r, key)) {
+        for pointer in &rule.json_pointers {
+            if remove_pointer(body, pointer) {
+                removed.push(pointer.clone());
+            }
+        }
+    }
+    removed
+}
+
+fn rule_matches(rule: &IgnoreRule, key: &ObjectKey) -> bool {
+    let matches = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+    matches(&rule.group, &key.group)
+        && matches(&rule.kind, &key.kind)
+        && matches(&rule.name, &key.name)
+        && matches(&rule.namespace, key.namespace.as_deref().unwrap_or(""))
+}
+
+/// RFC 6901 removal; `true` when something was removed.
+fn remove_pointer(value: &mut Value, pointer: &str) -> bool {
+    let Some((parent, last)) = pointer.rsplit_once('/') else {
+        return false;
+    };
+    let last = last.replace("~1", "/").replace("~0", "~");
+    let parent = if parent.is_empty() {
+        Some(value)
+    } else {
+        value.pointer_mut(parent)
+    };
+    match parent {
+        Some(Value::Object(map)) => map.remove(&last).is_some(),
+        Some(Value::Array(items)) => match last.parse::<usize>() {
+            Ok(i) if i < items.len() => {
+                items.remove(i);
+                true
+            }
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// sha256 of the body with object keys sorted, so YAML key order and
+/// re-formatting do not count as a change. 16 bytes of hex are plenty to
+/// tell two versions of one object apart.
+pub fn content_hash(body: &Value) -> String {
+    let mut canonical = String::new();
+    write_canonical(body, &mut canonical);
+    let digest = Sha256::digest(canonical.as_bytes());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+fn write_canonical(value: &Value, out: &mut String) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String((*k).clone()).to_string());
+                out.push(':');
+                write_canonical(&map[k.as_str()], out);
+            }
+            out.push('}');
+        }
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
+}
+
+/// relbot's own `managedFields` entry (manager `relbot`, operation `Apply`).
+pub fn relbot_fields(live: &Value) -> Option<&Value> {
+    live.get("metadata")?
+        .get("managedFields")?
+        .as_array()?
+        .iter()
+        .find(|e| {
+            e.get("manager").and_then(Value::as_str) == Some(FIELD_MANAGER)
+                && e.get("operation").and_then(Value::as_str) == Some("Apply")
+        })?
+        .get("fieldsV1")
+}
+
+/// The cost model's "unchanged" test, made on a listed object alone: it
+/// carries the hash of the body we want to apply now, and relbot still owns
+/// every field of that body. Any other writer that changed one of those
+/// fields (kubectl edit, an operator, a forced apply) took its ownership, so
+/// a drifted object fails the second half without relbot ever reading its
+/// values.
+pub fn is_unchanged(live: &Value, desired: &DesiredBody) -> bool {
+    annotation(live, HASH_ANNOTATION) == Some(desired.hash.as_str())
+        && relbot_fields(live).is_some_and(|fields| covers(fields, &desired.body, true))
+}
+
+/// Whether a `fieldsV1` set holds every field of `body`. Schema-free: list
+/// items are matched by `k:` (associative keys; a key field missing from the
+/// item counts as defaulted), `v:` (sets) or `i:` (index) entries, and a
+/// field with no children in the set is owned whole (an atomic list or map).
+pub fn covers(fields: &Value, body: &Value, top: bool) -> bool {
+    let (Some(fields), Some(body)) = (fields.as_object(), body.as_object()) else {
+        return true;
+    };
+    if fields.is_empty() {
+        // `f:x: {}` is ambiguous for a map: owned whole (an atomic struct),
+        // or only the map itself with every key taken by other writers
+        // (`kubectl edit` of a ConfigMap's only key). Trust it only for the
+        // shapes Kubernetes declares atomic; otherwise let a dry-run decide.
+        return body.is_empty() || looks_atomic(body);
+    }
+    body.iter().all(|(name, value)| {
+        if value.is_null() || (top && matches!(name.as_str(), "apiVersion" | "kind")) {
+            return true;
+        }
+        if top && name == "metadata" {
+            return covers_metadata(fields.get("f:metadata"), value);
+        }
+        match fields.get(&format!("f:{name}")) {
+            None => false,
+            Some(child) => covers_value(child, value),
+        }
+    })
+}
+
+/// Struct shapes the Kubernetes API marks `+structType=atomic`: label
+/// selectors, key selectors and local object references, field and
+/// resource selectors, typed references.
+fn looks_atomic(map: &Map<String, Value>) -> bool {
+    const SHAPES: &[&[&str]] = &[
+        &["matchLabels", "matchExpressions"],
+        &["name", "key", "optional"],
+        &["apiVersion", "fieldPath"],
+        &["containerName", "resource", "divisor"],
+        &["apiGroup", "kind", "name", "namespace"],
+    ];
+    SHAPES
+        .iter()
+        .any(|shape| map.keys().all(|k| shape.contains(&k.as_str())))
+}
+
+fn covers_metadata(fields: Option<&Value>, metadata: &Value) -> bool {
+    let Some(metadata) = metadata.as_object() else {
+        return true;
+    };
+    // name and namespace identify the object; the server never lists them.
+    let rest: Map<String, Value> = metadata
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "name" | "namespace" | "generateName"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if rest.is_empty() {
+        return true;
+    }
+    fields.is_some_and(|f| covers(f, &Value::Object(rest), false))
+}
+
+fn covers_value(fields: &Value, value: &Value) -> bool {
+    match value {
+        Value::Object(_) => covers(fields, value, false),
+        Value::Array(items) => {
+            let Some(set) = fields.as_object() else {
+                return true;
+            };
+            if set.keys().all(|k| k == ".") {
+                return true; // atomic list: owned whole
+            }
+            items.iter().enumerate().all(|(index, item)| {
+                set.iter().any(|(entry, child)| {
+                    list_entry_matches(entry, index, item) && covers_value(child, item)
+                })
+            })
+        }
+        _ => true,
+    }
+}
+
+fn list_entry_matches(entry: &str, index: usize, item: &Value) -> bool {
+    if let Some(raw) = entry.strip_prefix("k:") {
+        let Ok(Value::Object(keys)) = serde_json::from_str::<Value>(raw) else {
+            return false;
+        };
+        let mut matched_one = false;
+        for (k, v) in &keys {
+            match item.get(k) {
+                Some(have) if loosely_equal(have, v) => matched_one = true,
+                Some(_) => return false,
+                None => {} // defaulted by the server (e.g. protocol: TCP)
+            }
+        }
+        matched_one
+    } else if let Some(raw) = entry.strip_prefix("v:") {
+        serde_json::from_str::<Value>(raw).is_ok_and(|v| loosely_equal(&v, item))
+    } else if let Some(raw) = entry.strip_prefix("i:") {
+        raw.parse::<usize>() == Ok(index)
+    } else {
+        false
+    }
+}
+
+/// `80` and `"80"` name the same port in a key.
+fn loosely_equal(a: &Value, b: &Value) -> bool {
+    a == b || a.to_string().trim_matches('"') == b.to_string().trim_matches('"')
+}
+
+/// Parsed `relbot.dev/sync-options`: `Replace=true` or `Force=true` allow a
+/// delete-and-create when an immutable field changed.
+pub fn recreate_allowed(object: &Value) -> bool {
+    annotation(object, SYNC_OPTIONS_ANNOTATION).is_some_and(|options| {
+        options
+            .split(',')
+            .map(str::trim)
+            .any(|o| o.eq_ignore_ascii_case("Replace=true") || o.eq_ignore_ascii_case("Force=true"))
+    })
+}
+
+/// Why a live object must not be pruned, if it must not.
+pub fn prune_protection(live: &Value, key: &ObjectKey, app: &Application) -> Option<String> {
+    if annotation(live, PRUNE_ANNOTATION) == Some("false") {
+        return Some(format!("annotated {PRUNE_ANNOTATION}: \"false\""));
+    }
+    if key.group.is_empty()
+        && key.kind == "PersistentVolumeClaim"
+        && !app.sync.prune_persistent_volume_claims
+    {
+        return Some(
+            "PersistentVolumeClaims hold data; set sync.prunePersistentVolumeClaims: true to prune them"
+                .into(),
+        );
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Origin;
+    use serde_json::json;
+
+    fn app() -> Application {
+        serde_saphyr::from_str("name: shop\npath: apps/shop\n").unwrap()
+    }
+
+    fn manifest(object: Value) -> Manifest {
+        Manifest {
+            object,
+            origin: Origin {
+                file: "d.yaml".into(),
+                line: 1,
+            },
+        }
+    }
+
+    fn deployment() -> Manifest {
+        manifest(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"replicas": 2, "template": {"spec": {"containers": [
+                {"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}
+            ]}}}
+        }))
+    }
+
+    #[test]
+    fn body_is_labelled_tracked_and_hashed() {
+        let d = desired_body(&deployment(), &app());
+        assert_eq!(label(&d.body, APPLICATION_LABEL), Some("shop"));
+        assert_eq!(label(&d.body, MANAGED_BY_LABEL), Some("relbot"));
+        assert_eq!(
+            annotation(&d.body, TRACKING_ANNOTATION),
+            Some("shop:apps/Deployment:shop/web")
+        );
+        assert_eq!(annotation(&d.body, HASH_ANNOTATION), Some(d.hash.as_str()));
+        assert_eq!(d.hash.len(), 32);
+    }
+
+    #[test]
+    fn hash_ignores_key_order_but_not_values() {
+        let a = manifest(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}}));
+        let b = manifest(json!({"kind": "ConfigMap", "apiVersion": "v1",
+            "data": {"b": "2", "a": "1"}, "metadata": {"name": "c"}}));
+        let c = manifest(json!({"kind": "ConfigMap", "apiVersion": "v1",
+            "data": {"b": "3", "a": "1"}, "metadata": {"name": "c"}}));
+        assert_eq!(desired_body(&a, &app()).hash, desired_body(&b, &app()).hash);
+        assert_ne!(desired_body(&a, &app()).hash, desired_body(&c, &app()).hash);
+    }
+
+    #[test]
+    fn ignore_rules_remove_fields_from_the_body() {
+        let mut app = app();
+        app.ignore = vec![IgnoreRule {
+            group: None,
+            kind: Some("Deployment".into()),
+            name: None,
+            namespace: None,
+            json_pointers: vec!["/spec/replicas".into(), "/spec/missing".into()],
+        }];
+        let d = desired_body(&deployment(), &app);
+        assert!(d.body["spec"].get("replicas").is_none());
+        assert_eq!(d.ignored, vec!["/spec/replicas".to_string()]);
+    }
+
+    #[test]
+    fn ownership_from_tracking_id() {
+        let key = deployment().key();
+        let body = desired_body(&deployment(), &app()).body;
+        assert_eq!(ownership("shop", &key, &body), Ownership::Ours);
+        assert_eq!(
+            ownership("other", &key, &body),
+            Ownership::OtherApplication("shop".into())
+        );
+        let mut moved = key.clone();
+        moved.namespace = Some("elsewhere".into());
+        assert_eq!(ownership("shop", &moved, &body), Ownership::Copy);
+        assert_eq!(
+            ownership("shop", &key, &json!({"metadata": {}})),
+            Ownership::Unowned
+        );
+    }
+
+    fn live_with_fields(body: &Value, fields: Value) -> Value {
+        let mut live = body.clone();
+        live["metadata"]["managedFields"] = json!([
+            {"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {"f:status": {}}},
+            {"manager": "relbot", "operation": "Apply", "fieldsV1": fields}
+        ]);
+        live
+    }
+
+    fn full_fields() -> Value {
+        json!({
+            "f:metadata": {"f:labels": {"f:app.kubernetes.io/managed-by": {}, "f:relbot.dev/application": {}},
+                "f:annotations": {"f:relbot.dev/tracking-id": {}, "f:relbot.dev/applied-hash": {}}},
+            "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+                "k:{\"name\":\"web\"}": {".": {}, "f:name": {}, "f:image": {},
+                    "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}}
+            }}}}
+        })
+    }
+
+    #[test]
+    fn unchanged_needs_hash_and_full_ownership() {
+        let desired = desired_body(&deployment(), &app());
+        let live = live_with_fields(&desired.body, full_fields());
+        assert!(is_unchanged(&live, &desired));
+
+        // Someone else took the image (kubectl set image): drift.
+        let mut fields = full_fields();
+        fields["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"]
+            .as_object_mut()
+            .unwrap()
+            .remove("f:image");
+        assert!(!is_unchanged(
+            &live_with_fields(&desired.body, fields),
+            &desired
+        ));
+
+        // Someone else took replicas (an HPA scaling): drift too.
+        let mut fields = full_fields();
+        fields["f:spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("f:replicas");
+        assert!(!is_unchanged(
+            &live_with_fields(&desired.body, fields),
+            &desired
+        ));
+
+        // A different hash means git changed.
+        let mut stale = live.clone();
+        stale["metadata"]["annotations"][HASH_ANNOTATION] = json!("0000");
+        assert!(!is_unchanged(&stale, &desired));
+    }
+
+    #[test]
+    fn a_map_emptied_by_another_writer_is_not_covered() {
+        // kubectl edit took the only key: relbot keeps just `.` of data.
+        let body = json!({"data": {"greeting": "hello"}, "spec": {"selector": {"matchLabels": {"a": "b"}}}});
+        let taken = json!({"f:data": {}, "f:spec": {"f:selector": {}}});
+        assert!(!covers(&taken, &body, true));
+        let owned = json!({"f:data": {".": {}, "f:greeting": {}}, "f:spec": {"f:selector": {}}});
+        assert!(
+            covers(&owned, &body, true),
+            "a selector is atomic: owned whole"
+        );
+    }
+
+    #[test]
+    fn atomic_lists_and_sets_are_covered() {
+        let body = json!({"spec": {"args": ["a", "b"], "finalizers": ["x"]}});
+        let fields = json!({"f:spec": {"f:args": {}, "f:finalizers": {".": {}, "v:\"x\"": {}}}});
+        assert!(covers(&fields, &body, true));
+        let missing = json!({"f:spec": {"f:args": {}, "f:finalizers": {".": {}, "v:\"y\"": {}}}});
+        assert!(!covers(&missing, &body, true));
+    }
+
+    #[test]
+    fn sync_options_and_prune_protection() {
+        let mut m = deployment();
+        assert!(!recreate_allowed(&m.object));
+        m.object["metadata"]["annotations"] =
+            json!({SYNC_OPTIONS_ANNOTATION: "Prune=false, Replace=true"});
+        assert!(recreate_allowed(&m.object));
+
+        let pvc_key = ObjectKey {
+            group: String::new(),
+            kind: "PersistentVolumeClaim".into(),
+            namespace: Some("shop".into()),
+            name: "data".into(),
+        };
+        assert!(prune_protection(&json!({}), &pvc_key, &app()).is_some());
+        let keep = json!({"metadata": {"annotations": {PRUNE_ANNOTATION: "false"}}});
+        assert!(prune_protection(&keep, &deployment().key(), &app()).is_some());
+        assert!(prune_protection(&json!({}), &deployment().key(), &app()).is_none());
+    }
+}

@@ -1,0 +1,341 @@
+//! Reconciler benchmark (not a timed test): against the emulator, with N =
+//! 100, 1,000 and 5,000 objects, a first full sync, a no-op re-sync and a
+//! one-object change — wall time, requests sent and peak memory. For N =
+//! 1,000 it also measures, side by side on the same server, the server's
+//! floor (the same applies from a bare client over 8 keep-alive connections)
+//! and `kubectl apply --server-side` of the same objects.
+//!
+//! The emulator runs in a child process (this binary re-executed with
+//! `--serve-kubesim`), so peak memory (VmHWM, reset per measurement through
+//! /proc/self/clear_refs) is relbot's alone.
+//!
+//! `cargo bench --bench sync` (all sizes) or `cargo bench --bench sync -- 100 1000`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, stream};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::discovery::ApiResource;
+use relbot::cluster::client::Cluster;
+use relbot::config::Application;
+use relbot::manifest::{Manifest, Origin};
+use relbot::sync::apply::{SyncSettings, sync_application};
+use relbot::sync::result::SyncResult;
+use serde_json::json;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--serve-kubesim") {
+        serve_kubesim(&args[1]);
+        return;
+    }
+    let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();
+    let sizes = if sizes.is_empty() {
+        vec![100, 1_000, 5_000]
+    } else {
+        sizes
+    };
+    relbot::tls::init();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut child, kubeconfig) = start_emulator(dir.path());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let config = kube::Config::from_custom_kubeconfig(
+            kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig"),
+            &Default::default(),
+        )
+        .await
+        .expect("config");
+        println!(
+            "relbot sync benchmark against kubesim ({})",
+            config.cluster_url
+        );
+        println!(
+            "{:>6}  {:<24} {:>9} {:>9} {:>8} {:>8} {:>10}",
+            "N", "run", "wall", "requests", "writes", "dry-runs", "peak RSS"
+        );
+        for n in sizes {
+            bench_size(&config, n, &kubeconfig).await;
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The child process: an emulator until stdin closes.
+fn serve_kubesim(kubeconfig: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let sim = kubesim::KubeSim::start(kubesim::SimOptions::default())
+            .await
+            .expect("kubesim");
+        sim.write_kubeconfig(kubeconfig).expect("write kubeconfig");
+        println!("ready {}", sim.url());
+        let _ = std::io::stdout().flush();
+        // The parent closes stdin (or dies): stop.
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+        })
+        .await;
+    });
+}
+
+fn start_emulator(dir: &Path) -> (Child, PathBuf) {
+    let kubeconfig = dir.join("kubeconfig");
+    let mut child = Command::new(std::env::current_exe().expect("own path"))
+        .arg("--serve-kubesim")
+        .arg(&kubeconfig)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the emulator process");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("emulator ready line");
+    assert!(line.starts_with("ready"), "emulator said {line:?}");
+    (child, kubeconfig)
+}
+
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .map(|l| {
+            let kb: f64 = l
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            format!("{:.1} MiB", kb / 1024.0)
+        })
+        .unwrap_or_else(|| "n/a".into())
+}
+
+/// N objects: a namespace, then ConfigMaps and headless Services alternating.
+fn objects(namespace: &str, n: usize, version: &str) -> Vec<Manifest> {
+    let origin = |line| Origin {
+        file: "bench/all.yaml".into(),
+        line,
+    };
+    let mut out = vec![Manifest {
+        object: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+        origin: origin(1),
+    }];
+    for i in 0..n.saturating_sub(1) {
+        let object = if i % 2 == 0 {
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": format!("cm-{i}"), "namespace": namespace},
+                "data": {"version": version, "payload": "x".repeat(200)}})
+        } else {
+            json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": format!("svc-{i}"), "namespace": namespace},
+                "spec": {"clusterIP": "None", "selector": {"app": format!("a{i}")},
+                    "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
+        };
+        out.push(Manifest {
+            object,
+            origin: origin(10 + i),
+        });
+    }
+    out
+}
+
+fn application(name: &str) -> Application {
+    serde_saphyr::from_str(&format!("name: {name}\npath: bench\nnamespace: {name}\n"))
+        .expect("application")
+}
+
+fn row(n: usize, what: &str, wall: Duration, requests: Option<(u64, u64, u64)>, peak: &str) {
+    let (total, writes, dry) = match requests {
+        Some((r, w, d)) => ((r + w + d).to_string(), w.to_string(), d.to_string()),
+        None => ("-".into(), "-".into(), "-".into()),
+    };
+    println!(
+        "{n:>6}  {what:<24} {:>8.3}s {total:>9} {writes:>8} {dry:>8} {peak:>10}",
+        wall.as_secs_f64()
+    );
+}
+
+/// One relbot sync, discovery included, as `relbot sync` runs it.
+async fn relbot_run(
+    cluster: &Cluster,
+    app: &Application,
+    manifests: &[Manifest],
+    n: usize,
+    what: &str,
+) -> (SyncResult, Duration) {
+    let settings = SyncSettings {
+        concurrency: 8,
+        status_namespace: "relbot".into(),
+        health_timeout: Duration::from_secs(60),
+        poll_interval: Duration::from_millis(200),
+        record_status: true,
+    };
+    reset_peak();
+    let before = cluster.counts();
+    let start = Instant::now();
+    let index = cluster.discover().await.expect("discovery");
+    let result = sync_application(cluster, &index, app, manifests, Some("bench"), &settings).await;
+    let wall = start.elapsed();
+    let r = cluster.counts().since(&before);
+    row(
+        n,
+        what,
+        wall,
+        Some((r.reads, r.writes, r.dry_runs)),
+        &peak_rss(),
+    );
+    assert!(
+        result.errors.is_empty(),
+        "{what} failed: {:?}",
+        result.errors
+    );
+    (result, wall)
+}
+
+async fn bench_size(config: &kube::Config, n: usize, kubeconfig: &Path) {
+    let cluster = Cluster::new(config.clone()).expect("cluster");
+    let name = format!("bench-{n}");
+    let app = application(&name);
+    let desired = objects(&name, n, "v1");
+    let (first, full) = relbot_run(&cluster, &app, &desired, n, "relbot full sync").await;
+    assert_eq!(first.counts().created, n, "{:?}", first.counts());
+    let (noop, noop_wall) = relbot_run(&cluster, &app, &desired, n, "relbot no-op re-sync").await;
+    assert_eq!(noop.requests.writes, 0, "a no-op writes nothing");
+    let mut changed = desired.clone();
+    changed[1].object["data"]["version"] = json!("v2");
+    let (one, _) = relbot_run(&cluster, &app, &changed, n, "relbot one change").await;
+    assert_eq!(one.counts().updated, 1);
+
+    if n == 1_000 {
+        let floor = server_floor(config, n).await;
+        row(
+            n,
+            "server floor (bare SSA)",
+            floor,
+            Some((0, n as u64, 0)),
+            "-",
+        );
+        println!(
+            "        full sync: {:.2}x the server floor (target <= 1.5x)",
+            full.as_secs_f64() / floor.as_secs_f64()
+        );
+        match kubectl_apply(kubeconfig, n) {
+            Some(kubectl) => {
+                row(n, "kubectl apply --server-side", kubectl, None, "-");
+                println!(
+                    "        full sync: {:.1}% of kubectl's time (target <= 10%)",
+                    100.0 * full.as_secs_f64() / kubectl.as_secs_f64()
+                );
+            }
+            None => println!("        kubectl comparison skipped"),
+        }
+        println!(
+            "        no-op re-check: {} ms (target < 500 ms)",
+            noop_wall.as_millis()
+        );
+    }
+}
+
+/// The same applies from a bare kube client, 8 in flight: the least any
+/// client could spend on this server.
+async fn server_floor(config: &kube::Config, n: usize) -> Duration {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+    let client = kube::Client::try_from(config.clone()).expect("client");
+    let namespace = format!("floor-{n}");
+    let params = PatchParams::apply("floor").force();
+    let start = Instant::now();
+    let ns_api: Api<DynamicObject> =
+        Api::all_with(client.clone(), &ApiResource::erase::<Namespace>(&()));
+    let ns_body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+    ns_api
+        .patch(&namespace, &params, &Patch::Apply(&ns_body))
+        .await
+        .expect("namespace");
+    let manifests = objects(&namespace, n, "v1");
+    stream::iter(manifests.into_iter().skip(1))
+        .map(|m| {
+            let (client, params, namespace) = (client.clone(), params.clone(), namespace.clone());
+            async move {
+                let resource = if m.kind() == "ConfigMap" {
+                    ApiResource::erase::<ConfigMap>(&())
+                } else {
+                    ApiResource::erase::<Service>(&())
+                };
+                let api: Api<DynamicObject> = Api::namespaced_with(client, &namespace, &resource);
+                api.patch(m.name(), &params, &Patch::Apply(&m.object))
+                    .await
+                    .expect("apply");
+            }
+        })
+        .buffer_unordered(8)
+        .collect::<Vec<()>>()
+        .await;
+    start.elapsed()
+}
+
+/// `kubectl apply --server-side` of the same objects from one file: `None`
+/// when there is no kubectl (or it failed, which it says).
+fn kubectl_apply(kubeconfig: &Path, n: usize) -> Option<Duration> {
+    let Some(kubectl) = ["/usr/local/bin/kubectl", "/usr/bin/kubectl"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        println!("        kubectl comparison skipped: no kubectl installed");
+        return None;
+    };
+    let namespace = format!("kubectl-{n}");
+    let file = kubeconfig.with_file_name("objects.yaml");
+    let docs: Vec<String> = objects(&namespace, n, "v1")
+        .iter()
+        .map(|m| serde_saphyr::to_string(&m.object).expect("yaml"))
+        .collect();
+    std::fs::write(&file, docs.join("---\n")).expect("write objects");
+    // The emulator serves no OpenAPI document, which kubectl's client-side
+    // validation downloads; the server still validates (fieldValidation).
+    let run = |validate: &str| {
+        let start = Instant::now();
+        let output = Command::new(kubectl)
+            .args(["apply", "--server-side", "--field-manager", "kubectl-bench"])
+            .arg(format!("--validate={validate}"))
+            .arg("-f")
+            .arg(&file)
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .output()
+            .expect("run kubectl");
+        (start.elapsed(), output)
+    };
+    let (mut elapsed, mut output) = run("strict");
+    if !output.status.success() && String::from_utf8_lossy(&output.stderr).contains("openapi") {
+        println!(
+            "        (kubectl: the emulator has no OpenAPI document; measured with --validate=false)"
+        );
+        (elapsed, output) = run("false");
+    }
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        println!(
+            "        kubectl failed: {}",
+            stderr.lines().take(3).collect::<Vec<_>>().join(" | ")
+        );
+        return None;
+    }
+    Some(elapsed)
+}

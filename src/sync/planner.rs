@@ -1,0 +1,506 @@
+//! The live plan: desired objects + what the cluster holds → a [`Plan`].
+//!
+//! Cost model (see DESIGN): one label-selected list per kind returns every
+//! object relbot owns for the application; an object whose applied-hash
+//! matches and whose fields relbot still owns is unchanged without another
+//! request. Desired objects that the lists do not return are looked up with
+//! one unselected list per kind and namespace (to tell "create" from "adopt"
+//! or "owned by another application"). Server-side dry-runs are sent only for
+//! what is not unchanged, and only when the caller asks for validation
+//! (`relbot diff`, `sync --dry-run`); a real sync lets the apply validate.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use futures::{StreamExt, stream};
+use serde_json::Value;
+
+use super::diff::object_diff;
+use super::inventory::{
+    self, DesiredBody, Ownership, desired_body, is_unchanged, ownership, prune_protection,
+    recreate_allowed,
+};
+use super::order::{Phase, phase_of};
+use super::plan::{
+    Action, Change, ClusterView, Plan, PlanProblem, Reason, Validation, with_created_namespace,
+};
+use crate::cluster::client::{ApiFailure, ReadOnlyCluster};
+use crate::cluster::discovery::{KindIndex, ResolvedKind};
+use crate::config::Application;
+use crate::manifest::{Manifest, ObjectKey, Origin, split_api_version};
+
+/// How thorough a plan is.
+#[derive(Debug, Clone, Copy)]
+pub struct PlanOptions {
+    /// Dry-run every object that is not unchanged (diffs, strict validation,
+    /// immutable-field detection) before anything is written.
+    pub validate: bool,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+}
+
+/// What apply needs beyond the plan's public entries, index-aligned with
+/// `plan.changes`.
+#[derive(Debug, Clone)]
+pub struct PlannedObject {
+    pub kind: ResolvedKind,
+    /// The body to apply (none for prunes).
+    pub desired: Option<DesiredBody>,
+    /// The live object as listed (none when it does not exist).
+    pub live: Option<Value>,
+    /// The body as the server would store it, when a dry-run was made.
+    pub dry_run: Option<Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LivePlan {
+    pub plan: Plan,
+    pub objects: Vec<PlannedObject>,
+    /// Every kind relbot owns objects of for this application after the
+    /// sync (the inventory kept with the status, for finding prunes).
+    pub kinds: BTreeSet<String>,
+}
+
+/// `group/version/kind` as kept in the inventory.
+pub fn kind_id(kind: &ResolvedKind) -> String {
+    format!(
+        "{}/{}/{}",
+        kind.resource.group, kind.resource.version, kind.resource.kind
+    )
+}
+
+fn resolve_kind_id(index: &KindIndex, id: &str) -> Option<ResolvedKind> {
+    let mut parts = id.splitn(3, '/');
+    let (group, version, kind) = (parts.next()?, parts.next()?, parts.next()?);
+    index
+        .resolve(group, version, kind)
+        .or_else(|| index.resolve_group_kind(group, kind))
+        .cloned()
+}
+
+/// The identity of a live object (as listed).
+pub fn live_key(object: &Value) -> ObjectKey {
+    let api_version = object["apiVersion"].as_str().unwrap_or("");
+    ObjectKey {
+        group: split_api_version(api_version).0.to_string(),
+        kind: object["kind"].as_str().unwrap_or("").to_string(),
+        namespace: object["metadata"]["namespace"].as_str().map(str::to_string),
+        name: object["metadata"]["name"]
+            .as_str()
+            .unwrap_or("")
+            .to_string(),
+    }
+}
+
+fn uid(object: &Value) -> Option<&str> {
+    object["metadata"]["uid"].as_str()
+}
+
+struct Resolved {
+    manifest: Manifest,
+    key: ObjectKey,
+    kind: ResolvedKind,
+    desired: DesiredBody,
+}
+
+/// Plans one application against a live cluster.
+pub async fn plan_application(
+    cluster: &ReadOnlyCluster,
+    discovered: &KindIndex,
+    app: &Application,
+    manifests: &[Manifest],
+    revision: Option<&str>,
+    previous_kinds: &[String],
+    options: PlanOptions,
+) -> LivePlan {
+    let concurrency = options.concurrency.max(1);
+    let mut problems = Vec::new();
+    let mut notes = Vec::new();
+    let manifests = with_created_namespace(app, manifests);
+
+    // Kinds: the server's, plus those that CRDs in this plan will add.
+    let mut index = discovered.clone();
+    for m in manifests
+        .iter()
+        .filter(|m| m.group() == "apiextensions.k8s.io" && m.kind() == "CustomResourceDefinition")
+    {
+        index.add_pending_crd(&m.object);
+    }
+
+    let mut resolved = Vec::new();
+    for manifest in manifests {
+        let Some(kind) = index
+            .resolve(manifest.group(), manifest.version(), manifest.kind())
+            .cloned()
+        else {
+            problems.push(PlanProblem {
+                key: Some(manifest.key()),
+                origin: Some(manifest.origin.clone()),
+                message: format!(
+                    "unknown kind {} {}: the cluster does not serve it and no CustomResourceDefinition in this application defines it",
+                    manifest.api_version(),
+                    manifest.kind()
+                ),
+            });
+            continue;
+        };
+        let mut manifest = manifest;
+        if !kind.namespaced && manifest.namespace().is_some() {
+            // The API server ignores a namespace on a cluster-scoped object;
+            // drop it so identities and tracking ids agree with the server's.
+            if let Some(metadata) = manifest.object["metadata"].as_object_mut() {
+                metadata.remove("namespace");
+            }
+        }
+        if kind.namespaced
+            && manifest.namespace().is_none()
+            && let Some(namespace) = &app.namespace
+            && let Some(metadata) = manifest.object["metadata"].as_object_mut()
+        {
+            // Only discovery could tell this kind is namespaced: default it now.
+            metadata.insert("namespace".into(), namespace.clone().into());
+        }
+        if kind.namespaced && manifest.namespace().is_none() {
+            problems.push(PlanProblem {
+                key: Some(manifest.key()),
+                origin: Some(manifest.origin.clone()),
+                message: "namespaced object without a namespace: set metadata.namespace or the application's `namespace`"
+                    .into(),
+            });
+            continue;
+        }
+        let desired = desired_body(&manifest, app);
+        for pointer in &desired.ignored {
+            notes.push(format!(
+                "{}: {pointer} left to its other owner (ignore rule)",
+                manifest.key()
+            ));
+        }
+        resolved.push(Resolved {
+            key: manifest.key(),
+            manifest,
+            kind,
+            desired,
+        });
+    }
+
+    // One label-selected list per kind: every live object of the application.
+    let mut list_kinds: BTreeMap<String, ResolvedKind> = BTreeMap::new();
+    for r in resolved.iter().filter(|r| !r.kind.pending) {
+        list_kinds.insert(kind_id(&r.kind), r.kind.clone());
+    }
+    for id in previous_kinds {
+        if let Some(kind) = resolve_kind_id(&index, id).filter(|k| !k.pending) {
+            list_kinds.entry(kind_id(&kind)).or_insert(kind);
+        }
+    }
+    let selector = inventory::selector(&app.name);
+    let listed: Vec<(ResolvedKind, Result<Vec<Value>, ApiFailure>)> =
+        stream::iter(list_kinds.values().cloned())
+            .map(|kind| {
+                let selector = selector.clone();
+                async move {
+                    let items = cluster.list(&kind, None, Some(&selector)).await;
+                    (kind, items)
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+    let mut owned: HashMap<ObjectKey, (ResolvedKind, Value)> = HashMap::new();
+    let mut list_failed = false;
+    for (kind, items) in listed {
+        match items {
+            Ok(items) => {
+                for item in items {
+                    let key = live_key(&item);
+                    if ownership(&app.name, &key, &item) == Ownership::Ours {
+                        owned.insert(key, (kind.clone(), item));
+                    }
+                }
+            }
+            Err(failure) => {
+                list_failed = true;
+                problems.push(PlanProblem {
+                    key: None,
+                    origin: None,
+                    message: format!("cannot list {} objects: {failure}", kind.resource.kind),
+                });
+            }
+        }
+    }
+
+    // Desired objects the selected lists did not return: do they exist?
+    let creating_namespaces: BTreeSet<String> = resolved
+        .iter()
+        .filter(|r| {
+            r.key.group.is_empty() && r.key.kind == "Namespace" && !owned.contains_key(&r.key)
+        })
+        .map(|r| r.key.name.clone())
+        .collect();
+    let mut lookups: BTreeMap<(String, Option<String>), ResolvedKind> = BTreeMap::new();
+    for r in resolved
+        .iter()
+        .filter(|r| !r.kind.pending && !owned.contains_key(&r.key))
+    {
+        lookups.insert((kind_id(&r.kind), r.key.namespace.clone()), r.kind.clone());
+    }
+    let found: Vec<Result<Vec<Value>, ApiFailure>> = stream::iter(lookups)
+        .map(|((_, namespace), kind)| async move {
+            cluster.list(&kind, namespace.as_deref(), None).await
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let mut existing: HashMap<ObjectKey, Value> = HashMap::new();
+    for items in found {
+        match items {
+            Ok(items) => {
+                for item in items {
+                    existing.insert(live_key(&item), item);
+                }
+            }
+            // A namespace that does not exist yet lists as empty or 404; only
+            // real failures matter, and the apply will surface them.
+            Err(failure) if failure.is_not_found() => {}
+            Err(failure) => problems.push(PlanProblem {
+                key: None,
+                origin: None,
+                message: format!("cannot look up existing objects: {failure}"),
+            }),
+        }
+    }
+
+    // Classify every desired object.
+    let mut changes = Vec::new();
+    let mut objects = Vec::new();
+    let mut kinds = BTreeSet::new();
+    for r in resolved {
+        kinds.insert(kind_id(&r.kind));
+        let phase = phase_of(&r.manifest);
+        let mut change = Change {
+            key: r.key.clone(),
+            api_version: r.manifest.api_version().to_string(),
+            origin: Some(r.manifest.origin.clone()),
+            phase,
+            action: Action::Create,
+            reason: Reason::Missing,
+            validation: Validation::NotNeeded,
+            diff: None,
+            held: None,
+            notes: Vec::new(),
+        };
+        let mut live = None;
+        if let Some((_, object)) = owned.remove(&r.key) {
+            if is_unchanged(&object, &r.desired) {
+                change.action = Action::Unchanged;
+                change.reason = Reason::InSync;
+            } else {
+                change.action = Action::Update;
+                let same_hash = inventory::annotation(&object, inventory::HASH_ANNOTATION)
+                    == Some(r.desired.hash.as_str());
+                change.reason = if same_hash {
+                    Reason::Drift
+                } else {
+                    Reason::ChangedInGit
+                };
+                if same_hash && !app.sync.self_heal {
+                    change.held = Some("selfHeal is off: drift is reported, not reverted".into());
+                }
+            }
+            live = Some(object);
+        } else if let Some(object) = existing.remove(&r.key) {
+            match ownership(&app.name, &r.key, &object) {
+                Ownership::OtherApplication(other) => {
+                    problems.push(PlanProblem {
+                        key: Some(r.key.clone()),
+                        origin: Some(r.manifest.origin.clone()),
+                        message: format!(
+                            "already managed by application {other:?}; remove it from one of the two applications"
+                        ),
+                    });
+                    continue;
+                }
+                Ownership::Ours | Ownership::Copy | Ownership::Unowned => {
+                    change.action = Action::Update;
+                    change.reason = Reason::Adopt;
+                    change
+                        .notes
+                        .push("exists without relbot's tracking; relbot will adopt it".into());
+                }
+            }
+            live = Some(object);
+        } else if list_failed {
+            change
+                .notes
+                .push("could not check whether it exists (a list failed)".into());
+        }
+        let needs_not_validated = r.kind.pending
+            || r.key
+                .namespace
+                .as_ref()
+                .is_some_and(|ns| creating_namespaces.contains(ns));
+        if change.action != Action::Unchanged && needs_not_validated {
+            change.validation = Validation::NotServerValidated;
+        }
+        changes.push(change);
+        objects.push(PlannedObject {
+            kind: r.kind,
+            desired: Some(r.desired),
+            live,
+            dry_run: None,
+        });
+    }
+
+    // Dry-runs: all differences when validating; held drift always (to show it).
+    let to_check: Vec<usize> = (0..changes.len())
+        .filter(|&i| {
+            let c = &changes[i];
+            c.action != Action::Unchanged
+                && c.validation != Validation::NotServerValidated
+                && (options.validate || c.held.is_some())
+        })
+        .collect();
+    let results: Vec<(usize, Result<Value, ApiFailure>)> = stream::iter(to_check)
+        .map(|i| {
+            let object = &objects[i];
+            let key = &changes[i].key;
+            let body = &object
+                .desired
+                .as_ref()
+                .expect("desired objects have a body")
+                .body;
+            async move {
+                (
+                    i,
+                    cluster
+                        .dry_run_apply(&object.kind, key.namespace.as_deref(), &key.name, body)
+                        .await,
+                )
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    for (i, result) in results {
+        let change = &mut changes[i];
+        let object = &mut objects[i];
+        match result {
+            Ok(after) => {
+                change.validation = Validation::ServerValidated;
+                change.diff = object_diff(&change.key, object.live.as_ref(), &after);
+                if change.action == Action::Create {
+                    // The full body of a new object is in git; a diff adds nothing.
+                    change.diff = None;
+                } else if change.diff.is_none() {
+                    change
+                        .notes
+                        .push("values already equal; only relbot's ownership marks change".into());
+                }
+                object.dry_run = Some(after);
+            }
+            Err(failure) if failure.is_immutable() && object.live.is_some() => {
+                change.action = Action::Recreate;
+                change.notes.push(failure.message.clone());
+                let body = &object.desired.as_ref().expect("desired").body;
+                if !recreate_allowed(body) {
+                    change.held = Some(format!(
+                        "an immutable field changed; annotate it {}: Replace=true to let relbot delete and re-create it",
+                        inventory::SYNC_OPTIONS_ANNOTATION
+                    ));
+                }
+            }
+            Err(failure) => problems.push(PlanProblem {
+                key: Some(change.key.clone()),
+                origin: change.origin.clone(),
+                message: format!("the server rejected it: {failure}"),
+            }),
+        }
+    }
+
+    // Prune: what relbot owns for this application and git no longer has.
+    let total_owned = owned.len() + changes.iter().filter(|c| objects_live(c)).count();
+    let mut prunes: Vec<(Phase, Change, PlannedObject)> = owned
+        .into_values()
+        .map(|(kind, live)| {
+            let key = live_key(&live);
+            let as_manifest = Manifest {
+                object: live.clone(),
+                origin: Origin {
+                    file: "".into(),
+                    line: 0,
+                },
+            };
+            let held = if !app.sync.prune {
+                Some("prune is off for this application".to_string())
+            } else {
+                prune_protection(&live, &key, app)
+            };
+            let phase = phase_of(&as_manifest);
+            let change = Change {
+                key,
+                api_version: live["apiVersion"].as_str().unwrap_or("").to_string(),
+                origin: None,
+                phase,
+                action: Action::Prune,
+                reason: Reason::NoLongerInGit,
+                validation: Validation::NotNeeded,
+                diff: None,
+                held,
+                notes: uid(&live)
+                    .map(|u| vec![format!("uid {u}")])
+                    .unwrap_or_default(),
+            };
+            (
+                phase,
+                change,
+                PlannedObject {
+                    kind,
+                    desired: None,
+                    live: Some(live),
+                    dry_run: None,
+                },
+            )
+        })
+        .collect();
+    prunes.sort_by(|a, b| (b.0, &b.1.key).cmp(&(a.0, &a.1.key)));
+    let prunable = prunes.iter().filter(|p| p.1.held.is_none()).count();
+    if prunable > 0 && total_owned > 0 {
+        let share = prunable * 100 / total_owned;
+        if share > app.sync.max_prune_percent as usize {
+            let message = format!(
+                "prune refused: it would delete {prunable} of the application's {total_owned} live objects ({share}%), more than sync.maxPrunePercent ({}%). If git is right, raise maxPrunePercent for one run or delete them by hand",
+                app.sync.max_prune_percent
+            );
+            for (_, change, _) in prunes.iter_mut().filter(|p| p.1.held.is_none()) {
+                change.held = Some("prune refused: too large a share of the application".into());
+            }
+            notes.push(message);
+        }
+    }
+    for (_, change, object) in prunes {
+        changes.push(change);
+        objects.push(object);
+    }
+
+    LivePlan {
+        plan: Plan {
+            application: app.name.clone(),
+            revision: revision.map(str::to_string),
+            cluster: ClusterView::Live {
+                server: cluster.server().to_string(),
+            },
+            changes,
+            problems,
+            notes,
+        },
+        objects,
+        kinds,
+    }
+}
+
+fn objects_live(change: &Change) -> bool {
+    matches!(
+        change.reason,
+        Reason::InSync | Reason::ChangedInGit | Reason::Drift
+    )
+}

@@ -1,0 +1,283 @@
+//! `SyncResult`: how one application's sync ended, object by object. Printed
+//! by the CLI, kept in the cluster for `relbot status`, served by `relbot serve`.
+
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::plan::{Action, Reason};
+use super::report::{Style, short_revision};
+use crate::cluster::client::RequestCounts;
+use crate::cluster::health::{Health, HealthStatus};
+use crate::manifest::{ObjectKey, Origin};
+
+/// What happened to one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "result", content = "detail")]
+pub enum Outcome {
+    /// Written (created, updated, re-created or pruned) as planned.
+    Applied,
+    /// Already equal to git; nothing sent.
+    Unchanged,
+    /// Left alone on purpose (selfHeal off, prune protection…); says why.
+    Held(String),
+    /// The server refused; says what it said.
+    Failed(String),
+    /// The run stopped before reaching it; says why.
+    NotAttempted(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectOutcome {
+    pub key: ObjectKey,
+    pub api_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+    pub action: Action,
+    pub reason: Reason,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+/// How the run ended as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RunPhase {
+    /// The cluster equals git (and is healthy or on its way).
+    Synced,
+    /// Done, but differences remain that the policy holds back.
+    OutOfSync,
+    /// Something failed or a health gate stopped the run.
+    Failed,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timings {
+    pub plan_ms: u64,
+    pub apply_ms: u64,
+    pub health_ms: u64,
+    pub prune_ms: u64,
+    pub total_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncResult {
+    pub application: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    pub server: String,
+    pub started_at: DateTime<Utc>,
+    pub phase: RunPhase,
+    pub health: HealthStatus,
+    pub objects: Vec<ObjectOutcome>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Requests this run sent, by what they could change (including the
+    /// status record, when written).
+    pub requests: RequestCounts,
+    /// Whether this run rewrote the status ConfigMap (one or two of the
+    /// writes above; skipped when the state it records did not change).
+    #[serde(default)]
+    pub status_recorded: bool,
+    pub timings: Timings,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OutcomeCounts {
+    pub created: usize,
+    pub updated: usize,
+    pub recreated: usize,
+    pub pruned: usize,
+    pub unchanged: usize,
+    pub held: usize,
+    pub failed: usize,
+    pub not_attempted: usize,
+}
+
+impl OutcomeCounts {
+    pub fn summary(&self) -> String {
+        let parts: Vec<String> = [
+            (self.created, "created"),
+            (self.updated, "updated"),
+            (self.recreated, "re-created"),
+            (self.pruned, "pruned"),
+            (self.unchanged, "unchanged"),
+            (self.held, "held back"),
+            (self.failed, "failed"),
+            (self.not_attempted, "not attempted"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
+        if parts.is_empty() {
+            "no objects".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+impl SyncResult {
+    pub fn counts(&self) -> OutcomeCounts {
+        let mut c = OutcomeCounts::default();
+        for o in &self.objects {
+            match (&o.outcome, o.action) {
+                (Outcome::Applied, Action::Create) => c.created += 1,
+                (Outcome::Applied, Action::Update) => c.updated += 1,
+                (Outcome::Applied, Action::Recreate) => c.recreated += 1,
+                (Outcome::Applied, Action::Prune) => c.pruned += 1,
+                (Outcome::Applied | Outcome::Unchanged, _) => c.unchanged += 1,
+                (Outcome::Held(_), _) => c.held += 1,
+                (Outcome::Failed(_), _) => c.failed += 1,
+                (Outcome::NotAttempted(_), _) => c.not_attempted += 1,
+            }
+        }
+        c
+    }
+
+    /// 0 in sync, 1 differences held back, 2 failed (also when Degraded).
+    pub fn exit_code(&self) -> u8 {
+        match (self.phase, self.health) {
+            (RunPhase::Failed, _) | (_, HealthStatus::Degraded) => 2,
+            (RunPhase::OutOfSync, _) => 1,
+            (RunPhase::Synced, _) => 0,
+        }
+    }
+
+    pub fn writes(&self) -> u64 {
+        self.requests.writes
+    }
+}
+
+fn phase_word(phase: RunPhase, style: Style) -> String {
+    match phase {
+        RunPhase::Synced => style.green("synced"),
+        RunPhase::OutOfSync => style.yellow("out of sync"),
+        RunPhase::Failed => style.red("failed"),
+    }
+}
+
+fn health_word(health: HealthStatus, style: Style) -> String {
+    match health {
+        HealthStatus::Healthy => style.green("Healthy"),
+        HealthStatus::Degraded | HealthStatus::Missing => style.red(health.as_str()),
+        _ => style.yellow(health.as_str()),
+    }
+}
+
+/// `shop @ 1a2b3c: synced, Healthy — 2 created, 10 unchanged (0.41 s, 14 requests, 2 writes)`
+pub fn summary_line(result: &SyncResult, style: Style) -> String {
+    let name = match &result.revision {
+        Some(rev) => format!("{} @ {}", result.application, short_revision(rev)),
+        None => result.application.clone(),
+    };
+    format!(
+        "{}: {}, {} — {} ({:.2} s, {} requests, {} writes)",
+        style.bold(&name),
+        phase_word(result.phase, style),
+        health_word(result.health, style),
+        result.counts().summary(),
+        result.timings.total_ms as f64 / 1000.0,
+        result.requests.total(),
+        result.requests.writes,
+    )
+}
+
+/// A result for people: the summary, then every object that was not simply
+/// unchanged (what was applied, what was not and why), then errors.
+pub fn render_result(result: &SyncResult, style: Style, verbose: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", summary_line(result, style));
+    for o in &result.objects {
+        let quiet = matches!(o.outcome, Outcome::Unchanged)
+            && o.health.as_ref().is_none_or(|h| h.status.passes_gate());
+        if quiet && !verbose {
+            continue;
+        }
+        let what = match &o.outcome {
+            Outcome::Applied => style.green(&format!("{:<13}", past_tense(o.action))),
+            Outcome::Unchanged => style.dim(&format!("{:<13}", "unchanged")),
+            Outcome::Held(_) => {
+                style.yellow(&format!("{:<13}", format!("held {}", o.action.verb())))
+            }
+            Outcome::Failed(_) => {
+                style.red(&format!("{:<13}", format!("failed {}", o.action.verb())))
+            }
+            Outcome::NotAttempted(_) => style.dim(&format!(
+                "{:<13}",
+                format!("not {}d", o.action.verb().trim_end_matches('e'))
+            )),
+        };
+        let mut line = format!("    {what} {}", o.key);
+        if let Some(origin) = &o.origin {
+            let _ = write!(line, "  {}", style.dim(&origin.to_string()));
+        }
+        if let Some(h) = o
+            .health
+            .as_ref()
+            .filter(|h| h.status != HealthStatus::Healthy)
+        {
+            let _ = write!(
+                line,
+                "  [{}{}]",
+                health_word(h.status, style),
+                if h.message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", h.message)
+                }
+            );
+        }
+        let _ = writeln!(out, "{line}");
+        match &o.outcome {
+            Outcome::Held(why) | Outcome::Failed(why) | Outcome::NotAttempted(why) => {
+                let _ = writeln!(out, "        {}", style.dim(why));
+            }
+            _ => {}
+        }
+        if let Some(diff) = &o.diff {
+            out.push_str(&style.diff(diff, "        "));
+        }
+    }
+    for e in &result.errors {
+        let _ = writeln!(out, "  {} {e}", style.red("error:"));
+    }
+    for n in &result.notes {
+        let _ = writeln!(out, "  {}", style.dim(n));
+    }
+    out
+}
+
+fn past_tense(action: Action) -> &'static str {
+    match action {
+        Action::Create => "created",
+        Action::Update => "updated",
+        Action::Recreate => "re-created",
+        Action::Prune => "pruned",
+        Action::Unchanged => "unchanged",
+    }
+}
+
+/// `--output json` of a real sync.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResultDocument<'a> {
+    pub applications: &'a [SyncResult],
+    pub exit_code: u8,
+}
+
+pub fn results_exit_code(results: &[SyncResult]) -> u8 {
+    results.iter().map(SyncResult::exit_code).max().unwrap_or(0)
+}

@@ -1,0 +1,753 @@
+//! The reconciler end to end against a cluster: the emulator by default, a
+//! real cluster with RELBOT_TEST_KUBECONFIG. Every test works in its own
+//! namespace and uses that namespace as its application name, so tests can
+//! share a real cluster.
+
+use std::time::Duration;
+
+use kubesim::testing::TestCluster;
+use kubesim::{ControllerOptions, SimOptions};
+use relbot::cluster::client::{Cluster, ReadOnlyCluster};
+use relbot::cluster::health::HealthStatus;
+use relbot::config::Application;
+use relbot::manifest::{Manifest, Origin};
+use relbot::sync::apply::{SyncSettings, sync_application};
+use relbot::sync::engine::{DesiredApplication, PlanTarget, RunSettings, plan_all};
+use relbot::sync::plan::{Action, Plan, Reason, Validation};
+use relbot::sync::result::{Outcome, RunPhase, SyncResult};
+use serde_json::{Value, json};
+
+fn app(tc: &TestCluster, extra: &str) -> Application {
+    let yaml = format!(
+        "name: {ns}\npath: apps/{ns}\nnamespace: {ns}\n{extra}",
+        ns = tc.namespace()
+    );
+    serde_saphyr::from_str(&yaml).expect("application YAML")
+}
+
+fn manifest(object: Value, line: usize) -> Manifest {
+    Manifest {
+        object,
+        origin: Origin {
+            file: "apps/shop/all.yaml".into(),
+            line,
+        },
+    }
+}
+
+fn config_map(ns: &str, name: &str, value: &str) -> Manifest {
+    manifest(
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns},
+            "data": {"greeting": value}}),
+        1,
+    )
+}
+
+fn deployment(ns: &str, name: &str, image: &str, replicas: Option<i64>) -> Manifest {
+    let mut object = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "main", "image": image, "ports": [{"containerPort": 8080}]}]}}}});
+    if let Some(r) = replicas {
+        object["spec"]["replicas"] = json!(r);
+    }
+    manifest(object, 10)
+}
+
+fn service(ns: &str, name: &str) -> Manifest {
+    manifest(
+        json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+            "spec": {"clusterIP": "None", "selector": {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}),
+        30,
+    )
+}
+
+fn controllers() -> SimOptions {
+    SimOptions {
+        controllers: Some(ControllerOptions::default()),
+        ..Default::default()
+    }
+}
+
+fn settings(tc: &TestCluster) -> SyncSettings {
+    SyncSettings {
+        concurrency: 8,
+        status_namespace: tc.namespace().to_string(),
+        health_timeout: Duration::from_secs(10),
+        poll_interval: Duration::from_millis(100),
+        record_status: true,
+    }
+}
+
+fn cluster(tc: &TestCluster) -> Cluster {
+    Cluster::from_client(tc.client(), "test-cluster")
+}
+
+async fn sync(tc: &TestCluster, app: &Application, manifests: &[Manifest]) -> SyncResult {
+    let cluster = cluster(tc);
+    let index = cluster.discover().await.expect("discovery");
+    sync_application(
+        &cluster,
+        &index,
+        app,
+        manifests,
+        Some("rev1"),
+        &settings(tc),
+    )
+    .await
+}
+
+async fn plan(
+    tc: &TestCluster,
+    app: &Application,
+    manifests: &[Manifest],
+) -> (Plan, ReadOnlyCluster) {
+    let read_only = ReadOnlyCluster::from_client(tc.client(), "test-cluster");
+    let target = PlanTarget::Live(read_only.clone());
+    let desired = [DesiredApplication {
+        app: app.clone(),
+        manifests: manifests.to_vec(),
+    }];
+    let settings = RunSettings {
+        concurrency: 8,
+        status_namespace: tc.namespace().to_string(),
+    };
+    let mut plans = plan_all(&target, &desired, Some("rev2"), &settings)
+        .await
+        .expect("plan");
+    (plans.remove(0), read_only)
+}
+
+fn outcome<'a>(
+    result: &'a SyncResult,
+    kind: &str,
+    name: &str,
+) -> &'a relbot::sync::result::ObjectOutcome {
+    result
+        .objects
+        .iter()
+        .find(|o| o.key.kind == kind && o.key.name == name)
+        .unwrap_or_else(|| panic!("no outcome for {kind} {name} in {result:#?}"))
+}
+
+fn server_writes(tc: &TestCluster) -> Option<usize> {
+    tc.sim()
+        .map(|sim| sim.request_log().iter().filter(|r| r.is_write()).count())
+}
+
+#[tokio::test]
+async fn sync_creates_then_noop_resync_writes_nothing() {
+    let tc = TestCluster::acquire("sync-noop").await;
+    let ns = tc.namespace().to_string();
+    let app = app(&tc, "");
+    let desired = vec![config_map(&ns, "settings", "hello"), service(&ns, "web")];
+
+    let first = sync(&tc, &app, &desired).await;
+    assert_eq!(first.phase, RunPhase::Synced, "{first:#?}");
+    assert_eq!(first.counts().created, 2, "{first:#?}");
+    assert_eq!(first.health, HealthStatus::Healthy);
+
+    if let Some(sim) = tc.sim() {
+        sim.clear_request_log();
+    }
+    let second = sync(&tc, &app, &desired).await;
+    assert_eq!(second.phase, RunPhase::Synced, "{second:#?}");
+    assert_eq!(second.counts().unchanged, 2, "{second:#?}");
+    assert_eq!(
+        second.requests.writes, 0,
+        "a no-op re-sync writes nothing: {second:#?}"
+    );
+    assert_eq!(second.requests.dry_runs, 0, "and needs no dry-run");
+    if let Some(writes) = server_writes(&tc) {
+        assert_eq!(
+            writes,
+            0,
+            "the server saw writes: {:#?}",
+            tc.sim().unwrap().request_log()
+        );
+    }
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn sync_changed_image_is_one_update_with_a_one_line_diff() {
+    let tc = TestCluster::acquire_with("sync-image", controllers()).await;
+    let ns = tc.namespace().to_string();
+    let app = app(&tc, "sync: {healthTimeout: 1s}\n");
+    let before = vec![
+        deployment(&ns, "web", "nginx:1.26", Some(2)),
+        service(&ns, "web"),
+    ];
+    let first = sync(&tc, &app, &before).await;
+    assert!(first.counts().created == 2, "{first:#?}");
+
+    let after = vec![
+        deployment(&ns, "web", "nginx:1.27", Some(2)),
+        service(&ns, "web"),
+    ];
+    let (plan, _) = plan(&tc, &app, &after).await;
+    let updates: Vec<_> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Update)
+        .collect();
+    assert_eq!(updates.len(), 1, "{plan:#?}");
+    assert_eq!(updates[0].reason, Reason::ChangedInGit);
+    assert_eq!(updates[0].validation, Validation::ServerValidated);
+    let diff = updates[0].diff.as_deref().expect("a diff");
+    assert_eq!(
+        relbot::sync::diff::changed_lines(diff),
+        2,
+        "one line out, one in:\n{diff}"
+    );
+    assert!(
+        diff.contains("nginx:1.26") && diff.contains("nginx:1.27"),
+        "{diff}"
+    );
+
+    let second = sync(&tc, &app, &after).await;
+    assert_eq!(second.counts().updated, 1, "{second:#?}");
+    assert_eq!(
+        second.requests.writes,
+        1 + u64::from(second.status_recorded),
+        "one apply: {second:#?}"
+    );
+    tc.cleanup().await;
+}
+
+/// Another writer changes a field relbot owns, the way `kubectl edit` does
+/// (an Update: ownership moves to that manager).
+async fn edit_config_map(tc: &TestCluster, name: &str, value: &str) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, Patch, PatchParams};
+    let api: Api<ConfigMap> = Api::namespaced(tc.client(), tc.namespace());
+    let patch = json!({"data": {"greeting": value}});
+    api.patch(
+        name,
+        &PatchParams {
+            field_manager: Some("kubectl-edit".into()),
+            ..Default::default()
+        },
+        &Patch::Merge(&patch),
+    )
+    .await
+    .expect("manual edit");
+}
+
+async fn live_greeting(tc: &TestCluster, name: &str) -> String {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(tc.client(), tc.namespace());
+    api.get(name)
+        .await
+        .expect("config map")
+        .data
+        .unwrap_or_default()["greeting"]
+        .clone()
+}
+
+#[tokio::test]
+async fn sync_reverts_drift_and_only_reports_it_with_self_heal_off() {
+    let tc = TestCluster::acquire("sync-drift").await;
+    let ns = tc.namespace().to_string();
+    let healing = app(&tc, "");
+    let desired = vec![config_map(&ns, "settings", "hello")];
+    sync(&tc, &healing, &desired).await;
+
+    edit_config_map(&tc, "settings", "edited by hand").await;
+    let (plan, _) = plan(&tc, &healing, &desired).await;
+    let change = &plan.changes[0];
+    assert_eq!(
+        (change.action, change.reason),
+        (Action::Update, Reason::Drift),
+        "{plan:#?}"
+    );
+    let diff = change.diff.as_deref().expect("drift diff");
+    assert!(
+        diff.contains("edited by hand") && diff.contains("hello"),
+        "{diff}"
+    );
+
+    let reporting = app(&tc, "sync: {selfHeal: false}\n");
+    let reported = sync(&tc, &reporting, &desired).await;
+    assert_eq!(reported.phase, RunPhase::OutOfSync, "{reported:#?}");
+    assert!(matches!(
+        outcome(&reported, "ConfigMap", "settings").outcome,
+        Outcome::Held(_)
+    ));
+    assert_eq!(
+        reported.requests.writes,
+        u64::from(reported.status_recorded),
+        "only the status record: {reported:#?}"
+    );
+    assert_eq!(live_greeting(&tc, "settings").await, "edited by hand");
+
+    let healed = sync(&tc, &healing, &desired).await;
+    assert_eq!(healed.phase, RunPhase::Synced, "{healed:#?}");
+    assert_eq!(healed.counts().updated, 1);
+    assert_eq!(live_greeting(&tc, "settings").await, "hello");
+    let again = sync(&tc, &healing, &desired).await;
+    assert_eq!(again.requests.writes, 0, "converged: {again:#?}");
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn sync_prunes_a_removed_file_and_nothing_else() {
+    let tc = TestCluster::acquire("sync-prune").await;
+    let ns = tc.namespace().to_string();
+    let app = app(&tc, "");
+    let all = vec![
+        config_map(&ns, "keep", "a"),
+        config_map(&ns, "gone", "b"),
+        service(&ns, "web"),
+    ];
+    sync(&tc, &app, &all).await;
+    // Someone else's object in the same namespace, with a copied label.
+    {
+        use k8s_openapi::api::core::v1::ConfigMap;
+        use kube::api::{Api, PostParams};
+        let api: Api<ConfigMap> = Api::namespaced(tc.client(), &ns);
+        let foreign: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "foreign",
+            "labels": {"app.kubernetes.io/managed-by": "relbot", "relbot.dev/application": ns}}}))
+        .unwrap();
+        api.create(&PostParams::default(), &foreign).await.unwrap();
+    }
+    let fewer = vec![config_map(&ns, "keep", "a"), service(&ns, "web")];
+    let (plan, _) = plan(&tc, &app, &fewer).await;
+    let prunes: Vec<String> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Prune)
+        .map(|c| c.key.name.clone())
+        .collect();
+    assert_eq!(prunes, ["gone"], "{plan:#?}");
+
+    let result = sync(&tc, &app, &fewer).await;
+    assert_eq!(result.counts().pruned, 1, "{result:#?}");
+    assert_eq!(result.counts().unchanged, 2, "{result:#?}");
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(tc.client(), &ns);
+    assert!(api.get_opt("gone").await.unwrap().is_none());
+    assert!(api.get_opt("keep").await.unwrap().is_some());
+    assert!(
+        api.get_opt("foreign").await.unwrap().is_some(),
+        "an untracked copy is never pruned"
+    );
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn sync_refuses_a_prune_of_most_of_the_application() {
+    let tc = TestCluster::acquire("sync-prune-guard").await;
+    let ns = tc.namespace().to_string();
+    let app = app(&tc, "");
+    let all: Vec<Manifest> = (0..4)
+        .map(|i| config_map(&ns, &format!("cm{i}"), "x"))
+        .collect();
+    sync(&tc, &app, &all).await;
+    let result = sync(&tc, &app, &all[..1]).await;
+    assert_eq!(result.counts().pruned, 0, "{result:#?}");
+    assert_eq!(result.counts().held, 3);
+    assert!(
+        result
+            .notes
+            .iter()
+            .any(|n| n.contains("prune refused") && n.contains("maxPrunePercent")),
+        "{result:#?}"
+    );
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn sync_never_shows_hpa_owned_replicas_as_drift() {
+    let tc = TestCluster::acquire_with("sync-hpa", controllers()).await;
+    let ns = tc.namespace().to_string();
+    // git sets replicas, but the application hands them to the autoscaler.
+    let app = app(
+        &tc,
+        "sync: {healthTimeout: 20s}\nignore: [{kind: Deployment, jsonPointers: [/spec/replicas]}]\n",
+    );
+    let desired = vec![deployment(&ns, "web", "nginx:1.27", Some(2))];
+    sync(&tc, &app, &desired).await;
+    {
+        use k8s_openapi::api::apps::v1::Deployment;
+        use kube::api::{Api, Patch, PatchParams};
+        let api: Api<Deployment> = Api::namespaced(tc.client(), &ns);
+        let scale = json!({"spec": {"replicas": 5}});
+        let params = PatchParams {
+            field_manager: Some("horizontal-pod-autoscaler".into()),
+            ..Default::default()
+        };
+        api.patch_scale("web", &params, &Patch::Merge(&scale))
+            .await
+            .expect("scale");
+    }
+    let (plan, _) = plan(&tc, &app, &desired).await;
+    assert_eq!(plan.changes[0].action, Action::Unchanged, "{plan:#?}");
+    let again = sync(&tc, &app, &desired).await;
+    // (The status ConfigMap may be rewritten: health changes while the scaled Deployment rolls.)
+    assert_eq!(
+        outcome(&again, "Deployment", "web").outcome,
+        Outcome::Unchanged,
+        "{again:#?}"
+    );
+    use k8s_openapi::api::apps::v1::Deployment;
+    let api: kube::Api<Deployment> = kube::Api::namespaced(tc.client(), &ns);
+    assert_eq!(
+        api.get("web").await.unwrap().spec.unwrap().replicas,
+        Some(5)
+    );
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn sync_applies_a_crd_and_its_custom_resource_in_one_commit() {
+    let tc = TestCluster::acquire("sync-crd").await;
+    let ns = tc.namespace().to_string();
+    let group = format!("{ns}.example.com");
+    let app = app(&tc, "");
+    let crd = manifest(
+        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": format!("widgets.{group}")},
+            "spec": {"group": group, "scope": "Namespaced",
+                "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                        "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}}]}}),
+        1,
+    );
+    let widget = manifest(
+        json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
+            "metadata": {"name": "w1", "namespace": ns}, "spec": {"size": 3}}),
+        20,
+    );
+    let desired = vec![widget, crd];
+    let (plan, _) = plan(&tc, &app, &desired).await;
+    assert!(plan.problems.is_empty(), "{plan:#?}");
+    let cr = plan
+        .changes
+        .iter()
+        .find(|c| c.key.kind == "Widget")
+        .unwrap();
+    assert_eq!(
+        (cr.action, cr.validation),
+        (Action::Create, Validation::NotServerValidated)
+    );
+    assert_eq!(
+        plan.changes[0].key.kind, "CustomResourceDefinition",
+        "CRDs go first"
+    );
+
+    let result = sync(&tc, &app, &desired).await;
+    assert_eq!(result.phase, RunPhase::Synced, "{result:#?}");
+    assert_eq!(result.counts().created, 2);
+    let again = sync(&tc, &app, &desired).await;
+    assert_eq!(again.requests.writes, 0, "{again:#?}");
+
+    // Leave no cluster-scoped CRD behind on a real cluster.
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(tc.client());
+    let _ = crds
+        .delete(&format!("widgets.{group}"), &Default::default())
+        .await;
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn sync_unknown_kind_is_an_error_naming_file_and_line() {
+    let tc = TestCluster::acquire("sync-unknown").await;
+    let ns = tc.namespace().to_string();
+    let app = app(&tc, "");
+    let gadget = manifest(
+        json!({"apiVersion": "nowhere.example.com/v1", "kind": "Gadget",
+        "metadata": {"name": "g", "namespace": ns}}),
+        42,
+    );
+    let (plan, _) = plan(&tc, &app, &[config_map(&ns, "c", "x"), gadget.clone()]).await;
+    let problem = plan.problems.first().expect("a problem").to_string();
+    assert!(
+        problem.contains("apps/shop/all.yaml:42") && problem.contains("Gadget"),
+        "{problem}"
+    );
+    let result = sync(&tc, &app, &[config_map(&ns, "c", "x"), gadget]).await;
+    assert_eq!(result.phase, RunPhase::Failed);
+    assert!(
+        result
+            .objects
+            .iter()
+            .all(|o| matches!(o.outcome, Outcome::NotAttempted(_))),
+        "nothing applied from a plan with errors: {result:#?}"
+    );
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(tc.client(), &ns);
+    assert!(api.get_opt("c").await.unwrap().is_none());
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn sync_failing_image_is_degraded_and_the_gate_stops_later_waves() {
+    let tc = TestCluster::acquire_with("sync-degraded", controllers()).await;
+    let Some(sim) = tc.require_emulator("controllers with failing images") else {
+        return;
+    };
+    sim.set_failing_images(["registry.example/broken:1"]);
+    let ns = tc.namespace().to_string();
+    let app = app(&tc, "sync: {healthTimeout: 30s}\n");
+    let mut later = config_map(&ns, "after", "x");
+    later.object["metadata"]["annotations"] = json!({"relbot.dev/sync-wave": "1"});
+    let desired = vec![
+        deployment(&ns, "broken", "registry.example/broken:1", Some(1)),
+        later,
+    ];
+    let result = sync(&tc, &app, &desired).await;
+    assert_eq!(result.phase, RunPhase::Failed, "{result:#?}");
+    assert_eq!(result.health, HealthStatus::Degraded);
+    let broken = outcome(&result, "Deployment", "broken");
+    assert_eq!(broken.outcome, Outcome::Applied);
+    assert_eq!(
+        broken.health.as_ref().unwrap().status,
+        HealthStatus::Degraded
+    );
+    assert!(
+        matches!(
+            outcome(&result, "ConfigMap", "after").outcome,
+            Outcome::NotAttempted(_)
+        ),
+        "{result:#?}"
+    );
+    assert!(
+        result.errors.iter().any(|e| e.contains("Degraded")),
+        "{:?}",
+        result.errors
+    );
+    assert_eq!(result.exit_code(), 2);
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn sync_immutable_change_is_recreate_and_applied_only_with_the_annotation() {
+    let tc = TestCluster::acquire_with("sync-recreate", controllers()).await;
+    let ns = tc.namespace().to_string();
+    let app = app(&tc, "sync: {healthTimeout: 20s}\n");
+    let original = deployment(&ns, "web", "nginx:1.27", Some(1));
+    sync(&tc, &app, std::slice::from_ref(&original)).await;
+
+    let mut moved = original.clone();
+    moved.object["spec"]["selector"]["matchLabels"]["app"] = json!("web2");
+    moved.object["spec"]["template"]["metadata"]["labels"]["app"] = json!("web2");
+    let (plan, _) = plan(&tc, &app, std::slice::from_ref(&moved)).await;
+    assert_eq!(plan.changes[0].action, Action::Recreate, "{plan:#?}");
+    assert!(
+        plan.changes[0]
+            .held
+            .as_deref()
+            .unwrap_or("")
+            .contains("Replace=true")
+    );
+    let refused = sync(&tc, &app, std::slice::from_ref(&moved)).await;
+    assert!(
+        matches!(outcome(&refused, "Deployment", "web").outcome, Outcome::Failed(ref m) if m.contains("Replace=true")),
+        "{refused:#?}"
+    );
+
+    moved.object["metadata"]["annotations"] = json!({"relbot.dev/sync-options": "Replace=true"});
+    let recreated = sync(&tc, &app, std::slice::from_ref(&moved)).await;
+    assert_eq!(
+        outcome(&recreated, "Deployment", "web").outcome,
+        Outcome::Applied,
+        "{recreated:#?}"
+    );
+    use k8s_openapi::api::apps::v1::Deployment;
+    let api: kube::Api<Deployment> = kube::Api::namespaced(tc.client(), &ns);
+    let live = api.get("web").await.unwrap();
+    assert_eq!(
+        live.spec.unwrap().selector.match_labels.unwrap()["app"],
+        "web2"
+    );
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn sync_converges_after_server_faults_mid_sync() {
+    let tc = TestCluster::acquire("sync-faults").await;
+    let Some(sim) = tc.require_emulator("fault injection") else {
+        return;
+    };
+    let ns = tc.namespace().to_string();
+    let app = app(&tc, "");
+    let desired: Vec<Manifest> = (0..12)
+        .map(|i| config_map(&ns, &format!("cm{i}"), "x"))
+        .collect();
+    let cluster = cluster(&tc);
+    let index = cluster.discover().await.unwrap();
+    // Let the plan's reads through, then fail a burst of applies with 500s and 429s.
+    sim.faults().stall_next(Duration::from_millis(1));
+    let first = {
+        let fault_after_plan = async {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        };
+        fault_after_plan.await;
+        sim.faults().fail_next(6, 500, None);
+        sim.faults().fail_next(4, 429, Some(Duration::from_secs(1)));
+        sync_application(
+            &cluster,
+            &index,
+            &app,
+            &desired,
+            Some("rev1"),
+            &settings(&tc),
+        )
+        .await
+    };
+    sim.faults().clear();
+    let second = sync(&tc, &app, &desired).await;
+    assert_eq!(
+        second.phase,
+        RunPhase::Synced,
+        "first: {first:#?}\nsecond: {second:#?}"
+    );
+    let third = sync(&tc, &app, &desired).await;
+    assert_eq!(third.requests.writes, 0, "converged: {third:#?}");
+    assert_eq!(third.counts().unchanged, 12);
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn sync_dry_run_issues_zero_writes_at_the_server() {
+    let tc = TestCluster::acquire("sync-dry-run").await;
+    let ns = tc.namespace().to_string();
+    let app = app(&tc, "sync: {createNamespace: true}\n");
+    sync(&tc, &app, &[config_map(&ns, "old", "x")]).await;
+    if let Some(sim) = tc.sim() {
+        sim.clear_request_log();
+    }
+    let desired = vec![
+        config_map(&ns, "new", "y"),
+        config_map(&ns, "old", "changed"),
+    ];
+    let (plan, read_only) = plan(&tc, &app, &desired).await;
+    assert!(plan.has_differences());
+    assert_eq!(read_only.counts().writes, 0);
+    assert!(read_only.counts().dry_runs >= 2, "{:?}", read_only.counts());
+    if let Some(sim) = tc.sim() {
+        let log = sim.request_log();
+        assert_eq!(log.iter().filter(|r| r.is_write()).count(), 0, "{log:#?}");
+        assert!(log.iter().any(|r| r.dry_run), "dry-runs reached the server");
+    }
+    tc.cleanup().await;
+}
+
+/// The CRDs K3s ships that the samples use (Traefik middlewares, the Helm
+/// controller's charts), installed the way a K3s cluster already has them.
+async fn install_k3s_crds(tc: &TestCluster) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, Patch, PatchParams};
+    let api: Api<CustomResourceDefinition> = Api::all(tc.client());
+    for (group, kind, plural) in [
+        ("traefik.io", "Middleware", "middlewares"),
+        ("helm.cattle.io", "HelmChart", "helmcharts"),
+    ] {
+        let name = format!("{plural}.{group}");
+        if api.get_opt(&name).await.expect("read CRDs").is_some() {
+            continue; // a real K3s cluster has them
+        }
+        let version = if group == "traefik.io" {
+            "v1alpha1"
+        } else {
+            "v1"
+        };
+        let crd = json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": name},
+            "spec": {"group": group, "scope": "Namespaced",
+                "names": {"kind": kind, "plural": plural, "singular": kind.to_lowercase(), "listKind": format!("{kind}List")},
+                "versions": [{"name": version, "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}});
+        api.patch(
+            &name,
+            &PatchParams::apply("k3s").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .expect("install CRD");
+    }
+    for _ in 0..50 {
+        let ready = relbot::cluster::client::ReadOnlyCluster::from_client(tc.client(), "t")
+            .discover()
+            .await
+            .is_ok_and(|index| index.resolve("helm.cattle.io", "v1", "HelmChart").is_some());
+        if ready {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The repository's samples, moved into the test's namespace.
+fn samples_in(tc: &TestCluster) -> Vec<(Application, Vec<Manifest>)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests-sample");
+    let loaded = relbot::config::load(&root.join("relbot.yaml")).expect("sample config");
+    let desired = relbot::source::load_desired(&root, &loaded.config).expect("samples render");
+    let ns = tc.namespace();
+    desired
+        .into_iter()
+        .map(|d| {
+            let mut app = loaded.application(&d.name).unwrap().clone();
+            app.name = format!("{}-{}", d.name, &ns[ns.len() - 5..]);
+            app.namespace = Some(ns.to_string());
+            let manifests = d
+                .manifests
+                .into_iter()
+                .map(|mut m| {
+                    let is_namespace = m.object["kind"] == "Namespace";
+                    let metadata = m.object["metadata"].as_object_mut().unwrap();
+                    if is_namespace {
+                        metadata.insert("name".into(), json!(ns));
+                    } else if metadata.contains_key("namespace") {
+                        metadata.insert("namespace".into(), json!(ns));
+                    }
+                    m
+                })
+                .collect();
+            (app, manifests)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sync_samples_from_empty_to_healthy_then_noop() {
+    let tc = TestCluster::acquire_with("sync-samples", controllers()).await;
+    install_k3s_crds(&tc).await;
+    let samples = samples_in(&tc);
+    assert_eq!(samples.len(), 2);
+    for (app, manifests) in &samples {
+        let first = sync(&tc, app, manifests).await;
+        assert!(first.errors.is_empty(), "{}: {first:#?}", app.name);
+        assert_eq!(
+            first.counts().failed + first.counts().not_attempted,
+            0,
+            "{first:#?}"
+        );
+        if tc.is_emulator() {
+            assert_eq!(first.phase, RunPhase::Synced, "{first:#?}");
+            assert_eq!(first.health, HealthStatus::Healthy, "{first:#?}");
+        } else {
+            println!("note: a real cluster here has no kubelets; health is not asserted");
+        }
+    }
+    for (app, manifests) in &samples {
+        let again = sync(&tc, app, manifests).await;
+        let applied = again
+            .objects
+            .iter()
+            .filter(|o| o.outcome == Outcome::Applied)
+            .count();
+        assert_eq!(applied, 0, "a second run is a no-op: {again:#?}");
+        assert_eq!(again.requests.dry_runs, 0);
+        assert_eq!(
+            again.requests.writes,
+            u64::from(again.status_recorded),
+            "{again:#?}"
+        );
+    }
+    tc.cleanup().await;
+}
