@@ -70,7 +70,7 @@ fn normalise(alt: &str) -> Result<String, String> {
         match (pending_op.take(), is_op) {
             (None, true) => pending_op = Some(token),
             (Some(op), false) => comparators.push(format!("{op}{}", strip_v(token))),
-            (None, false) => comparators.push(strip_v_after_op(token)),
+            (None, false) => comparators.push(bare_means_exact(strip_v_after_op(token))),
             (Some(op), true) => {
                 return Err(format!("operator {op:?} is followed by another operator"));
             }
@@ -80,6 +80,20 @@ fn normalise(alt: &str) -> Result<String, String> {
         return Err(format!("operator {op:?} has no version"));
     }
     Ok(comparators.join(", "))
+}
+
+/// The `semver` crate reads a bare `1.2.3` as `^1.2.3` (Cargo's rule); Flux,
+/// Renovate and npm read it as exactly `1.2.3`, and `1.2` as `1.2.x`. An
+/// explicit `=` gives that (`=1.2` is `>=1.2.0 <1.3.0` in the crate too).
+/// Wildcards (`1.x`, `*`) already mean what they say.
+fn bare_means_exact(token: String) -> String {
+    let has_op = token.starts_with(['>', '<', '=', '~', '^']);
+    let has_wildcard = token.split('.').any(|part| matches!(part, "x" | "X" | "*"));
+    if has_op || has_wildcard {
+        token
+    } else {
+        format!("={token}")
+    }
 }
 
 fn strip_v(version: &str) -> &str {
@@ -155,6 +169,23 @@ mod tests {
         assert!(inside("~1.2 || ^3.0", "3.4.0"));
         assert!(!inside("~1.2 || ^3.0", "2.0.0"));
         assert!(inside("1.2.3 - 2.0.0", "2.0.0") && !inside("1.2.3 - 2.0.0", "2.0.1"));
+    }
+
+    #[test]
+    fn bare_versions_are_exact_or_partial_not_caret() {
+        assert!(inside("1.2.3", "1.2.3") && !inside("1.2.3", "1.2.4") && !inside("1.2.3", "1.9.0"));
+        assert!(inside("v1.2.3", "1.2.3"));
+        assert!(inside("1.2", "1.2.7") && !inside("1.2", "1.3.0"));
+        assert!(inside("1", "1.9.0") && !inside("1", "2.0.0"));
+        assert!(inside("1.X", "1.1.1") && inside("1.2.x", "1.2.9"));
+        assert!(inside("1.2.3 || 2.0.0", "2.0.0") && !inside("1.2.3 || 2.0.0", "2.0.1"));
+    }
+
+    #[test]
+    fn comma_separated_and_v_prefixed_bounds() {
+        assert!(inside(">=v1.2.0, <v2", "1.5.0") && !inside(">=v1.2.0, <v2", "2.0.0"));
+        assert!(inside("^v0.3", "0.3.1"));
+        assert!(inside("<= 2", "2.9.9") && !inside("<= 2", "3.0.0"));
     }
 
     #[test]
