@@ -2,6 +2,7 @@
 //! file; they all return an [`Outcome`] so exit codes mean the same everywhere.
 
 pub mod logging;
+mod serve;
 pub mod sync;
 mod tag;
 mod validate;
@@ -74,7 +75,7 @@ pub enum Command {
     /// Create the next semver tag from commit messages
     Tag(tag::TagArgs),
     /// Run the in-cluster service: webhooks, schedules, metrics, status page
-    Serve(ServeArgs),
+    Serve(serve::ServeArgs),
     /// Check configuration, policies and manifests offline
     Validate(validate::ValidateArgs),
     /// Print the version
@@ -116,15 +117,6 @@ pub struct BumpArgs {
     pub output: OutputFormat,
 }
 
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    #[command(flatten)]
-    pub source: SourceArgs,
-    /// Address to listen on (the container image passes 0.0.0.0:8080)
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
-    pub listen: String,
-}
-
 /// How a command ended; the process exit code follows from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -156,7 +148,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Version => version::run(),
         Command::Bump(_) => not_built("bump"),
         Command::Tag(args) => tag::run(global, args),
-        Command::Serve(_) => not_built("serve"),
+        Command::Serve(args) => serve::run(global, args),
     }
 }
 

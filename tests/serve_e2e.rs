@@ -1,0 +1,391 @@
+//! `relbot serve` end to end, in-process peers and the real binary: a real
+//! git repository (file://), the API-server emulator (or the cluster named by
+//! RELBOT_TEST_KUBECONFIG), and `relbot serve` on a free loopback port.
+//!
+//! Every test starts its own server with its own namespace (also the status
+//! and Lease namespace), so tests run in parallel.
+
+#[path = "support/git.rs"]
+#[allow(dead_code)]
+mod git_support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use git_support::{BareRepo, TestRepo, free_port};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kubesim::testing::TestCluster;
+use relbot::server::webhook::github_signature;
+use tempfile::TempDir;
+
+const SECRET: &str = "e2e-webhook-secret";
+const REGISTRY_TOKEN: &str = "e2e-registry-token";
+
+fn config_map_yaml(name: &str, value: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n")
+}
+
+/// A repository, a configuration pointing at it, and a cluster namespace.
+struct World {
+    tc: TestCluster,
+    bare: BareRepo,
+    work: TestRepo,
+    dir: TempDir,
+    apps: Vec<String>,
+}
+
+impl World {
+    /// `apps` applications, each with one ConfigMap `<app>-settings` (value "v1").
+    async fn new(test: &str, apps: &[&str]) -> World {
+        let tc = TestCluster::acquire(test).await;
+        let bare = BareRepo::new("cluster-config");
+        let work = TestRepo::clone_from(&bare.url());
+        let ns = tc.namespace().to_string();
+        let mut config = format!(
+            "repo:\n  url: {}\n  branch: main\n  interval: 1h\nstatus:\n  namespace: {ns}\napplications:\n",
+            bare.url()
+        );
+        for app in apps {
+            config.push_str(&format!(
+                "  - name: {app}\n    path: apps/{app}\n    namespace: {ns}\n    sync: {{ prune: true, selfHeal: true }}\n"
+            ));
+            work.write(
+                &format!("apps/{app}/settings.yaml"),
+                &config_map_yaml(&format!("{app}-settings"), "v1"),
+            );
+        }
+        work.write("relbot.yaml", &config);
+        work.commit("initial");
+        work.git(&["push", "-q", "origin", "main"]);
+        let dir = TempDir::new().unwrap();
+        std::fs::write(dir.path().join("relbot.yaml"), &config).unwrap();
+        World {
+            tc,
+            bare,
+            work,
+            dir,
+            apps: apps.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("relbot.yaml")
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    /// Commits a new value for `<app>-settings` and pushes it; returns the commit.
+    fn change(&self, app: &str, value: &str) -> String {
+        let sha = self.work.commit_file(
+            &format!("apps/{app}/settings.yaml"),
+            &config_map_yaml(&format!("{app}-settings"), value),
+            &format!("{app}: {value}"),
+        );
+        self.work.git(&["push", "-q", "origin", "main"]);
+        sha
+    }
+
+    fn start(&self) -> Server {
+        Server::start(self)
+    }
+
+    async fn value(&self, app: &str) -> Option<String> {
+        let api: Api<ConfigMap> = Api::namespaced(self.tc.client(), self.tc.namespace());
+        api.get_opt(&format!("{app}-settings"))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|cm| cm.data)
+            .and_then(|d| d.get("value").cloned())
+    }
+
+    async fn wait_value(&self, app: &str, value: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = self.value(app).await;
+            if now.as_deref() == Some(value) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{app}-settings is {now:?}, expected {value:?} within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn lease_holder(&self) -> Option<String> {
+        let api: Api<Lease> = Api::namespaced(self.tc.client(), self.tc.namespace());
+        api.get_opt("relbot")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+            .filter(|h| !h.is_empty())
+    }
+}
+
+/// The `relbot serve` process; killed on drop.
+struct Server {
+    child: Option<Child>,
+    port: u16,
+    http: reqwest::Client,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(world: &World) -> Server {
+        let port = free_port();
+        let log = world.dir.path().join(format!("serve-{port}.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_relbot"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--config")
+            .arg(world.config_path())
+            .arg("--kubeconfig")
+            .arg(world.tc.kubeconfig_path())
+            .arg("--cache-dir")
+            .arg(world.cache_dir())
+            .env("RELBOT_GITHUB_WEBHOOK_SECRET", SECRET)
+            .env("RELBOT_REGISTRY_WEBHOOK_TOKEN", REGISTRY_TOKEN)
+            .env("RELBOT_LOG", "info,relbot=debug")
+            .env("POD_NAME", format!("serve-e2e-{port}"))
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start relbot serve");
+        relbot::tls::init();
+        Server {
+            child: Some(child),
+            port,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+            log,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let response = self.http.get(self.url(path)).send().await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.unwrap_or_default()))
+    }
+
+    /// Waits for `/readyz` to answer 200.
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some((200, _)) = self.get("/readyz").await {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "relbot serve not ready within 60 s; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn post_github(&self, event: &str, delivery: &str, body: &[u8], signature: &str) -> u16 {
+        self.http
+            .post(self.url("/webhooks/github"))
+            .header("x-github-event", event)
+            .header("x-github-delivery", delivery)
+            .header("x-hub-signature-256", signature)
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("webhook delivered")
+            .status()
+            .as_u16()
+    }
+
+    async fn metrics(&self) -> Metrics {
+        let (status, text) = self.get("/metrics").await.expect("/metrics answers");
+        assert_eq!(status, 200);
+        Metrics::parse(&text)
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns (exit code, elapsed).
+    fn terminate(&mut self) -> (Option<i32>, Duration) {
+        let mut child = self.child.take().expect("running");
+        let started = Instant::now();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status.code(), started.elapsed());
+            }
+            if started.elapsed() > Duration::from_secs(40) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return (None, started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A push event for `after` touching `paths`.
+fn push_body(before: &str, after: &str, paths: &[&str]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "ref": "refs/heads/main",
+        "before": before,
+        "after": after,
+        "created": false, "deleted": false, "forced": false,
+        "repository": {"full_name": "acme/cluster-config"},
+        "commits": [{"id": after, "added": [], "removed": [], "modified": paths}],
+    }))
+    .unwrap()
+}
+
+fn sign(body: &[u8]) -> String {
+    github_signature(SECRET.as_bytes(), body)
+}
+
+/// Prometheus text, parsed strictly enough to catch malformed output.
+struct Metrics {
+    samples: BTreeMap<String, f64>,
+}
+
+impl Metrics {
+    fn parse(text: &str) -> Metrics {
+        let line_re = regex::Regex::new(
+            r#"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*)?\})? ([^ ]+)$"#,
+        )
+        .unwrap();
+        let mut samples = BTreeMap::new();
+        for line in text.lines() {
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix('#') {
+                assert!(
+                    rest.starts_with(" HELP ") || rest.starts_with(" TYPE "),
+                    "bad comment line: {line}"
+                );
+                continue;
+            }
+            let caps = line_re
+                .captures(line)
+                .unwrap_or_else(|| panic!("not Prometheus text: {line:?}"));
+            let value: f64 = match &caps[4] {
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                v => v.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
+            };
+            let key = format!("{}{}", &caps[1], caps.get(2).map_or("", |m| m.as_str()));
+            samples.insert(key, value);
+        }
+        Metrics { samples }
+    }
+
+    /// Sum of every sample of `name` whose labels contain all of `labels`.
+    fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.samples
+            .iter()
+            .filter(|(key, _)| {
+                key.split('{').next() == Some(name)
+                    && labels
+                        .iter()
+                        .all(|(k, v)| key.contains(&format!("{k}=\"{v}\"")))
+            })
+            .map(|(_, v)| *v)
+            .sum()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_a_signed_push_is_applied_and_forged_replayed_or_oversize_ones_change_nothing() {
+    let world = World::new("serve-push", &["web"]).await;
+    let mut server = world.start();
+    server.wait_ready().await;
+    // The startup sync applies the initial state.
+    world.wait_value("web", "v1", Duration::from_secs(30)).await;
+
+    // A signed push webhook → the change is applied.
+    let before = world.work.head();
+    let v2 = world.change("web", "v2");
+    let body = push_body(&before, &v2, &["apps/web/settings.yaml"]);
+    let status = server
+        .post_github("push", "delivery-1", &body, &sign(&body))
+        .await;
+    assert_eq!(status, 202, "log:\n{}", server.log());
+    world.wait_value("web", "v2", Duration::from_secs(20)).await;
+
+    // Git moves on, but no valid webhook says so: nothing may change.
+    let v3 = world.change("web", "v3");
+    let body3 = push_body(&v2, &v3, &["apps/web/settings.yaml"]);
+    let forged = server
+        .post_github("push", "delivery-2", &body3, &sign(b"another body"))
+        .await;
+    assert_eq!(forged, 401);
+    let replay = server
+        .post_github("push", "delivery-1", &body, &sign(&body))
+        .await;
+    assert_eq!(replay, 200, "a replay is acknowledged and ignored");
+    let mut huge = body3.clone();
+    huge.extend(std::iter::repeat_n(b' ', 2 * 1024 * 1024));
+    let oversize = server
+        .post_github("push", "delivery-3", &huge, &sign(&huge))
+        .await;
+    assert_eq!(oversize, 413);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(world.value("web").await.as_deref(), Some("v2"));
+    let metrics = server.metrics().await;
+    assert_eq!(
+        metrics.sum(
+            "relbot_webhook_deliveries_total",
+            &[("verdict", "bad_signature")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metrics.sum("relbot_webhook_deliveries_total", &[("verdict", "duplicate")]),
+        1.0
+    );
+    assert_eq!(
+        metrics.sum("relbot_webhook_deliveries_total", &[("verdict", "too_large")]),
+        1.0
+    );
+
+    // The real delivery for v3 then applies it.
+    let status = server
+        .post_github("push", "delivery-4", &body3, &sign(&body3))
+        .await;
+    assert_eq!(status, 202);
+    world.wait_value("web", "v3", Duration::from_secs(20)).await;
+    let (code, _) = server.terminate();
+    assert_eq!(code, Some(0), "log:\n{}", server.log());
+    world.tc.cleanup().await;
+}
