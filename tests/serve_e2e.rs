@@ -46,7 +46,7 @@ impl World {
         let work = TestRepo::clone_from(&bare.url());
         let ns = tc.namespace().to_string();
         let mut config = format!(
-            "repo:\n  url: {}\n  branch: main\n  interval: 1h\nstatus:\n  namespace: {ns}\napplications:\n",
+            "repo:\n  url: {}\n  branch: main\n  interval: 1h\ngithub:\n  repository: acme/cluster-config\nstatus:\n  namespace: {ns}\napplications:\n",
             bare.url()
         );
         for app in apps {
@@ -105,7 +105,7 @@ impl World {
             .and_then(|d| d.get("value").cloned())
     }
 
-    async fn wait_value(&self, app: &str, value: &str, timeout: Duration) {
+    async fn wait_value(&self, server: &Server, app: &str, value: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
             let now = self.value(app).await;
@@ -114,7 +114,8 @@ impl World {
             }
             assert!(
                 Instant::now() < deadline,
-                "{app}-settings is {now:?}, expected {value:?} within {timeout:?}"
+                "{app}-settings is {now:?}, expected {value:?} within {timeout:?}; log:\n{}",
+                server.log()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -156,6 +157,7 @@ impl Server {
             .env("RELBOT_GITHUB_WEBHOOK_SECRET", SECRET)
             .env("RELBOT_REGISTRY_WEBHOOK_TOKEN", REGISTRY_TOKEN)
             .env("RELBOT_LOG", "info,relbot=debug")
+            .env("NO_COLOR", "1")
             .env("POD_NAME", format!("serve-e2e-{port}"))
             .env_remove("KUBECONFIG")
             .stdout(Stdio::null())
@@ -331,7 +333,7 @@ async fn serve_a_signed_push_is_applied_and_forged_replayed_or_oversize_ones_cha
     let mut server = world.start();
     server.wait_ready().await;
     // The startup sync applies the initial state.
-    world.wait_value("web", "v1", Duration::from_secs(30)).await;
+    world.wait_value(&server, "web", "v1", Duration::from_secs(30)).await;
 
     // A signed push webhook → the change is applied.
     let before = world.work.head();
@@ -341,7 +343,7 @@ async fn serve_a_signed_push_is_applied_and_forged_replayed_or_oversize_ones_cha
         .post_github("push", "delivery-1", &body, &sign(&body))
         .await;
     assert_eq!(status, 202, "log:\n{}", server.log());
-    world.wait_value("web", "v2", Duration::from_secs(20)).await;
+    world.wait_value(&server, "web", "v2", Duration::from_secs(20)).await;
 
     // Git moves on, but no valid webhook says so: nothing may change.
     let v3 = world.change("web", "v3");
@@ -384,7 +386,7 @@ async fn serve_a_signed_push_is_applied_and_forged_replayed_or_oversize_ones_cha
         .post_github("push", "delivery-4", &body3, &sign(&body3))
         .await;
     assert_eq!(status, 202);
-    world.wait_value("web", "v3", Duration::from_secs(20)).await;
+    world.wait_value(&server, "web", "v3", Duration::from_secs(20)).await;
     let (code, _) = server.terminate();
     assert_eq!(code, Some(0), "log:\n{}", server.log());
     world.tc.cleanup().await;
