@@ -391,3 +391,256 @@ async fn serve_a_signed_push_is_applied_and_forged_replayed_or_oversize_ones_cha
     assert_eq!(code, Some(0), "log:\n{}", server.log());
     world.tc.cleanup().await;
 }
+
+/// Every "update started" is followed by its "update finished" before the next starts.
+fn assert_one_update_at_a_time(log: &str) -> usize {
+    let mut running = false;
+    let mut runs = 0;
+    for line in log.lines() {
+        if line.contains("update started") {
+            assert!(!running, "two updates overlapped; log:\n{log}");
+            running = true;
+            runs += 1;
+        } else if line.contains("update finished") {
+            assert!(running, "an update finished that never started; log:\n{log}");
+            running = false;
+        }
+    }
+    runs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_twenty_concurrent_webhooks_run_one_update_at_a_time_and_lose_nothing() {
+    let names: Vec<String> = (0..20).map(|i| format!("a{i:02}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let world = World::new("serve-concurrent", &refs).await;
+    let server = world.start();
+    server.wait_ready().await;
+    for app in &refs {
+        world.wait_value(&server, app, "v1", Duration::from_secs(60)).await;
+    }
+
+    // Twenty pushes, one per application, then all twenty deliveries at once.
+    let mut deliveries = Vec::new();
+    for app in &refs {
+        let before = world.work.head();
+        let after = world.change(app, "v2");
+        let path = format!("apps/{app}/settings.yaml");
+        deliveries.push((app.to_string(), push_body(&before, &after, &[&path])));
+    }
+    let statuses = futures::future::join_all(deliveries.iter().map(|(app, body)| {
+        let server = &server;
+        async move {
+            server
+                .post_github("push", &format!("push-{app}"), body, &sign(body))
+                .await
+        }
+    }))
+    .await;
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+
+    for app in &refs {
+        world.wait_value(&server, app, "v2", Duration::from_secs(60)).await;
+    }
+    // Wait for the queue to settle, then check the log and the counters.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = server.get("/api/status").await.expect("/api/status");
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if status["running"] == false && status["pending"] == false {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the queue never settled: {status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let runs = assert_one_update_at_a_time(&server.log());
+    let metrics = server.metrics().await;
+    let triggers = metrics.sum("relbot_triggers_total", &[("kind", "sync")]);
+    let coalesced = metrics.sum("relbot_triggers_coalesced_total", &[("kind", "sync")]);
+    assert_eq!(triggers, 21.0, "startup plus twenty webhooks");
+    assert_eq!(
+        metrics.sum("relbot_webhook_deliveries_total", &[("verdict", "accepted")]),
+        20.0
+    );
+    assert!(
+        (runs as f64) < triggers && coalesced >= 1.0,
+        "{runs} runs for {triggers} triggers ({coalesced} coalesced)"
+    );
+    world.tc.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_sigterm_mid_sync_exits_cleanly_releases_the_lease_and_the_next_start_converges() {
+    let names: Vec<String> = (0..10).map(|i| format!("s{i:02}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let world = World::new("serve-sigterm", &refs).await;
+    let Some(sim) = world.tc.require_emulator("fault injection (slow requests)") else {
+        return;
+    };
+    let mut server = world.start();
+    server.wait_ready().await;
+    for app in &refs {
+        world.wait_value(&server, app, "v1", Duration::from_secs(60)).await;
+    }
+    assert_eq!(
+        world.lease_holder().await.as_deref(),
+        Some(format!("serve-e2e-{}", server.port).as_str())
+    );
+
+    // One commit changes every application; the API server turns slow.
+    let before = world.work.head();
+    let mut paths = Vec::new();
+    for app in &refs {
+        let path = format!("apps/{app}/settings.yaml");
+        world
+            .work
+            .write(&path, &config_map_yaml(&format!("{app}-settings"), "v2"));
+        paths.push(path);
+    }
+    let after = world.work.commit("all: v2");
+    world.work.git(&["push", "-q", "origin", "main"]);
+    for _ in 0..60 {
+        sim.faults().stall_next(Duration::from_millis(300));
+    }
+    let path_refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let body = push_body(&before, &after, &path_refs);
+    assert_eq!(
+        server
+            .post_github("push", "sigterm-1", &body, &sign(&body))
+            .await,
+        202
+    );
+    // SIGTERM once the update is under way.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server.log().contains("tickets=2..=2") {
+        assert!(Instant::now() < deadline, "the update never started; log:\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (code, elapsed) = server.terminate();
+    assert_eq!(code, Some(0), "log:\n{}", server.log());
+    assert!(elapsed < Duration::from_secs(25), "drain took {elapsed:?}");
+    assert!(server.log().contains("drained"), "log:\n{}", server.log());
+    assert_eq!(world.lease_holder().await, None, "the Lease was released");
+
+    // The next start converges.
+    sim.faults().clear();
+    let server = world.start();
+    server.wait_ready().await;
+    for app in &refs {
+        world.wait_value(&server, app, "v2", Duration::from_secs(60)).await;
+    }
+    world.tc.cleanup().await;
+}
+
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser"].iter().find_map(|name| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|candidate| candidate.is_file())
+        })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_metrics_move_and_the_status_page_shows_the_applications() {
+    let world = World::new("serve-observe", &["frontend", "backend"]).await;
+    let server = world.start();
+    server.wait_ready().await;
+    world.wait_value(&server, "frontend", "v1", Duration::from_secs(30)).await;
+    world.wait_value(&server, "backend", "v1", Duration::from_secs(30)).await;
+
+    // /metrics parses and reflects the startup sync.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        let m = server.metrics().await;
+        if m.sum("relbot_syncs_total", &[("application", "backend")]) >= 1.0 {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no sync counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(first.sum("relbot_ready", &[]), 1.0);
+    assert_eq!(first.sum("relbot_lease_held", &[]), 1.0);
+    assert_eq!(
+        first.sum(
+            "relbot_objects",
+            &[("application", "frontend"), ("sync_status", "Synced")]
+        ),
+        1.0
+    );
+    let frontend_syncs = first.sum("relbot_syncs_total", &[("application", "frontend")]);
+
+    // A push moves the sync and webhook counters.
+    let before = world.work.head();
+    let after = world.change("frontend", "v2");
+    let body = push_body(&before, &after, &["apps/frontend/settings.yaml"]);
+    assert_eq!(
+        server.post_github("push", "observe-1", &body, &sign(&body)).await,
+        202
+    );
+    world.wait_value(&server, "frontend", "v2", Duration::from_secs(20)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = server.metrics().await;
+        if m.sum("relbot_syncs_total", &[("application", "frontend")]) > frontend_syncs {
+            assert_eq!(
+                m.sum("relbot_webhook_deliveries_total", &[("event", "push"), ("verdict", "accepted")]),
+                1.0
+            );
+            assert!(m.sum("relbot_sync_duration_seconds_count", &[("application", "frontend")]) >= 2.0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the frontend sync was not counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // /api/status and `relbot status --server`.
+    let (_, body) = server.get("/api/status").await.unwrap();
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["revision"], after.as_str(), "{status}");
+    let apps: Vec<&str> = status["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(apps, ["backend", "frontend"]);
+    let cli = Command::new(env!("CARGO_BIN_EXE_relbot"))
+        .args(["status", "--server", &server.url(""), "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let printed: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+    assert_eq!(printed["apps"][1]["sync"], "Synced");
+
+    // The status page in a real browser.
+    let Some(chromium) = chromium() else {
+        println!("skipped: the status page in Chromium (install Debian's `chromium` package)");
+        world.tc.cleanup().await;
+        return;
+    };
+    let profile = TempDir::new().unwrap();
+    let dom = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(server.url("/"))
+        .output()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    for name in ["frontend", "backend"] {
+        assert!(dom.contains(name), "{name} missing from the page:\n{dom}");
+    }
+    assert!(dom.contains(&after[..7]), "the revision is shown:\n{dom}");
+    world.tc.cleanup().await;
+}
