@@ -721,17 +721,19 @@ async fn sync_samples_from_empty_to_healthy_then_noop() {
     assert_eq!(samples.len(), 2);
     for (app, manifests) in &samples {
         let first = sync(&tc, app, manifests).await;
-        assert!(first.errors.is_empty(), "{}: {first:#?}", app.name);
         assert_eq!(
             first.counts().failed + first.counts().not_attempted,
             0,
-            "{first:#?}"
+            "everything is applied: {first:#?}"
         );
         if tc.is_emulator() {
+            assert!(first.errors.is_empty(), "{}: {first:#?}", app.name);
             assert_eq!(first.phase, RunPhase::Synced, "{first:#?}");
             assert_eq!(first.health, HealthStatus::Healthy, "{first:#?}");
         } else {
-            println!("note: a real cluster here has no kubelets; health is not asserted");
+            // Without kubelets (the real API servers reachable here) no
+            // Deployment ever becomes ready, so the health gate times out.
+            println!("note: real cluster without kubelets; health not asserted");
         }
     }
     for (app, manifests) in &samples {
@@ -749,5 +751,53 @@ async fn sync_samples_from_empty_to_healthy_then_noop() {
             "{again:#?}"
         );
     }
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn sync_adopts_unowned_objects_and_refuses_another_applications() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, PostParams};
+    let tc = TestCluster::acquire("sync-adopt").await;
+    let ns = tc.namespace().to_string();
+    let api: Api<ConfigMap> = Api::namespaced(tc.client(), &ns);
+    let by_hand: ConfigMap = serde_json::from_value(
+        json!({"metadata": {"name": "by-hand"}, "data": {"greeting": "old"}}),
+    )
+    .unwrap();
+    api.create(&PostParams::default(), &by_hand).await.unwrap();
+
+    let app = app(&tc, "");
+    let desired = vec![config_map(&ns, "by-hand", "new")];
+    let (adopting, _) = plan(&tc, &app, &desired).await;
+    assert_eq!(
+        (adopting.changes[0].action, adopting.changes[0].reason),
+        (Action::Update, Reason::Adopt),
+        "{adopting:#?}"
+    );
+    assert!(
+        adopting.changes[0]
+            .diff
+            .as_deref()
+            .unwrap_or("")
+            .contains("new"),
+        "{adopting:#?}"
+    );
+    let adopted = sync(&tc, &app, &desired).await;
+    assert_eq!(
+        outcome(&adopted, "ConfigMap", "by-hand").outcome,
+        Outcome::Applied
+    );
+    assert_eq!(live_greeting(&tc, "by-hand").await, "new");
+
+    // Another application declaring the same object is an error, not a tug of war.
+    let mut other = app.clone();
+    other.name = format!("other-{}", &ns[ns.len() - 5..]);
+    let (contested, _) = plan(&tc, &other, &desired).await;
+    let problem = contested.problems.first().expect("a problem").to_string();
+    assert!(
+        problem.contains("already managed by application") && problem.contains(&ns),
+        "{problem}"
+    );
     tc.cleanup().await;
 }

@@ -230,13 +230,6 @@ pub async fn plan_application(
     }
 
     // Desired objects the selected lists did not return: do they exist?
-    let creating_namespaces: BTreeSet<String> = resolved
-        .iter()
-        .filter(|r| {
-            r.key.group.is_empty() && r.key.kind == "Namespace" && !owned.contains_key(&r.key)
-        })
-        .map(|r| r.key.name.clone())
-        .collect();
     let mut lookups: BTreeMap<(String, Option<String>), ResolvedKind> = BTreeMap::new();
     for r in resolved
         .iter()
@@ -270,6 +263,17 @@ pub async fn plan_application(
         }
     }
 
+    // Namespaces this plan creates: objects in them cannot be dry-run yet.
+    let creating_namespaces: BTreeSet<String> = resolved
+        .iter()
+        .filter(|r| {
+            r.key.group.is_empty()
+                && r.key.kind == "Namespace"
+                && !owned.contains_key(&r.key)
+                && !existing.contains_key(&r.key)
+        })
+        .map(|r| r.key.name.clone())
+        .collect();
     // Classify every desired object.
     let mut changes = Vec::new();
     let mut objects = Vec::new();

@@ -202,7 +202,10 @@ pub fn render_plans(plans: &[Plan], style: Style, verbose: bool) -> String {
             style.dim(&format!("Planned against {server}."))
         );
     }
-    for plan in plans {
+    for (i, plan) in plans.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
         out.push_str(&render_plan(plan, style, verbose));
     }
     if plans.is_empty() {

@@ -221,6 +221,11 @@ pub fn render_result(result: &SyncResult, style: Style, verbose: bool) -> String
             )),
         };
         let mut line = format!("    {what} {}", o.key);
+        if o.reason == Reason::Adopt {
+            line.push_str(" (adopted: it existed without an owner)");
+        } else if o.reason == Reason::Drift {
+            line.push_str(" (drift)");
+        }
         if let Some(origin) = &o.origin {
             let _ = write!(line, "  {}", style.dim(&origin.to_string()));
         }
