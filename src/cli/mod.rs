@@ -1,6 +1,7 @@
 //! Argument definitions and dispatch. Each subcommand's body lives in its own
 //! file; they all return an [`Outcome`] so exit codes mean the same everywhere.
 
+mod bump;
 pub mod logging;
 mod serve;
 pub mod sync;
@@ -71,7 +72,7 @@ pub enum Command {
     /// Show the last sync result of each application
     Status(sync::StatusArgs),
     /// Check registries for newer image tags and open version-bump pull requests
-    Bump(BumpArgs),
+    Bump(bump::BumpArgs),
     /// Create the next semver tag from commit messages
     Tag(tag::TagArgs),
     /// Run the in-cluster service: webhooks, schedules, metrics, status page
@@ -103,20 +104,6 @@ impl SourceArgs {
     }
 }
 
-#[derive(Debug, Args)]
-pub struct BumpArgs {
-    #[command(flatten)]
-    pub source: SourceArgs,
-    /// Only this policy (repeatable)
-    #[arg(long = "policy", value_name = "NAME")]
-    pub policies: Vec<String>,
-    /// Print the bumps that would be proposed; push and open nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
-}
-
 /// How a command ended; the process exit code follows from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -146,7 +133,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Status(args) => sync::run_status(global, args),
         Command::Validate(args) => validate::run(global, args),
         Command::Version => version::run(),
-        Command::Bump(_) => not_built("bump"),
+        Command::Bump(args) => bump::run(global, args),
         Command::Tag(args) => tag::run(global, args),
         Command::Serve(args) => serve::run(global, args),
     }

@@ -1,0 +1,247 @@
+//! `relbot bump`: check registries for newer image tags and propose them.
+//!
+//! With `--dry-run` the tree in `--source` (or the directory of relbot.yaml)
+//! is scanned and the bumps are printed; nothing is pushed or opened. Exit
+//! codes: 0 nothing to bump or bumps published, 1 a dry-run found bumps,
+//! 2 error.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use relbot::config::LoadedConfig;
+use relbot::release::bump::{
+    BumpOptions, BumpReport, MergeState, NoHealth, PolicyOutcome, Publisher, Workspace, run_bumps,
+};
+use relbot::release::github::{GitHubClient, GithubSettings};
+use relbot::release::registry::{RegistryClient, RegistryCredentials, RegistrySettings};
+use relbot::source::git::GitCredentials;
+
+use super::validate::print_structured;
+use super::{GlobalArgs, Outcome, OutputFormat, SourceArgs};
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  relbot bump --dry-run --source manifests-sample\n  relbot bump --policy django-api\n  relbot bump --dry-run --registry-mirror docker.io=127.0.0.1:5000 -o json"
+)]
+pub struct BumpArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Only this policy (repeatable)
+    #[arg(long = "policy", value_name = "NAME")]
+    pub policies: Vec<String>,
+    /// Print the bumps that would be proposed; push and open nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Reach a registry through another host, e.g. docker.io=127.0.0.1:5000 (repeatable; overrides relbot.yaml)
+    #[arg(long = "registry-mirror", value_name = "HOST=MIRROR")]
+    pub registry_mirrors: Vec<String>,
+    /// Working clone for publishing [default: $RELBOT_CACHE_DIR/bump, else ~/.cache/relbot/bump]
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+pub fn run(global: &GlobalArgs, args: BumpArgs) -> Outcome {
+    let path = args.source.config_path(global);
+    let loaded = match relbot::config::load(&path) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!(
+                "{} problem(s) found; nothing was changed.",
+                e.problems.len()
+            );
+            return Outcome::Failed;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return Outcome::Failed;
+        }
+    };
+    let report = match runtime.block_on(bump(&loaded, &args)) {
+        Ok(report) => report,
+        Err(message) => {
+            eprintln!("error: {message}");
+            eprintln!("nothing was changed.");
+            return Outcome::Failed;
+        }
+    };
+    print_report(&report, args.output);
+    if report.failed() {
+        Outcome::Failed
+    } else if report.dry_run && report.bumps().next().is_some() {
+        Outcome::Changes
+    } else {
+        Outcome::Clean
+    }
+}
+
+async fn bump(loaded: &LoadedConfig, args: &BumpArgs) -> Result<BumpReport, String> {
+    let mut settings = RegistrySettings::from_config(&loaded.config.registries);
+    for mirror in &args.registry_mirrors {
+        let (host, to) = mirror.split_once('=').ok_or_else(|| {
+            format!(
+                "--registry-mirror {mirror:?}: expected HOST=MIRROR, e.g. docker.io=127.0.0.1:5000"
+            )
+        })?;
+        settings.set_host(host.trim(), Some(to.trim()), false);
+    }
+    let credentials = RegistryCredentials::from_environment().map_err(|e| e.to_string())?;
+    let registry = RegistryClient::new(settings, credentials).map_err(|e| e.to_string())?;
+    let root = args
+        .source
+        .source
+        .clone()
+        .unwrap_or_else(|| loaded.base_dir().to_path_buf());
+    let options = BumpOptions {
+        only: args.policies.clone(),
+        dry_run: args.dry_run,
+    };
+    if args.dry_run {
+        return run_bumps(loaded, &root, &registry, None, &options)
+            .await
+            .map_err(|e| e.to_string());
+    }
+
+    let github_config = loaded.config.github.as_ref().ok_or(
+        "relbot.yaml has no `github:` section; publishing bumps needs github.repository (or use --dry-run)",
+    )?;
+    let repo = loaded.config.repo.as_ref().ok_or(
+        "relbot.yaml has no `repo:` section; publishing bumps needs repo.url to push to (or use --dry-run)",
+    )?;
+    let settings = GithubSettings::from_config(github_config, |name| std::env::var(name).ok())
+        .map_err(|e| e.to_string())?;
+    let github = GitHubClient::new(settings).map_err(|e| e.to_string())?;
+    let base = github_config
+        .base_branch
+        .clone()
+        .unwrap_or_else(|| repo.branch.clone());
+    let workspace = Workspace::new(work_dir(args), repo, &base, GitCredentials::from_env())
+        .map_err(|e| e.to_string())?;
+    // No cluster status is read here yet: health is unknown, which never
+    // holds a merge back. The server passes the reconciler's stored status.
+    let publisher = Publisher {
+        github: &github,
+        workspace: &workspace,
+        health: &NoHealth,
+    };
+    run_bumps(loaded, &root, &registry, Some(&publisher), &options)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn work_dir(args: &BumpArgs) -> PathBuf {
+    if let Some(dir) = &args.work_dir {
+        return dir.clone();
+    }
+    if let Some(dir) = std::env::var_os("RELBOT_CACHE_DIR") {
+        return PathBuf::from(dir).join("bump");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".cache/relbot/bump")
+}
+
+fn print_report(report: &BumpReport, format: OutputFormat) {
+    match format {
+        OutputFormat::Json | OutputFormat::Yaml => {
+            let value = serde_json::to_value(report).unwrap_or_default();
+            print_structured(format, &value);
+        }
+        OutputFormat::Text => print_text(report),
+    }
+}
+
+fn print_text(report: &BumpReport) {
+    for line in &report.policies {
+        match (&line.bump, &line.outcome) {
+            (_, PolicyOutcome::Failed { error }) => {
+                eprintln!("{}: {} failed: {error}", line.policy, line.image);
+            }
+            (None, _) => {
+                let current = if line.current.is_empty() {
+                    "no references found".to_string()
+                } else {
+                    line.current.join(", ")
+                };
+                println!("{}: {} up to date ({current})", line.policy, line.image);
+            }
+            (Some(plan), outcome) => {
+                let files: Vec<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
+                println!(
+                    "{}: {} {} ({}){}",
+                    line.policy,
+                    line.image,
+                    plan.versions(),
+                    files.join(", "),
+                    describe(outcome, line.merge.as_ref())
+                );
+                for file in &plan.files {
+                    for change in &file.changes {
+                        println!(
+                            "    {}:{}: {} → {}",
+                            file.path,
+                            change.line,
+                            change.old.trim(),
+                            change.new.trim()
+                        );
+                    }
+                }
+            }
+        }
+        for skipped in &line.skipped_files {
+            eprintln!("    note: {skipped}");
+        }
+    }
+    let bumps = report.bumps().count();
+    let r = &report.requests;
+    if report.dry_run {
+        println!(
+            "{bumps} bump(s) found; nothing was pushed (dry run). Registry requests: {}",
+            r.registry_requests
+        );
+    } else {
+        println!(
+            "{bumps} bump(s); {} branch push(es). Requests: registry {}, GitHub {}",
+            r.git_pushes, r.registry_requests, r.github_requests
+        );
+    }
+}
+
+fn describe(outcome: &PolicyOutcome, merge: Option<&MergeState>) -> String {
+    let pr = match outcome {
+        PolicyOutcome::WouldBump | PolicyOutcome::UpToDate | PolicyOutcome::Failed { .. } => {
+            return String::new();
+        }
+        PolicyOutcome::Proposed { pr, url } => format!("opened #{pr} {url}"),
+        PolicyOutcome::Updated { pr, url } => format!("updated #{pr} {url}"),
+        PolicyOutcome::Unchanged { pr, url } => format!("#{pr} already current {url}"),
+        PolicyOutcome::SkippedHumanClosed { pr } => {
+            format!("skipped: #{pr} was closed by a person")
+        }
+        PolicyOutcome::AlreadyMerged { pr } => format!("already merged in #{pr}"),
+    };
+    let merge = match merge {
+        None | Some(MergeState::Disabled) => String::new(),
+        Some(MergeState::HeldDegraded { application }) => {
+            format!("; not merged: {application} is Degraded")
+        }
+        Some(MergeState::AlreadyEnabled | MergeState::AutoMergeEnabled) => "; auto-merge on".into(),
+        Some(MergeState::Merged { sha }) => format!("; merged {}", &sha[..sha.len().min(12)]),
+        Some(MergeState::WaitingForChecks { pending }) => {
+            format!("; waiting for checks: {}", pending.join(", "))
+        }
+        Some(MergeState::ChecksFailed { failing }) => {
+            format!("; checks failed: {}", failing.join(", "))
+        }
+        Some(MergeState::Failed { error }) => format!("; merge failed: {error}"),
+    };
+    format!(" — {pr}{merge}")
+}

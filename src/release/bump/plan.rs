@@ -1,0 +1,400 @@
+//! What one policy's bump changes: the newest allowed tag for each reference
+//! to the policy's image, and the byte-span edits that write it. Reads files
+//! and asks the registry; writes nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::BumpError;
+use crate::config::ImagePolicy;
+use crate::release::policy::TagPolicy;
+use crate::release::registry::{ImageRef, RegistryClient};
+use crate::release::rewrite::{
+    Edit, ImageReference, PolicyTarget, ReferenceKind, RewriteError, apply_edits, files_for_policy,
+    find_references, matches_policy, verify,
+};
+
+/// The bump one policy proposes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BumpPlan {
+    pub policy: String,
+    /// The policy's image, normalised (`docker.io/ahuora/django-api`).
+    pub image: String,
+    /// The tags in use that this bump replaces, sorted.
+    pub from: Vec<String>,
+    /// The newest tag proposed (the PR's version).
+    pub to: String,
+    /// With `pinDigest`: the manifest digest of `to`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    pub files: Vec<BumpFile>,
+}
+
+/// One file's new content and the lines that changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BumpFile {
+    /// Relative to the repository root, `/`-separated.
+    pub path: String,
+    pub changes: Vec<BumpLine>,
+    #[serde(skip)]
+    pub new_text: String,
+}
+
+/// One changed line, 1-based, without its line ending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BumpLine {
+    pub line: usize,
+    pub old: String,
+    pub new: String,
+}
+
+impl BumpPlan {
+    /// `from → to` as people read it: `0.0.17 → 0.0.18`, `16.4, 16.5 → 16.6`.
+    pub fn versions(&self) -> String {
+        format!("{} → {}", self.from.join(", "), self.to)
+    }
+
+    pub fn changed_lines(&self) -> usize {
+        self.files.iter().map(|f| f.changes.len()).sum()
+    }
+}
+
+/// What the scan of one policy found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyScan {
+    pub policy: String,
+    pub image: String,
+    /// Every tag in use by a reference to the image (sorted, distinct).
+    pub current: Vec<String>,
+    /// `None` when every reference is current (or none was found).
+    pub plan: Option<BumpPlan>,
+    /// Files matching the globs that could not be read as YAML (Helm
+    /// templates, say): reported, not fatal.
+    pub skipped: Vec<String>,
+}
+
+/// Scans every policy (all, or those named in `only`), one at a time, with
+/// one registry client. A policy that fails does not stop the others.
+pub async fn plan_bumps(
+    root: &Path,
+    policies: &[ImagePolicy],
+    only: &[String],
+    client: &RegistryClient,
+) -> Vec<(ImagePolicy, Result<PolicyScan, BumpError>)> {
+    let mut out = Vec::new();
+    for policy in selected(policies, only) {
+        let result = plan_policy(root, policy, client).await;
+        if let Err(error) = &result {
+            tracing::warn!(policy = %policy.name(), %error, "bump check failed");
+        }
+        out.push((policy.clone(), result));
+    }
+    out
+}
+
+/// Policies named in `only` (all when empty), in the order given by `policies`.
+pub fn selected<'p>(policies: &'p [ImagePolicy], only: &[String]) -> Vec<&'p ImagePolicy> {
+    policies
+        .iter()
+        .filter(|p| only.is_empty() || only.iter().any(|n| n == p.name()))
+        .collect()
+}
+
+/// A reference found in a file, with the file's text it was read from.
+struct Found {
+    path: PathBuf,
+    text: String,
+    references: Vec<ImageReference>,
+}
+
+/// The scan of one policy against the files under `root`.
+pub async fn plan_policy(
+    root: &Path,
+    policy: &ImagePolicy,
+    client: &RegistryClient,
+) -> Result<PolicyScan, BumpError> {
+    let name = policy.name().to_string();
+    let spec = &policy.spec;
+    let image = ImageRef::parse(&spec.image).map_err(|source| BumpError::Image {
+        policy: name.clone(),
+        image: spec.image.clone(),
+        source,
+    })?;
+    let image = ImageRef {
+        tag: None,
+        digest: None,
+        ..image
+    };
+    let tag_policy = TagPolicy::new(spec).map_err(|source| BumpError::Policy {
+        policy: name.clone(),
+        source,
+    })?;
+    let rewrite_err = |source| BumpError::Rewrite {
+        policy: name.clone(),
+        source,
+    };
+    let target = PolicyTarget {
+        name: &name,
+        image: &spec.image,
+    };
+
+    let (found, skipped) = find_in_files(root, &spec.files, &target).map_err(rewrite_err)?;
+    let current: BTreeSet<String> = found
+        .iter()
+        .flat_map(|f| f.references.iter())
+        .filter_map(|r| r.tag.clone())
+        .collect();
+    let mut scan = PolicyScan {
+        policy: name.clone(),
+        image: image.name(),
+        current: current.iter().cloned().collect(),
+        plan: None,
+        skipped: skipped.iter().map(ToString::to_string).collect(),
+    };
+    if found.is_empty() {
+        return Ok(scan);
+    }
+
+    let tags = client
+        .list_tags(&image)
+        .await
+        .map_err(|source| BumpError::Registry {
+            policy: name.clone(),
+            source,
+        })?;
+    // One choice per distinct tag in use: references written differently
+    // (`16.4` next to `16.5`) each move to the newest tag newer than theirs.
+    let mut choices: BTreeMap<Option<String>, Option<(String, semver::Version)>> = BTreeMap::new();
+    for reference in found.iter().flat_map(|f| f.references.iter()) {
+        choices.entry(reference.tag.clone()).or_insert_with(|| {
+            tag_policy
+                .select(reference.tag.as_deref(), &tags)
+                .map(|c| (c.tag, c.version))
+        });
+    }
+    let newest = choices
+        .values()
+        .flatten()
+        .max_by(|a, b| a.1.cmp(&b.1))
+        .cloned();
+
+    // Digests: of each chosen tag; with nothing newer, of the tag in use, so
+    // a re-pushed tag moves its pin.
+    let mut digests: BTreeMap<String, String> = BTreeMap::new();
+    if spec.pin_digest {
+        let mut wanted: BTreeSet<String> =
+            choices.values().flatten().map(|c| c.0.clone()).collect();
+        for reference in found.iter().flat_map(|f| f.references.iter()) {
+            if let Some(tag) = &reference.tag
+                && reference.digest.is_some()
+                && choices.get(&reference.tag).is_some_and(Option::is_none)
+                && tags.contains(tag)
+            {
+                wanted.insert(tag.clone());
+            }
+        }
+        for tag in wanted {
+            let digest = client
+                .manifest_digest(&image, &tag)
+                .await
+                .map_err(|source| BumpError::Registry {
+                    policy: name.clone(),
+                    source,
+                })?;
+            digests.insert(tag, digest);
+        }
+    }
+
+    let mut files = Vec::new();
+    let mut from = BTreeSet::new();
+    for file in &found {
+        let mut edits: Vec<Edit> = Vec::new();
+        let mut expected = Vec::new();
+        for reference in &file.references {
+            let new_tag = match choices.get(&reference.tag).cloned().flatten() {
+                Some((tag, _)) => tag,
+                // Nothing newer: only a moved digest of the same tag.
+                None => match (&reference.tag, &reference.digest) {
+                    (Some(tag), Some(old)) if digests.get(tag).is_some_and(|d| d != old) => {
+                        tag.clone()
+                    }
+                    _ => continue,
+                },
+            };
+            let digest = digests.get(&new_tag).map(String::as_str);
+            let planned = reference.plan(&new_tag, digest).map_err(rewrite_err)?;
+            if planned.is_empty() {
+                continue;
+            }
+            if let Some(tag) = &reference.tag {
+                from.insert(tag.clone());
+            } else {
+                from.insert("(no tag)".to_string());
+            }
+            for (edit, change) in planned {
+                // The same scalar reached twice (an alias) is one edit.
+                if !edits.contains(&edit) {
+                    edits.push(edit);
+                    expected.push(change);
+                }
+            }
+        }
+        if edits.is_empty() {
+            continue;
+        }
+        let new_text = apply_edits(&file.text, &edits).map_err(rewrite_err)?;
+        verify(&file.path, &file.text, &new_text, &expected).map_err(rewrite_err)?;
+        files.push(BumpFile {
+            path: slash_path(&file.path),
+            changes: changed_lines(&file.text, &new_text, &edits),
+            new_text,
+        });
+    }
+    if files.is_empty() {
+        return Ok(scan);
+    }
+    let to = match &newest {
+        Some((tag, _)) => tag.clone(),
+        // Only digests moved: the version stays the tag in use.
+        None => from.iter().next().cloned().unwrap_or_default(),
+    };
+    scan.plan = Some(BumpPlan {
+        policy: name.clone(),
+        image: image.name(),
+        from: from.into_iter().collect(),
+        digest: digests.get(&to).cloned(),
+        to,
+        files,
+    });
+    Ok(scan)
+}
+
+/// References to the policy in the files its globs match. Files that
+/// mention neither the image's last path component nor the policy's name
+/// are not parsed at all. Kustomize entries that only rename an image
+/// (no `newTag`, no `digest`) carry no version and are left out.
+fn find_in_files(
+    root: &Path,
+    globs: &[String],
+    target: &PolicyTarget,
+) -> Result<(Vec<Found>, Vec<RewriteError>), RewriteError> {
+    let short_name = target.image.rsplit('/').next().unwrap_or(target.image);
+    let mut found = Vec::new();
+    let mut skipped = Vec::new();
+    for relative in files_for_policy(root, globs)? {
+        let path = root.join(&relative);
+        let text = std::fs::read_to_string(&path).map_err(|source| RewriteError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let mentions = text.contains(short_name)
+            || (text.contains(target.name)
+                && (text.contains("relbot:") || text.contains("$imagepolicy")));
+        if !mentions {
+            continue;
+        }
+        let references = match find_references(&relative, &text) {
+            Ok(references) => references,
+            Err(error @ RewriteError::Syntax { .. }) => {
+                skipped.push(error);
+                continue;
+            }
+            Err(error) => return Err(error),
+        };
+        let references: Vec<ImageReference> = references
+            .into_iter()
+            .filter(|r| matches_policy(r, target))
+            .filter(|r| {
+                !(matches!(r.kind, ReferenceKind::KustomizeImage { .. })
+                    && r.tag.is_none()
+                    && r.digest.is_none())
+            })
+            .collect();
+        if !references.is_empty() {
+            found.push(Found {
+                path: relative,
+                text,
+                references,
+            });
+        }
+    }
+    Ok((found, skipped))
+}
+
+/// The lines the edits touched, before and after. Tags and digests hold no
+/// line breaks, so line numbers are the same in both texts.
+fn changed_lines(old: &str, new: &str, edits: &[Edit]) -> Vec<BumpLine> {
+    let mut lines: Vec<usize> = edits
+        .iter()
+        .map(|e| old[..e.span.start].matches('\n').count() + 1)
+        .collect();
+    lines.sort_unstable();
+    lines.dedup();
+    lines
+        .into_iter()
+        .map(|line| BumpLine {
+            line,
+            old: nth_line(old, line),
+            new: nth_line(new, line),
+        })
+        .collect()
+}
+
+fn nth_line(text: &str, line: usize) -> String {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    text.split('\n')
+        .nth(line - 1)
+        .unwrap_or_default()
+        .trim_end_matches('\r')
+        .to_string()
+}
+
+fn slash_path(path: &Path) -> String {
+    path.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_lines_reads_both_texts() {
+        let old = "a: 1\nimage: x:1.0.0\r\nb: 2\n";
+        let new = "a: 1\nimage: x:1.1.0\r\nb: 2\n";
+        let start = old.find("1.0.0").unwrap();
+        let edits = [Edit {
+            span: start..start + 5,
+            new_text: "1.1.0".into(),
+        }];
+        assert_eq!(
+            changed_lines(old, new, &edits),
+            vec![BumpLine {
+                line: 2,
+                old: "image: x:1.0.0".into(),
+                new: "image: x:1.1.0".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn selected_keeps_order_and_filters() {
+        let policy = |name: &str| -> ImagePolicy {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "relbot.dev/v1alpha1", "kind": "ImagePolicy",
+                "metadata": {"name": name},
+                "spec": {"image": "nginx", "semver": ">=1.0.0"}
+            }))
+            .unwrap()
+        };
+        let all = [policy("a"), policy("b"), policy("c")];
+        let names =
+            |v: Vec<&ImagePolicy>| v.iter().map(|p| p.name().to_string()).collect::<Vec<_>>();
+        assert_eq!(names(selected(&all, &[])), ["a", "b", "c"]);
+        assert_eq!(names(selected(&all, &["c".into(), "a".into()])), ["a", "c"]);
+    }
+}

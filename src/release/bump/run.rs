@@ -1,0 +1,512 @@
+//! One bump run end to end, for the CLI and the server: scan every policy,
+//! then (unless dry-run) publish each bump as a branch and a pull request
+//! and request its merge. Policies are handled one at a time; one failing
+//! does not stop the others.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::health::HealthSource;
+use super::plan::{PolicyScan, plan_bumps};
+use super::summary::{render_application, summarize};
+use super::workspace::Workspace;
+use super::{BumpError, BumpPlan, pull};
+use crate::config::{Config, ImagePolicy, LoadedConfig, MergeMethod};
+use crate::release::github::{
+    GitHubClient, MergeOutcome, PrAction, PrState, PrStateFilter, PullRequestInfo, PullSpec,
+    branch_for_policy, decide,
+};
+use crate::release::registry::RegistryClient;
+
+/// What a run may do.
+#[derive(Debug, Clone, Default)]
+pub struct BumpOptions {
+    /// Only these policies (all when empty).
+    pub only: Vec<String>,
+    /// Scan and plan only: no git writes, no GitHub.
+    pub dry_run: bool,
+}
+
+/// What happened to one policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+pub enum PolicyOutcome {
+    /// Every reference already carries the newest allowed tag.
+    UpToDate,
+    /// Dry-run: this bump would be proposed.
+    WouldBump,
+    /// A new PR was opened.
+    Proposed {
+        pr: u64,
+        url: String,
+    },
+    /// The policy's open PR was force-pushed and/or edited in place.
+    Updated {
+        pr: u64,
+        url: String,
+    },
+    /// The policy's open PR already proposes exactly this: nothing written.
+    Unchanged {
+        pr: u64,
+        url: String,
+    },
+    /// A person closed the PR for this version; it stays closed.
+    SkippedHumanClosed {
+        pr: u64,
+    },
+    /// The PR for this version was merged already (the base is behind).
+    AlreadyMerged {
+        pr: u64,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// What became of the merge request for a policy's PR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "merge", rename_all = "camelCase")]
+pub enum MergeState {
+    /// Auto-merge is off for this policy.
+    Disabled,
+    /// The application is Degraded: no merge requested.
+    HeldDegraded {
+        application: String,
+    },
+    /// GitHub's auto-merge was already on; nothing asked.
+    AlreadyEnabled,
+    AutoMergeEnabled,
+    Merged {
+        sha: String,
+    },
+    WaitingForChecks {
+        pending: Vec<String>,
+    },
+    ChecksFailed {
+        failing: Vec<String>,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+/// One policy's line in the report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyReport {
+    pub policy: String,
+    pub image: String,
+    /// Tags in use by the references found.
+    pub current: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bump: Option<BumpPlan>,
+    pub outcome: PolicyOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge: Option<MergeState>,
+    /// Whether this run pushed the policy's branch.
+    pub pushed: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_files: Vec<String>,
+}
+
+/// Requests sent during the run, per service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestCounts {
+    pub registry_requests: u64,
+    pub registry_token_requests: u64,
+    pub registry_pages: u64,
+    pub registry_not_modified: u64,
+    pub github_requests: u64,
+    pub git_pushes: u64,
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BumpReport {
+    pub dry_run: bool,
+    pub policies: Vec<PolicyReport>,
+    pub requests: RequestCounts,
+}
+
+impl BumpReport {
+    /// Policies with a bump found (dry-run) or published.
+    pub fn bumps(&self) -> impl Iterator<Item = &PolicyReport> {
+        self.policies.iter().filter(|p| p.bump.is_some())
+    }
+
+    pub fn failed(&self) -> bool {
+        self.policies
+            .iter()
+            .any(|p| matches!(p.outcome, PolicyOutcome::Failed { .. }))
+    }
+}
+
+/// Everything a publishing run talks to.
+pub struct Publisher<'a> {
+    pub github: &'a GitHubClient,
+    pub workspace: &'a Workspace,
+    pub health: &'a dyn HealthSource,
+}
+
+/// A run over the configuration. `root` is the tree to scan: the `--source`
+/// directory for a dry-run; ignored when publishing (the workspace's fresh
+/// checkout of the base branch is scanned instead, so plans start from the
+/// branch the PRs target).
+pub async fn run_bumps(
+    loaded: &LoadedConfig,
+    root: &Path,
+    registry: &RegistryClient,
+    publisher: Option<&Publisher<'_>>,
+    options: &BumpOptions,
+) -> Result<BumpReport, BumpError> {
+    let before_registry = registry.stats().snapshot();
+    let policies: Vec<ImagePolicy> = loaded.policies.iter().map(|p| p.policy.clone()).collect();
+    for name in &options.only {
+        if !policies.iter().any(|p| p.name() == name) {
+            return Err(BumpError::Settings(format!(
+                "no ImagePolicy named {name:?}; known: {}",
+                policies
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+
+    let publishing = publisher.filter(|_| !options.dry_run);
+    let (scan_root, base_revision) = match publishing {
+        Some(p) => {
+            let workspace = p.workspace.clone();
+            let checkout = blocking(move || workspace.sync()).await?;
+            (checkout.path, Some(checkout.revision))
+        }
+        None => (root.to_path_buf(), None),
+    };
+    let scans = plan_bumps(&scan_root, &policies, &options.only, registry).await;
+
+    let mut report = BumpReport {
+        dry_run: publishing.is_none(),
+        policies: Vec::new(),
+        requests: RequestCounts::default(),
+    };
+    let github_before = publishing.map(|p| p.github.stats().snapshot().requests);
+    let mut open_pulls: Option<Vec<PullRequestInfo>> = None;
+    for (policy, scan) in scans {
+        let mut line = match scan {
+            Ok(scan) => report_line(&policy, scan),
+            Err(error) => PolicyReport {
+                policy: policy.name().to_string(),
+                image: policy.spec.image.clone(),
+                current: Vec::new(),
+                bump: None,
+                outcome: PolicyOutcome::Failed {
+                    error: error.to_string(),
+                },
+                merge: None,
+                pushed: false,
+                skipped_files: Vec::new(),
+            },
+        };
+        if let (Some(publisher), Some(base_revision), Some(plan)) =
+            (publishing, &base_revision, line.bump.clone())
+        {
+            // The open PRs are listed once per run, and only when needed.
+            if open_pulls.is_none() {
+                match publisher.github.list_open_pulls().await {
+                    Ok(pulls) => open_pulls = Some(pulls),
+                    Err(error) => {
+                        line.outcome = PolicyOutcome::Failed {
+                            error: error.to_string(),
+                        };
+                        report.policies.push(line);
+                        continue;
+                    }
+                }
+            }
+            let context = PublishContext {
+                config: &loaded.config,
+                checkout: &scan_root,
+                base_revision,
+                policy: &policy,
+                plan: &plan,
+            };
+            let pulls = open_pulls.as_mut().expect("listed above");
+            if let Err(error) = publish(publisher, &context, pulls, &mut line).await {
+                tracing::warn!(policy = %policy.name(), %error, "publishing the bump failed");
+                line.outcome = PolicyOutcome::Failed {
+                    error: error.to_string(),
+                };
+            }
+        }
+        report.policies.push(line);
+    }
+
+    let registry_now = registry.stats().snapshot();
+    report.requests = RequestCounts {
+        registry_requests: registry_now.requests - before_registry.requests,
+        registry_token_requests: registry_now.token_requests - before_registry.token_requests,
+        registry_pages: registry_now.pages - before_registry.pages,
+        registry_not_modified: registry_now.not_modified - before_registry.not_modified,
+        github_requests: match (publishing, github_before) {
+            (Some(p), Some(before)) => p.github.stats().snapshot().requests - before,
+            _ => 0,
+        },
+        git_pushes: report.policies.iter().filter(|p| p.pushed).count() as u64,
+    };
+    Ok(report)
+}
+
+fn report_line(policy: &ImagePolicy, scan: PolicyScan) -> PolicyReport {
+    let outcome = match scan.plan {
+        Some(_) => PolicyOutcome::WouldBump,
+        None => PolicyOutcome::UpToDate,
+    };
+    PolicyReport {
+        policy: policy.name().to_string(),
+        image: scan.image,
+        current: scan.current,
+        bump: scan.plan,
+        outcome,
+        merge: None,
+        pushed: false,
+        skipped_files: scan.skipped,
+    }
+}
+
+struct PublishContext<'a> {
+    config: &'a Config,
+    checkout: &'a Path,
+    base_revision: &'a str,
+    policy: &'a ImagePolicy,
+    plan: &'a BumpPlan,
+}
+
+/// Branch, PR, supersede, merge for one policy. `open_pulls` is the run's
+/// list, kept current as PRs are opened and closed.
+async fn publish(
+    publisher: &Publisher<'_>,
+    cx: &PublishContext<'_>,
+    open_pulls: &mut Vec<PullRequestInfo>,
+    line: &mut PolicyReport,
+) -> Result<(), BumpError> {
+    let github = publisher.github;
+    let github_config = cx.config.github.clone().ok_or_else(|| {
+        BumpError::Settings(
+            "relbot.yaml has no `github:` section; bump PRs need github.repository".into(),
+        )
+    })?;
+    let base = github_config
+        .base_branch
+        .clone()
+        .or_else(|| cx.config.repo.as_ref().map(|r| r.branch.clone()))
+        .unwrap_or_else(|| "main".into());
+    let name = cx.policy.name();
+    let branch = branch_for_policy(name);
+
+    // Closed PRs only matter for this policy's branch (human-closed ones).
+    let mut pulls: Vec<PullRequestInfo> = open_pulls.clone();
+    pulls.extend(
+        github
+            .find_pulls_for_branch(&branch, PrStateFilter::Closed)
+            .await?,
+    );
+    let decision = decide(name, &cx.plan.to, &base, &pulls);
+    match decision.action {
+        PrAction::SkipHumanClosed { number } => {
+            line.outcome = PolicyOutcome::SkippedHumanClosed { pr: number };
+            return Ok(());
+        }
+        PrAction::SkipAlreadyMerged { number } => {
+            line.outcome = PolicyOutcome::AlreadyMerged { pr: number };
+            return Ok(());
+        }
+        PrAction::Create | PrAction::UpdateInPlace { .. } => {}
+    }
+
+    let summary = cx
+        .policy
+        .spec
+        .application
+        .as_deref()
+        .map(|app| application_summary(cx.checkout, cx.config, app, cx.plan));
+    let title = pull::title(cx.plan);
+    let body = pull::body(cx.plan, summary.as_deref());
+
+    let prepared = {
+        let workspace = publisher.workspace.clone();
+        let (base, branch, files) = (
+            cx.base_revision.to_string(),
+            branch.clone(),
+            cx.plan.files.clone(),
+        );
+        let (author, message) = (github_config.commit_author.clone(), title.clone());
+        blocking(move || workspace.prepare(&base, &branch, &files, &author, &message)).await?
+    };
+    if prepared.needs_push {
+        let workspace = publisher.workspace.clone();
+        let to_push = prepared.clone();
+        blocking(move || workspace.push(&to_push)).await?;
+        line.pushed = true;
+    }
+
+    let mut pull = match decision.action {
+        PrAction::Create => {
+            let created = github
+                .create_pull(&PullSpec {
+                    title: title.clone(),
+                    body: body.clone(),
+                    head: branch.clone(),
+                    base: base.clone(),
+                    labels: github_config.labels.clone(),
+                })
+                .await?;
+            let pull = created.pull;
+            line.outcome = PolicyOutcome::Proposed {
+                pr: pull.number,
+                url: pull.html_url.clone(),
+            };
+            pull
+        }
+        PrAction::UpdateInPlace { number, .. } => {
+            let existing = open_pulls
+                .iter()
+                .find(|p| p.number == number)
+                .cloned()
+                .ok_or_else(|| {
+                    BumpError::Settings(format!("PR #{number} vanished from the open list"))
+                })?;
+            if existing.title == title && existing.body == body {
+                line.outcome = if line.pushed {
+                    PolicyOutcome::Updated {
+                        pr: number,
+                        url: existing.html_url.clone(),
+                    }
+                } else {
+                    PolicyOutcome::Unchanged {
+                        pr: number,
+                        url: existing.html_url.clone(),
+                    }
+                };
+                existing
+            } else {
+                let updated = github.update_pull(number, &title, &body).await?;
+                line.outcome = PolicyOutcome::Updated {
+                    pr: number,
+                    url: updated.html_url.clone(),
+                };
+                updated
+            }
+        }
+        PrAction::SkipHumanClosed { .. } | PrAction::SkipAlreadyMerged { .. } => unreachable!(),
+    };
+    // What we pushed is the head, whatever a listing said before the push.
+    pull.head_sha = prepared.commit.clone();
+
+    for number in &decision.supersede {
+        if let Some(stale) = open_pulls.iter().find(|p| p.number == *number).cloned() {
+            github.supersede_pull(&stale, pull.number).await?;
+        }
+    }
+    open_pulls.retain(|p| !decision.supersede.contains(&p.number) && p.number != pull.number);
+    open_pulls.push(pull.clone());
+
+    line.merge = Some(
+        merge(
+            publisher,
+            cx.policy,
+            github_config.automerge,
+            github_config.merge_method,
+            &pull,
+        )
+        .await,
+    );
+    Ok(())
+}
+
+/// At most one merge request per policy per run, never for a Degraded
+/// application, never when GitHub already has auto-merge on.
+async fn merge(
+    publisher: &Publisher<'_>,
+    policy: &ImagePolicy,
+    automerge_default: bool,
+    method: MergeMethod,
+    pull: &PullRequestInfo,
+) -> MergeState {
+    if !policy.spec.automerge.unwrap_or(automerge_default) {
+        return MergeState::Disabled;
+    }
+    if let Some(app) = &policy.spec.application
+        && publisher
+            .health
+            .health(app)
+            .is_some_and(|h| h.blocks_merge())
+    {
+        tracing::info!(policy = %policy.name(), application = %app, "application is Degraded; not merging");
+        return MergeState::HeldDegraded {
+            application: app.clone(),
+        };
+    }
+    if pull.auto_merge_enabled {
+        return MergeState::AlreadyEnabled;
+    }
+    if pull.state != PrState::Open {
+        return MergeState::Failed {
+            error: format!("PR #{} is not open", pull.number),
+        };
+    }
+    match publisher.github.request_merge(pull, method).await {
+        Ok(MergeOutcome::AutoMergeEnabled) => MergeState::AutoMergeEnabled,
+        Ok(MergeOutcome::Merged { sha }) => MergeState::Merged { sha },
+        Ok(MergeOutcome::WaitingForChecks { pending }) => MergeState::WaitingForChecks { pending },
+        Ok(MergeOutcome::ChecksFailed { failing }) => MergeState::ChecksFailed { failing },
+        Err(error) => MergeState::Failed {
+            error: error.to_string(),
+        },
+    }
+}
+
+/// Renders the application before and after writing the plan's files into
+/// the checkout, then puts the original files back (the checkout is shared
+/// by every policy of the run).
+fn application_summary(root: &Path, config: &Config, application: &str, plan: &BumpPlan) -> String {
+    let before = render_application(root, config, application);
+    let mut originals = Vec::new();
+    for file in &plan.files {
+        let path = root.join(&file.path);
+        match std::fs::read(&path) {
+            Ok(old) => {
+                if std::fs::write(&path, &file.new_text).is_err() {
+                    break;
+                }
+                originals.push((path, old));
+            }
+            Err(_) => break,
+        }
+    }
+    let summary = if originals.len() == plan.files.len() {
+        let after = render_application(root, config, application);
+        summarize(application, &before, &after)
+    } else {
+        format!("`{application}` could not be rendered with this change applied.")
+    };
+    for (path, old) in originals {
+        let _ = std::fs::write(path, old);
+    }
+    summary
+}
+
+/// libgit2 blocks: run it off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, BumpError> + Send + 'static,
+) -> Result<T, BumpError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| BumpError::Workspace {
+            action: "git work".into(),
+            detail: format!("the worker stopped: {e}"),
+        })?
+}
