@@ -139,12 +139,6 @@ pub fn run(cli: Cli) -> Outcome {
     }
 }
 
-/// A subcommand whose implementation has not landed yet says so plainly.
-fn not_built(name: &str) -> Outcome {
-    eprintln!("relbot {name}: not built yet in this version of relbot; nothing was done.");
-    Outcome::Failed
-}
-
 /// Colour only on a terminal, and never when asked not to.
 #[allow(dead_code)] // the reconciler's report (landing next) is its first user
 pub fn use_color(global: &GlobalArgs) -> bool {

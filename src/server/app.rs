@@ -27,13 +27,14 @@ use super::metrics::Metrics;
 use super::reload;
 use super::schedule::{self, PolicySchedule};
 use super::shutdown::{self, DrainOutcome};
-use super::status_page::{AppStatus, StatusSnapshot, redact_url};
-use super::trigger::{PolicySelector, PrSelector, SyncRequest, Trigger};
+use super::status_page::{AppStatus, PendingPr, StatusSnapshot, redact_url};
+use super::trigger::{PolicySelector, PrSelector, Selector, SyncRequest, Trigger};
 use super::webhook::Routes;
 use crate::cluster::client::{Cluster, ClusterTarget, locate};
 use crate::cluster::discovery::KindIndex;
 use crate::config::{Config, LoadedConfig};
 use crate::source::git::{Checkout, GitCredentials, GitSource};
+use crate::release::bump::{BumpReport, MergeState, PolicyOutcome};
 use crate::sync::apply::{SyncSettings, sync_application};
 use crate::sync::engine::{RunSettings, SYNC_PROBE_TIMEOUT};
 use crate::sync::plan::{Action, Reason};
@@ -383,14 +384,169 @@ impl Executor for Reconciler {
         }
     }
 
-    async fn bump(&self, policies: &PolicySelector, _run: &RunContext) -> Result<(), RunError> {
-        tracing::warn!(%policies, "bump engine not available in this build; nothing was bumped");
-        Err(RunError::new("bump engine not available in this build"))
+    async fn bump(&self, policies: &PolicySelector, run: &RunContext) -> Result<(), RunError> {
+        let state = self.state()?;
+        let config = self.config.borrow().clone();
+        if run.cancel.is_cancelled() {
+            return Err(RunError::new("bump skipped: shutdown or leadership lost"));
+        }
+        let only: Vec<String> = match policies {
+            Selector::All => Vec::new(),
+            Selector::Only(names) => names
+                .iter()
+                .filter(|n| config.policies.iter().any(|p| &p.policy.metadata.name == *n))
+                .cloned()
+                .collect(),
+        };
+        if config.policies.is_empty() || (!policies.is_all() && only.is_empty()) {
+            return Ok(());
+        }
+        let report = bump::run(&config, &self.cache_dir, state, &only)
+            .await
+            .map_err(RunError::new)?;
+        record_bumps(state, &report);
+        let failed: Vec<String> = report
+            .policies
+            .iter()
+            .filter_map(|p| match &p.outcome {
+                PolicyOutcome::Failed { error } => Some(format!("{}: {error}", p.policy)),
+                _ => None,
+            })
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(RunError::new(failed.join(" | ")))
+        }
     }
 
-    async fn continue_merge(&self, prs: &PrSelector, _run: &RunContext) -> Result<(), RunError> {
-        tracing::warn!(%prs, "bump engine not available in this build; merges are left to GitHub");
-        Err(RunError::new("bump engine not available in this build"))
+    /// Checks or reviews moved on a bump PR: a bump run re-requests the
+    /// merge of every open bump PR (and changes nothing else when the
+    /// registry has nothing newer).
+    async fn continue_merge(&self, prs: &PrSelector, run: &RunContext) -> Result<(), RunError> {
+        tracing::debug!(%prs, "continuing merges through a bump run");
+        self.bump(&Selector::All, run).await
+    }
+}
+
+/// Publishes a bump report: PR counters and the status page's pending PRs.
+fn record_bumps(state: &AppState, report: &BumpReport) {
+    let metrics = state.metrics();
+    let mut pending = Vec::new();
+    for line in &report.policies {
+        let (number, url) = match &line.outcome {
+            PolicyOutcome::Proposed { pr, url } => {
+                metrics.pull_requests.inc(&["opened"]);
+                (Some(*pr), url.clone())
+            }
+            PolicyOutcome::Updated { pr, url } => {
+                metrics.pull_requests.inc(&["updated"]);
+                (Some(*pr), url.clone())
+            }
+            PolicyOutcome::Unchanged { pr, url } => (Some(*pr), url.clone()),
+            _ => (None, String::new()),
+        };
+        let merged = matches!(line.merge, Some(MergeState::Merged { .. }));
+        if merged {
+            metrics.pull_requests.inc(&["merged"]);
+        }
+        if let (Some(number), false) = (number, merged) {
+            pending.push(PendingPr {
+                policy: line.policy.clone(),
+                number,
+                title: line
+                    .bump
+                    .as_ref()
+                    .map(crate::release::bump::pull::title)
+                    .unwrap_or_default(),
+                url,
+            });
+        }
+    }
+    let scanned: Vec<&str> = report.policies.iter().map(|p| p.policy.as_str()).collect();
+    state.update_status(|s| {
+        s.pending_prs.retain(|p| !scanned.contains(&p.policy.as_str()));
+        s.pending_prs.extend(pending);
+        s.pending_prs.sort_by(|a, b| a.policy.cmp(&b.policy));
+    });
+}
+
+/// The bump engine as the server runs it: registry and GitHub clients from
+/// the configuration and environment, the working clone in the cache, and
+/// application health from the status page's last sync results.
+mod bump {
+    use super::*;
+    use crate::release::bump::{
+        AppHealth, BumpOptions, Publisher, StaticHealth, Workspace, run_bumps,
+    };
+    use crate::release::github::{GitHubClient, GithubSettings};
+    use crate::release::registry::{RegistryClient, RegistryCredentials, RegistrySettings};
+
+    pub async fn run(
+        config: &LoadedConfig,
+        cache_dir: &Path,
+        state: &AppState,
+        only: &[String],
+    ) -> Result<BumpReport, String> {
+        let registry = RegistryClient::new(
+            RegistrySettings::from_config(&config.config.registries),
+            RegistryCredentials::from_environment().map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let github_config = config
+            .config
+            .github
+            .as_ref()
+            .ok_or("relbot.yaml has no `github:` section; bump PRs need github.repository")?;
+        let repo = config
+            .config
+            .repo
+            .as_ref()
+            .ok_or("relbot.yaml has no `repo:` section")?;
+        let github = GitHubClient::new(
+            GithubSettings::from_config(github_config, |name| std::env::var(name).ok())
+                .map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let base = github_config
+            .base_branch
+            .clone()
+            .unwrap_or_else(|| repo.branch.clone());
+        let workspace = Workspace::new(
+            cache_dir.join("bump"),
+            repo,
+            &base,
+            GitCredentials::from_env(),
+        )
+        .map_err(|e| e.to_string())?;
+        let health = StaticHealth(
+            state
+                .status()
+                .apps
+                .iter()
+                .map(|a| (a.name.clone(), AppHealth::parse(&a.health)))
+                .collect(),
+        );
+        let publisher = Publisher {
+            github: &github,
+            workspace: &workspace,
+            health: &health,
+        };
+        let options = BumpOptions {
+            only: only.to_vec(),
+            dry_run: false,
+        };
+        let report = run_bumps(config, config.base_dir(), &registry, Some(&publisher), &options)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            policies = report.policies.len(),
+            bumps = report.bumps().count(),
+            github_requests = report.requests.github_requests,
+            registry_requests = report.requests.registry_requests,
+            "bump run finished"
+        );
+        Ok(report)
     }
 }
 
