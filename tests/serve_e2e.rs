@@ -8,9 +8,15 @@
 #[path = "support/git.rs"]
 #[allow(dead_code)]
 mod git_support;
+#[path = "support/github_double.rs"]
+#[allow(dead_code)]
+mod github_double;
+#[path = "support/registry.rs"]
+#[allow(dead_code)]
+mod registry_support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,13 +41,28 @@ struct World {
     bare: BareRepo,
     work: TestRepo,
     dir: TempDir,
-    apps: Vec<String>,
+    /// Extra environment for the server (GitHub double URL and token).
+    env: Vec<(String, String)>,
 }
 
 impl World {
     /// `apps` applications, each with one ConfigMap `<app>-settings` (value "v1").
     async fn new(test: &str, apps: &[&str]) -> World {
-        let tc = TestCluster::acquire(test).await;
+        World::with(test, apps, "", &[]).await
+    }
+
+    /// Like [`World::new`], with `extra` appended to relbot.yaml and `files`
+    /// written to both the repository and the configuration directory.
+    async fn with(test: &str, apps: &[&str], extra: &str, files: &[(&str, &str)]) -> World {
+        // Controllers mode: Deployments become ready, so health gates pass.
+        let tc = TestCluster::acquire_with(
+            test,
+            kubesim::SimOptions {
+                controllers: Some(kubesim::ControllerOptions::default()),
+                ..Default::default()
+            },
+        )
+        .await;
         let bare = BareRepo::new("cluster-config");
         let work = TestRepo::clone_from(&bare.url());
         let ns = tc.namespace().to_string();
@@ -58,17 +79,24 @@ impl World {
                 &config_map_yaml(&format!("{app}-settings"), "v1"),
             );
         }
+        config.push_str(extra);
+        let dir = TempDir::new().unwrap();
+        for (path, text) in files {
+            work.write(path, text);
+            let copy = dir.path().join(path);
+            std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+            std::fs::write(copy, text).unwrap();
+        }
         work.write("relbot.yaml", &config);
         work.commit("initial");
         work.git(&["push", "-q", "origin", "main"]);
-        let dir = TempDir::new().unwrap();
         std::fs::write(dir.path().join("relbot.yaml"), &config).unwrap();
         World {
             tc,
             bare,
             work,
             dir,
-            apps: apps.iter().map(|s| s.to_string()).collect(),
+            env: Vec::new(),
         }
     }
 
@@ -146,7 +174,9 @@ impl Server {
         let port = free_port();
         let log = world.dir.path().join(format!("serve-{port}.log"));
         let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_relbot"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_relbot"));
+        command.envs(world.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let child = command
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--config")
             .arg(world.config_path())
@@ -642,5 +672,102 @@ async fn serve_metrics_move_and_the_status_page_shows_the_applications() {
         assert!(dom.contains(name), "{name} missing from the page:\n{dom}");
     }
     assert!(dom.contains(&after[..7]), "the revision is shown:\n{dom}");
+    world.tc.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_a_registry_webhook_opens_one_bump_pr() {
+    const REPO: &str = "acme/cluster-config";
+    let registry = registry_support::RealRegistry::start(registry_support::Auth::Anonymous).await;
+    registry
+        .seed("acme/web", &["1.0.0", "1.1.0"], registry_support::Media::Docker)
+        .await;
+    let gh = github_double::GitHubDouble::start().await;
+    gh.add_repo(REPO, "main");
+    // CI must pass first: auto-merge waits, so the PR stays pending.
+    gh.set_required_checks(REPO, "main", &["ci/test"]);
+
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: { app: web }\n  template:\n    metadata:\n      labels: { app: web }\n    spec:\n      containers:\n        - name: web\n          image: docker.io/acme/web:1.0.0 # the web front end\n";
+    let policy = "apiVersion: relbot.dev/v1alpha1\nkind: ImagePolicy\nmetadata: { name: web }\nspec:\n  image: docker.io/acme/web\n  semver: \">=1.0.0 <2.0.0\"\n  files: [ \"apps/web/**/*.yaml\" ]\n  application: web\n";
+    let extra = format!(
+        "policies: policies\nregistries:\n  - host: docker.io\n    mirror: {}\n",
+        registry.host
+    );
+    let mut world = World::with(
+        "serve-bump",
+        &["web"],
+        &extra,
+        &[
+            ("apps/web/deploy.yaml", deployment),
+            ("policies/web.yaml", policy),
+        ],
+    )
+    .await;
+    gh.attach_git(REPO, world.bare.path());
+    world.env = vec![
+        ("RELBOT_GITHUB_API_URL".into(), gh.url()),
+        (
+            "RELBOT_GITHUB_TOKEN".into(),
+            github_double::GitHubDouble::TOKEN.into(),
+        ),
+    ];
+    let server = world.start();
+    server.wait_ready().await;
+    world.wait_value(&server, "web", "v1", Duration::from_secs(30)).await;
+    assert!(gh.pulls(REPO).is_empty(), "no bump before the webhook");
+
+    // The registry says 1.1.0 was pushed (a distribution notification).
+    let notification = serde_json::json!({"events": [{
+        "action": "push",
+        "target": {"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                   "repository": "acme/web", "tag": "1.1.0"},
+        "request": {"host": "docker.io"}
+    }]});
+    let send = || async {
+        server
+            .http
+            .post(server.url(&format!("/webhooks/registry/{REGISTRY_TOKEN}")))
+            .json(&notification)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(send().await, 202, "log:\n{}", server.log());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while gh.pulls(REPO).is_empty() {
+        assert!(Instant::now() < deadline, "no PR; log:\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The same notification again (registries retry) changes nothing.
+    assert_eq!(send().await, 202);
+    let wrong = server
+        .http
+        .post(server.url("/webhooks/registry/not-the-token"))
+        .json(&notification)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(wrong, 401);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = server.get("/api/status").await.unwrap();
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if status["running"] == false && status["pending"] == false {
+            assert_eq!(status["pending_prs"].as_array().map(Vec::len), Some(1), "{status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the queue never settled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pulls = gh.pulls(REPO);
+    assert_eq!(pulls.len(), 1, "exactly one bump PR: {pulls:?}");
+    assert!(pulls[0].title.contains("1.1.0"), "{}", pulls[0].title);
+    assert!(!pulls[0].merged, "auto-merge waits for CI");
+    let metrics = server.metrics().await;
+    assert_eq!(metrics.sum("relbot_pull_requests_total", &[("action", "opened")]), 1.0);
     world.tc.cleanup().await;
 }
