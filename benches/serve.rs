@@ -68,9 +68,9 @@ async fn settled(http: &reqwest::Client, base: &str) -> bool {
     status["ready"] == true
         && status["running"] == false
         && status["pending"] == false
-        && status["apps"].as_array().is_some_and(|apps| {
-            apps.len() == APPS && apps.iter().all(|a| a["sync"] == "Synced")
-        })
+        && status["apps"]
+            .as_array()
+            .is_some_and(|apps| apps.len() == APPS && apps.iter().all(|a| a["sync"] == "Synced"))
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -166,7 +166,10 @@ async fn main() {
             .post(format!("{base}/webhooks/github"))
             .header("x-github-event", "push")
             .header("x-github-delivery", format!("bench-{push}"))
-            .header("x-hub-signature-256", github_signature(SECRET.as_bytes(), &body))
+            .header(
+                "x-hub-signature-256",
+                github_signature(SECRET.as_bytes(), &body),
+            )
             .body(body)
             .send()
             .await
@@ -183,7 +186,10 @@ async fn main() {
             if current.as_deref() == Some(value.as_str()) {
                 break;
             }
-            assert!(sent.elapsed() < Duration::from_secs(60), "push {push} never applied");
+            assert!(
+                sent.elapsed() < Duration::from_secs(60),
+                "push {push} never applied"
+            );
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         latencies.push(sent.elapsed());
@@ -195,8 +201,14 @@ async fn main() {
     let p99 = percentile(&latencies, 0.99);
     let mean = latencies.iter().sum::<Duration>() / latencies.len() as u32;
 
-    println!("relbot serve: {APPS} applications, {} objects", APPS * OBJECTS_PER_APP);
-    println!("  first full sync (start to all Synced): {:.2} s", first_sync.as_secs_f64());
+    println!(
+        "relbot serve: {APPS} applications, {} objects",
+        APPS * OBJECTS_PER_APP
+    );
+    println!(
+        "  first full sync (start to all Synced): {:.2} s",
+        first_sync.as_secs_f64()
+    );
     println!(
         "  webhook → applied, one-object change, {PUSHES} pushes: p50 {:.0} ms, p99 {:.0} ms, mean {:.0} ms, max {:.0} ms (target p50 < 1000 ms)",
         p50.as_secs_f64() * 1000.0,

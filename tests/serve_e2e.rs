@@ -32,7 +32,9 @@ const SECRET: &str = "e2e-webhook-secret";
 const REGISTRY_TOKEN: &str = "e2e-registry-token";
 
 fn config_map_yaml(name: &str, value: &str) -> String {
-    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n")
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n"
+    )
 }
 
 /// A repository, a configuration pointing at it, and a cluster namespace.
@@ -334,7 +336,9 @@ impl Metrics {
             let value: f64 = match &caps[4] {
                 "+Inf" => f64::INFINITY,
                 "-Inf" => f64::NEG_INFINITY,
-                v => v.parse().unwrap_or_else(|_| panic!("bad value in {line:?}")),
+                v => v
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad value in {line:?}")),
             };
             let key = format!("{}{}", &caps[1], caps.get(2).map_or("", |m| m.as_str()));
             samples.insert(key, value);
@@ -363,7 +367,9 @@ async fn serve_a_signed_push_is_applied_and_forged_replayed_or_oversize_ones_cha
     let mut server = world.start();
     server.wait_ready().await;
     // The startup sync applies the initial state.
-    world.wait_value(&server, "web", "v1", Duration::from_secs(30)).await;
+    world
+        .wait_value(&server, "web", "v1", Duration::from_secs(30))
+        .await;
 
     // A signed push webhook → the change is applied.
     let before = world.work.head();
@@ -373,7 +379,9 @@ async fn serve_a_signed_push_is_applied_and_forged_replayed_or_oversize_ones_cha
         .post_github("push", "delivery-1", &body, &sign(&body))
         .await;
     assert_eq!(status, 202, "log:\n{}", server.log());
-    world.wait_value(&server, "web", "v2", Duration::from_secs(20)).await;
+    world
+        .wait_value(&server, "web", "v2", Duration::from_secs(20))
+        .await;
 
     // Git moves on, but no valid webhook says so: nothing may change.
     let v3 = world.change("web", "v3");
@@ -403,11 +411,17 @@ async fn serve_a_signed_push_is_applied_and_forged_replayed_or_oversize_ones_cha
         1.0
     );
     assert_eq!(
-        metrics.sum("relbot_webhook_deliveries_total", &[("verdict", "duplicate")]),
+        metrics.sum(
+            "relbot_webhook_deliveries_total",
+            &[("verdict", "duplicate")]
+        ),
         1.0
     );
     assert_eq!(
-        metrics.sum("relbot_webhook_deliveries_total", &[("verdict", "too_large")]),
+        metrics.sum(
+            "relbot_webhook_deliveries_total",
+            &[("verdict", "too_large")]
+        ),
         1.0
     );
 
@@ -416,7 +430,9 @@ async fn serve_a_signed_push_is_applied_and_forged_replayed_or_oversize_ones_cha
         .post_github("push", "delivery-4", &body3, &sign(&body3))
         .await;
     assert_eq!(status, 202);
-    world.wait_value(&server, "web", "v3", Duration::from_secs(20)).await;
+    world
+        .wait_value(&server, "web", "v3", Duration::from_secs(20))
+        .await;
     let (code, _) = server.terminate();
     assert_eq!(code, Some(0), "log:\n{}", server.log());
     world.tc.cleanup().await;
@@ -432,7 +448,10 @@ fn assert_one_update_at_a_time(log: &str) -> usize {
             running = true;
             runs += 1;
         } else if line.contains("update finished") {
-            assert!(running, "an update finished that never started; log:\n{log}");
+            assert!(
+                running,
+                "an update finished that never started; log:\n{log}"
+            );
             running = false;
         }
     }
@@ -447,7 +466,9 @@ async fn serve_twenty_concurrent_webhooks_run_one_update_at_a_time_and_lose_noth
     let server = world.start();
     server.wait_ready().await;
     for app in &refs {
-        world.wait_value(&server, app, "v1", Duration::from_secs(60)).await;
+        world
+            .wait_value(&server, app, "v1", Duration::from_secs(60))
+            .await;
     }
 
     // Twenty pushes, one per application, then all twenty deliveries at once.
@@ -470,7 +491,9 @@ async fn serve_twenty_concurrent_webhooks_run_one_update_at_a_time_and_lose_noth
     assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
 
     for app in &refs {
-        world.wait_value(&server, app, "v2", Duration::from_secs(60)).await;
+        world
+            .wait_value(&server, app, "v2", Duration::from_secs(60))
+            .await;
     }
     // Wait for the queue to settle, then check the log and the counters.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -480,7 +503,10 @@ async fn serve_twenty_concurrent_webhooks_run_one_update_at_a_time_and_lose_noth
         if status["running"] == false && status["pending"] == false {
             break;
         }
-        assert!(Instant::now() < deadline, "the queue never settled: {status}");
+        assert!(
+            Instant::now() < deadline,
+            "the queue never settled: {status}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let runs = assert_one_update_at_a_time(&server.log());
@@ -489,7 +515,10 @@ async fn serve_twenty_concurrent_webhooks_run_one_update_at_a_time_and_lose_noth
     let coalesced = metrics.sum("relbot_triggers_coalesced_total", &[("kind", "sync")]);
     assert_eq!(triggers, 21.0, "startup plus twenty webhooks");
     assert_eq!(
-        metrics.sum("relbot_webhook_deliveries_total", &[("verdict", "accepted")]),
+        metrics.sum(
+            "relbot_webhook_deliveries_total",
+            &[("verdict", "accepted")]
+        ),
         20.0
     );
     assert!(
@@ -510,7 +539,9 @@ async fn serve_sigterm_mid_sync_exits_cleanly_releases_the_lease_and_the_next_st
     let mut server = world.start();
     server.wait_ready().await;
     for app in &refs {
-        world.wait_value(&server, app, "v1", Duration::from_secs(60)).await;
+        world
+            .wait_value(&server, app, "v1", Duration::from_secs(60))
+            .await;
     }
     assert_eq!(
         world.lease_holder().await.as_deref(),
@@ -543,7 +574,11 @@ async fn serve_sigterm_mid_sync_exits_cleanly_releases_the_lease_and_the_next_st
     // SIGTERM once the update is under way.
     let deadline = Instant::now() + Duration::from_secs(20);
     while !server.log().contains("tickets=2..=2") {
-        assert!(Instant::now() < deadline, "the update never started; log:\n{}", server.log());
+        assert!(
+            Instant::now() < deadline,
+            "the update never started; log:\n{}",
+            server.log()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -558,7 +593,9 @@ async fn serve_sigterm_mid_sync_exits_cleanly_releases_the_lease_and_the_next_st
     let server = world.start();
     server.wait_ready().await;
     for app in &refs {
-        world.wait_value(&server, app, "v2", Duration::from_secs(60)).await;
+        world
+            .wait_value(&server, app, "v2", Duration::from_secs(60))
+            .await;
     }
     world.tc.cleanup().await;
 }
@@ -578,8 +615,12 @@ async fn serve_metrics_move_and_the_status_page_shows_the_applications() {
     let world = World::new("serve-observe", &["frontend", "backend"]).await;
     let server = world.start();
     server.wait_ready().await;
-    world.wait_value(&server, "frontend", "v1", Duration::from_secs(30)).await;
-    world.wait_value(&server, "backend", "v1", Duration::from_secs(30)).await;
+    world
+        .wait_value(&server, "frontend", "v1", Duration::from_secs(30))
+        .await;
+    world
+        .wait_value(&server, "backend", "v1", Duration::from_secs(30))
+        .await;
 
     // /metrics parses and reflects the startup sync.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -607,22 +648,37 @@ async fn serve_metrics_move_and_the_status_page_shows_the_applications() {
     let after = world.change("frontend", "v2");
     let body = push_body(&before, &after, &["apps/frontend/settings.yaml"]);
     assert_eq!(
-        server.post_github("push", "observe-1", &body, &sign(&body)).await,
+        server
+            .post_github("push", "observe-1", &body, &sign(&body))
+            .await,
         202
     );
-    world.wait_value(&server, "frontend", "v2", Duration::from_secs(20)).await;
+    world
+        .wait_value(&server, "frontend", "v2", Duration::from_secs(20))
+        .await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let m = server.metrics().await;
         if m.sum("relbot_syncs_total", &[("application", "frontend")]) > frontend_syncs {
             assert_eq!(
-                m.sum("relbot_webhook_deliveries_total", &[("event", "push"), ("verdict", "accepted")]),
+                m.sum(
+                    "relbot_webhook_deliveries_total",
+                    &[("event", "push"), ("verdict", "accepted")]
+                ),
                 1.0
             );
-            assert!(m.sum("relbot_sync_duration_seconds_count", &[("application", "frontend")]) >= 2.0);
+            assert!(
+                m.sum(
+                    "relbot_sync_duration_seconds_count",
+                    &[("application", "frontend")]
+                ) >= 2.0
+            );
             break;
         }
-        assert!(Instant::now() < deadline, "the frontend sync was not counted");
+        assert!(
+            Instant::now() < deadline,
+            "the frontend sync was not counted"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -641,7 +697,11 @@ async fn serve_metrics_move_and_the_status_page_shows_the_applications() {
         .args(["status", "--server", &server.url(""), "-o", "json"])
         .output()
         .unwrap();
-    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
     let printed: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
     assert_eq!(printed["apps"][1]["sync"], "Synced");
 
@@ -680,7 +740,11 @@ async fn serve_a_registry_webhook_opens_one_bump_pr() {
     const REPO: &str = "acme/cluster-config";
     let registry = registry_support::RealRegistry::start(registry_support::Auth::Anonymous).await;
     registry
-        .seed("acme/web", &["1.0.0", "1.1.0"], registry_support::Media::Docker)
+        .seed(
+            "acme/web",
+            &["1.0.0", "1.1.0"],
+            registry_support::Media::Docker,
+        )
         .await;
     let gh = github_double::GitHubDouble::start().await;
     gh.add_repo(REPO, "main");
@@ -713,7 +777,9 @@ async fn serve_a_registry_webhook_opens_one_bump_pr() {
     ];
     let server = world.start();
     server.wait_ready().await;
-    world.wait_value(&server, "web", "v1", Duration::from_secs(30)).await;
+    world
+        .wait_value(&server, "web", "v1", Duration::from_secs(30))
+        .await;
     assert!(gh.pulls(REPO).is_empty(), "no bump before the webhook");
 
     // The registry says 1.1.0 was pushed (a distribution notification).
@@ -757,7 +823,11 @@ async fn serve_a_registry_webhook_opens_one_bump_pr() {
         let (_, body) = server.get("/api/status").await.unwrap();
         let status: serde_json::Value = serde_json::from_str(&body).unwrap();
         if status["running"] == false && status["pending"] == false {
-            assert_eq!(status["pending_prs"].as_array().map(Vec::len), Some(1), "{status}");
+            assert_eq!(
+                status["pending_prs"].as_array().map(Vec::len),
+                Some(1),
+                "{status}"
+            );
             break;
         }
         assert!(Instant::now() < deadline, "the queue never settled");
@@ -768,6 +838,9 @@ async fn serve_a_registry_webhook_opens_one_bump_pr() {
     assert!(pulls[0].title.contains("1.1.0"), "{}", pulls[0].title);
     assert!(!pulls[0].merged, "auto-merge waits for CI");
     let metrics = server.metrics().await;
-    assert_eq!(metrics.sum("relbot_pull_requests_total", &[("action", "opened")]), 1.0);
+    assert_eq!(
+        metrics.sum("relbot_pull_requests_total", &[("action", "opened")]),
+        1.0
+    );
     world.tc.cleanup().await;
 }

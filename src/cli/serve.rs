@@ -81,7 +81,9 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Outcome {
     match runtime.block_on(app::run(options, settings, CancellationToken::new())) {
         Ok(outcome) => {
             if outcome.queue.abandoned {
-                tracing::warn!("the running update was stopped at a safe point; the next start converges");
+                tracing::warn!(
+                    "the running update was stopped at a safe point; the next start converges"
+                );
             }
             Outcome::Clean
         }
@@ -110,7 +112,10 @@ pub async fn status_from_server(server: &str, output: OutputFormat) -> Outcome {
     let response = match client.get(&url).send().await {
         Ok(r) if r.status().is_success() => r,
         Ok(r) => {
-            eprintln!("error: {url} answered {}; is it a relbot serve?", r.status());
+            eprintln!(
+                "error: {url} answered {}; is it a relbot serve?",
+                r.status()
+            );
             return Outcome::Failed;
         }
         Err(e) => {
@@ -126,7 +131,10 @@ pub async fn status_from_server(server: &str, output: OutputFormat) -> Outcome {
         }
     };
     match output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&status).unwrap_or_default()),
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&status).unwrap_or_default()
+        ),
         OutputFormat::Yaml => match serde_saphyr::to_string(&status) {
             Ok(text) => print!("{text}"),
             Err(e) => eprintln!("error: cannot render YAML: {e}"),
@@ -136,7 +144,11 @@ pub async fn status_from_server(server: &str, output: OutputFormat) -> Outcome {
     let failed = status["apps"]
         .as_array()
         .is_some_and(|apps| apps.iter().any(|a| a["sync"] == "Failed"));
-    if failed { Outcome::Failed } else { Outcome::Clean }
+    if failed {
+        Outcome::Failed
+    } else {
+        Outcome::Clean
+    }
 }
 
 fn status_text(status: &serde_json::Value) -> String {
@@ -145,7 +157,10 @@ fn status_text(status: &serde_json::Value) -> String {
         "{} {} at {} (ready: {}, leader: {})\n",
         text(&status["repository"]),
         text(&status["branch"]),
-        text(&status["revision"]).chars().take(12).collect::<String>(),
+        text(&status["revision"])
+            .chars()
+            .take(12)
+            .collect::<String>(),
         status["ready"],
         status["leader"],
     );

@@ -33,8 +33,8 @@ use super::webhook::Routes;
 use crate::cluster::client::{Cluster, ClusterTarget, locate};
 use crate::cluster::discovery::KindIndex;
 use crate::config::{Config, LoadedConfig};
-use crate::source::git::{Checkout, GitCredentials, GitSource};
 use crate::release::bump::{BumpReport, MergeState, PolicyOutcome};
+use crate::source::git::{Checkout, GitCredentials, GitSource};
 use crate::sync::apply::{SyncSettings, sync_application};
 use crate::sync::engine::{RunSettings, SYNC_PROBE_TIMEOUT};
 use crate::sync::plan::{Action, Reason};
@@ -194,7 +194,13 @@ impl Reconciler {
         Ok((source, checkout))
     }
 
-    fn publish(&self, state: &AppState, config: &LoadedConfig, source: &GitSource, checkout: &Checkout) {
+    fn publish(
+        &self,
+        state: &AppState,
+        config: &LoadedConfig,
+        source: &GitSource,
+        checkout: &Checkout,
+    ) {
         let configured: Vec<String> = config
             .config
             .applications
@@ -253,7 +259,9 @@ impl Reconciler {
                 .unwrap_or("Unknown");
             *states.entry((sync, health)).or_default() += 1;
         }
-        metrics.objects.retain(|labels| labels.first().map(String::as_str) != Some(app));
+        metrics
+            .objects
+            .retain(|labels| labels.first().map(String::as_str) != Some(app));
         for ((sync, health), n) in states {
             metrics.objects.set(&[app, sync, health], n as f64);
         }
@@ -374,7 +382,11 @@ impl Executor for Reconciler {
             );
             self.record(state, &result);
             if result.phase == RunPhase::Failed {
-                errors.push(format!("{}: {}", result.application, result.errors.join("; ")));
+                errors.push(format!(
+                    "{}: {}",
+                    result.application,
+                    result.errors.join("; ")
+                ));
             }
         }
         if errors.is_empty() {
@@ -394,7 +406,12 @@ impl Executor for Reconciler {
             Selector::All => Vec::new(),
             Selector::Only(names) => names
                 .iter()
-                .filter(|n| config.policies.iter().any(|p| &p.policy.metadata.name == *n))
+                .filter(|n| {
+                    config
+                        .policies
+                        .iter()
+                        .any(|p| &p.policy.metadata.name == *n)
+                })
                 .cloned()
                 .collect(),
         };
@@ -465,7 +482,8 @@ fn record_bumps(state: &AppState, report: &BumpReport) {
     }
     let scanned: Vec<&str> = report.policies.iter().map(|p| p.policy.as_str()).collect();
     state.update_status(|s| {
-        s.pending_prs.retain(|p| !scanned.contains(&p.policy.as_str()));
+        s.pending_prs
+            .retain(|p| !scanned.contains(&p.policy.as_str()));
         s.pending_prs.extend(pending);
         s.pending_prs.sort_by(|a, b| a.policy.cmp(&b.policy));
     });
@@ -536,9 +554,15 @@ mod bump {
             only: only.to_vec(),
             dry_run: false,
         };
-        let report = run_bumps(config, config.base_dir(), &registry, Some(&publisher), &options)
-            .await
-            .map_err(|e| e.to_string())?;
+        let report = run_bumps(
+            config,
+            config.base_dir(),
+            &registry,
+            Some(&publisher),
+            &options,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         tracing::info!(
             policies = report.policies.len(),
             bumps = report.bumps().count(),
@@ -606,10 +630,7 @@ pub fn router(state: AppState, leader: LeaderState) -> Router {
     http::router(state.clone()).merge(
         Router::new()
             .route("/api/status", get(api_status))
-            .with_state(ApiState {
-                app: state,
-                leader,
-            }),
+            .with_state(ApiState { app: state, leader }),
     )
 }
 
@@ -638,13 +659,12 @@ pub async fn run(
         .lease_namespace
         .clone()
         .unwrap_or_else(|| current.config.status.namespace.clone());
-    let kube_client =
-        kube::Client::try_from(located.config).map_err(|source| {
-            crate::cluster::client::ClusterError::Client {
-                server: cluster.server().to_string(),
-                source,
-            }
-        })?;
+    let kube_client = kube::Client::try_from(located.config).map_err(|source| {
+        crate::cluster::client::ClusterError::Client {
+            server: cluster.server().to_string(),
+            source,
+        }
+    })?;
     let elector = Arc::new(LeaseElector::new(
         kube_client,
         LeaseSettings::new(&lease_namespace, LEASE_NAME, &options.identity),
@@ -653,7 +673,10 @@ pub async fn run(
     let leader = elector.leader_state();
     let elector_handle: ElectorHandle = elector.spawn();
 
-    let readiness = Arc::new(Readiness::new([READY_FETCH, READY_DISCOVERY], metrics.clone()));
+    let readiness = Arc::new(Readiness::new(
+        [READY_FETCH, READY_DISCOVERY],
+        metrics.clone(),
+    ));
     let state_cell: Arc<OnceLock<AppState>> = Arc::default();
     let executor = Reconciler {
         state: state_cell.clone(),
@@ -813,8 +836,14 @@ mod tests {
     fn the_identity_is_the_pod_name_or_host_and_pid() {
         let identity = default_identity();
         assert!(!identity.is_empty());
-        if std::env::var("POD_NAME").map(|v| v.is_empty()).unwrap_or(true) {
-            assert!(identity.ends_with(&format!("-{}", std::process::id())), "{identity}");
+        if std::env::var("POD_NAME")
+            .map(|v| v.is_empty())
+            .unwrap_or(true)
+        {
+            assert!(
+                identity.ends_with(&format!("-{}", std::process::id())),
+                "{identity}"
+            );
         }
     }
 
