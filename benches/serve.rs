@@ -9,7 +9,6 @@
 //! server is the in-process emulator; git is a real bare repository.
 
 #[path = "../tests/support/git.rs"]
-#[allow(dead_code)]
 mod git_support;
 
 use std::process::{Child, Command, Stdio};

@@ -6,13 +6,10 @@
 //! and Lease namespace), so tests run in parallel.
 
 #[path = "support/git.rs"]
-#[allow(dead_code)]
 mod git_support;
 #[path = "support/github_double.rs"]
-#[allow(dead_code)]
 mod github_double;
 #[path = "support/registry.rs"]
-#[allow(dead_code)]
 mod registry_support;
 
 use std::collections::BTreeMap;
