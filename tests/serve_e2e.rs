@@ -839,5 +839,12 @@ async fn serve_a_registry_webhook_opens_one_bump_pr() {
         metrics.sum("relbot_pull_requests_total", &[("action", "opened")]),
         1.0
     );
+    assert!(
+        metrics.sum(
+            "relbot_registry_requests_total",
+            &[("registry", "docker.io"), ("result", "ok")]
+        ) >= 1.0,
+        "registry requests are counted"
+    );
     world.tc.cleanup().await;
 }

@@ -489,6 +489,37 @@ fn record_bumps(state: &AppState, report: &BumpReport) {
     });
 }
 
+/// Registry counters of one bump run. The client counts across hosts, so
+/// the label is the policies' one registry host, or `multiple`.
+fn record_registry(
+    state: &AppState,
+    config: &LoadedConfig,
+    stats: &crate::release::registry::StatsSnapshot,
+) {
+    let hosts: std::collections::BTreeSet<String> = config
+        .policies
+        .iter()
+        .map(|p| super::webhook::ImageName::parse(&p.policy.spec.image).host)
+        .collect();
+    let label = match hosts.len() {
+        1 => hosts.into_iter().next().unwrap_or_default(),
+        _ => "multiple".to_string(),
+    };
+    let metrics = state.metrics();
+    let limited = stats.rate_limit_waits.min(stats.requests);
+    metrics
+        .registry_requests
+        .inc_by(&[&label, "ok"], (stats.requests - limited) as f64);
+    if limited > 0 {
+        metrics
+            .registry_requests
+            .inc_by(&[&label, "rate_limited"], limited as f64);
+        metrics
+            .registry_rate_limit_waits
+            .inc_by(&[&label], stats.rate_limit_waits as f64);
+    }
+}
+
 /// The bump engine as the server runs it: registry and GitHub clients from
 /// the configuration and environment, the working clone in the cache, and
 /// application health from the status page's last sync results.
@@ -562,7 +593,9 @@ mod bump {
             &options,
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string());
+        record_registry(state, config, &registry.stats().snapshot());
+        let report = report?;
         tracing::info!(
             policies = report.policies.len(),
             bumps = report.bumps().count(),
