@@ -10,7 +10,9 @@ use serde_json::Value;
 
 /// Where an object was read from. `line` is 1-based and points at the first
 /// line of the object's YAML document (or JSON value) in `file`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Origin {
     /// Path relative to the source root (the repository checkout or `--source` dir).
     pub file: PathBuf,
@@ -25,7 +27,9 @@ impl fmt::Display for Origin {
 
 /// The identity of an object in a cluster. The API version is deliberately
 /// not part of it: `apps/v1` and `apps/v1beta2` name the same Deployment.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct ObjectKey {
     /// API group; empty for the core group.
     pub group: String,

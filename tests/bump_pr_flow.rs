@@ -237,10 +237,10 @@ async fn bump_flow_opens_updates_and_then_leaves_one_pr_alone() {
     assert_eq!(report.requests.git_pushes, 0);
     assert_eq!(w.writes(), Vec::<String>::new());
     assert_eq!(w.branch("django-api").unwrap(), new_head);
-    // Listing open PRs once, closed ones for the branch once.
+    // One request: the open PRs, listed once per run.
     assert_eq!(
         report.requests.github_requests,
-        2,
+        1,
         "{:?}",
         w.gh.request_lines()
     );
@@ -340,5 +340,46 @@ async fn bump_flow_policy_without_automerge_and_a_merged_bump() {
     assert!(
         w.gh.requests().is_empty(),
         "nothing to publish: GitHub is not asked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bump_flow_supersedes_an_older_pr_for_the_same_policy() {
+    let w = World::start().await;
+    // A PR from an older relbot layout: another branch, the policy's marker.
+    let main = w.bare.ref_sha("refs/heads/main").unwrap();
+    w.bare.git(&["branch", "renovate/idaes-0.0.11", &main]);
+    let stale = w.gh.seed_pull(
+        REPO,
+        "relbot[bot]",
+        "renovate/idaes-0.0.11",
+        "main",
+        "chore(deps): update idaes to 0.0.11",
+        &PrMarker::new("idaes", "0.0.11").render(),
+    );
+    let report = w.run(&["idaes"], &NoHealth).await;
+    let line = &report.policies[0];
+    assert!(
+        matches!(line.outcome, PolicyOutcome::Proposed { .. }),
+        "{line:?}"
+    );
+    let keeper = pr_of(&line.outcome);
+    let open = w.gh.open_pulls(REPO);
+    assert_eq!(open.len(), 1, "never two open PRs for one policy");
+    assert_eq!(open[0].number, keeper);
+    let closed = w.gh.pull(REPO, stale);
+    assert_eq!(closed.state, "closed");
+    assert!(!closed.merged);
+    assert!(
+        closed
+            .comments
+            .iter()
+            .any(|c| c.contains(&format!("#{keeper}")))
+    );
+    // relbot closed it, so it is not mistaken for a human close later.
+    assert!(
+        PrMarker::parse(closed.body.as_deref().unwrap())
+            .unwrap()
+            .superseded
     );
 }

@@ -8,8 +8,10 @@
 //! naming the file, line and field, never silently ignored.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Component, Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -990,6 +992,61 @@ fn rewrite_images(value: &mut Value, rules: &[ImageRule]) {
     }
 }
 
+/// A remote base can make kustomize fetch from the network; a sync must not
+/// hang on it forever.
+const EXTERNAL_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `Command::output` with a deadline: the child is killed when it passes.
+fn output_within(mut command: Command, timeout: Duration) -> std::io::Result<Output> {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // Drain both pipes on threads so a chatty child cannot block on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buffer = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut buffer);
+            }
+            buffer
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no result after {} s; killed", timeout.as_secs()),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
 /// Runs the kustomize binary on the top kustomization; its objects point at
 /// the kustomization file (line 1), the only place relbot can name.
 fn run_external(
@@ -1008,10 +1065,9 @@ fn run_external(
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| fail("empty kustomize command".into()))?;
-    let output = Command::new(program)
-        .args(args)
-        .arg(root.join(&top.dir))
-        .output()
+    let mut command = Command::new(program);
+    command.args(args).arg(root.join(&top.dir));
+    let output = output_within(command, EXTERNAL_TIMEOUT)
         .map_err(|e| fail(format!("cannot run `{}`: {e}", argv.join(" "))))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -1105,6 +1161,23 @@ mod tests {
                 .pointer("/spec/selector/matchLabels/team"),
             Some(&json!("core"))
         );
+    }
+
+    #[test]
+    fn external_commands_are_killed_at_the_deadline() {
+        let mut echo = Command::new("sh");
+        echo.args(["-c", "echo out; echo err >&2"]);
+        let output = output_within(echo, Duration::from_secs(10)).unwrap();
+        assert_eq!(
+            (output.stdout.as_slice(), output.stderr.as_slice()),
+            (&b"out\n"[..], &b"err\n"[..])
+        );
+        let mut sleep = Command::new("sleep");
+        sleep.arg("10");
+        let started = Instant::now();
+        let err = output_within(sleep, Duration::from_millis(200)).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[test]

@@ -154,7 +154,10 @@ impl RealRegistry {
                 auth: auth.clone(),
                 http,
             };
-            if registry.wait_until_up(&instance, Duration::from_secs(10)).await {
+            if registry
+                .wait_until_up(&instance, Duration::from_secs(10))
+                .await
+            {
                 return registry;
             }
             last_log = std::fs::read_to_string(&log_path).unwrap_or_default();

@@ -64,6 +64,7 @@ pub fn apply(res: &ResourceInfo, o: &mut Value, inner: &mut Inner, create: bool)
     if res.custom {
         return Ok(());
     }
+    quantities_as_strings(o, false);
     let name = o["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
@@ -172,6 +173,114 @@ pub fn apply(res: &ResourceInfo, o: &mut Value, inner: &mut Inner, create: bool)
         _ => {}
     }
     Ok(())
+}
+
+/// `resource.Quantity` fields are strings on the wire; the real server accepts
+/// `cpu: 1` and returns `cpu: "1"`.
+pub(crate) fn quantities_as_strings(v: &mut Value, in_quantity_map: bool) {
+    match v {
+        Value::Object(m) => {
+            for (k, child) in m.iter_mut() {
+                let quantity_map = matches!(
+                    k.as_str(),
+                    "requests" | "limits" | "capacity" | "hard" | "overhead" | "allocatable"
+                );
+                if in_quantity_map || k == "sizeLimit" {
+                    let text = match child {
+                        Value::Number(n) => Some(n.to_string()),
+                        Value::String(s) => Some(s.clone()),
+                        _ => None,
+                    };
+                    if let Some(t) = text {
+                        *child = json!(canonical_quantity(&t).unwrap_or(t));
+                    }
+                } else {
+                    quantities_as_strings(child, quantity_map);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|c| quantities_as_strings(c, false)),
+        _ => {}
+    }
+}
+
+const BINARY: [(&str, u32); 7] = [
+    ("", 0),
+    ("Ki", 1),
+    ("Mi", 2),
+    ("Gi", 3),
+    ("Ti", 4),
+    ("Pi", 5),
+    ("Ei", 6),
+];
+const DECIMAL: [(&str, i32); 10] = [
+    ("n", -9),
+    ("u", -6),
+    ("m", -3),
+    ("", 0),
+    ("k", 3),
+    ("M", 6),
+    ("G", 9),
+    ("T", 12),
+    ("P", 15),
+    ("E", 18),
+];
+
+/// The canonical form kube-apiserver stores a quantity in (`0.5` → `500m`,
+/// `1024Mi` → `1Gi`, `1000` → `1k`). `None` leaves the text alone
+/// (exponent forms, negative or unparsable values).
+pub fn canonical_quantity(s: &str) -> Option<String> {
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, suffix) = s.split_at(split);
+    if num.is_empty() {
+        return None;
+    }
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    let digits = format!("{int}{frac}");
+    let mantissa: i128 = digits.parse().ok()?;
+    let scale = frac.len() as u32;
+    if scale > 18 {
+        return None;
+    }
+    // Binary suffixes stay binary while the value is a whole number of bytes.
+    if let Some(&(_, k)) = BINARY.iter().skip(1).find(|(b, _)| *b == suffix) {
+        let numer = mantissa.checked_mul(1024i128.checked_pow(k)?)?;
+        let denom = 10i128.pow(scale);
+        if numer % denom == 0 {
+            let bytes = numer / denom;
+            let (name, k) = BINARY
+                .iter()
+                .rev()
+                .find(|(_, k)| bytes % 1024i128.pow(*k) == 0)?;
+            return Some(format!("{}{name}", bytes / 1024i128.pow(*k)));
+        }
+        let nanos = numer.checked_mul(1_000_000_000)? / denom;
+        return Some(decimal(nanos));
+    }
+    let &(_, exp) = DECIMAL.iter().find(|(d, _)| *d == suffix)?;
+    let shift = exp + 9 - scale as i32;
+    let nanos = if shift >= 0 {
+        mantissa.checked_mul(10i128.checked_pow(shift as u32)?)?
+    } else {
+        // Finer than a nano: the real server rounds up.
+        let d = 10i128.pow((-shift) as u32);
+        (mantissa + d - 1) / d
+    };
+    Some(decimal(nanos))
+}
+
+fn decimal(nanos: i128) -> String {
+    if nanos == 0 {
+        return "0".into();
+    }
+    let (name, exp) = DECIMAL
+        .iter()
+        .rev()
+        .find(|(_, e)| nanos % 10i128.pow((e + 9) as u32) == 0)
+        .expect("n divides everything");
+    format!("{}{name}", nanos / 10i128.pow((exp + 9) as u32))
 }
 
 fn job_defaults(o: &mut Value, create: bool) {
@@ -305,6 +414,23 @@ pub fn base64(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn quantities_are_canonical() {
+        let c = |s: &str| super::canonical_quantity(s).unwrap();
+        assert_eq!(c("0.5"), "500m");
+        assert_eq!(c("1024Mi"), "1Gi");
+        assert_eq!(c("1536Mi"), "1536Mi");
+        assert_eq!(c("1.5Gi"), "1536Mi");
+        assert_eq!(c("1000"), "1k");
+        assert_eq!(c("100m"), "100m");
+        assert_eq!(c("1000m"), "1");
+        assert_eq!(c("64Mi"), "64Mi");
+        assert_eq!(c("1"), "1");
+        assert_eq!(c("0"), "0");
+        assert_eq!(c("128974848"), "128974848");
+        assert_eq!(super::canonical_quantity("1e3"), None);
+    }
+
     #[test]
     fn base64_pads() {
         assert_eq!(super::base64(b"hello"), "aGVsbG8=");

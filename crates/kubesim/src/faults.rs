@@ -7,10 +7,23 @@ use std::time::Duration;
 
 use crate::status::ApiError;
 
+/// One queued fault; `verb` limits it to requests of that verb (see [`crate::RequestRecord::verb`]).
+struct Planned<T> {
+    verb: Option<String>,
+    what: T,
+}
+
 #[derive(Default)]
 struct State {
-    fail: VecDeque<(u16, Option<u64>)>,
-    stall: VecDeque<Duration>,
+    fail: VecDeque<Planned<(u16, Option<u64>)>>,
+    stall: VecDeque<Planned<Duration>>,
+}
+
+fn take<T>(q: &mut VecDeque<Planned<T>>, verb: &str) -> Option<T> {
+    let i = q
+        .iter()
+        .position(|p| p.verb.as_deref().is_none_or(|v| v == verb))?;
+    q.remove(i).map(|p| p.what)
 }
 
 /// The fault switchboard of one emulator ([`crate::SimHandle::faults`]).
@@ -36,12 +49,37 @@ impl Faults {
     pub fn fail_next(&self, n: usize, status: u16, retry_after: Option<Duration>) {
         let secs = retry_after.map(|d| d.as_secs().max(1));
         let mut s = self.state();
-        s.fail.extend(std::iter::repeat_n((status, secs), n));
+        s.fail.extend((0..n).map(|_| Planned {
+            verb: None,
+            what: (status, secs),
+        }));
+    }
+
+    /// Like [`Faults::fail_next`], but only for requests of `verb`
+    /// (`get`, `list`, `watch`, `create`, `update`, `patch`, `apply`, `delete`, ...).
+    pub fn fail_next_verb(&self, verb: &str, n: usize, status: u16, retry_after: Option<Duration>) {
+        let secs = retry_after.map(|d| d.as_secs().max(1));
+        let mut s = self.state();
+        s.fail.extend((0..n).map(|_| Planned {
+            verb: Some(verb.to_string()),
+            what: (status, secs),
+        }));
     }
 
     /// Holds the next request for `duration` before serving it.
     pub fn stall_next(&self, duration: Duration) {
-        self.state().stall.push_back(duration);
+        self.state().stall.push_back(Planned {
+            verb: None,
+            what: duration,
+        });
+    }
+
+    /// Holds the next request of `verb` for `duration`.
+    pub fn stall_next_verb(&self, verb: &str, duration: Duration) {
+        self.state().stall.push_back(Planned {
+            verb: Some(verb.to_string()),
+            what: duration,
+        });
     }
 
     /// Ends every open watch stream now (clients see the stream close).
@@ -54,12 +92,12 @@ impl Faults {
         *self.state() = State::default();
     }
 
-    pub(crate) fn take_stall(&self) -> Option<Duration> {
-        self.state().stall.pop_front()
+    pub(crate) fn take_stall(&self, verb: &str) -> Option<Duration> {
+        take(&mut self.state().stall, verb)
     }
 
-    pub(crate) fn take_failure(&self) -> Option<ApiError> {
-        let (code, retry) = self.state().fail.pop_front()?;
+    pub(crate) fn take_failure(&self, verb: &str) -> Option<ApiError> {
+        let (code, retry) = take(&mut self.state().fail, verb)?;
         let mut e = match code {
             429 => ApiError::new(
                 429,

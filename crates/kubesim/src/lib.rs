@@ -21,6 +21,7 @@ mod controllers;
 mod defaults;
 mod discovery;
 mod faults;
+mod fieldsv1;
 mod selectors;
 mod server;
 mod ssa;
@@ -136,6 +137,7 @@ impl KubeSim {
             .enable_all()
             .build()?;
         let server_sim = sim.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("kubesim".into())
             .spawn(move || {
@@ -162,12 +164,14 @@ impl KubeSim {
                 });
                 // Open watch streams would keep a graceful shutdown waiting.
                 rt.shutdown_timeout(Duration::from_millis(100));
+                let _ = done_tx.send(());
             })?;
         Ok(SimHandle {
             addr,
             sim,
             stop: Some(stop_tx),
             thread: Some(thread),
+            done: Mutex::new(done_rx),
         })
     }
 }
@@ -227,6 +231,7 @@ pub struct SimHandle {
     sim: Arc<Sim>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    done: Mutex<std::sync::mpsc::Receiver<()>>,
 }
 
 impl SimHandle {
@@ -290,7 +295,7 @@ impl SimHandle {
             .unwrap_or_else(|p| p.into_inner()) = images.into_iter().map(Into::into).collect();
     }
 
-    /// Stops the server and waits for its thread.
+    /// Stops the server and waits (up to two seconds) for its thread.
     pub fn shutdown(mut self) {
         self.stop_now(true);
     }
@@ -300,13 +305,24 @@ impl SimHandle {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
+        // A client holding a request open must not hang the caller.
         if let Some(t) = self.thread.take()
             && join
+            && self
+                .done
+                .lock()
+                .is_ok_and(|d| d.recv_timeout(Duration::from_secs(2)).is_ok())
         {
             let _ = t.join();
         }
     }
 }
+
+// Tests share handles across tasks.
+const _: fn() = || {
+    fn is_send_sync<T: Send + Sync>() {}
+    is_send_sync::<SimHandle>();
+};
 
 impl Drop for SimHandle {
     fn drop(&mut self) {

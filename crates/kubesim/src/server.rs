@@ -85,14 +85,12 @@ async fn handle(State(sim): State<Arc<Sim>>, req: Request) -> Response {
         .await
         .unwrap_or_default();
 
-    if let Some(d) = sim.faults.take_stall() {
+    let planned_verb = classify(&method, &path, &params, &content_type);
+    if let Some(d) = sim.faults.take_stall(planned_verb) {
         tokio::time::sleep(d).await;
     }
-    let (verb, response) = match sim.faults.take_failure() {
-        Some(e) => (
-            classify(&method, &path, &params, &content_type),
-            error_response(&e),
-        ),
+    let (verb, response) = match sim.faults.take_failure(planned_verb) {
+        Some(e) => (planned_verb, error_response(&e)),
         None => {
             let ctx = Ctx {
                 method: &method,

@@ -9,6 +9,8 @@ use std::collections::BTreeSet;
 
 use serde_json::{Map, Value, json};
 
+pub use crate::fieldsv1::{decode, encode};
+
 /// One step of a field path.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Pe {
@@ -130,23 +132,19 @@ pub fn list_type(schema: Schema<'_>, path: &[Pe]) -> ListType {
     }
 }
 
-/// Free-form maps whose node is itself a member (`.: {}` in FieldsV1).
-fn is_map_node(path: &[Pe]) -> bool {
-    matches!(
-        last_field(path),
-        Some(
-            "labels"
-                | "annotations"
-                | "matchLabels"
-                | "data"
-                | "stringData"
-                | "binaryData"
-                | "nodeSelector"
-                | "requests"
-                | "limits"
-                | "capacity"
-        )
-    )
+/// Structs the schema marks atomic (`+structType=atomic`, `x-kubernetes-map-type: atomic`):
+/// owned and replaced whole, like a scalar. `metav1.LabelSelector` is the one relbot meets.
+pub fn atomic_struct(schema: Schema<'_>, path: &[Pe]) -> bool {
+    match schema {
+        Schema::Builtin(kind) => match last_field(path) {
+            Some("selector") => !(kind == "Service" && path.len() == 2),
+            Some("podSelector" | "namespaceSelector" | "labelSelector") => true,
+            _ => false,
+        },
+        Schema::Custom(root) => root.and_then(|r| schema_at(r, path)).is_some_and(|n| {
+            n["x-kubernetes-map-type"] == "atomic" || n["x-kubernetes-struct-type"] == "atomic"
+        }),
+    }
 }
 
 fn default_key_value(field: &str) -> Option<Value> {
@@ -222,10 +220,10 @@ pub fn field_set(obj: &Value, schema: Schema<'_>, scope: Scope) -> FieldSet {
 
 fn walk(v: &Value, path: &mut Path, schema: Schema<'_>, out: &mut FieldSet) {
     match v {
+        Value::Object(_) if atomic_struct(schema, path) => {
+            out.insert(path.clone());
+        }
         Value::Object(m) if !m.is_empty() => {
-            if is_map_node(path) {
-                out.insert(path.clone());
-            }
             for (k, cv) in m {
                 path.push(Pe::Field(k.clone()));
                 walk(cv, path, schema, out);
@@ -327,6 +325,7 @@ pub fn merge(live: &Value, cfg: &Value, schema: Schema<'_>) -> Value {
 
 fn merge_at(live: &Value, cfg: &Value, path: &mut Path, schema: Schema<'_>) -> Value {
     match (live, cfg) {
+        (Value::Object(_), Value::Object(_)) if atomic_struct(schema, path) => strip_nulls(cfg),
         (Value::Object(l), Value::Object(c)) => {
             let mut out = l.clone();
             for (k, cv) in c {
@@ -411,86 +410,6 @@ pub fn covers_or_below(set: &FieldSet, path: &Path) -> bool {
     set.range(path.clone()..)
         .next()
         .is_some_and(|p| p.starts_with(path))
-}
-
-// ---- FieldsV1 encoding ------------------------------------------------------
-
-fn pe_key(pe: &Pe) -> String {
-    match pe {
-        Pe::Field(f) => format!("f:{f}"),
-        Pe::Key(k) => format!("k:{k}"),
-        Pe::Value(v) => format!("v:{v}"),
-    }
-}
-
-/// Encodes a field set as a FieldsV1 object.
-pub fn encode(set: &FieldSet) -> Value {
-    let mut root = Map::new();
-    for path in set {
-        let mut node = &mut root;
-        for pe in path {
-            node = node
-                .entry(pe_key(pe))
-                .or_insert_with(|| json!({}))
-                .as_object_mut()
-                .expect("fieldsV1 nodes are objects");
-        }
-        node.insert(".".into(), json!({}));
-    }
-    // `.` alone on a leaf is written as `{}`.
-    fn tidy(m: &mut Map<String, Value>) {
-        for v in m.values_mut() {
-            if let Some(child) = v.as_object_mut() {
-                if child.len() == 1 && child.contains_key(".") {
-                    child.clear();
-                } else {
-                    tidy(child);
-                }
-            }
-        }
-    }
-    tidy(&mut root);
-    Value::Object(root)
-}
-
-/// Decodes a FieldsV1 object.
-pub fn decode(v: &Value) -> FieldSet {
-    let mut out = FieldSet::new();
-    let mut path = Path::new();
-    if let Some(m) = v.as_object() {
-        decode_node(m, &mut path, &mut out);
-    }
-    out
-}
-
-fn decode_node(m: &Map<String, Value>, path: &mut Path, out: &mut FieldSet) {
-    for (k, child) in m {
-        if k == "." {
-            out.insert(path.clone());
-            continue;
-        }
-        let pe = if let Some(f) = k.strip_prefix("f:") {
-            Pe::Field(f.into())
-        } else if let Some(j) = k.strip_prefix("k:") {
-            Pe::Key(
-                serde_json::from_str::<Value>(j)
-                    .map(|v| v.to_string())
-                    .unwrap_or_else(|_| j.into()),
-            )
-        } else if let Some(j) = k.strip_prefix("v:") {
-            Pe::Value(j.into())
-        } else {
-            continue;
-        };
-        path.push(pe);
-        match child.as_object() {
-            Some(cm) if !cm.is_empty() => decode_node(cm, path, out),
-            _ => {
-                out.insert(path.clone());
-            }
-        }
-        path.pop();
-    }
 }
 
 /// Reads `metadata.managedFields`.
@@ -593,8 +512,8 @@ pub fn apply(live: &Value, cfg: &Value, ctx: &ApplyCtx) -> Result<Value, Vec<Con
         for p in new_set.intersection(&e.set) {
             let before = get(&base, p);
             let after = get(&merged, p);
-            let is_leaf = !matches!(after, Some(Value::Object(_)))
-                && !matches!(p.last(), Some(Pe::Key(_) | Pe::Value(_)));
+            // Set members are leaves, atomic structs included; list items are not.
+            let is_leaf = !matches!(p.last(), Some(Pe::Key(_) | Pe::Value(_)));
             if is_leaf && before != after {
                 conflicts.push(Conflict {
                     manager: describe(e),
@@ -660,14 +579,21 @@ pub fn record_update(old: &Value, new: &mut Value, ctx: &ApplyCtx) {
     let old_set = field_set(old, ctx.schema, ctx.scope);
     let changed: FieldSet = new_set
         .iter()
-        .filter(|p| get(old, p) != get(new, p) || !old_set.contains(*p))
-        .filter(|p| {
-            // Parents of changed fields are not changes themselves.
-            !matches!(get(new, p), Some(Value::Object(m)) if !m.is_empty())
-                || matches!(p.last(), Some(Pe::Key(_))) && !old_set.contains(*p)
+        .filter(|p| match p.last() {
+            Some(Pe::Key(_) | Pe::Value(_)) => !old_set.contains(*p),
+            _ => get(old, p) != get(new, p),
         })
         .cloned()
         .collect();
+    let mut changed = changed;
+    // Update entries also own the maps and structs they brought into being (`.: {}`).
+    let created: Vec<Path> = changed
+        .iter()
+        .flat_map(|p| (1..p.len()).map(move |n| p[..n].to_vec()))
+        .filter(|q| matches!(q.last(), Some(Pe::Field(_))))
+        .filter(|q| get(old, q).is_none() && matches!(get(new, q), Some(Value::Object(_))))
+        .collect();
+    changed.extend(created);
     let removed: Vec<Path> = old_set.difference(&new_set).cloned().collect();
     if changed.is_empty() && removed.is_empty() {
         write_entries(new, &entries);
@@ -722,7 +648,8 @@ mod tests {
             c["f:ports"]["k:{\"containerPort\":80,\"protocol\":\"TCP\"}"]["f:containerPort"],
             json!({})
         );
-        assert_eq!(enc["f:metadata"]["f:labels"]["."], json!({}));
+        // Apply sets mark list items only; maps are not members themselves.
+        assert_eq!(enc["f:metadata"]["f:labels"], json!({"f:app": {}}));
         assert_eq!(decode(&enc), set);
     }
 

@@ -9,7 +9,8 @@ pub struct ApiError {
     pub code: u16,
     pub reason: &'static str,
     pub message: String,
-    pub details: Option<Value>,
+    /// Boxed: a Status body is large and errors are a hot path of an API server.
+    pub details: Option<Box<Value>>,
     /// Seconds for a `Retry-After` header (429/503 fault injection).
     pub retry_after: Option<u64>,
 }
@@ -32,7 +33,7 @@ impl ApiError {
         if !group.is_empty() {
             d["group"] = json!(group);
         }
-        self.details = Some(d);
+        self.details = Some(Box::new(d));
         self
     }
 
@@ -144,7 +145,7 @@ impl ApiError {
             "reason": self.reason,
             "code": self.code,
         });
-        let mut details = self.details.clone();
+        let mut details = self.details.as_deref().cloned();
         if let Some(s) = self.retry_after {
             let d = details.get_or_insert_with(|| json!({}));
             d["retryAfterSeconds"] = json!(s);
@@ -154,13 +155,4 @@ impl ApiError {
         }
         v
     }
-}
-
-/// The `Success` status returned by some deletes.
-pub fn success(group: &str, plural: &str, name: &str, uid: &str) -> Value {
-    let mut d = json!({ "name": name, "kind": plural, "uid": uid });
-    if !group.is_empty() {
-        d["group"] = json!(group);
-    }
-    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": d})
 }

@@ -19,6 +19,9 @@ pub struct WatchEvent {
     pub namespace: String,
     pub etype: &'static str,
     pub object: Value,
+    /// The object before a MODIFIED change, so selector watches can turn it
+    /// into ADDED/DELETED when it starts or stops matching.
+    pub previous: Option<Value>,
 }
 
 /// A finite address range, like kube-apiserver's `--service-cluster-ip-range`.
@@ -183,7 +186,8 @@ impl Inner {
         let rv = self.rv;
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         let (ns, name) = (obj_ns(&obj), obj_name(&obj));
-        self.objects
+        let previous = self
+            .objects
             .entry(res.key())
             .or_default()
             .insert((ns.clone(), name), obj.clone());
@@ -193,6 +197,7 @@ impl Inner {
             namespace: ns,
             etype,
             object: obj.clone(),
+            previous,
         });
         obj
     }
@@ -224,6 +229,7 @@ impl Inner {
             namespace: ns.to_string(),
             etype: "DELETED",
             object: obj.clone(),
+            previous: None,
         });
         Some(obj)
     }

@@ -24,6 +24,24 @@ struct Filter {
 }
 
 impl Filter {
+    /// The event type a watcher with this filter sees, if any: an object that
+    /// starts matching is ADDED, one that stops matching is DELETED.
+    fn event_type(&self, e: &WatchEvent) -> Option<&'static str> {
+        let now = self.matches(&e.key, &e.namespace, &e.object);
+        match (e.etype, &e.previous) {
+            ("MODIFIED", Some(prev)) => {
+                let before = self.matches(&e.key, &e.namespace, prev);
+                match (before, now) {
+                    (true, true) => Some("MODIFIED"),
+                    (false, true) => Some("ADDED"),
+                    (true, false) => Some("DELETED"),
+                    (false, false) => None,
+                }
+            }
+            (t, _) => now.then_some(t),
+        }
+    }
+
     fn matches(&self, key: &str, ns: &str, obj: &Value) -> bool {
         key == self.key
             && (self.ns.is_empty() || self.ns == ns)
@@ -93,8 +111,8 @@ pub fn watch(sim: Arc<Sim>, t: Target, q: &Params) -> ApiResult<Body> {
             match inner.events_since(from) {
                 Some(events) => {
                     for e in events {
-                        if filter.matches(&e.key, &e.namespace, &e.object) {
-                            initial.push(line(e.etype, present(&t.res, &e.object)));
+                        if let Some(etype) = filter.event_type(&e) {
+                            initial.push(line(etype, present(&t.res, &e.object)));
                         }
                     }
                 }
@@ -164,10 +182,10 @@ async fn pump(
                         continue;
                     }
                     last_rv = e.rv;
-                    if !filter.matches(&e.key, &e.namespace, &e.object) {
-                        continue;
+                    match filter.event_type(&e) {
+                        Some(etype) => line(etype, present(&t.res, &e.object)),
+                        None => continue,
                     }
-                    line(e.etype, present(&t.res, &e.object))
                 }
                 // A watcher that fell behind is closed; the client resumes from its last RV.
                 Err(_) => return,

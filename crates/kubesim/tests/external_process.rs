@@ -33,7 +33,7 @@ async fn the_helper_works_against_a_separately_started_server() {
             .spawn()
             .expect("kubesim serve starts"),
     );
-    for _ in 0..100 {
+    for _ in 0..400 {
         if kubeconfig.exists() {
             break;
         }

@@ -25,8 +25,9 @@ pub enum BumpError {
     #[error("ImagePolicy {policy}: {source}")]
     Registry {
         policy: String,
+        /// Boxed: registry errors are large and rare.
         #[source]
-        source: RegistryError,
+        source: Box<RegistryError>,
     },
     #[error("ImagePolicy {policy}: {source}")]
     Rewrite {

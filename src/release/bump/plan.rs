@@ -162,7 +162,7 @@ pub async fn plan_policy(
         .await
         .map_err(|source| BumpError::Registry {
             policy: name.clone(),
-            source,
+            source: Box::new(source),
         })?;
     // One choice per distinct tag in use: references written differently
     // (`16.4` next to `16.5`) each move to the newest tag newer than theirs.
@@ -201,7 +201,7 @@ pub async fn plan_policy(
                 .await
                 .map_err(|source| BumpError::Registry {
                     policy: name.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
             digests.insert(tag, digest);
         }

@@ -307,13 +307,21 @@ async fn publish(
     let name = cx.policy.name();
     let branch = branch_for_policy(name);
 
-    // Closed PRs only matter for this policy's branch (human-closed ones).
+    // Closed PRs only matter for this policy's branch (human-closed ones),
+    // and only when no open PR is kept there: relbot never opens a PR on
+    // the branch for a version a person closed, so with a keeper open the
+    // closed list cannot change the decision. A no-op run costs no request.
     let mut pulls: Vec<PullRequestInfo> = open_pulls.clone();
-    pulls.extend(
-        github
-            .find_pulls_for_branch(&branch, PrStateFilter::Closed)
-            .await?,
-    );
+    let has_keeper = open_pulls
+        .iter()
+        .any(|p| p.head_ref == branch && p.base_ref == base);
+    if !has_keeper {
+        pulls.extend(
+            github
+                .find_pulls_for_branch(&branch, PrStateFilter::Closed)
+                .await?,
+        );
+    }
     let decision = decide(name, &cx.plan.to, &base, &pulls);
     match decision.action {
         PrAction::SkipHumanClosed { number } => {

@@ -185,6 +185,39 @@ async fn defaults_are_filled_in() {
         spec.strategy.unwrap().type_.as_deref(),
         Some("RollingUpdate")
     );
+    let mut with_resources = deployment("web", "nginx:1.25", None);
+    with_resources["spec"]["template"]["spec"]["containers"][0]["resources"] =
+        json!({"requests": {"cpu": 1, "memory": "1024Mi"}, "limits": {"cpu": 0.5}});
+    let d = api
+        .patch(
+            "web",
+            &PatchParams::apply("relbot"),
+            &Patch::Apply(&with_resources),
+        )
+        .await
+        .unwrap();
+    let r = d
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .resources
+        .clone()
+        .unwrap();
+    let requests = r.requests.unwrap();
+    assert_eq!(
+        requests["cpu"].0, "1",
+        "numeric quantities come back as strings"
+    );
+    assert_eq!(
+        requests["memory"].0, "1Gi",
+        "quantities are stored canonically"
+    );
+    assert_eq!(r.limits.unwrap()["cpu"].0, "500m");
     let c = &spec.template.spec.unwrap().containers[0];
     assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
     assert_eq!(
@@ -237,5 +270,64 @@ async fn events_are_served_in_both_groups() {
     assert!(created.metadata.name.unwrap().starts_with("relbot-"));
     let core: Api<CoreEvent> = Api::namespaced(tc.client(), tc.namespace());
     assert!(core.list(&Default::default()).await.is_ok());
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn secrets_json_patches_and_delete_collection() {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{DeleteParams, ListParams};
+    let tc = TestCluster::acquire("crud-misc").await;
+    let secrets: Api<Secret> = Api::namespaced(tc.client(), tc.namespace());
+    let s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"user": "relbot"}});
+    let created = secrets
+        .patch("s", &PatchParams::apply("relbot"), &Patch::Apply(&s))
+        .await
+        .unwrap();
+    assert_eq!(created.type_.as_deref(), Some("Opaque"));
+    assert_eq!(created.data.unwrap()["user"].0, b"relbot");
+    assert!(created.string_data.is_none());
+
+    let api: Api<ConfigMap> = Api::namespaced(tc.client(), tc.namespace());
+    for name in ["a", "b"] {
+        let mut cm = configmap(name, json!({"k": "v"}));
+        cm["metadata"]["labels"] = json!({"group": "doomed"});
+        api.patch(name, &PatchParams::apply("relbot"), &Patch::Apply(cm))
+            .await
+            .unwrap();
+    }
+    let ops = json!([
+        {"op": "replace", "path": "/data/k", "value": "w"},
+        {"op": "add", "path": "/data/n", "value": "1"}]);
+    let path = format!("/api/v1/namespaces/{}/configmaps/a", tc.namespace());
+    let (code, patched) = crate::common::raw(
+        &tc.client(),
+        "PATCH",
+        &path,
+        "application/json-patch+json",
+        &ops.to_string(),
+    )
+    .await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(
+        (patched["data"]["k"].as_str(), patched["data"]["n"].as_str()),
+        (Some("w"), Some("1"))
+    );
+
+    api.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("group=doomed"),
+    )
+    .await
+    .unwrap();
+    let left = crate::common::eventually(std::time::Duration::from_secs(10), || async {
+        let l = api
+            .list(&ListParams::default().labels("group=doomed"))
+            .await
+            .ok()?;
+        l.items.is_empty().then_some(())
+    })
+    .await;
+    assert!(left.is_some());
     tc.cleanup().await;
 }

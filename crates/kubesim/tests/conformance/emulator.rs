@@ -214,6 +214,27 @@ async fn injected_failures_are_status_errors_with_retry_after() {
     let retrying: Api<ConfigMap> = Api::namespaced(tc.client(), tc.namespace());
     assert!(retrying.get_opt("x").await.unwrap().is_none());
 
+    // Faults can target one verb and leave the others alone.
+    sim.faults().fail_next_verb("apply", 1, 500, None);
+    assert!(api.get_opt("x").await.unwrap().is_none());
+    let s = status(
+        api.patch(
+            "x",
+            &PatchParams::apply("relbot"),
+            &Patch::Apply(configmap("x", json!({}))),
+        )
+        .await,
+    );
+    assert_eq!(s.code, 500);
+    api.patch(
+        "x",
+        &PatchParams::apply("relbot"),
+        &Patch::Apply(configmap("x", json!({}))),
+    )
+    .await
+    .unwrap();
+    api.delete("x", &Default::default()).await.unwrap();
+
     sim.faults().stall_next(Duration::from_millis(400));
     let start = std::time::Instant::now();
     api.get_opt("x").await.unwrap();

@@ -192,3 +192,50 @@ async fn streaming_list_sends_initial_events_then_a_bookmark() {
     assert_eq!(names, ["cm-0", "cm-1"]);
     tc.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_selector_watch_sees_objects_enter_and_leave_the_selection() {
+    let tc = TestCluster::acquire("lw-transitions").await;
+    let api: Api<ConfigMap> = Api::namespaced(tc.client(), tc.namespace());
+    let pp = PatchParams::apply("relbot");
+    let labelled = |value: &str| {
+        let mut cm = configmap("t", json!({}));
+        cm["metadata"]["labels"] = json!({"sel": value});
+        cm
+    };
+    api.patch("t", &pp, &Patch::Apply(labelled("no")))
+        .await
+        .unwrap();
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    api.patch("t", &pp, &Patch::Apply(labelled("yes")))
+        .await
+        .unwrap();
+    api.patch("t", &pp, &Patch::Apply(labelled("no")))
+        .await
+        .unwrap();
+    let wp = WatchParams::default().labels("sel=yes").timeout(10);
+    let mut stream = api.watch(&wp, &rv).await.unwrap().boxed();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.try_next())
+            .await
+            .expect("an event in time")
+            .unwrap()
+            .expect("stream open");
+        match ev {
+            WatchEvent::Added(_) => seen.push("ADDED"),
+            WatchEvent::Modified(_) => seen.push("MODIFIED"),
+            WatchEvent::Deleted(_) => seen.push("DELETED"),
+            WatchEvent::Bookmark(_) => {}
+            WatchEvent::Error(e) => panic!("{e:?}"),
+        }
+    }
+    assert_eq!(seen, ["ADDED", "DELETED"]);
+    tc.cleanup().await;
+}

@@ -77,6 +77,9 @@ async fn managed_fields_use_the_fieldsv1_encoding() {
     let f = &e["fieldsV1"];
     assert_eq!(f["f:metadata"]["f:labels"]["f:app"], json!({}));
     assert_eq!(f["f:spec"]["f:replicas"], json!({}));
+    assert_eq!(f["f:metadata"]["f:labels"], json!({"f:app": {}}));
+    // metav1.LabelSelector is an atomic struct.
+    assert_eq!(f["f:spec"]["f:selector"], json!({}));
     let c = &f["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"app\"}"];
     assert_eq!(c["."], json!({}));
     assert_eq!(c["f:image"], json!({}));
@@ -326,6 +329,21 @@ async fn non_apply_writes_record_update_entries() {
     let v = serde_json::to_value(&cm).unwrap();
     let e = entry(&v, "editor", "Update").expect("an Update entry for editor");
     assert_eq!(e["fieldsV1"]["f:data"]["f:k"], json!({}));
+    // Maps an update creates are owned with their `.` marker.
+    let cm = api
+        .patch(
+            "a",
+            &pp,
+            &Patch::Merge(json!({"metadata": {"annotations": {"note": "x"}}})),
+        )
+        .await
+        .unwrap();
+    let v = serde_json::to_value(&cm).unwrap();
+    let e = entry(&v, "editor", "Update").unwrap();
+    assert_eq!(
+        e["fieldsV1"]["f:metadata"]["f:annotations"],
+        json!({".": {}, "f:note": {}})
+    );
     // The editor took the field: relbot's next apply of a different value conflicts.
     let s = status(
         api.patch(
