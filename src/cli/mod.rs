@@ -4,6 +4,7 @@
 mod bump;
 mod completion;
 pub mod logging;
+mod serve;
 pub mod sync;
 mod tag;
 mod validate;
@@ -89,9 +90,9 @@ pub enum Command {
     Tag(tag::TagArgs),
     /// Run the in-cluster service: webhooks, schedules, metrics, status page
     #[command(
-        after_help = "Examples:\n  relbot serve --listen 0.0.0.0:8080\n\nRoutes: /webhooks/github, /webhooks/registry/<token>, /healthz, /readyz, /metrics, / (status).\nSee docs/operations.md for the Secrets and webhooks it reads."
+        after_help = "Examples:\n  relbot serve --listen 0.0.0.0:8080\n\nRoutes: /webhooks/github, /webhooks/registry/<token>, /healthz, /readyz, /metrics, /api/status, / (status).\nSee docs/operations.md for the Secrets and webhooks it reads."
     )]
-    Serve(ServeArgs),
+    Serve(serve::ServeArgs),
     /// Check configuration, policies and manifests offline
     Validate(validate::ValidateArgs),
     /// Print the version
@@ -119,15 +120,6 @@ impl SourceArgs {
             None => Path::new("relbot.yaml").to_path_buf(),
         }
     }
-}
-
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    #[command(flatten)]
-    pub source: SourceArgs,
-    /// Address to listen on (the container image passes 0.0.0.0:8080)
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
-    pub listen: String,
 }
 
 /// How a command ended; the process exit code follows from it.
@@ -161,19 +153,12 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Version => version::run(),
         Command::Bump(args) => bump::run(global, args),
         Command::Tag(args) => tag::run(global, args),
-        Command::Serve(_) => not_built("serve"),
+        Command::Serve(args) => serve::run(global, args),
         Command::Completion(args) => completion::run(args),
     }
 }
 
-/// A subcommand whose implementation has not landed yet says so plainly.
-fn not_built(name: &str) -> Outcome {
-    eprintln!("relbot {name}: not built yet in this version of relbot; nothing was done.");
-    Outcome::Failed
-}
-
 /// Colour only on a terminal, and never when asked not to.
-#[allow(dead_code)] // the reconciler's report (landing next) is its first user
 pub fn use_color(global: &GlobalArgs) -> bool {
     use std::io::IsTerminal;
     !global.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()

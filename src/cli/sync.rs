@@ -259,10 +259,8 @@ fn run_plan(global: &GlobalArgs, args: &SyncArgs) -> Outcome {
 }
 
 pub fn run_status(global: &GlobalArgs, args: StatusArgs) -> Outcome {
-    if args.server.is_some() {
-        return fail(
-            "--server: querying a running relbot serve is not built yet; omit it to read the cluster",
-        );
+    if let Some(server) = &args.server {
+        return runtime().block_on(super::serve::status_from_server(server, args.output));
     }
     let namespace = relbot::config::load(&SourceArgs { source: None }.config_path(global))
         .map(|c| c.config.status.namespace)

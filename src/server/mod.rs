@@ -4,6 +4,7 @@
 //! described by [`Trigger`]s, merged into [`Work`] by the [`UpdateQueue`], and
 //! executed by whatever implements [`Executor`].
 
+pub mod app;
 pub mod guard;
 pub mod http;
 pub mod lease;

@@ -1,0 +1,850 @@
+//! `relbot serve` end to end, in-process peers and the real binary: a real
+//! git repository (file://), the API-server emulator (or the cluster named by
+//! RELBOT_TEST_KUBECONFIG), and `relbot serve` on a free loopback port.
+//!
+//! Every test starts its own server with its own namespace (also the status
+//! and Lease namespace), so tests run in parallel.
+
+#[path = "support/git.rs"]
+mod git_support;
+#[path = "support/github_double.rs"]
+mod github_double;
+#[path = "support/registry.rs"]
+mod registry_support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use git_support::{BareRepo, TestRepo, free_port};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use kubesim::testing::TestCluster;
+use relbot::server::webhook::github_signature;
+use tempfile::TempDir;
+
+const SECRET: &str = "e2e-webhook-secret";
+const REGISTRY_TOKEN: &str = "e2e-registry-token";
+
+fn config_map_yaml(name: &str, value: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n"
+    )
+}
+
+/// A repository, a configuration pointing at it, and a cluster namespace.
+struct World {
+    tc: TestCluster,
+    bare: BareRepo,
+    work: TestRepo,
+    dir: TempDir,
+    /// Extra environment for the server (GitHub double URL and token).
+    env: Vec<(String, String)>,
+}
+
+impl World {
+    /// `apps` applications, each with one ConfigMap `<app>-settings` (value "v1").
+    async fn new(test: &str, apps: &[&str]) -> World {
+        World::with(test, apps, "", &[]).await
+    }
+
+    /// Like [`World::new`], with `extra` appended to relbot.yaml and `files`
+    /// written to both the repository and the configuration directory.
+    async fn with(test: &str, apps: &[&str], extra: &str, files: &[(&str, &str)]) -> World {
+        // Controllers mode: Deployments become ready, so health gates pass.
+        let tc = TestCluster::acquire_with(
+            test,
+            kubesim::SimOptions {
+                controllers: Some(kubesim::ControllerOptions::default()),
+                ..Default::default()
+            },
+        )
+        .await;
+        let bare = BareRepo::new("cluster-config");
+        let work = TestRepo::clone_from(&bare.url());
+        let ns = tc.namespace().to_string();
+        let mut config = format!(
+            "repo:\n  url: {}\n  branch: main\n  interval: 1h\ngithub:\n  repository: acme/cluster-config\nstatus:\n  namespace: {ns}\napplications:\n",
+            bare.url()
+        );
+        for app in apps {
+            config.push_str(&format!(
+                "  - name: {app}\n    path: apps/{app}\n    namespace: {ns}\n    sync: {{ prune: true, selfHeal: true }}\n"
+            ));
+            work.write(
+                &format!("apps/{app}/settings.yaml"),
+                &config_map_yaml(&format!("{app}-settings"), "v1"),
+            );
+        }
+        config.push_str(extra);
+        let dir = TempDir::new().unwrap();
+        for (path, text) in files {
+            work.write(path, text);
+            let copy = dir.path().join(path);
+            std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+            std::fs::write(copy, text).unwrap();
+        }
+        work.write("relbot.yaml", &config);
+        work.commit("initial");
+        work.git(&["push", "-q", "origin", "main"]);
+        std::fs::write(dir.path().join("relbot.yaml"), &config).unwrap();
+        World {
+            tc,
+            bare,
+            work,
+            dir,
+            env: Vec::new(),
+        }
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.path().join("relbot.yaml")
+    }
+
+    fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    /// Commits a new value for `<app>-settings` and pushes it; returns the commit.
+    fn change(&self, app: &str, value: &str) -> String {
+        let sha = self.work.commit_file(
+            &format!("apps/{app}/settings.yaml"),
+            &config_map_yaml(&format!("{app}-settings"), value),
+            &format!("{app}: {value}"),
+        );
+        self.work.git(&["push", "-q", "origin", "main"]);
+        sha
+    }
+
+    fn start(&self) -> Server {
+        Server::start(self)
+    }
+
+    async fn value(&self, app: &str) -> Option<String> {
+        let api: Api<ConfigMap> = Api::namespaced(self.tc.client(), self.tc.namespace());
+        api.get_opt(&format!("{app}-settings"))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|cm| cm.data)
+            .and_then(|d| d.get("value").cloned())
+    }
+
+    async fn wait_value(&self, server: &Server, app: &str, value: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = self.value(app).await;
+            if now.as_deref() == Some(value) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{app}-settings is {now:?}, expected {value:?} within {timeout:?}; log:\n{}",
+                server.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn lease_holder(&self) -> Option<String> {
+        let api: Api<Lease> = Api::namespaced(self.tc.client(), self.tc.namespace());
+        api.get_opt("relbot")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|l| l.spec)
+            .and_then(|s| s.holder_identity)
+            .filter(|h| !h.is_empty())
+    }
+}
+
+/// The `relbot serve` process; killed on drop.
+struct Server {
+    child: Option<Child>,
+    port: u16,
+    http: reqwest::Client,
+    log: PathBuf,
+}
+
+impl Server {
+    fn start(world: &World) -> Server {
+        let port = free_port();
+        let log = world.dir.path().join(format!("serve-{port}.log"));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_relbot"));
+        command.envs(world.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let child = command
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--config")
+            .arg(world.config_path())
+            .arg("--kubeconfig")
+            .arg(world.tc.kubeconfig_path())
+            .arg("--cache-dir")
+            .arg(world.cache_dir())
+            .env("RELBOT_GITHUB_WEBHOOK_SECRET", SECRET)
+            .env("RELBOT_REGISTRY_WEBHOOK_TOKEN", REGISTRY_TOKEN)
+            .env("RELBOT_LOG", "info,relbot=debug")
+            .env("NO_COLOR", "1")
+            .env("POD_NAME", format!("serve-e2e-{port}"))
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("start relbot serve");
+        relbot::tls::init();
+        Server {
+            child: Some(child),
+            port,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap(),
+            log,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let response = self.http.get(self.url(path)).send().await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.unwrap_or_default()))
+    }
+
+    /// Waits for `/readyz` to answer 200.
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some((200, _)) = self.get("/readyz").await {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "relbot serve not ready within 60 s; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn post_github(&self, event: &str, delivery: &str, body: &[u8], signature: &str) -> u16 {
+        self.http
+            .post(self.url("/webhooks/github"))
+            .header("x-github-event", event)
+            .header("x-github-delivery", delivery)
+            .header("x-hub-signature-256", signature)
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("webhook delivered")
+            .status()
+            .as_u16()
+    }
+
+    async fn metrics(&self) -> Metrics {
+        let (status, text) = self.get("/metrics").await.expect("/metrics answers");
+        assert_eq!(status, 200);
+        Metrics::parse(&text)
+    }
+
+    /// Sends SIGTERM and waits for the exit; returns (exit code, elapsed).
+    fn terminate(&mut self) -> (Option<i32>, Duration) {
+        let mut child = self.child.take().expect("running");
+        let started = Instant::now();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status.code(), started.elapsed());
+            }
+            if started.elapsed() > Duration::from_secs(40) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return (None, started.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A push event for `after` touching `paths`.
+fn push_body(before: &str, after: &str, paths: &[&str]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "ref": "refs/heads/main",
+        "before": before,
+        "after": after,
+        "created": false, "deleted": false, "forced": false,
+        "repository": {"full_name": "acme/cluster-config"},
+        "commits": [{"id": after, "added": [], "removed": [], "modified": paths}],
+    }))
+    .unwrap()
+}
+
+fn sign(body: &[u8]) -> String {
+    github_signature(SECRET.as_bytes(), body)
+}
+
+/// Prometheus text, parsed strictly enough to catch malformed output.
+struct Metrics {
+    samples: BTreeMap<String, f64>,
+}
+
+impl Metrics {
+    fn parse(text: &str) -> Metrics {
+        let line_re = regex::Regex::new(
+            r#"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*")*)?\})? ([^ ]+)$"#,
+        )
+        .unwrap();
+        let mut samples = BTreeMap::new();
+        for line in text.lines() {
+            if line.is_empty() {
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix('#') {
+                assert!(
+                    rest.starts_with(" HELP ") || rest.starts_with(" TYPE "),
+                    "bad comment line: {line}"
+                );
+                continue;
+            }
+            let caps = line_re
+                .captures(line)
+                .unwrap_or_else(|| panic!("not Prometheus text: {line:?}"));
+            let value: f64 = match &caps[4] {
+                "+Inf" => f64::INFINITY,
+                "-Inf" => f64::NEG_INFINITY,
+                v => v
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad value in {line:?}")),
+            };
+            let key = format!("{}{}", &caps[1], caps.get(2).map_or("", |m| m.as_str()));
+            samples.insert(key, value);
+        }
+        Metrics { samples }
+    }
+
+    /// Sum of every sample of `name` whose labels contain all of `labels`.
+    fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.samples
+            .iter()
+            .filter(|(key, _)| {
+                key.split('{').next() == Some(name)
+                    && labels
+                        .iter()
+                        .all(|(k, v)| key.contains(&format!("{k}=\"{v}\"")))
+            })
+            .map(|(_, v)| *v)
+            .sum()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_a_signed_push_is_applied_and_forged_replayed_or_oversize_ones_change_nothing() {
+    let world = World::new("serve-push", &["web"]).await;
+    let mut server = world.start();
+    server.wait_ready().await;
+    // The startup sync applies the initial state.
+    world
+        .wait_value(&server, "web", "v1", Duration::from_secs(30))
+        .await;
+
+    // A signed push webhook → the change is applied.
+    let before = world.work.head();
+    let v2 = world.change("web", "v2");
+    let body = push_body(&before, &v2, &["apps/web/settings.yaml"]);
+    let status = server
+        .post_github("push", "delivery-1", &body, &sign(&body))
+        .await;
+    assert_eq!(status, 202, "log:\n{}", server.log());
+    world
+        .wait_value(&server, "web", "v2", Duration::from_secs(20))
+        .await;
+
+    // Git moves on, but no valid webhook says so: nothing may change.
+    let v3 = world.change("web", "v3");
+    let body3 = push_body(&v2, &v3, &["apps/web/settings.yaml"]);
+    let forged = server
+        .post_github("push", "delivery-2", &body3, &sign(b"another body"))
+        .await;
+    assert_eq!(forged, 401);
+    let replay = server
+        .post_github("push", "delivery-1", &body, &sign(&body))
+        .await;
+    assert_eq!(replay, 200, "a replay is acknowledged and ignored");
+    let mut huge = body3.clone();
+    huge.extend(std::iter::repeat_n(b' ', 2 * 1024 * 1024));
+    let oversize = server
+        .post_github("push", "delivery-3", &huge, &sign(&huge))
+        .await;
+    assert_eq!(oversize, 413);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(world.value("web").await.as_deref(), Some("v2"));
+    let metrics = server.metrics().await;
+    assert_eq!(
+        metrics.sum(
+            "relbot_webhook_deliveries_total",
+            &[("verdict", "bad_signature")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metrics.sum(
+            "relbot_webhook_deliveries_total",
+            &[("verdict", "duplicate")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        metrics.sum(
+            "relbot_webhook_deliveries_total",
+            &[("verdict", "too_large")]
+        ),
+        1.0
+    );
+
+    // The real delivery for v3 then applies it.
+    let status = server
+        .post_github("push", "delivery-4", &body3, &sign(&body3))
+        .await;
+    assert_eq!(status, 202);
+    world
+        .wait_value(&server, "web", "v3", Duration::from_secs(20))
+        .await;
+    let (code, _) = server.terminate();
+    assert_eq!(code, Some(0), "log:\n{}", server.log());
+    world.tc.cleanup().await;
+}
+
+/// Every "update started" is followed by its "update finished" before the next starts.
+fn assert_one_update_at_a_time(log: &str) -> usize {
+    let mut running = false;
+    let mut runs = 0;
+    for line in log.lines() {
+        if line.contains("update started") {
+            assert!(!running, "two updates overlapped; log:\n{log}");
+            running = true;
+            runs += 1;
+        } else if line.contains("update finished") {
+            assert!(
+                running,
+                "an update finished that never started; log:\n{log}"
+            );
+            running = false;
+        }
+    }
+    runs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_twenty_concurrent_webhooks_run_one_update_at_a_time_and_lose_nothing() {
+    let names: Vec<String> = (0..20).map(|i| format!("a{i:02}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let world = World::new("serve-concurrent", &refs).await;
+    let server = world.start();
+    server.wait_ready().await;
+    for app in &refs {
+        world
+            .wait_value(&server, app, "v1", Duration::from_secs(60))
+            .await;
+    }
+
+    // Twenty pushes, one per application, then all twenty deliveries at once.
+    let mut deliveries = Vec::new();
+    for app in &refs {
+        let before = world.work.head();
+        let after = world.change(app, "v2");
+        let path = format!("apps/{app}/settings.yaml");
+        deliveries.push((app.to_string(), push_body(&before, &after, &[&path])));
+    }
+    let statuses = futures::future::join_all(deliveries.iter().map(|(app, body)| {
+        let server = &server;
+        async move {
+            server
+                .post_github("push", &format!("push-{app}"), body, &sign(body))
+                .await
+        }
+    }))
+    .await;
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+
+    for app in &refs {
+        world
+            .wait_value(&server, app, "v2", Duration::from_secs(60))
+            .await;
+    }
+    // Wait for the queue to settle, then check the log and the counters.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = server.get("/api/status").await.expect("/api/status");
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if status["running"] == false && status["pending"] == false {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the queue never settled: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let runs = assert_one_update_at_a_time(&server.log());
+    let metrics = server.metrics().await;
+    let triggers = metrics.sum("relbot_triggers_total", &[("kind", "sync")]);
+    let coalesced = metrics.sum("relbot_triggers_coalesced_total", &[("kind", "sync")]);
+    assert_eq!(triggers, 21.0, "startup plus twenty webhooks");
+    assert_eq!(
+        metrics.sum(
+            "relbot_webhook_deliveries_total",
+            &[("verdict", "accepted")]
+        ),
+        20.0
+    );
+    assert!(
+        (runs as f64) < triggers && coalesced >= 1.0,
+        "{runs} runs for {triggers} triggers ({coalesced} coalesced)"
+    );
+    world.tc.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_sigterm_mid_sync_exits_cleanly_releases_the_lease_and_the_next_start_converges() {
+    let names: Vec<String> = (0..10).map(|i| format!("s{i:02}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let world = World::new("serve-sigterm", &refs).await;
+    let Some(sim) = world.tc.require_emulator("fault injection (slow requests)") else {
+        return;
+    };
+    let mut server = world.start();
+    server.wait_ready().await;
+    for app in &refs {
+        world
+            .wait_value(&server, app, "v1", Duration::from_secs(60))
+            .await;
+    }
+    assert_eq!(
+        world.lease_holder().await.as_deref(),
+        Some(format!("serve-e2e-{}", server.port).as_str())
+    );
+
+    // One commit changes every application; the API server turns slow.
+    let before = world.work.head();
+    let mut paths = Vec::new();
+    for app in &refs {
+        let path = format!("apps/{app}/settings.yaml");
+        world
+            .work
+            .write(&path, &config_map_yaml(&format!("{app}-settings"), "v2"));
+        paths.push(path);
+    }
+    let after = world.work.commit("all: v2");
+    world.work.git(&["push", "-q", "origin", "main"]);
+    for _ in 0..60 {
+        sim.faults().stall_next(Duration::from_millis(300));
+    }
+    let path_refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let body = push_body(&before, &after, &path_refs);
+    assert_eq!(
+        server
+            .post_github("push", "sigterm-1", &body, &sign(&body))
+            .await,
+        202
+    );
+    // SIGTERM once the update is under way.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !server.log().contains("tickets=2..=2") {
+        assert!(
+            Instant::now() < deadline,
+            "the update never started; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (code, elapsed) = server.terminate();
+    assert_eq!(code, Some(0), "log:\n{}", server.log());
+    assert!(elapsed < Duration::from_secs(25), "drain took {elapsed:?}");
+    assert!(server.log().contains("drained"), "log:\n{}", server.log());
+    assert_eq!(world.lease_holder().await, None, "the Lease was released");
+
+    // The next start converges.
+    sim.faults().clear();
+    let server = world.start();
+    server.wait_ready().await;
+    for app in &refs {
+        world
+            .wait_value(&server, app, "v2", Duration::from_secs(60))
+            .await;
+    }
+    world.tc.cleanup().await;
+}
+
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser"].iter().find_map(|name| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(name))
+                .find(|candidate| candidate.is_file())
+        })
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_metrics_move_and_the_status_page_shows_the_applications() {
+    let world = World::new("serve-observe", &["frontend", "backend"]).await;
+    let server = world.start();
+    server.wait_ready().await;
+    world
+        .wait_value(&server, "frontend", "v1", Duration::from_secs(30))
+        .await;
+    world
+        .wait_value(&server, "backend", "v1", Duration::from_secs(30))
+        .await;
+
+    // /metrics parses and reflects the startup sync.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        let m = server.metrics().await;
+        if m.sum("relbot_syncs_total", &[("application", "backend")]) >= 1.0 {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no sync counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(first.sum("relbot_ready", &[]), 1.0);
+    assert_eq!(first.sum("relbot_lease_held", &[]), 1.0);
+    assert_eq!(
+        first.sum(
+            "relbot_objects",
+            &[("application", "frontend"), ("sync_status", "Synced")]
+        ),
+        1.0
+    );
+    let frontend_syncs = first.sum("relbot_syncs_total", &[("application", "frontend")]);
+
+    // A push moves the sync and webhook counters.
+    let before = world.work.head();
+    let after = world.change("frontend", "v2");
+    let body = push_body(&before, &after, &["apps/frontend/settings.yaml"]);
+    assert_eq!(
+        server
+            .post_github("push", "observe-1", &body, &sign(&body))
+            .await,
+        202
+    );
+    world
+        .wait_value(&server, "frontend", "v2", Duration::from_secs(20))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let m = server.metrics().await;
+        if m.sum("relbot_syncs_total", &[("application", "frontend")]) > frontend_syncs {
+            assert_eq!(
+                m.sum(
+                    "relbot_webhook_deliveries_total",
+                    &[("event", "push"), ("verdict", "accepted")]
+                ),
+                1.0
+            );
+            assert!(
+                m.sum(
+                    "relbot_sync_duration_seconds_count",
+                    &[("application", "frontend")]
+                ) >= 2.0
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the frontend sync was not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // /api/status and `relbot status --server`.
+    let (_, body) = server.get("/api/status").await.unwrap();
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["revision"], after.as_str(), "{status}");
+    let apps: Vec<&str> = status["apps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(apps, ["backend", "frontend"]);
+    let cli = Command::new(env!("CARGO_BIN_EXE_relbot"))
+        .args(["status", "--server", &server.url(""), "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+    assert_eq!(printed["apps"][1]["sync"], "Synced");
+
+    // The status page in a real browser.
+    let Some(chromium) = chromium() else {
+        println!("skipped: the status page in Chromium (install Debian's `chromium` package)");
+        world.tc.cleanup().await;
+        return;
+    };
+    let profile = TempDir::new().unwrap();
+    let dom = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(server.url("/"))
+        .output()
+        .expect("run chromium");
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    for name in ["frontend", "backend"] {
+        assert!(dom.contains(name), "{name} missing from the page:\n{dom}");
+    }
+    assert!(dom.contains(&after[..7]), "the revision is shown:\n{dom}");
+    world.tc.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_a_registry_webhook_opens_one_bump_pr() {
+    const REPO: &str = "acme/cluster-config";
+    let registry = registry_support::RealRegistry::start(registry_support::Auth::Anonymous).await;
+    registry
+        .seed(
+            "acme/web",
+            &["1.0.0", "1.1.0"],
+            registry_support::Media::Docker,
+        )
+        .await;
+    let gh = github_double::GitHubDouble::start().await;
+    gh.add_repo(REPO, "main");
+    // CI must pass first: auto-merge waits, so the PR stays pending.
+    gh.set_required_checks(REPO, "main", &["ci/test"]);
+
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: { app: web }\n  template:\n    metadata:\n      labels: { app: web }\n    spec:\n      containers:\n        - name: web\n          image: docker.io/acme/web:1.0.0 # the web front end\n";
+    let policy = "apiVersion: relbot.dev/v1alpha1\nkind: ImagePolicy\nmetadata: { name: web }\nspec:\n  image: docker.io/acme/web\n  semver: \">=1.0.0 <2.0.0\"\n  files: [ \"apps/web/**/*.yaml\" ]\n  application: web\n";
+    let extra = format!(
+        "policies: policies\nregistries:\n  - host: docker.io\n    mirror: {}\n",
+        registry.host
+    );
+    let mut world = World::with(
+        "serve-bump",
+        &["web"],
+        &extra,
+        &[
+            ("apps/web/deploy.yaml", deployment),
+            ("policies/web.yaml", policy),
+        ],
+    )
+    .await;
+    gh.attach_git(REPO, world.bare.path());
+    world.env = vec![
+        ("RELBOT_GITHUB_API_URL".into(), gh.url()),
+        (
+            "RELBOT_GITHUB_TOKEN".into(),
+            github_double::GitHubDouble::TOKEN.into(),
+        ),
+    ];
+    let server = world.start();
+    server.wait_ready().await;
+    world
+        .wait_value(&server, "web", "v1", Duration::from_secs(30))
+        .await;
+    assert!(gh.pulls(REPO).is_empty(), "no bump before the webhook");
+
+    // The registry says 1.1.0 was pushed (a distribution notification).
+    let notification = serde_json::json!({"events": [{
+        "action": "push",
+        "target": {"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                   "repository": "acme/web", "tag": "1.1.0"},
+        "request": {"host": "docker.io"}
+    }]});
+    let send = || async {
+        server
+            .http
+            .post(server.url(&format!("/webhooks/registry/{REGISTRY_TOKEN}")))
+            .json(&notification)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(send().await, 202, "log:\n{}", server.log());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while gh.pulls(REPO).is_empty() {
+        assert!(Instant::now() < deadline, "no PR; log:\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The same notification again (registries retry) changes nothing.
+    assert_eq!(send().await, 202);
+    let wrong = server
+        .http
+        .post(server.url("/webhooks/registry/not-the-token"))
+        .json(&notification)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    assert_eq!(wrong, 401);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = server.get("/api/status").await.unwrap();
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if status["running"] == false && status["pending"] == false {
+            assert_eq!(
+                status["pending_prs"].as_array().map(Vec::len),
+                Some(1),
+                "{status}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the queue never settled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pulls = gh.pulls(REPO);
+    assert_eq!(pulls.len(), 1, "exactly one bump PR: {pulls:?}");
+    assert!(pulls[0].title.contains("1.1.0"), "{}", pulls[0].title);
+    assert!(!pulls[0].merged, "auto-merge waits for CI");
+    let metrics = server.metrics().await;
+    assert_eq!(
+        metrics.sum("relbot_pull_requests_total", &[("action", "opened")]),
+        1.0
+    );
+    assert!(
+        metrics.sum(
+            "relbot_registry_requests_total",
+            &[("registry", "docker.io"), ("result", "ok")]
+        ) >= 1.0,
+        "registry requests are counted"
+    );
+    world.tc.cleanup().await;
+}
