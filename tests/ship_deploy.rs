@@ -352,3 +352,96 @@ fn ship_deploy_dry_run_sync_against_the_emulator_has_no_errors() {
     assert_eq!(writes, 0, "a dry-run wrote to the cluster");
     sim.shutdown();
 }
+
+/// Mounts of the Deployment's container: volume name → mount path.
+fn mounts(deployment: &Value) -> BTreeMap<String, String> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["volumeMounts"]
+        .as_array()
+        .expect("volumeMounts")
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap_or_default().to_string(),
+                m["mountPath"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Writes a ConfigMap's keys as files into `dir`, as a volume mount would.
+fn write_configmap(configmap: &Value, dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).expect("mount dir");
+    for (key, text) in configmap["data"].as_object().expect("data") {
+        std::fs::write(dir.join(key), text.as_str().expect("text")).expect("write key");
+    }
+}
+
+/// `relbot serve` in the Deployment reads the configuration from the
+/// ConfigMaps deploy/ ships, mounted where `--config` and `policies:` point,
+/// and that configuration loads without problems; its policies are the
+/// repository's own `policies/`, so the two cannot drift apart.
+#[test]
+fn ship_deploy_serve_reads_a_valid_configuration_from_its_configmaps() {
+    let objects = render_with_relbot();
+    let deployment = find(&objects, "Deployment", "relbot");
+    let args: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let config_arg = args
+        .iter()
+        .position(|a| *a == "--config")
+        .and_then(|i| args.get(i + 1))
+        .expect("serve is given --config");
+    let volumes = deployment["spec"]["template"]["spec"]["volumes"]
+        .as_array()
+        .expect("volumes");
+    let configmap_of = |volume: &str| -> String {
+        volumes
+            .iter()
+            .find(|v| v["name"] == volume)
+            .and_then(|v| v["configMap"]["name"].as_str())
+            .unwrap_or_else(|| panic!("volume {volume} is not a ConfigMap"))
+            .to_string()
+    };
+    let mounts = mounts(deployment);
+
+    // Lay the pod's filesystem out under a temp root and load from there.
+    let root = tempfile::tempdir().expect("tempdir");
+    for (volume, path) in &mounts {
+        if !["config", "policies"].contains(&volume.as_str()) {
+            continue;
+        }
+        let configmap = find(&objects, "ConfigMap", &configmap_of(volume));
+        write_configmap(configmap, &root.path().join(path.trim_start_matches('/')));
+    }
+    let config_path = root.path().join(config_arg.trim_start_matches('/'));
+    assert!(
+        config_path.is_file(),
+        "--config {config_arg} is not a key of a mounted ConfigMap (mounts: {mounts:?})"
+    );
+    let loaded = relbot::config::load(&config_path)
+        .unwrap_or_else(|e| panic!("the shipped configuration does not load:\n{e}"));
+    assert!(loaded.config.repo.is_some(), "serve needs `repo:`");
+    assert!(!loaded.config.applications.is_empty());
+
+    let repository = relbot::config::load(&repo_root().join("manifests-sample/relbot.yaml"))
+        .expect("the sample configuration loads");
+    let by_name = |policies: &[relbot::config::LoadedPolicy]| {
+        policies
+            .iter()
+            .map(|p| (p.policy.metadata.name.clone(), p.policy.clone()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    assert_eq!(
+        by_name(&loaded.policies),
+        by_name(&repository.policies),
+        "deploy/config.yaml's policies differ from policies/"
+    );
+    assert_eq!(
+        loaded.config.applications, repository.config.applications,
+        "deploy/config.yaml's applications differ from manifests-sample/relbot.yaml"
+    );
+}

@@ -243,4 +243,64 @@ mod tests {
         assert_eq!(watch.current().policies.len(), 1);
         assert!(metrics.config_reloads.get(&["ok"]) >= 2.0);
     }
+
+    /// Writes `files` the way the kubelet's atomic writer publishes a
+    /// ConfigMap volume: a timestamped directory, `..data` pointing at it,
+    /// and one symlink per key through `..data`. Later calls swap `..data`
+    /// with a rename, which is the only event the pod's directory sees.
+    fn publish_configmap(mount: &Path, generation: u32, files: &[(&str, &str)]) {
+        use std::os::unix::fs::symlink;
+        let version = format!("..2026_11_23_00_00_0{generation}");
+        std::fs::create_dir_all(mount.join(&version)).unwrap();
+        for (key, text) in files {
+            std::fs::write(mount.join(&version).join(key), text).unwrap();
+            let link = mount.join(key);
+            if link.symlink_metadata().is_err() {
+                symlink(Path::new("..data").join(key), &link).unwrap();
+            }
+        }
+        symlink(&version, mount.join("..data_tmp")).unwrap();
+        std::fs::rename(mount.join("..data_tmp"), mount.join("..data")).unwrap();
+    }
+
+    /// deploy/ mounts relbot.yaml and the policies as two ConfigMap volumes
+    /// (/etc/relbot/config and /etc/relbot/policies, `policies: ../policies`).
+    #[tokio::test]
+    async fn follows_configmap_volumes_updated_by_the_kubelet() {
+        let root = tempfile::tempdir().unwrap();
+        let (config_dir, policies_dir) = (root.path().join("config"), root.path().join("policies"));
+        let config_text = GOOD.replace("policies: policies", "policies: ../policies");
+        publish_configmap(&config_dir, 1, &[("relbot.yaml", &config_text)]);
+        publish_configmap(&policies_dir, 1, &[("web.yaml", POLICY)]);
+        let loaded = load(&config_dir.join("relbot.yaml")).unwrap();
+        assert_eq!(
+            loaded.policies.len(),
+            1,
+            "the ..data entries are not policies"
+        );
+        let watch =
+            watch_config(loaded, Duration::from_millis(50), Arc::new(Metrics::new())).unwrap();
+        let mut rx = watch.subscribe();
+
+        let two_apps =
+            config_text.replace("policies:", "  - name: b\n    path: manifests/b\npolicies:");
+        publish_configmap(&config_dir, 2, &[("relbot.yaml", &two_apps)]);
+        assert!(
+            wait_for_reload(&mut rx, |c| c.config.applications.len() == 2).await,
+            "a ConfigMap update of relbot.yaml was not picked up"
+        );
+
+        let second = POLICY
+            .replace("name: web", "name: api")
+            .replace("acme/web", "acme/api");
+        publish_configmap(
+            &policies_dir,
+            2,
+            &[("web.yaml", POLICY), ("api.yaml", &second)],
+        );
+        assert!(
+            wait_for_reload(&mut rx, |c| c.policies.len() == 2).await,
+            "a ConfigMap update of the policies was not picked up"
+        );
+    }
 }
