@@ -7,8 +7,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use relbot::release::registry::ImageRef;
 use relbot::server::http::{AppState, HttpSettings, Readiness, router};
-use relbot::server::webhook::{ImageName, Routes, Secret, github_signature};
+use relbot::server::webhook::{Routes, Secret, github_signature};
 use relbot::server::{
     Executor, LeaderState, Metrics, PolicySelector, PrSelector, RunContext, RunError, Selector,
     SyncRequest, Trigger, UpdateQueue,
@@ -132,7 +133,12 @@ fn routes() -> Routes {
             .collect(),
         policies: names("policy", POLICIES)
             .into_iter()
-            .map(|p| (p.clone(), ImageName::parse(&format!("docker.io/acme/{p}"))))
+            .map(|p| {
+                (
+                    p.clone(),
+                    ImageRef::parse(&format!("docker.io/acme/{p}")).unwrap(),
+                )
+            })
             .collect(),
     }
 }

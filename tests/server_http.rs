@@ -4,9 +4,10 @@
 
 use std::sync::{Arc, Mutex};
 
+use relbot::release::registry::ImageRef;
 use relbot::server::http::{AppState, HttpSettings, Readiness, router};
 use relbot::server::status_page::AppStatus;
-use relbot::server::webhook::{ImageName, Routes, Secret, github_signature};
+use relbot::server::webhook::{Routes, Secret, github_signature};
 use relbot::server::{
     Executor, LeaderState, Metrics, PolicySelector, PrSelector, RunContext, RunError, SyncRequest,
     UpdateQueue,
@@ -56,7 +57,7 @@ fn routes() -> Routes {
         ],
         policies: vec![(
             "django-api".into(),
-            ImageName::parse("docker.io/ahuora/django-api"),
+            ImageRef::parse("docker.io/ahuora/django-api").unwrap(),
         )],
     }
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use super::{Config, ConfigError, ConfigProblem, ImagePolicy};
+use crate::release::registry::reference::split_reference;
 
 /// A validated configuration with the policies it references.
 #[derive(Debug, Clone)]
@@ -269,10 +270,12 @@ fn validate_policy(path: &Path, policy: &ImagePolicy) -> Vec<ConfigProblem> {
         );
     }
     let image = &policy.spec.image;
+    // `host:5000/repo` has a port, not a tag.
+    let split = split_reference(image);
     if image.is_empty()
         || image.contains(char::is_whitespace)
-        || image.contains('@')
-        || last_segment_has_tag(image)
+        || split.tag.is_some()
+        || split.digest.is_some()
     {
         field_problem(
             "spec.image",
@@ -292,14 +295,6 @@ fn validate_policy(path: &Path, policy: &ImagePolicy) -> Vec<ConfigProblem> {
         }
     }
     problems
-}
-
-/// `host:5000/repo` has a port, not a tag: only the last path segment counts.
-fn last_segment_has_tag(image: &str) -> bool {
-    image
-        .rsplit('/')
-        .next()
-        .is_some_and(|last| last.contains(':'))
 }
 
 pub(crate) fn is_dns_label(s: &str) -> bool {

@@ -499,7 +499,8 @@ fn record_registry(
     let hosts: std::collections::BTreeSet<String> = config
         .policies
         .iter()
-        .map(|p| super::webhook::ImageName::parse(&p.policy.spec.image).host)
+        .filter_map(|p| crate::release::registry::ImageRef::parse(&p.policy.spec.image).ok())
+        .map(|image| image.registry)
         .collect();
     let label = match hosts.len() {
         1 => hosts.into_iter().next().unwrap_or_default(),

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::trigger::{Selector, Trigger};
 use crate::config::{Config, LoadedPolicy};
+use crate::release::registry::ImageRef;
 
 /// A webhook secret or token. Never printed: `Debug` and `Display` redact it.
 #[derive(Clone, PartialEq, Eq)]
@@ -174,69 +175,6 @@ impl DeliveryCache {
     }
 }
 
-/// An image repository without tag, normalised the way Docker does:
-/// `postgres` and `docker.io/library/postgres` are the same.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ImageName {
-    pub host: String,
-    pub path: String,
-}
-
-impl ImageName {
-    pub fn parse(reference: &str) -> Self {
-        let reference = reference.trim();
-        let without_digest = reference.split('@').next().unwrap_or(reference);
-        // A ':' after the last '/' starts a tag (one before it is a port).
-        let without_tag = match (without_digest.rfind(':'), without_digest.rfind('/')) {
-            (Some(colon), Some(slash)) if colon > slash => &without_digest[..colon],
-            (Some(colon), None) => &without_digest[..colon],
-            _ => without_digest,
-        };
-        let (host, path) = match without_tag.split_once('/') {
-            Some((first, rest))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
-                (first.to_ascii_lowercase(), rest.to_string())
-            }
-            _ => ("docker.io".to_string(), without_tag.to_string()),
-        };
-        let host = match host.as_str() {
-            "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-                "docker.io".to_string()
-            }
-            _ => host,
-        };
-        let path = if host == "docker.io" && !path.contains('/') {
-            format!("library/{path}")
-        } else {
-            path
-        };
-        ImageName {
-            host,
-            path: path.to_ascii_lowercase(),
-        }
-    }
-
-    /// Same image, treating `localhost` and `127.0.0.1` as one host.
-    pub fn same_as(&self, other: &ImageName) -> bool {
-        self.path == other.path && canonical_host(&self.host) == canonical_host(&other.host)
-    }
-}
-
-fn canonical_host(host: &str) -> String {
-    match host.split_once(':') {
-        Some(("localhost", port)) => format!("127.0.0.1:{port}"),
-        _ if host == "localhost" => "127.0.0.1".into(),
-        _ => host.to_string(),
-    }
-}
-
-impl fmt::Display for ImageName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.host, self.path)
-    }
-}
-
 /// What webhooks need to know of the configuration, rebuilt on reload.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Routes {
@@ -248,8 +186,9 @@ pub struct Routes {
     pub config_paths: Vec<PathBuf>,
     /// Application name and path, relative to the repository root.
     pub apps: Vec<(String, PathBuf)>,
-    /// Policy name and the image it watches.
-    pub policies: Vec<(String, ImageName)>,
+    /// Policy name and the image it watches (policies whose image is not a
+    /// valid reference cannot be bumped, so no webhook routes to them).
+    pub policies: Vec<(String, ImageRef)>,
 }
 
 impl Routes {
@@ -286,11 +225,9 @@ impl Routes {
                 .collect(),
             policies: policies
                 .iter()
-                .map(|p| {
-                    (
-                        p.policy.metadata.name.clone(),
-                        ImageName::parse(&p.policy.spec.image),
-                    )
+                .filter_map(|p| {
+                    let image = ImageRef::parse(&p.policy.spec.image).ok()?;
+                    Some((p.policy.metadata.name.clone(), image))
                 })
                 .collect(),
         }
@@ -323,21 +260,29 @@ impl Routes {
         Selector::Only(hit)
     }
 
-    /// Policies watching `image`.
-    pub fn policies_for_image(&self, image: &ImageName) -> BTreeSet<String> {
+    /// Policies watching `image` (any tag or digest).
+    pub fn policies_for_image(&self, image: &ImageRef) -> BTreeSet<String> {
         self.policies
             .iter()
-            .filter(|(_, i)| i.same_as(image))
+            .filter(|(_, i)| i.same_repository(image))
             .map(|(n, _)| n.clone())
             .collect()
     }
 
+    /// Policies watching the image written `text`, and the image's name
+    /// for notes. Text that is not an image reference matches nothing.
+    fn policies_for_text(&self, text: &str) -> (BTreeSet<String>, String) {
+        match ImageRef::parse(text) {
+            Ok(image) => (self.policies_for_image(&image), image.name()),
+            Err(_) => (BTreeSet::new(), format!("{text:?} (not an image)")),
+        }
+    }
+
     /// Policies watching `<any host>/path` (when a notification names no host).
     fn policies_for_path(&self, path: &str) -> BTreeSet<String> {
-        let path = path.to_ascii_lowercase();
         self.policies
             .iter()
-            .filter(|(_, i)| i.path == path)
+            .filter(|(_, i)| i.repository == path)
             .map(|(n, _)| n.clone())
             .collect()
     }
@@ -704,9 +649,7 @@ fn route_dispatch(value: &Value, routes: &Routes) -> Routed {
     }
     let mut policies = strings("policies");
     if let Some(images) = strings("images") {
-        let matched = images
-            .iter()
-            .flat_map(|i| routes.policies_for_image(&ImageName::parse(i)));
+        let matched = images.iter().flat_map(|i| routes.policies_for_text(i).0);
         policies.get_or_insert_with(BTreeSet::new).extend(matched);
     }
     let policies = match policies {
@@ -744,34 +687,33 @@ fn route_package(value: &Value, routes: &Routes) -> Routed {
     if kind != "container" && kind != "docker" {
         return Routed::ignored(format!("package of type {kind:?}, not a container"));
     }
+    // GitHub reports owners as spelled (`Acme`); ghcr.io names are their
+    // lower-case form.
     let image = package
         .pointer("/package_version/package_url")
         .and_then(Value::as_str)
-        .map(ImageName::parse)
+        .map(str::to_ascii_lowercase)
         .or_else(|| {
             let name = package.get("name").and_then(Value::as_str)?;
             let owner = package
                 .get("namespace")
                 .and_then(Value::as_str)
                 .or_else(|| package.pointer("/owner/login").and_then(Value::as_str))?;
-            Some(ImageName::parse(&format!("ghcr.io/{owner}/{name}")))
+            Some(format!("ghcr.io/{owner}/{name}").to_ascii_lowercase())
         });
     let Some(image) = image else {
         return Routed::ignored("package event without a name");
     };
-    bump_for_images([image], routes, "registry_package")
+    bump_for_images(&[image], routes, "registry_package")
 }
 
-fn bump_for_images(
-    images: impl IntoIterator<Item = ImageName>,
-    routes: &Routes,
-    reason: &str,
-) -> Routed {
+fn bump_for_images(images: &[String], routes: &Routes, reason: &str) -> Routed {
     let mut policies = BTreeSet::new();
     let mut names = Vec::new();
     for image in images {
-        policies.extend(routes.policies_for_image(&image));
-        names.push(image.to_string());
+        let (matched, name) = routes.policies_for_text(image);
+        policies.extend(matched);
+        names.push(name);
     }
     if policies.is_empty() {
         return Routed::no_match(format!("no policy watches {}", names.join(", ")));
@@ -856,9 +798,10 @@ pub fn route_registry_event(body: &[u8], routes: &Routes) -> Result<Routed, Regi
             }
             let matched = match &event.request.host {
                 Some(host) => {
-                    let image = ImageName::parse(&format!("{host}/{}", event.target.repository));
-                    images.push(image.to_string());
-                    routes.policies_for_image(&image)
+                    let (matched, name) =
+                        routes.policies_for_text(&format!("{host}/{}", event.target.repository));
+                    images.push(name);
+                    matched
                 }
                 None => {
                     images.push(event.target.repository.clone());
@@ -894,10 +837,7 @@ pub fn route_registry_event(body: &[u8], routes: &Routes) -> Result<Routed, Regi
         return Ok(Routed::ignored("Docker Hub push without a tag"));
     }
     Ok(bump_for_images(
-        [ImageName::parse(&format!(
-            "docker.io/{}",
-            hub.repository.repo_name
-        ))],
+        &[format!("docker.io/{}", hub.repository.repo_name)],
         routes,
         "docker hub",
     ))
@@ -917,15 +857,15 @@ mod tests {
                 ("ahuora".into(), "manifests/ahuora".into()),
                 ("platform".into(), "manifests/platform".into()),
             ],
-            policies: vec![
-                (
-                    "django-api".into(),
-                    ImageName::parse("docker.io/ahuora/django-api"),
-                ),
-                ("postgres".into(), ImageName::parse("postgres")),
-                ("web".into(), ImageName::parse("ghcr.io/acme/web")),
-                ("local".into(), ImageName::parse("localhost:5000/team/svc")),
-            ],
+            policies: [
+                ("django-api", "docker.io/ahuora/django-api"),
+                ("postgres", "postgres"),
+                ("web", "ghcr.io/acme/web"),
+                ("local", "localhost:5000/team/svc"),
+            ]
+            .into_iter()
+            .map(|(name, image)| (name.to_string(), ImageRef::parse(image).unwrap()))
+            .collect(),
         }
     }
 
@@ -996,33 +936,6 @@ mod tests {
         assert!(cache.first_time("c"));
         assert_eq!(cache.len(), 2);
         assert!(cache.first_time("a"), "evicted ids are forgotten");
-    }
-
-    #[test]
-    fn image_names_normalise() {
-        assert_eq!(
-            ImageName::parse("postgres"),
-            ImageName::parse("docker.io/library/postgres")
-        );
-        assert_eq!(
-            ImageName::parse("postgres:16"),
-            ImageName::parse("index.docker.io/library/postgres")
-        );
-        assert_eq!(
-            ImageName::parse("ahuora/api@sha256:abc").to_string(),
-            "docker.io/ahuora/api"
-        );
-        assert_eq!(
-            ImageName::parse("registry.local:5000/x/y:1.0").to_string(),
-            "registry.local:5000/x/y"
-        );
-        assert!(
-            ImageName::parse("localhost:5000/a").same_as(&ImageName::parse("127.0.0.1:5000/a"))
-        );
-        assert_ne!(
-            ImageName::parse("ghcr.io/a/b"),
-            ImageName::parse("docker.io/a/b")
-        );
     }
 
     #[test]
@@ -1197,6 +1110,27 @@ mod tests {
                 reason: "registry_package".into()
             }
         );
+        // GitHub spells the owner as the account does; ghcr.io lower-cases it.
+        for package in [
+            json!({"action": "published", "registry_package": {"name": "web", "owner": {"login": "Acme"}, "package_type": "container"}}),
+            json!({"action": "published", "registry_package": {"name": "web", "package_type": "container", "package_version": {"package_url": "ghcr.io/Acme/web:1.0"}}}),
+        ] {
+            let r = route_github_event(
+                "registry_package",
+                package.to_string().as_bytes(),
+                &routes(),
+            )
+            .unwrap();
+            assert_eq!(r.verdict, Verdict::Accepted, "{package}");
+        }
+        let unknown = json!({"action": "x", "client_payload": {"images": ["Not An Image"]}});
+        let r = route_github_event(
+            "repository_dispatch",
+            unknown.to_string().as_bytes(),
+            &routes(),
+        )
+        .unwrap();
+        assert_eq!(r.verdict, Verdict::NoMatch);
     }
 
     #[test]

@@ -20,6 +20,7 @@ use super::problem::{ProblemCode, ValidationProblem};
 use super::render::{self, FileRole, KUSTOMIZATION_FILES, Locator, RenderedObject};
 use super::yaml::{self, LineIndex, PathSeg};
 use crate::manifest::{Manifest, Origin};
+use crate::release::registry::reference::{SplitReference, split_reference};
 
 /// What runs kustomizations relbot does not render itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -923,8 +924,11 @@ impl ImageRule {
         })
     }
 
+    /// Kustomize matches by the name as written (`nginx` does not match
+    /// `docker.io/library/nginx`), so only the split is shared, not the
+    /// normalisation.
     fn apply(&self, image: &str) -> Option<String> {
-        let (name, tag, digest) = split_image(image);
+        let SplitReference { name, tag, digest } = split_reference(image);
         if name != self.name {
             return None;
         }
@@ -943,23 +947,6 @@ impl ImageRule {
             (Some(tag), Some(digest)) => out = format!("{out}:{tag}@{digest}"),
         }
         Some(out)
-    }
-}
-
-/// `registry:5000/a/b:tag@sha256:…` → (`registry:5000/a/b`, `tag`, `sha256:…`).
-pub(crate) fn split_image(image: &str) -> (&str, Option<&str>, Option<&str>) {
-    let (rest, digest) = match image.split_once('@') {
-        Some((rest, digest)) => (rest, Some(digest)),
-        None => (image, None),
-    };
-    let slash = rest.rfind('/').map_or(0, |i| i + 1);
-    match rest[slash..].rfind(':') {
-        Some(colon) => (
-            &rest[..slash + colon],
-            Some(&rest[slash + colon + 1..]),
-            digest,
-        ),
-        None => (rest, None, digest),
     }
 }
 
@@ -1100,20 +1087,6 @@ fn run_external(
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn splits_images_with_ports_tags_and_digests() {
-        assert_eq!(split_image("nginx"), ("nginx", None, None));
-        assert_eq!(
-            split_image("ahuora/django-api:0.0.17"),
-            ("ahuora/django-api", Some("0.0.17"), None)
-        );
-        assert_eq!(split_image("reg:5000/a/b"), ("reg:5000/a/b", None, None));
-        assert_eq!(
-            split_image("reg:5000/a/b:1@sha256:ab"),
-            ("reg:5000/a/b", Some("1"), Some("sha256:ab"))
-        );
-    }
 
     #[test]
     fn image_rules_replace_name_tag_and_digest() {

@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 
 pub use auth::{Credential, CredentialsError, RegistryCredentials};
 pub use backoff::RetryPolicy;
-pub use reference::{ImageRef, ReferenceError};
+pub use reference::{ImageRef, ReferenceError, SplitReference, same_repository, split_reference};
 
 use crate::config::RegistryConfig;
 use auth::{Challenge, TokenCache, TokenResponse, parse_challenge};

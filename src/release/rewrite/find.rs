@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use serde_saphyr::granit_parser::ScalarStyle;
 
 use super::RewriteError;
-use super::image::split_image;
 use super::marker::{Marker, parse_marker};
 use super::tree::{Document, NodeId, NodeKind, Stream, parse_stream};
+use crate::release::registry::reference::split_reference;
 
 /// One place in a file where an image version is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,9 +297,9 @@ impl Finder<'_> {
         let (image, tag, digest) = if tag_only {
             (String::new(), Some(value.to_string()), None)
         } else {
-            let split = split_image(value);
+            let split = split_reference(value);
             (
-                split.repository.to_string(),
+                split.name.to_string(),
                 split.tag.map(str::to_string),
                 split.digest.map(str::to_string),
             )
@@ -311,7 +311,8 @@ impl Finder<'_> {
                 (Target::TagOnly { site }, span)
             }
             Ok(site) => {
-                let suffix = site.content.start + split_image(value).suffix_start..site.content.end;
+                let suffix =
+                    site.content.start + split_reference(value).name.len()..site.content.end;
                 (
                     Target::Combined {
                         site,

@@ -38,8 +38,8 @@ mod edit;
 mod error;
 mod files;
 mod find;
-mod image;
 mod marker;
+mod scalar;
 mod tree;
 mod verify;
 
@@ -49,9 +49,9 @@ pub use edit::{Edit, ExpectedChange, apply_edits};
 pub use error::RewriteError;
 pub use files::files_for_policy;
 pub use find::{ContainerField, ImageReference, ReferenceKind, find_references};
-pub use image::{normalize_repository, same_repository};
 pub use verify::verify;
 
+use crate::release::registry::reference::same_repository;
 use find::LineIndex;
 
 /// The policy a bump is for: its name (for marker comments) and image
