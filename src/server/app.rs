@@ -171,6 +171,7 @@ pub struct Reconciler {
     config: watch::Receiver<Arc<LoadedConfig>>,
     cache_dir: PathBuf,
     cluster: Cluster,
+    registries: bump::RegistryCache,
     /// The queue is built before the HTTP state that holds it, so the
     /// executor receives the state a moment after it starts.
     state: Arc<OnceLock<AppState>>,
@@ -418,7 +419,7 @@ impl Executor for Reconciler {
         if config.policies.is_empty() || (!policies.is_all() && only.is_empty()) {
             return Ok(());
         }
-        let report = bump::run(&config, &self.cache_dir, state, &only)
+        let report = bump::run(&config, &self.cache_dir, state, &self.registries, &only)
             .await
             .map_err(RunError::new)?;
         record_bumps(state, &report);
@@ -530,19 +531,78 @@ mod bump {
         AppHealth, BumpOptions, Publisher, StaticHealth, Workspace, run_bumps,
     };
     use crate::release::github::{GitHubClient, GithubSettings};
-    use crate::release::registry::{RegistryClient, RegistryCredentials, RegistrySettings};
+    use crate::release::registry::{
+        RegistryClient, RegistryCredentials, RegistrySettings, StatsSnapshot,
+    };
+
+    /// The registry client, kept between bump runs: its bearer tokens, tag
+    /// list ETags (a 304 costs nothing against Docker Hub's pull limit) and
+    /// back-off state only help if they outlive one run. A new client is made
+    /// when `registries:` or the credentials (a rotated Secret) change.
+    #[derive(Default)]
+    pub struct RegistryCache {
+        slot: std::sync::Mutex<Option<Cached>>,
+    }
+
+    struct Cached {
+        registries: Vec<crate::config::RegistryConfig>,
+        credentials: RegistryCredentials,
+        client: Arc<RegistryClient>,
+        /// Stats already exported as metrics.
+        reported: StatsSnapshot,
+    }
+
+    impl RegistryCache {
+        pub fn client(&self, config: &LoadedConfig) -> Result<Arc<RegistryClient>, String> {
+            let credentials = RegistryCredentials::from_environment().map_err(|e| e.to_string())?;
+            let registries = &config.config.registries;
+            let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(cached) = slot.as_ref()
+                && &cached.registries == registries
+                && cached.credentials == credentials
+            {
+                return Ok(cached.client.clone());
+            }
+            let client = Arc::new(
+                RegistryClient::new(
+                    RegistrySettings::from_config(registries),
+                    credentials.clone(),
+                )
+                .map_err(|e| e.to_string())?,
+            );
+            *slot = Some(Cached {
+                registries: registries.clone(),
+                credentials,
+                client: client.clone(),
+                reported: StatsSnapshot::default(),
+            });
+            Ok(client)
+        }
+
+        /// Requests made since the last call (for counters that only grow).
+        pub fn take_new_stats(&self, client: &Arc<RegistryClient>) -> StatsSnapshot {
+            let now = client.stats().snapshot();
+            let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+            match slot.as_mut() {
+                Some(cached) if Arc::ptr_eq(&cached.client, client) => {
+                    let new = now.since(&cached.reported);
+                    cached.reported = now;
+                    new
+                }
+                // Replaced meanwhile: this client's stats were never reported.
+                _ => now,
+            }
+        }
+    }
 
     pub async fn run(
         config: &LoadedConfig,
         cache_dir: &Path,
         state: &AppState,
+        registries: &RegistryCache,
         only: &[String],
     ) -> Result<BumpReport, String> {
-        let registry = RegistryClient::new(
-            RegistrySettings::from_config(&config.config.registries),
-            RegistryCredentials::from_environment().map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())?;
+        let registry = registries.client(config)?;
         let github_config = config
             .config
             .github
@@ -595,7 +655,7 @@ mod bump {
         )
         .await
         .map_err(|e| e.to_string());
-        record_registry(state, config, &registry.stats().snapshot());
+        record_registry(state, config, &registries.take_new_stats(&registry));
         let report = report?;
         tracing::info!(
             policies = report.policies.len(),
@@ -717,6 +777,7 @@ pub async fn run(
         config: config.clone(),
         cache_dir: options.cache_dir.clone(),
         cluster: cluster.clone(),
+        registries: bump::RegistryCache::default(),
     };
     let queue = UpdateQueue::start(executor, leader.clone(), metrics.clone());
     let state = AppState::new(
@@ -890,5 +951,40 @@ mod tests {
         assert_eq!(poll_interval(&config), Duration::from_secs(7));
         let none: Config = serde_saphyr::from_str("applications: []\n").unwrap();
         assert_eq!(poll_interval(&none), Duration::from_secs(180));
+    }
+
+    fn loaded(yaml: &str) -> LoadedConfig {
+        LoadedConfig {
+            path: PathBuf::from("relbot.yaml"),
+            config: serde_saphyr::from_str(yaml).expect("config"),
+            policies: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn bump_runs_share_one_registry_client_until_registries_change() {
+        let cache = bump::RegistryCache::default();
+        let plain = loaded("applications: []\n");
+        let first = cache.client(&plain).expect("client");
+        let second = cache.client(&plain).expect("client");
+        assert!(
+            Arc::ptr_eq(&first, &second),
+            "tokens and ETags must outlive a run"
+        );
+        let mirrored = loaded(
+            "applications: []\nregistries:\n  - host: docker.io\n    mirror: mirror.internal:5000\n",
+        );
+        let third = cache.client(&mirrored).expect("client");
+        assert!(
+            !Arc::ptr_eq(&second, &third),
+            "new registries: settings need a new client"
+        );
+        // Stats are handed out once: counters exported as metrics only grow.
+        assert_eq!(cache.take_new_stats(&third).requests, 0);
+        assert_eq!(
+            cache.take_new_stats(&first).requests,
+            first.stats().snapshot().requests,
+            "a replaced client's stats are reported whole"
+        );
     }
 }

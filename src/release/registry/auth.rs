@@ -42,7 +42,9 @@ impl fmt::Debug for Credential {
 }
 
 /// Credentials per registry host (normalised: Docker Hub is `docker.io`).
-#[derive(Clone, Default)]
+/// Comparable, so a long-running process can tell rotated credentials from
+/// unchanged ones and keep its client (and token cache) only for the latter.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct RegistryCredentials {
     /// From docker `config.json` and `insert`, keyed by normalised host.
     by_host: HashMap<String, Credential>,

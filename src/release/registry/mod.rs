@@ -148,6 +148,22 @@ pub struct StatsSnapshot {
     pub retries: u64,
 }
 
+impl StatsSnapshot {
+    /// What happened between `earlier` and this snapshot of the same client.
+    pub fn since(&self, earlier: &StatsSnapshot) -> StatsSnapshot {
+        StatsSnapshot {
+            requests: self.requests.saturating_sub(earlier.requests),
+            token_requests: self.token_requests.saturating_sub(earlier.token_requests),
+            pages: self.pages.saturating_sub(earlier.pages),
+            not_modified: self.not_modified.saturating_sub(earlier.not_modified),
+            rate_limit_waits: self
+                .rate_limit_waits
+                .saturating_sub(earlier.rate_limit_waits),
+            retries: self.retries.saturating_sub(earlier.retries),
+        }
+    }
+}
+
 impl RegistryStats {
     pub fn snapshot(&self) -> StatsSnapshot {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
