@@ -187,6 +187,7 @@ async fn relbot_run(
         health_timeout: Duration::from_secs(60),
         poll_interval: Duration::from_millis(200),
         record_status: true,
+        progress: Default::default(),
     };
     reset_peak();
     let before = cluster.counts();

@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod config;
 pub mod manifest;
+pub mod progress;
 pub mod release;
 pub mod server;
 pub mod source;

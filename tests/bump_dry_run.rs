@@ -12,6 +12,7 @@ use std::process::Command;
 
 use bump_samples::{EXPECTED_BUMPS, SAMPLE_TAGS, sample_file, write_sample_tree};
 use registry_support::{Auth, Media, RealRegistry};
+use relbot::progress::{Progress, ProgressEvent};
 use relbot::release::bump::{BumpOptions, PolicyOutcome, run_bumps};
 use relbot::release::registry::{RegistryClient, RegistryCredentials, RegistrySettings};
 
@@ -63,6 +64,7 @@ async fn bump_dry_run_on_samples_proposes_exactly_the_expected_bumps() {
         &BumpOptions {
             only: vec![],
             dry_run: true,
+            ..Default::default()
         },
     )
     .await
@@ -115,6 +117,9 @@ async fn bump_dry_run_on_samples_proposes_exactly_the_expected_bumps() {
     assert_eq!(before, snapshot(tree.path()), "a dry-run writes nothing");
 
     // The same client again: every page answers 304 (ETag), same result.
+    // Progress follows the policy's steps.
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = events.clone();
     let again = run_bumps(
         &loaded,
         tree.path(),
@@ -123,6 +128,9 @@ async fn bump_dry_run_on_samples_proposes_exactly_the_expected_bumps() {
         &BumpOptions {
             only: vec!["postgres".into()],
             dry_run: true,
+            progress: Progress::to(std::sync::Arc::new(move |e: ProgressEvent| {
+                sink.lock().unwrap().push(e)
+            })),
         },
     )
     .await
@@ -130,6 +138,33 @@ async fn bump_dry_run_on_samples_proposes_exactly_the_expected_bumps() {
     assert_eq!(again.policies.len(), 1);
     assert_eq!(again.policies[0].bump.as_ref().unwrap().to, "16.6");
     assert_eq!(again.requests.registry_requests, 1);
+    let policy = || "postgres".to_string();
+    let postgres_tags = SAMPLE_TAGS
+        .iter()
+        .find(|(repository, _)| *repository == "library/postgres")
+        .map(|(_, tags)| tags.len())
+        .unwrap();
+    let events = events.lock().unwrap().clone();
+    assert!(
+        matches!(&events[0], ProgressEvent::PolicyStarted { policy: p, .. } if *p == policy()),
+        "{events:#?}"
+    );
+    assert_eq!(
+        events[1..],
+        [
+            ProgressEvent::TagsListed {
+                policy: policy(),
+                pages: 1,
+                tags: postgres_tags,
+            },
+            ProgressEvent::RewritingFiles {
+                policy: policy(),
+                files: 1
+            },
+            ProgressEvent::PolicyFinished { policy: policy() },
+        ],
+        "dry-run: no push, no pull request"
+    );
 }
 
 #[tokio::test]
@@ -157,6 +192,7 @@ async fn bump_dry_run_reaches_docker_io_through_the_configured_mirror() {
         &BumpOptions {
             only: vec!["django-api".into()],
             dry_run: true,
+            ..Default::default()
         },
     )
     .await

@@ -107,6 +107,7 @@ impl World {
             &BumpOptions {
                 only: only.iter().map(|s| s.to_string()).collect(),
                 dry_run: false,
+                ..Default::default()
             },
         )
         .await

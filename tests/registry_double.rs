@@ -218,6 +218,16 @@ async fn registry_double_follows_link_pagination_one_request_per_page() {
     assert!(api[0].target.ends_with("/tags/list?n=1000"));
     assert!(api[1].target.contains("last="), "{}", api[1].target);
     assert_eq!(client.stats().snapshot().pages, 3);
+
+    // Progress hears of each page as it is read: pages so far, tags so far.
+    let client = client_with(fast_settings());
+    let mut pages = Vec::new();
+    let tags = client
+        .list_tags_observed(&double.image("acme/big"), &mut |p, t| pages.push((p, t)))
+        .await
+        .unwrap();
+    assert_eq!(tags.len(), 25);
+    assert_eq!(pages, [(1, 10), (2, 20), (3, 25)]);
 }
 
 #[tokio::test]

@@ -77,6 +77,7 @@ fn settings(tc: &TestCluster) -> SyncSettings {
         health_timeout: Duration::from_secs(10),
         poll_interval: Duration::from_millis(100),
         record_status: true,
+        progress: Default::default(),
     }
 }
 
@@ -112,6 +113,7 @@ async fn plan(
     let settings = RunSettings {
         concurrency: 8,
         status_namespace: tc.namespace().to_string(),
+        progress: Default::default(),
     };
     let mut plans = plan_all(&target, &desired, Some("rev2"), &settings)
         .await
@@ -799,5 +801,118 @@ async fn sync_adopts_unowned_objects_and_refuses_another_applications() {
         problem.contains("already managed by application") && problem.contains(&ns),
         "{problem}"
     );
+    tc.cleanup().await;
+}
+
+/// Collects every progress event of a run, in order.
+fn recorder() -> (
+    relbot::progress::Progress,
+    std::sync::Arc<std::sync::Mutex<Vec<relbot::progress::ProgressEvent>>>,
+) {
+    let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let progress = relbot::progress::Progress::to(std::sync::Arc::new(
+        move |e: relbot::progress::ProgressEvent| sink.lock().unwrap().push(e),
+    ));
+    (progress, events)
+}
+
+#[tokio::test]
+async fn sync_reports_planning_waves_applies_health_waits_and_prunes_in_order() {
+    use relbot::progress::ProgressEvent as E;
+    let tc = TestCluster::acquire_with("sync-progress", controllers()).await;
+    let ns = tc.namespace().to_string();
+    let app = app(&tc, "");
+    let mut later = config_map(&ns, "later", "b");
+    later.object["metadata"]["annotations"] = json!({"relbot.dev/sync-wave": "1"});
+    let all = vec![
+        deployment(&ns, "web", "nginx:1.27", Some(1)),
+        service(&ns, "web"),
+        later,
+    ];
+    let cluster = cluster(&tc);
+    let index = cluster.discover().await.expect("discovery");
+    let (progress, events) = recorder();
+    let settings = SyncSettings {
+        progress,
+        ..settings(&tc)
+    };
+    let result = sync_application(&cluster, &index, &app, &all, Some("rev1"), &settings).await;
+    assert_eq!(result.phase, RunPhase::Synced, "{result:#?}");
+    let events = std::mem::take(&mut *events.lock().unwrap());
+
+    assert_eq!(
+        events.first(),
+        Some(&E::Planning {
+            app: ns.clone(),
+            objects: 3
+        }),
+        "{events:#?}"
+    );
+    assert_eq!(events.last(), Some(&E::AppFinished { app: ns.clone() }));
+    // Waves are announced in order, each once, numbered 1..=n of n.
+    let waves: Vec<(usize, usize, String)> = events
+        .iter()
+        .filter_map(|e| match e {
+            E::Wave {
+                step, steps, name, ..
+            } => Some((*step, *steps, name.clone())),
+            _ => None,
+        })
+        .collect();
+    let n = waves.len();
+    assert!(n >= 2, "{events:#?}");
+    for (i, (step, steps, _)) in waves.iter().enumerate() {
+        assert_eq!((*step, *steps), (i + 1, n), "{events:#?}");
+    }
+    assert!(
+        events
+            .iter()
+            .all(|e| !matches!(e, E::Wave { total, .. } if *total != 3)),
+        "every wave knows the run writes 3 objects: {events:#?}"
+    );
+    let names: Vec<&str> = waves.iter().map(|w| w.2.as_str()).collect();
+    let wave0 = names.iter().position(|n| *n == "wave 0").expect("wave 0");
+    let wave1 = names.iter().position(|n| *n == "wave 1").expect("wave 1");
+    assert!(wave0 < wave1, "{names:?}");
+    // The applied counter counts every write once, up to the total.
+    let applied: Vec<(usize, usize)> = events
+        .iter()
+        .filter_map(|e| match e {
+            E::Applied { done, total, .. } => Some((*done, *total)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(applied, [(1, 3), (2, 3), (3, 3)], "{events:#?}");
+    // The Deployment needs a moment to become ready: its wave waits for
+    // health after its objects are applied and before the next wave starts.
+    let at = |pred: &dyn Fn(&E) -> bool| events.iter().position(pred).expect("event");
+    let wait = at(
+        &|e| matches!(e, E::WaitingForHealth { name, waiting, .. } if name == "wave 0" && *waiting >= 1),
+    );
+    let second_applied = at(&|e| matches!(e, E::Applied { done: 2, .. }));
+    let wave1_starts = at(&|e| matches!(e, E::Wave { name, .. } if name == "wave 1"));
+    assert!(second_applied < wait && wait < wave1_starts, "{events:#?}");
+    assert!(!events.iter().any(|e| matches!(e, E::Pruning { .. })));
+
+    // Removing the ConfigMap: nothing to write, one prune, counted.
+    let (progress, events) = recorder();
+    let settings = SyncSettings {
+        progress,
+        ..settings
+    };
+    let result = sync_application(&cluster, &index, &app, &all[..2], Some("rev2"), &settings).await;
+    assert_eq!(result.counts().pruned, 1, "{result:#?}");
+    let events = std::mem::take(&mut *events.lock().unwrap());
+    let prunes: Vec<(usize, usize)> = events
+        .iter()
+        .filter_map(|e| match e {
+            E::Pruning { done, total, .. } => Some((*done, *total)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(prunes, [(0, 1), (1, 1)], "{events:#?}");
+    assert!(!events.iter().any(|e| matches!(e, E::Applied { .. })));
+    assert_eq!(events.last(), Some(&E::AppFinished { app: ns.clone() }));
     tc.cleanup().await;
 }

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use clap::Args;
 use relbot::cluster::client::ClusterTarget;
 use relbot::config::LoadedConfig;
+use relbot::progress::Progress;
 use relbot::release::bump::{
     AppHealth, BumpOptions, BumpReport, MergeState, PolicyOutcome, Publisher, StaticHealth,
     Workspace, run_bumps,
@@ -66,7 +67,10 @@ pub fn run(global: &GlobalArgs, args: BumpArgs) -> Outcome {
             return Outcome::Failed;
         }
     };
-    let report = match runtime.block_on(bump(&loaded, &args)) {
+    let (progress, shown) = super::progress::start(global);
+    let result = runtime.block_on(bump(&loaded, &args, progress));
+    super::progress::finish(shown);
+    let report = match result {
         Ok(report) => report,
         Err(message) => {
             eprintln!("error: {message}");
@@ -84,7 +88,11 @@ pub fn run(global: &GlobalArgs, args: BumpArgs) -> Outcome {
     }
 }
 
-async fn bump(loaded: &LoadedConfig, args: &BumpArgs) -> Result<BumpReport, String> {
+async fn bump(
+    loaded: &LoadedConfig,
+    args: &BumpArgs,
+    progress: Progress,
+) -> Result<BumpReport, String> {
     let mut settings = RegistrySettings::from_config(&loaded.config.registries);
     for mirror in &args.registry_mirrors {
         let (host, to) = mirror.split_once('=').ok_or_else(|| {
@@ -104,6 +112,7 @@ async fn bump(loaded: &LoadedConfig, args: &BumpArgs) -> Result<BumpReport, Stri
     let options = BumpOptions {
         only: args.policies.clone(),
         dry_run: args.dry_run,
+        progress,
     };
     if args.dry_run {
         return run_bumps(loaded, &root, &registry, None, &options)

@@ -4,6 +4,7 @@
 mod bump;
 mod completion;
 pub mod logging;
+pub mod progress;
 mod serve;
 pub mod sync;
 mod tag;
@@ -43,6 +44,10 @@ pub struct GlobalArgs {
     /// Never colour output (also honoured: NO_COLOR)
     #[arg(long, global = true)]
     pub no_color: bool,
+    /// No live progress line on stderr (it is only shown on a terminal anyway)
+    #[arg(long, global = true, env = "RELBOT_NO_PROGRESS",
+        value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_progress: bool,
     /// More log detail (-v info, -vv debug, -vvv trace)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use relbot::cluster::client::{ClusterTarget, ReadOnlyCluster, locate};
 use relbot::config::LoadedConfig;
+use relbot::progress::ProgressEvent;
 use relbot::sync::engine::{self, DesiredApplication, PlanTarget, RunSettings};
 use relbot::sync::report::{PlanDocument, Style, plans_exit_code, render_plans};
 use relbot::sync::result::{ResultDocument, render_result, results_exit_code};
 use relbot::sync::status;
 use serde::Serialize;
 
+use super::progress::{around_output, finish};
 use super::{GlobalArgs, Outcome, OutputFormat, SourceArgs, use_color};
 
 #[derive(Debug, Args)]
@@ -72,8 +74,13 @@ fn outcome_of(code: u8) -> Outcome {
 }
 
 fn fail(message: impl std::fmt::Display) -> Outcome {
-    eprintln!("error: {message}");
+    say(format_args!("error: {message}"));
     Outcome::Failed
+}
+
+/// A line on stderr that never lands on the progress line.
+fn say(message: impl std::fmt::Display) {
+    around_output(|| eprintln!("{message}"));
 }
 
 /// Loaded configuration, the source root and revision, and the rendered
@@ -87,7 +94,7 @@ struct Desired {
 fn load_desired(global: &GlobalArgs, args: &SyncArgs) -> Result<Desired, Outcome> {
     let path = args.source.config_path(global);
     let config = relbot::config::load(&path).map_err(|e| {
-        eprintln!("{e}");
+        say(e);
         Outcome::Failed
     })?;
     let root: PathBuf = match &args.source.source {
@@ -112,7 +119,7 @@ fn load_desired(global: &GlobalArgs, args: &SyncArgs) -> Result<Desired, Outcome
     let rendered = match relbot::source::load_desired(&root, &config.config) {
         Ok(rendered) => rendered,
         Err(e) => {
-            eprintln!("{e}");
+            say(e);
             return Err(Outcome::Failed);
         }
     };
@@ -170,11 +177,14 @@ pub fn run_sync(global: &GlobalArgs, args: SyncArgs) -> Outcome {
     if args.dry_run {
         return run_plan(global, &args);
     }
+    let (progress, shown) = super::progress::start(global);
+    progress.emit(|| ProgressEvent::Rendering);
     let desired = match load_desired(global, &args) {
         Ok(d) => d,
         Err(outcome) => return outcome,
     };
-    let settings = RunSettings::from_config(&desired.config.config);
+    let mut settings = RunSettings::from_config(&desired.config.config);
+    settings.progress = progress;
     let style = Style {
         color: args.output == OutputFormat::Text && use_color(global),
     };
@@ -198,6 +208,7 @@ pub fn run_sync(global: &GlobalArgs, args: SyncArgs) -> Outcome {
             Ok(r) => r,
             Err(e) => return fail(format!("{e}; nothing was changed")),
         };
+        finish(shown);
         let code = results_exit_code(&results);
         match args.output {
             OutputFormat::Text => {
@@ -223,11 +234,14 @@ pub fn run_diff(global: &GlobalArgs, args: DiffArgs) -> Outcome {
 
 /// `sync --dry-run` and `diff`: plan only, through a handle that cannot write.
 fn run_plan(global: &GlobalArgs, args: &SyncArgs) -> Outcome {
+    let (progress, shown) = super::progress::start(global);
+    progress.emit(|| ProgressEvent::Rendering);
     let desired = match load_desired(global, args) {
         Ok(d) => d,
         Err(outcome) => return outcome,
     };
-    let settings = RunSettings::from_config(&desired.config.config);
+    let mut settings = RunSettings::from_config(&desired.config.config);
+    settings.progress = progress;
     let style = Style {
         color: args.output == OutputFormat::Text && use_color(global),
     };
@@ -250,6 +264,7 @@ fn run_plan(global: &GlobalArgs, args: &SyncArgs) -> Outcome {
             Ok(p) => p,
             Err(e) => return fail(e),
         };
+        finish(shown);
         match args.output {
             OutputFormat::Text => print!("{}", render_plans(&plans, style, global.verbose > 0)),
             format => print_document(format, &PlanDocument::new(&plans)),

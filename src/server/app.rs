@@ -645,6 +645,7 @@ mod bump {
         let options = BumpOptions {
             only: only.to_vec(),
             dry_run: false,
+            ..Default::default()
         };
         let report = run_bumps(
             config,

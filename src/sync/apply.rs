@@ -24,6 +24,7 @@ use crate::cluster::discovery::KindIndex;
 use crate::cluster::health::{self, Health, HealthStatus};
 use crate::config::Application;
 use crate::manifest::Manifest;
+use crate::progress::{Progress, ProgressEvent};
 
 /// Per-application settings of a sync.
 #[derive(Debug, Clone)]
@@ -36,6 +37,8 @@ pub struct SyncSettings {
     pub poll_interval: Duration,
     /// Keep the result in the status ConfigMap.
     pub record_status: bool,
+    /// Who hears how the run goes (nobody by default).
+    pub progress: Progress,
 }
 
 impl SyncSettings {
@@ -46,6 +49,7 @@ impl SyncSettings {
             health_timeout: app.sync.health_timeout.0,
             poll_interval: Duration::from_millis(500),
             record_status: true,
+            progress: run.progress.clone(),
         }
     }
 }
@@ -78,6 +82,11 @@ pub async fn sync_application(
     let started_at = Utc::now();
     let start = Instant::now();
     let before = cluster.counts();
+    let progress = &settings.progress;
+    progress.emit(|| ProgressEvent::Planning {
+        app: app.name.clone(),
+        objects: manifests.len(),
+    });
     let previous = status::read(cluster.read_only(), &settings.status_namespace, &app.name).await;
     let previous_kinds = previous
         .as_ref()
@@ -156,10 +165,22 @@ pub async fn sync_application(
     let mut index = index.clone();
     let apply_start = Instant::now();
     let mut health_time = Duration::ZERO;
-    for ((stage, wave), members) in &steps {
+    // For progress: objects written of all this run writes (prunes aside).
+    let total_writes = steps
+        .values()
+        .flatten()
+        .filter(|&&i| entries[i].change.writes())
+        .count();
+    let mut written = 0;
+    for (step, ((stage, wave), members)) in steps.iter().enumerate() {
         if stopped {
             break;
         }
+        let step_name = if *stage < 3 {
+            format!("stage {stage}")
+        } else {
+            format!("wave {wave}")
+        };
         // Kinds from CRDs applied in stage 1 are served now.
         if *stage > 1 {
             resolve_pending(&mut entries, members, &index);
@@ -169,12 +190,28 @@ pub async fn sync_application(
             .copied()
             .filter(|&i| entries[i].change.writes())
             .collect();
+        progress.emit(|| ProgressEvent::Wave {
+            app: app.name.clone(),
+            step: step + 1,
+            steps: steps.len(),
+            name: step_name.clone(),
+            writes: to_write.len(),
+            total: total_writes,
+        });
         let results: Vec<(usize, Result<Value, String>)> = stream::iter(to_write)
             .map(|i| {
                 let e = &entries[i];
                 async move { (i, write_entry(cluster, &e.change, &e.object).await) }
             })
             .buffer_unordered(settings.concurrency)
+            .inspect(|_| {
+                written += 1;
+                progress.emit(|| ProgressEvent::Applied {
+                    app: app.name.clone(),
+                    done: written,
+                    total: total_writes,
+                });
+            })
             .collect()
             .await;
         let mut failed = 0;
@@ -194,11 +231,6 @@ pub async fn sync_application(
                 }
             }
         }
-        let step_name = if *stage < 3 {
-            format!("stage {stage}")
-        } else {
-            format!("wave {wave}")
-        };
         if failed > 0 {
             errors.push(format!(
                 "{step_name}: {failed} object(s) failed to apply; later waves were not applied"
@@ -226,7 +258,12 @@ pub async fn sync_application(
         }
         if any_write && !stopped {
             let gate_start = Instant::now();
-            if let Err(message) = health_gate(cluster, &mut entries, members, settings).await {
+            let gate = Gate {
+                app: &app.name,
+                step: &step_name,
+            };
+            if let Err(message) = health_gate(cluster, &mut entries, members, settings, gate).await
+            {
                 errors.push(format!(
                     "{step_name}: {message}; later waves were not applied"
                 ));
@@ -249,6 +286,15 @@ pub async fn sync_application(
                 Outcome::NotAttempted("prune waits for a run that applies everything".into());
         }
     } else {
+        let total = prunes.len();
+        let mut pruned = 0;
+        if total > 0 {
+            progress.emit(|| ProgressEvent::Pruning {
+                app: app.name.clone(),
+                done: 0,
+                total,
+            });
+        }
         let results: Vec<(usize, Result<(), ApiFailure>)> = stream::iter(prunes)
             .map(|i| {
                 let e = &entries[i];
@@ -273,6 +319,14 @@ pub async fn sync_application(
                 }
             })
             .buffer_unordered(settings.concurrency)
+            .inspect(|_| {
+                pruned += 1;
+                progress.emit(|| ProgressEvent::Pruning {
+                    app: app.name.clone(),
+                    done: pruned,
+                    total,
+                });
+            })
             .collect()
             .await;
         for (i, result) in results {
@@ -375,6 +429,9 @@ pub async fn sync_application(
     }
     result.timings.total_ms = ms(start.elapsed());
     result.requests = cluster.counts().since(&before);
+    progress.emit(|| ProgressEvent::AppFinished {
+        app: app.name.clone(),
+    });
     result
 }
 
@@ -502,6 +559,13 @@ async fn wait_for_crds(
     Ok(true)
 }
 
+/// Which step a health gate is for, to say so in progress events.
+#[derive(Clone, Copy)]
+struct Gate<'a> {
+    app: &'a str,
+    step: &'a str,
+}
+
 /// Waits until every object of a step passes the gate; fails fast on
 /// Degraded, gives up after the application's health timeout.
 async fn health_gate(
@@ -509,6 +573,7 @@ async fn health_gate(
     entries: &mut [Entry],
     members: &[usize],
     settings: &SyncSettings,
+    gate: Gate<'_>,
 ) -> Result<(), String> {
     let deadline = Instant::now() + settings.health_timeout;
     loop {
@@ -536,6 +601,11 @@ async fn health_gate(
         if waiting.is_empty() {
             return Ok(());
         }
+        settings.progress.emit(|| ProgressEvent::WaitingForHealth {
+            app: gate.app.to_string(),
+            name: gate.step.to_string(),
+            waiting: waiting.len(),
+        });
         if Instant::now() > deadline {
             let names: Vec<String> = waiting
                 .iter()

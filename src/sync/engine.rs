@@ -14,6 +14,7 @@ use crate::cluster::client::{Cluster, ClusterError, ClusterTarget, ReadOnlyClust
 use crate::cluster::discovery::KindIndex;
 use crate::config::Application;
 use crate::manifest::Manifest;
+use crate::progress::{Progress, ProgressEvent};
 
 /// How long a dry-run waits for a configured cluster before planning offline.
 pub const DRY_RUN_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -82,6 +83,8 @@ pub struct RunSettings {
     pub concurrency: usize,
     /// Namespace of the per-application status ConfigMaps.
     pub status_namespace: String,
+    /// Who hears how the run goes (nobody by default).
+    pub progress: Progress,
 }
 
 impl RunSettings {
@@ -89,6 +92,7 @@ impl RunSettings {
         RunSettings {
             concurrency: config.apply.concurrency.max(1),
             status_namespace: config.status.namespace.clone(),
+            progress: Progress::none(),
         }
     }
 }
@@ -110,7 +114,15 @@ pub async fn plan_all(
             let index = cluster.discover().await?;
             let mut plans = Vec::new();
             for d in desired {
+                let app = &d.app.name;
+                settings.progress.emit(|| ProgressEvent::Planning {
+                    app: app.clone(),
+                    objects: d.manifests.len(),
+                });
                 plans.push(plan_live(cluster, &index, d, revision, settings, true).await);
+                settings
+                    .progress
+                    .emit(|| ProgressEvent::AppFinished { app: app.clone() });
             }
             Ok(plans)
         }
@@ -249,6 +261,7 @@ mod tests {
         let settings = RunSettings {
             concurrency: 8,
             status_namespace: "relbot".into(),
+            progress: Progress::none(),
         };
         let target = PlanTarget::Offline {
             reason: "test".into(),

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::BumpError;
 use crate::config::ImagePolicy;
+use crate::progress::{Progress, ProgressEvent};
 use crate::release::policy::TagPolicy;
 use crate::release::registry::{ImageRef, RegistryClient};
 use crate::release::rewrite::{
@@ -82,10 +83,15 @@ pub async fn plan_bumps(
     policies: &[ImagePolicy],
     only: &[String],
     client: &RegistryClient,
+    progress: &Progress,
 ) -> Vec<(ImagePolicy, Result<PolicyScan, BumpError>)> {
     let mut out = Vec::new();
     for policy in selected(policies, only) {
-        let result = plan_policy(root, policy, client).await;
+        progress.emit(|| ProgressEvent::PolicyStarted {
+            policy: policy.name().to_string(),
+            image: policy.spec.image.clone(),
+        });
+        let result = plan_policy_observed(root, policy, client, progress).await;
         if let Err(error) = &result {
             tracing::warn!(policy = %policy.name(), %error, "bump check failed");
         }
@@ -114,6 +120,16 @@ pub async fn plan_policy(
     root: &Path,
     policy: &ImagePolicy,
     client: &RegistryClient,
+) -> Result<PolicyScan, BumpError> {
+    plan_policy_observed(root, policy, client, &Progress::none()).await
+}
+
+/// [`plan_policy`], reporting tag pages and file rewrites to `progress`.
+pub async fn plan_policy_observed(
+    root: &Path,
+    policy: &ImagePolicy,
+    client: &RegistryClient,
+    progress: &Progress,
 ) -> Result<PolicyScan, BumpError> {
     let name = policy.name().to_string();
     let spec = &policy.spec;
@@ -157,8 +173,15 @@ pub async fn plan_policy(
         return Ok(scan);
     }
 
+    let mut on_page = |pages, tags| {
+        progress.emit(|| ProgressEvent::TagsListed {
+            policy: name.clone(),
+            pages,
+            tags,
+        })
+    };
     let tags = client
-        .list_tags(&image)
+        .list_tags_observed(&image, &mut on_page)
         .await
         .map_err(|source| BumpError::Registry {
             policy: name.clone(),
@@ -207,6 +230,10 @@ pub async fn plan_policy(
         }
     }
 
+    progress.emit(|| ProgressEvent::RewritingFiles {
+        policy: name.clone(),
+        files: found.len(),
+    });
     let mut files = Vec::new();
     let mut from = BTreeSet::new();
     for file in &found {

@@ -13,6 +13,7 @@ use super::summary::{render_application, summarize};
 use super::workspace::Workspace;
 use super::{BumpError, BumpPlan, pull};
 use crate::config::{Config, ImagePolicy, LoadedConfig, MergeMethod};
+use crate::progress::{Progress, ProgressEvent};
 use crate::release::github::{
     GitHubClient, MergeOutcome, PrAction, PrState, PrStateFilter, PullRequestInfo, PullSpec,
     branch_for_policy, decide,
@@ -26,6 +27,8 @@ pub struct BumpOptions {
     pub only: Vec<String>,
     /// Scan and plan only: no git writes, no GitHub.
     pub dry_run: bool,
+    /// Who hears how the run goes (nobody by default).
+    pub progress: Progress,
 }
 
 /// What happened to one policy.
@@ -177,16 +180,18 @@ pub async fn run_bumps(
         }
     }
 
+    let progress = &options.progress;
     let publishing = publisher.filter(|_| !options.dry_run);
     let (scan_root, base_revision) = match publishing {
         Some(p) => {
+            progress.emit(|| ProgressEvent::FetchingBase);
             let workspace = p.workspace.clone();
             let checkout = blocking(move || workspace.sync()).await?;
             (checkout.path, Some(checkout.revision))
         }
         None => (root.to_path_buf(), None),
     };
-    let scans = plan_bumps(&scan_root, &policies, &options.only, registry).await;
+    let scans = plan_bumps(&scan_root, &policies, &options.only, registry, progress).await;
 
     let mut report = BumpReport {
         dry_run: publishing.is_none(),
@@ -235,13 +240,16 @@ pub async fn run_bumps(
                 plan: &plan,
             };
             let pulls = open_pulls.as_mut().expect("listed above");
-            if let Err(error) = publish(publisher, &context, pulls, &mut line).await {
+            if let Err(error) = publish(publisher, &context, pulls, &mut line, progress).await {
                 tracing::warn!(policy = %policy.name(), %error, "publishing the bump failed");
                 line.outcome = PolicyOutcome::Failed {
                     error: error.to_string(),
                 };
             }
         }
+        progress.emit(|| ProgressEvent::PolicyFinished {
+            policy: policy.name().to_string(),
+        });
         report.policies.push(line);
     }
 
@@ -292,6 +300,7 @@ async fn publish(
     cx: &PublishContext<'_>,
     open_pulls: &mut Vec<PullRequestInfo>,
     line: &mut PolicyReport,
+    progress: &Progress,
 ) -> Result<(), BumpError> {
     let github = publisher.github;
     let github_config = cx.config.github.clone().ok_or_else(|| {
@@ -344,6 +353,10 @@ async fn publish(
     let title = pull::title(cx.plan);
     let body = pull::body(cx.plan, summary.as_deref());
 
+    progress.emit(|| ProgressEvent::RewritingFiles {
+        policy: name.to_string(),
+        files: cx.plan.files.len(),
+    });
     let prepared = {
         let workspace = publisher.workspace.clone();
         let (base, branch, files) = (
@@ -355,12 +368,20 @@ async fn publish(
         blocking(move || workspace.prepare(&base, &branch, &files, &author, &message)).await?
     };
     if prepared.needs_push {
+        progress.emit(|| ProgressEvent::PushingBranch {
+            policy: name.to_string(),
+            branch: branch.clone(),
+        });
         let workspace = publisher.workspace.clone();
         let to_push = prepared.clone();
         blocking(move || workspace.push(&to_push)).await?;
         line.pushed = true;
     }
 
+    progress.emit(|| ProgressEvent::OpeningPullRequest {
+        policy: name.to_string(),
+        update: !matches!(decision.action, PrAction::Create),
+    });
     let mut pull = match decision.action {
         PrAction::Create => {
             let created = github
@@ -429,6 +450,7 @@ async fn publish(
             github_config.automerge,
             github_config.merge_method,
             &pull,
+            progress,
         )
         .await,
     );
@@ -443,6 +465,7 @@ async fn merge(
     automerge_default: bool,
     method: MergeMethod,
     pull: &PullRequestInfo,
+    progress: &Progress,
 ) -> MergeState {
     if !policy.spec.automerge.unwrap_or(automerge_default) {
         return MergeState::Disabled;
@@ -466,6 +489,10 @@ async fn merge(
             error: format!("PR #{} is not open", pull.number),
         };
     }
+    progress.emit(|| ProgressEvent::RequestingMerge {
+        policy: policy.name().to_string(),
+        pr: pull.number,
+    });
     match publisher.github.request_merge(pull, method).await {
         Ok(MergeOutcome::AutoMergeEnabled) => MergeState::AutoMergeEnabled,
         Ok(MergeOutcome::Merged { sha }) => MergeState::Merged { sha },

@@ -343,6 +343,16 @@ impl RegistryClient {
 
     /// Every tag of `image`, in the registry's order, duplicates removed.
     pub async fn list_tags(&self, image: &ImageRef) -> Result<Vec<String>, RegistryError> {
+        self.list_tags_observed(image, &mut |_, _| {}).await
+    }
+
+    /// [`Self::list_tags`], calling `on_page(pages, tags)` after each page
+    /// read, so a long listing can show how far it got.
+    pub async fn list_tags_observed(
+        &self,
+        image: &ImageRef,
+        on_page: &mut (dyn FnMut(usize, usize) + Send),
+    ) -> Result<Vec<String>, RegistryError> {
         let base = self.settings.base_url(image);
         let mut url = parse_url(&format!("{base}/v2/{}/tags/list", image.repository))?;
         if let Some(n) = self.settings.page_size {
@@ -371,6 +381,7 @@ impl RegistryClient {
                     tags.push(tag);
                 }
             }
+            on_page(seen_pages.len(), tags.len());
             if let Some(link) = page.next {
                 if !pagination::same_origin(&page_url, &link) {
                     return Err(RegistryError::CrossOriginLink {
