@@ -1,6 +1,7 @@
 //! `SyncResult`: how one application's sync ended, object by object. Printed
 //! by the CLI, kept in the cluster for `relbot status`, served by `relbot serve`.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
@@ -195,11 +196,17 @@ pub fn summary_line(result: &SyncResult, style: Style) -> String {
     )
 }
 
-/// A result for people: the summary, then every object that was not simply
-/// unchanged (what was applied, what was not and why), then errors.
+/// A result for people: the summary, the errors (they explain the rest),
+/// then every object that was not simply unchanged: what was applied, what
+/// was held or failed and why. Objects the run never reached share one
+/// reason each, printed once below them rather than once per object.
 pub fn render_result(result: &SyncResult, style: Style, verbose: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", summary_line(result, style));
+    for e in &result.errors {
+        let _ = writeln!(out, "  {} {e}", style.red("error:"));
+    }
+    let mut not_attempted: BTreeMap<&str, usize> = BTreeMap::new();
     for o in &result.objects {
         let quiet = matches!(o.outcome, Outcome::Unchanged)
             && o.health.as_ref().is_none_or(|h| h.status.passes_gate());
@@ -215,10 +222,10 @@ pub fn render_result(result: &SyncResult, style: Style, verbose: bool) -> String
             Outcome::Failed(_) => {
                 style.red(&format!("{:<13}", format!("failed {}", o.action.verb())))
             }
-            Outcome::NotAttempted(_) => style.dim(&format!(
-                "{:<13}",
-                format!("not {}d", o.action.verb().trim_end_matches('e'))
-            )),
+            Outcome::NotAttempted(why) => {
+                *not_attempted.entry(why.as_str()).or_default() += 1;
+                style.dim(&format!("{:<13}", format!("not {}", past_tense(o.action))))
+            }
         };
         let mut line = format!("    {what} {}", o.key);
         if o.reason == Reason::Adopt {
@@ -229,10 +236,13 @@ pub fn render_result(result: &SyncResult, style: Style, verbose: bool) -> String
         if let Some(origin) = &o.origin {
             let _ = write!(line, "  {}", style.dim(&origin.to_string()));
         }
+        // An object never created is missing by definition: say nothing.
+        let never_created =
+            matches!(o.outcome, Outcome::NotAttempted(_)) && o.action == Action::Create;
         if let Some(h) = o
             .health
             .as_ref()
-            .filter(|h| h.status != HealthStatus::Healthy)
+            .filter(|h| h.status != HealthStatus::Healthy && !never_created)
         {
             let _ = write!(
                 line,
@@ -247,7 +257,7 @@ pub fn render_result(result: &SyncResult, style: Style, verbose: bool) -> String
         }
         let _ = writeln!(out, "{line}");
         match &o.outcome {
-            Outcome::Held(why) | Outcome::Failed(why) | Outcome::NotAttempted(why) => {
+            Outcome::Held(why) | Outcome::Failed(why) => {
                 let _ = writeln!(out, "        {}", style.dim(why));
             }
             _ => {}
@@ -256,8 +266,13 @@ pub fn render_result(result: &SyncResult, style: Style, verbose: bool) -> String
             out.push_str(&style.diff(diff, "        "));
         }
     }
-    for e in &result.errors {
-        let _ = writeln!(out, "  {} {e}", style.red("error:"));
+    for (why, count) in &not_attempted {
+        let objects = if *count == 1 { "object" } else { "objects" };
+        let _ = writeln!(
+            out,
+            "  {}",
+            style.dim(&format!("{count} {objects} not attempted: {why}"))
+        );
     }
     for n in &result.notes {
         let _ = writeln!(out, "  {}", style.dim(n));
@@ -285,4 +300,68 @@ pub struct ResultDocument<'a> {
 
 pub fn results_exit_code(results: &[SyncResult]) -> u8 {
     results.iter().map(SyncResult::exit_code).max().unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(name: &str, action: Action, outcome: Outcome) -> ObjectOutcome {
+        ObjectOutcome {
+            key: ObjectKey {
+                group: String::new(),
+                kind: "ConfigMap".into(),
+                namespace: Some("shop".into()),
+                name: name.into(),
+            },
+            api_version: "v1".into(),
+            origin: None,
+            action,
+            reason: Reason::Missing,
+            outcome,
+            diff: None,
+            health: Some(Health {
+                status: HealthStatus::Missing,
+                message: "not found in the cluster".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn a_stopped_run_shows_its_errors_first_and_each_reason_once() {
+        let why = "the plan has errors; nothing was applied";
+        let result = SyncResult {
+            application: "shop".into(),
+            revision: None,
+            server: "https://cluster".into(),
+            started_at: Utc::now(),
+            phase: RunPhase::Failed,
+            health: HealthStatus::Missing,
+            objects: vec![
+                object("a", Action::Create, Outcome::NotAttempted(why.into())),
+                object("b", Action::Update, Outcome::NotAttempted(why.into())),
+                object("c", Action::Create, Outcome::Failed("forbidden".into())),
+            ],
+            errors: vec!["shop/x.yaml:3: unknown kind".into()],
+            notes: Vec::new(),
+            requests: RequestCounts::default(),
+            status_recorded: false,
+            timings: Timings::default(),
+        };
+        let text = render_result(&result, Style { color: false }, false);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].contains("error: shop/x.yaml:3"), "{text}");
+        assert!(text.contains("not created   ConfigMap shop/a\n"), "{text}");
+        assert!(text.contains("not updated   ConfigMap shop/b"), "{text}");
+        assert!(
+            text.contains("failed create ConfigMap shop/c  [Missing"),
+            "{text}"
+        );
+        assert!(text.contains("        forbidden\n"), "{text}");
+        assert_eq!(text.matches(why).count(), 1, "{text}");
+        assert!(
+            text.contains(&format!("2 objects not attempted: {why}")),
+            "{text}"
+        );
+    }
 }
