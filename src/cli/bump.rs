@@ -44,17 +44,9 @@ pub struct BumpArgs {
 }
 
 pub fn run(global: &GlobalArgs, args: BumpArgs) -> Outcome {
-    let path = args.source.config_path(global);
-    let loaded = match relbot::config::load(&path) {
+    let loaded = match super::load_config(global, &args.source, "nothing was changed.") {
         Ok(loaded) => loaded,
-        Err(e) => {
-            eprintln!("{e}");
-            eprintln!(
-                "{} problem(s) found; nothing was changed.",
-                e.problems.len()
-            );
-            return Outcome::Failed;
-        }
+        Err(outcome) => return outcome,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

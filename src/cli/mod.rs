@@ -127,6 +127,34 @@ impl SourceArgs {
     }
 }
 
+/// Loads the configuration `source` and `global` name. On failure, prints
+/// every problem, then `consequence` (what the command did not do), and, when
+/// the file is simply not there, where relbot looked and how to point it
+/// elsewhere.
+pub fn load_config(
+    global: &GlobalArgs,
+    source: &SourceArgs,
+    consequence: &str,
+) -> Result<relbot::config::LoadedConfig, Outcome> {
+    let path = source.config_path(global);
+    relbot::config::load(&path).map_err(|e| {
+        progress::around_output(|| {
+            eprintln!("{e}");
+            eprintln!(
+                "{} problem(s) in the configuration; {consequence}",
+                e.problems.len()
+            );
+            if !path.exists() {
+                eprintln!(
+                    "hint: relbot looked for {}; run it from the cluster-config repository's root, or pass --source <dir> (the checkout holding relbot.yaml) or --config <file>",
+                    path.display()
+                );
+            }
+        });
+        Outcome::Failed
+    })
+}
+
 /// How a command ended; the process exit code follows from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

@@ -92,11 +92,7 @@ struct Desired {
 }
 
 fn load_desired(global: &GlobalArgs, args: &SyncArgs) -> Result<Desired, Outcome> {
-    let path = args.source.config_path(global);
-    let config = relbot::config::load(&path).map_err(|e| {
-        say(e);
-        Outcome::Failed
-    })?;
+    let config = super::load_config(global, &args.source, "nothing was changed.")?;
     let root: PathBuf = match &args.source.source {
         Some(dir) => dir.clone(),
         None => config.base_dir().to_path_buf(),
@@ -111,7 +107,7 @@ fn load_desired(global: &GlobalArgs, args: &SyncArgs) -> Result<Desired, Outcome
                 .collect();
             return Err(fail(format!(
                 "no application named {name:?} in {} (known: {})",
-                path.display(),
+                config.path.display(),
                 known.join(", ")
             )));
         }

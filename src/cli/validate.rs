@@ -20,16 +20,9 @@ pub struct ValidateArgs {
 
 pub fn run(global: &GlobalArgs, args: ValidateArgs) -> Outcome {
     let path = args.source.config_path(global);
-    let loaded = match relbot::config::load(&path) {
+    let loaded = match super::load_config(global, &args.source, "nothing was checked further.") {
         Ok(loaded) => loaded,
-        Err(e) => {
-            eprintln!("{e}");
-            eprintln!(
-                "{} problem(s) in the configuration; nothing was checked further.",
-                e.problems.len()
-            );
-            return Outcome::Failed;
-        }
+        Err(outcome) => return outcome,
     };
     // Application paths are relative to the repository root: the --source
     // directory, else the directory holding relbot.yaml.
