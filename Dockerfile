@@ -25,9 +25,21 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo build --release --locked --bin relbot --target "$(cat /rust-target)" \
  && cp "target/$(cat /rust-target)/release/relbot" /relbot
 
+# kustomize for what relbot does not render itself (patches, generators,
+# components, helmCharts…): relbot renders resources, namespace, labels,
+# annotations and images natively, and hands any other kustomization to a
+# `kustomize` on PATH. Pure Go, so it cross-compiles like relbot does.
+FROM --platform=$BUILDPLATFORM golang:1.24-bookworm AS kustomize
+ARG TARGETARCH
+ARG KUSTOMIZE_VERSION=v5.7.0
+RUN CGO_ENABLED=0 GOOS=linux GOARCH="$TARGETARCH" \
+      go install "sigs.k8s.io/kustomize/kustomize/v5@${KUSTOMIZE_VERSION}" \
+ && install -m 0755 "$(find /go/bin -type f -name kustomize)" /kustomize
+
 # distroless: glibc, CA certificates, a nonroot user (65532), no shell.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /relbot /usr/local/bin/relbot
+COPY --from=kustomize /kustomize /usr/local/bin/kustomize
 USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/relbot"]

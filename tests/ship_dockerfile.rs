@@ -122,6 +122,8 @@ const KNOWN_KEYWORDS: &[&str] = &[
 const KNOWN_RUNTIME_IMAGES: &[&str] = &[
     // glibc, libgcc, CA certificates, tzdata, user 65532; no shell.
     "gcr.io/distroless/cc-debian12:nonroot",
+    // The official Go image (Go 1.24 on Debian bookworm), to build kustomize.
+    "golang:1.24-bookworm",
 ];
 
 fn dockerfile() -> Vec<Stage> {
@@ -255,6 +257,47 @@ fn ship_dockerfile_runtime_is_small_non_root_with_ca_certificates() {
             ".dockerignore must exclude {entry} (build context size)"
         );
     }
+}
+
+/// In the cluster relbot has no kubectl: a kustomization beyond relbot's
+/// native subset renders only if the image carries `kustomize`, pinned (a
+/// rebuild must not change how manifests render) and built for the target
+/// architecture without emulation.
+#[test]
+fn ship_dockerfile_runtime_carries_a_pinned_cross_built_kustomize() {
+    let stages = dockerfile();
+    let runtime = stages.last().expect("a runtime stage");
+    let copy = runtime
+        .instructions
+        .iter()
+        .find(|i| i.keyword == "COPY" && i.args.ends_with("/usr/local/bin/kustomize"))
+        .expect("the runtime image has /usr/local/bin/kustomize");
+    let from = copy
+        .args
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("--from="))
+        .expect("copied from a build stage");
+    let stage = stages
+        .iter()
+        .find(|s| s.name.as_deref() == Some(from))
+        .expect("the kustomize stage");
+    assert_eq!(stage.platform.as_deref(), Some("$BUILDPLATFORM"));
+    let text: String = stage
+        .instructions
+        .iter()
+        .map(|i| format!("{} {}\n", i.keyword, i.args))
+        .collect();
+    assert!(text.contains("GOARCH=\"$TARGETARCH\""), "{text}");
+    assert!(text.contains("CGO_ENABLED=0"), "a static binary: {text}");
+    let version = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ARG KUSTOMIZE_VERSION="))
+        .expect("a pinned KUSTOMIZE_VERSION");
+    assert!(
+        version.starts_with("v5.") && version.split('.').count() == 3,
+        "pin an exact kustomize v5 release, not {version}"
+    );
+    assert!(text.contains("sigs.k8s.io/kustomize/kustomize/v5@${KUSTOMIZE_VERSION}"));
 }
 
 /// Package names after `apt-get install` in any RUN.
