@@ -319,8 +319,13 @@ pub(crate) fn read_objects(
                 )]);
             }
             return Err(vec![
-                ValidationProblem::error(ProblemCode::Syntax, file, e.line, e.message)
-                    .with_column(e.column),
+                ValidationProblem::error(
+                    ProblemCode::Syntax,
+                    file,
+                    e.line,
+                    with_template_hint(e.message, &text, e.line),
+                )
+                .with_column(e.column),
             ]);
         }
     };
@@ -379,6 +384,22 @@ pub(crate) fn read_objects(
 fn skipped(file: &Path, why: &str) -> ValidationProblem {
     ValidationProblem::error(ProblemCode::Skipped, file, 0, format!("skipped: {why}"))
         .with_severity(Severity::Info)
+}
+
+/// A Helm or Go template (`{{ .Values.x }}`) is not YAML until rendered;
+/// say so next to the parser's message, which alone reads like a typo.
+fn with_template_hint(message: String, text: &str, line: usize) -> String {
+    let at_line = line
+        .checked_sub(1)
+        .and_then(|i| text.lines().nth(i))
+        .unwrap_or_default();
+    if at_line.contains("{{") || (line == 0 && text.contains("{{")) {
+        format!(
+            "{message} (this looks like a Helm/Go template: relbot reads plain manifests and kustomizations; render the chart first, or use a kustomization with helmCharts)"
+        )
+    } else {
+        message
+    }
 }
 
 /// Argo CD's test for a file that failed to parse: report it only if it
@@ -601,6 +622,20 @@ mod tests {
             err.to_string().starts_with("b/bad.yaml:5:10: error:"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_template_is_named_as_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        write(
+            tmp.path(),
+            "t/chart.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Values.name }}\n",
+        );
+        let err = render_application(tmp.path(), &app("t")).unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("t/chart.yaml:4:"), "{text}");
+        assert!(text.contains("looks like a Helm/Go template"), "{text}");
     }
 
     #[test]
