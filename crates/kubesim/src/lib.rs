@@ -52,6 +52,10 @@ pub struct SimOptions {
     pub bookmark_interval: Duration,
     /// Events kept for watches resuming from an older resourceVersion; older ones get 410 Gone.
     pub watch_history: usize,
+    /// Added to every successful write (not dry-runs) before it is answered:
+    /// a real API server answers only once etcd (or K3s' kine) has committed
+    /// the change, so its writes are bound by that latency, not by CPU.
+    pub write_latency: Duration,
 }
 
 impl Default for SimOptions {
@@ -62,6 +66,7 @@ impl Default for SimOptions {
             service_cidr: "10.43.0.0/16".into(),
             bookmark_interval: Duration::from_secs(5),
             watch_history: 10_000,
+            write_latency: Duration::ZERO,
         }
     }
 }

@@ -105,6 +105,13 @@ async fn handle(State(sim): State<Arc<Sim>>, req: Request) -> Response {
         }
     };
     let dry_run = params.dry_run();
+    let commits = matches!(
+        verb,
+        "create" | "update" | "patch" | "apply" | "delete" | "deletecollection"
+    );
+    if commits && !dry_run && response.status().is_success() && !sim.opts.write_latency.is_zero() {
+        tokio::time::sleep(sim.opts.write_latency).await;
+    }
     sim.log(RequestRecord {
         method: method.to_string(),
         path,

@@ -10,7 +10,7 @@ use kubesim::{ControllerOptions, KubeSim, SimOptions};
 
 const USAGE: &str = "usage:
   kubesim serve [--port N] [--kubeconfig-out PATH] [--controllers] [--ready-delay 200ms]
-                [--failing-image IMAGE]... [--service-cidr 10.43.0.0/16]
+                [--failing-image IMAGE]... [--service-cidr 10.43.0.0/16] [--write-latency 5ms]
   kubesim bench [--requests N] [--objects N] [--concurrency N]";
 
 fn parse_duration(s: &str) -> Option<Duration> {
@@ -49,6 +49,10 @@ async fn serve(args: &[String]) -> ExitCode {
             },
             "--failing-image" => ctl.failing_images.push(value()),
             "--service-cidr" => opts.service_cidr = value(),
+            "--write-latency" => match parse_duration(&value()) {
+                Some(d) => opts.write_latency = d,
+                None => return fail("--write-latency needs a duration such as 5ms"),
+            },
             other => return fail(&format!("unknown argument {other:?}")),
         }
     }

@@ -379,3 +379,41 @@ async fn watch_from_an_expired_resource_version_is_gone_and_bookmarks_flow() {
     assert!(matches!(ev, Some(WatchEvent::Bookmark(_))), "{ev:?}");
     tc.cleanup().await;
 }
+
+/// `write_latency` models etcd's commit: every committed write waits for it,
+/// dry-runs and reads do not (they never reach storage).
+#[tokio::test]
+async fn write_latency_delays_committed_writes_only() {
+    let latency = Duration::from_millis(150);
+    let opts = SimOptions {
+        write_latency: latency,
+        ..Default::default()
+    };
+    let tc = TestCluster::acquire_with("emu-write-latency", opts).await;
+    if tc.require_emulator("write latency").is_none() {
+        return;
+    }
+    let api: Api<ConfigMap> = Api::namespaced(tc.client(), tc.namespace());
+    let body = configmap("slow", json!({"a": "1"}));
+    let started = std::time::Instant::now();
+    api.patch(
+        "slow",
+        &PatchParams::apply("relbot").dry_run(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .unwrap();
+    api.list(&ListParams::default()).await.unwrap();
+    let uncommitted = started.elapsed();
+    let started = std::time::Instant::now();
+    api.patch("slow", &PatchParams::apply("relbot"), &Patch::Apply(&body))
+        .await
+        .unwrap();
+    let committed = started.elapsed();
+    assert!(committed >= latency, "a write answered in {committed:?}");
+    assert!(
+        uncommitted < latency,
+        "a dry-run and a list took {uncommitted:?}"
+    );
+    tc.cleanup().await;
+}
