@@ -2,10 +2,13 @@
 //! 100, 1,000 and 5,000 objects, a first full sync, a no-op re-sync and a
 //! one-object change — wall time, requests sent and peak memory. For N =
 //! 1,000 it also measures, side by side on the same server, the server's
-//! floor (the same applies from a bare client over 8 keep-alive connections)
-//! and `kubectl apply --server-side` of the same objects.
+//! floor (relbot's very apply requests from a bare client over 8 keep-alive
+//! connections) and `kubectl apply --server-side` of the same objects; then
+//! all of it again against an emulator whose writes wait 5 ms for a simulated
+//! storage commit, as a real API server's wait for etcd, where relbot runs
+//! with 8 and with 32 applies in flight.
 //!
-//! The emulator runs in a child process (this binary re-executed with
+//! The emulators run in child processes (this binary re-executed with
 //! `--serve-kubesim`), so peak memory (VmHWM, reset per measurement through
 //! /proc/self/clear_refs) is relbot's alone.
 //!

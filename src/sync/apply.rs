@@ -65,8 +65,27 @@ struct Entry {
     outcome: Outcome,
     diff: Option<String>,
     /// Latest known state of the live object (for health).
-    current: Option<Value>,
+    current: Latest,
     health: Option<Health>,
+}
+
+/// What the run last saw of an object. Until it writes or re-reads the
+/// object, that is the live state the plan holds: kept there, not copied,
+/// since a large application's live objects are most of a run's memory.
+enum Latest {
+    AsPlanned,
+    Seen(Value),
+    Gone,
+}
+
+impl Entry {
+    fn latest(&self) -> Option<&Value> {
+        match &self.current {
+            Latest::AsPlanned => self.object.live.as_ref(),
+            Latest::Seen(value) => Some(value),
+            Latest::Gone => None,
+        }
+    }
 }
 
 /// Syncs one application: plan (no dry-runs: the apply validates), apply,
@@ -126,13 +145,12 @@ pub async fn sync_application(
             } else {
                 Outcome::NotAttempted("the run stopped before reaching it".into())
             };
-            let current = object.live.clone();
             Entry {
                 diff: change.diff.clone(),
                 change,
                 object,
                 outcome,
-                current,
+                current: Latest::AsPlanned,
                 health: None,
             }
         })
@@ -223,7 +241,7 @@ pub async fn sync_application(
                         e.diff = object_diff(&e.change.key, e.object.live.as_ref(), &after);
                     }
                     e.outcome = Outcome::Applied;
-                    e.current = Some(after);
+                    e.current = Latest::Seen(after);
                 }
                 Err(message) => {
                     failed += 1;
@@ -334,7 +352,7 @@ pub async fn sync_application(
             match result {
                 Ok(()) => {
                     e.outcome = Outcome::Applied;
-                    e.current = None;
+                    e.current = Latest::Gone;
                 }
                 Err(failure) => {
                     errors.push(format!("prune {}: {failure}", e.change.key));
@@ -351,7 +369,7 @@ pub async fn sync_application(
         .filter(|e| e.change.action != Action::Prune)
     {
         if e.health.is_none() {
-            e.health = Some(match &e.current {
+            e.health = Some(match e.latest() {
                 Some(object) => health::assess(object),
                 None => Health::missing(),
             });
@@ -537,8 +555,7 @@ async fn wait_for_crds(
     for i in crds {
         loop {
             let established = entries[i]
-                .current
-                .as_ref()
+                .latest()
                 .is_some_and(|c| health::assess(c).status.passes_gate());
             if established {
                 break;
@@ -552,7 +569,7 @@ async fn wait_for_crds(
             tokio::time::sleep(Duration::from_millis(100)).await;
             let e = &entries[i];
             if let Ok(Some(now)) = cluster.get(&e.object.kind, None, &e.change.key.name).await {
-                entries[i].current = Some(now);
+                entries[i].current = Latest::Seen(now);
             }
         }
     }
@@ -584,8 +601,7 @@ async fn health_gate(
                 continue;
             }
             let h = e
-                .current
-                .as_ref()
+                .latest()
                 .map(health::assess)
                 .unwrap_or_else(Health::missing);
             if h.status == HealthStatus::Degraded {
@@ -646,7 +662,7 @@ async fn health_gate(
             .collect()
             .await;
         for (i, now) in refreshed {
-            entries[i].current = now;
+            entries[i].current = now.map_or(Latest::Gone, Latest::Seen);
         }
     }
 }
