@@ -110,12 +110,24 @@ impl Server {
         body: &[u8],
         signature: Option<String>,
     ) -> (u16, String) {
+        self.github_as("application/json", event, delivery, body, signature)
+            .await
+    }
+
+    async fn github_as(
+        &self,
+        content_type: &str,
+        event: &str,
+        delivery: &str,
+        body: &[u8],
+        signature: Option<String>,
+    ) -> (u16, String) {
         let mut request = self
             .client
             .post(format!("{}/webhooks/github", self.base))
             .header("X-GitHub-Event", event)
             .header("X-GitHub-Delivery", delivery)
-            .header("Content-Type", "application/json")
+            .header("Content-Type", content_type)
             .body(body.to_vec());
         if let Some(sig) = signature {
             request = request.header("X-Hub-Signature-256", sig);
@@ -147,6 +159,49 @@ fn push_body(files: &[&str], after: &str) -> Vec<u8> {
     })
     .to_string()
     .into_bytes()
+}
+
+/// GitHub's default content type for a repository webhook is a form with the
+/// JSON in `payload`; the signature covers the form as sent.
+#[tokio::test]
+async fn github_form_encoded_push_is_verified_and_routed() {
+    let server = start(1024 * 1024).await;
+    let json = push_body(&["manifests/platform/ns.yaml"], &"f".repeat(40));
+    let form: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("payload", std::str::from_utf8(&json).unwrap())
+        .finish();
+    let form = form.into_bytes();
+    let content_type = "application/x-www-form-urlencoded";
+
+    let (status, _) = server
+        .github_as(content_type, "push", "f-1", &form, signed(&json))
+        .await;
+    assert_eq!(
+        status, 401,
+        "the signature must cover the form, not the JSON"
+    );
+    let (status, text) = server
+        .github_as(content_type, "push", "f-2", &form, signed(&form))
+        .await;
+    assert_eq!(status, 202, "{text}");
+    server.state.queue().wait_idle().await;
+    assert_eq!(
+        server.recorder.calls(),
+        vec![format!("sync platform @{}", "f".repeat(40))]
+    );
+
+    let no_payload = b"other=1".to_vec();
+    let (status, text) = server
+        .github_as(
+            content_type,
+            "push",
+            "f-3",
+            &no_payload,
+            signed(&no_payload),
+        )
+        .await;
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("payload"), "{text}");
 }
 
 #[tokio::test]

@@ -367,11 +367,37 @@ async fn github_webhook(State(state): State<AppState>, headers: HeaderMap, body:
             "no X-GitHub-Event header".into(),
         );
     }
+    let payload = match github_payload(header_str(&headers, "content-type"), &bytes) {
+        Ok(payload) => payload,
+        Err(message) => return reject(Verdict::Malformed, StatusCode::BAD_REQUEST, message),
+    };
     let routes = state.inner.routes.borrow().clone();
-    match route_github_event(&event_name, &bytes, &routes) {
+    match route_github_event(&event_name, &payload, &routes) {
         Ok(routed) => dispatch(&state, event, &delivery, routed),
         Err(e) => reject(Verdict::Malformed, StatusCode::BAD_REQUEST, e.to_string()),
     }
+}
+
+/// The JSON of a GitHub delivery. A repository webhook left at GitHub's
+/// default content type sends `payload=<url-encoded JSON>` as a form; the
+/// signature covers the form as sent, so this runs after verification.
+fn github_payload<'a>(
+    content_type: Option<&str>,
+    body: &'a [u8],
+) -> Result<std::borrow::Cow<'a, [u8]>, String> {
+    let is_form = content_type.is_some_and(|t| {
+        t.split(';').next().is_some_and(|m| {
+            m.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+    });
+    if !is_form {
+        return Ok(std::borrow::Cow::Borrowed(body));
+    }
+    url::form_urlencoded::parse(body)
+        .find(|(key, _)| key == "payload")
+        .map(|(_, json)| std::borrow::Cow::Owned(json.into_owned().into_bytes()))
+        .ok_or_else(|| "a form-encoded delivery without a `payload` field".to_string())
 }
 
 async fn registry_webhook(
