@@ -8,7 +8,9 @@ use super::{GlobalArgs, LogFormat};
 
 pub fn init(global: &GlobalArgs) {
     let default = match global.verbose {
-        0 => "warn",
+        // kube's client logs a failed connection at ERROR; relbot reports
+        // the same failure itself, with what to do about it.
+        0 => "warn,kube_client=off",
         1 => "info,relbot=info",
         2 => "info,relbot=debug",
         _ => "debug,relbot=trace",

@@ -289,6 +289,7 @@ pub fn run_status(global: &GlobalArgs, args: StatusArgs) -> Outcome {
             Ok(None) => return fail(relbot::cluster::client::ClusterError::NotConfigured),
             Err(e) => return fail(e),
         };
+        let server = located.config.cluster_url.to_string();
         let cluster = match ReadOnlyCluster::new(located.config) {
             Ok(c) => c,
             Err(e) => return fail(e),
@@ -297,7 +298,7 @@ pub fn run_status(global: &GlobalArgs, args: StatusArgs) -> Outcome {
             Ok(r) => r,
             Err(e) => {
                 return fail(format!(
-                    "cannot read sync results from namespace {namespace}: {e}"
+                    "cannot read sync results from namespace {namespace} at {server}: {e}\nhint: check that the cluster is up and that --kubeconfig/--context name it; `relbot status --server URL` asks a running relbot serve instead"
                 ));
             }
         };

@@ -51,8 +51,10 @@ pub enum ClusterError {
         #[source]
         source: kube::Error,
     },
-    #[error("the cluster at {server} did not answer within {timeout:?}")]
-    Unreachable { server: String, timeout: Duration },
+    /// `why` completes "the cluster at …": it did not answer in time, or
+    /// the connection failed (refused, unknown host, TLS).
+    #[error("the cluster at {server} {why}")]
+    Unreachable { server: String, why: String },
     #[error("the cluster at {server} refused a request: {message}")]
     Unavailable { server: String, message: String },
     #[error("{action} {what}: {failure}")]
@@ -61,6 +63,16 @@ pub enum ClusterError {
         what: String,
         failure: ApiFailure,
     },
+}
+
+/// The innermost error's message ("Connection refused (os error 111)"),
+/// which says more than the wrappers around it ("client error (Connect)").
+fn deepest_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = error;
+    while let Some(source) = current.source() {
+        current = source;
+    }
+    current.to_string()
 }
 
 /// What the API server said when it refused a request.
@@ -299,14 +311,15 @@ impl ReadOnlyCluster {
         match tokio::time::timeout(timeout, self.client.apiserver_version()).await {
             Err(_) => Err(ClusterError::Unreachable {
                 server: self.server.clone(),
-                timeout,
+                why: format!("did not answer within {}s", timeout.as_secs()),
             }),
             Ok(Err(e)) => {
+                let cause = deepest_cause(&e);
                 let failure = ApiFailure::from_kube(e);
                 if failure.code == 0 {
                     Err(ClusterError::Unreachable {
                         server: self.server.clone(),
-                        timeout,
+                        why: format!("cannot be reached: {cause}"),
                     })
                 } else {
                     Err(ClusterError::Unavailable {

@@ -58,12 +58,8 @@ pub async fn open_for_plan(target: &ClusterTarget) -> Result<PlanTarget, EngineE
     let cluster = ReadOnlyCluster::new(located.config)?;
     match cluster.ping(DRY_RUN_PROBE_TIMEOUT).await {
         Ok(()) => Ok(PlanTarget::Live(cluster)),
-        Err(ClusterError::Unreachable { server, timeout }) => Ok(PlanTarget::Offline {
-            reason: format!(
-                "the cluster at {server} from {} did not answer within {}s",
-                located.source,
-                timeout.as_secs()
-            ),
+        Err(ClusterError::Unreachable { server, why }) => Ok(PlanTarget::Offline {
+            reason: format!("the cluster at {server} from {} {why}", located.source),
         }),
         Err(other) => Err(other.into()),
     }
@@ -199,7 +195,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_silent_cluster_means_an_offline_plan_that_names_it() {
+    async fn a_refused_connection_means_an_offline_plan_that_names_it() {
         // Nothing listens on a port we just bound and released.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -215,7 +211,8 @@ mod tests {
             PlanTarget::Offline { reason } => {
                 assert!(
                     reason.contains(&format!("127.0.0.1:{port}"))
-                        && reason.contains("did not answer"),
+                        && reason.contains("cannot be reached")
+                        && reason.to_lowercase().contains("refused"),
                     "{reason}"
                 )
             }
@@ -223,6 +220,29 @@ mod tests {
         }
         // A real sync refuses instead of guessing.
         assert!(open_for_sync(&target).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_cluster_that_accepts_but_never_answers_is_named_as_silent() {
+        // The kernel completes the handshake; nobody ever reads or replies.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let kubeconfig = kubeconfig_for(&format!("http://127.0.0.1:{port}"));
+        let target = ClusterTarget {
+            kubeconfig: Some(kubeconfig.path().to_path_buf()),
+            context: None,
+        };
+        match open_for_plan(&target).await.expect("offline, not an error") {
+            PlanTarget::Offline { reason } => assert!(
+                reason.contains(&format!(
+                    "did not answer within {}s",
+                    DRY_RUN_PROBE_TIMEOUT.as_secs()
+                )),
+                "{reason}"
+            ),
+            PlanTarget::Live(_) => panic!("nothing answers there"),
+        }
+        drop(listener);
     }
 
     #[tokio::test]
