@@ -8,6 +8,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod error_chain;
 pub mod manifest;
 pub mod progress;
 pub mod release;

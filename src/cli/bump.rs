@@ -240,15 +240,24 @@ fn print_text(report: &BumpReport) {
         }
     }
     let bumps = report.bumps().count();
+    let failed = report
+        .policies
+        .iter()
+        .filter(|p| matches!(p.outcome, PolicyOutcome::Failed { .. }))
+        .count();
+    let failed = match failed {
+        0 => String::new(),
+        n => format!(", {n} of {} policies failed", report.policies.len()),
+    };
     let r = &report.requests;
     if report.dry_run {
         println!(
-            "{bumps} bump(s) found; nothing was pushed (dry run). Registry requests: {}",
+            "{bumps} bump(s) found{failed}; nothing was pushed (dry run). Registry requests: {}",
             r.registry_requests
         );
     } else {
         println!(
-            "{bumps} bump(s); {} branch push(es). Requests: registry {}, GitHub {}",
+            "{bumps} bump(s){failed}; {} branch push(es). Requests: registry {}, GitHub {}",
             r.git_pushes, r.registry_requests, r.github_requests
         );
     }

@@ -65,16 +65,6 @@ pub enum ClusterError {
     },
 }
 
-/// The innermost error's message ("Connection refused (os error 111)"),
-/// which says more than the wrappers around it ("client error (Connect)").
-fn deepest_cause(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut current = error;
-    while let Some(source) = current.source() {
-        current = source;
-    }
-    current.to_string()
-}
-
 /// What the API server said when it refused a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message} ({code} {reason})")]
@@ -314,7 +304,7 @@ impl ReadOnlyCluster {
                 why: format!("did not answer within {}s", timeout.as_secs()),
             }),
             Ok(Err(e)) => {
-                let cause = deepest_cause(&e);
+                let cause = crate::error_chain::deepest_cause(&e);
                 let failure = ApiFailure::from_kube(e);
                 if failure.code == 0 {
                     Err(ClusterError::Unreachable {

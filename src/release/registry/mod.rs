@@ -188,7 +188,10 @@ pub enum RegistryError {
     Reference(#[from] ReferenceError),
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
-    #[error("cannot reach registry at {url}: {source}; check the host name, port and network")]
+    #[error(
+        "cannot reach registry at {url}: {}; check the host name, port and network",
+        crate::error_chain::deepest_cause(.source)
+    )]
     Transport {
         url: String,
         #[source]
