@@ -65,9 +65,13 @@ fn entry_names_item(entry: &str, index: usize, item: &Value) -> bool {
     }
 }
 
+fn is_secret(key: &ObjectKey) -> bool {
+    key.group.is_empty() && key.kind == "Secret"
+}
+
 /// Replaces Secret values by markers that only say whether they changed.
 pub fn redact_secret(key: &ObjectKey, before: &mut Value, after: &mut Value) {
-    if !(key.group.is_empty() && key.kind == "Secret") {
+    if !is_secret(key) {
         return;
     }
     for field in ["data", "stringData"] {
@@ -127,6 +131,15 @@ pub fn object_diff(key: &ObjectKey, live: Option<&Value>, after: &Value) -> Opti
                     )
                 });
             }
+        }
+        // A Secret's stringData is write-only: the server stores it as data,
+        // so relbot's fields (f:stringData) match nothing in either object.
+        // data is where a Secret's values live; compare it whole.
+        if is_secret(key)
+            && let (Some(data), Some(map)) = (object.get("data"), projected.as_object_mut())
+        {
+            map.insert("data".into(), data.clone());
+            map.remove("stringData");
         }
         drop_bookkeeping(&mut projected);
         projected
@@ -238,6 +251,23 @@ mod tests {
         );
         assert!(diff.contains("<redacted: changed>"));
         assert_eq!(changed_lines(&diff), 2, "{diff}");
+    }
+
+    /// Applied as stringData, stored as data: the change still shows,
+    /// redacted, instead of "values already equal".
+    #[test]
+    fn secret_string_data_changes_show_redacted() {
+        let fields = json!({"f:stringData": {"f:token": {}}, "f:type": {}});
+        let live = json!({"metadata": {"name": "x"}, "type": "Opaque", "data": {"token": "b2xk"}});
+        let after = with_fields(
+            json!({"metadata": {"name": "x"}, "type": "Opaque", "data": {"token": "bmV3"}}),
+            fields,
+        );
+        let diff = object_diff(&key("Secret"), Some(&live), &after).expect("a diff");
+        assert!(diff.contains("<redacted: changed>"), "{diff}");
+        assert!(!diff.contains("b2xk") && !diff.contains("bmV3"), "{diff}");
+        let same = with_fields(live.clone(), json!({"f:stringData": {"f:token": {}}}));
+        assert_eq!(object_diff(&key("Secret"), Some(&live), &same), None);
     }
 
     #[test]
