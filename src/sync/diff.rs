@@ -134,12 +134,24 @@ pub fn object_diff(key: &ObjectKey, live: Option<&Value>, after: &Value) -> Opti
         }
         // A Secret's stringData is write-only: the server stores it as data,
         // so relbot's fields (f:stringData) match nothing in either object.
-        // data is where a Secret's values live; compare it whole.
+        // Compare the data keys relbot wrote either way.
         if is_secret(key)
-            && let (Some(data), Some(map)) = (object.get("data"), projected.as_object_mut())
+            && let (Some(Value::Object(data)), Some(map)) =
+                (object.get("data"), projected.as_object_mut())
         {
-            map.insert("data".into(), data.clone());
+            let ours: Map<String, Value> = data
+                .iter()
+                .filter(|(name, _)| {
+                    ["f:data", "f:stringData"]
+                        .iter()
+                        .any(|f| fields[*f].get(format!("f:{name}")).is_some())
+                })
+                .map(|(name, value)| (name.clone(), value.clone()))
+                .collect();
             map.remove("stringData");
+            if !ours.is_empty() {
+                map.insert("data".into(), Value::Object(ours));
+            }
         }
         drop_bookkeeping(&mut projected);
         projected
@@ -268,6 +280,11 @@ mod tests {
         assert!(!diff.contains("b2xk") && !diff.contains("bmV3"), "{diff}");
         let same = with_fields(live.clone(), json!({"f:stringData": {"f:token": {}}}));
         assert_eq!(object_diff(&key("Secret"), Some(&live), &same), None);
+        // A key another owner writes stays out, as for any field.
+        let mut theirs = live.clone();
+        theirs["data"]["ca.crt"] = json!("Y2E=");
+        let theirs = with_fields(theirs, json!({"f:stringData": {"f:token": {}}}));
+        assert_eq!(object_diff(&key("Secret"), Some(&live), &theirs), None);
     }
 
     #[test]
