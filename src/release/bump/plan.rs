@@ -76,8 +76,14 @@ pub struct PolicyScan {
     pub skipped: Vec<String>,
 }
 
-/// Scans every policy (all, or those named in `only`), one at a time, with
-/// one registry client. A policy that fails does not stop the others.
+/// How many policies are scanned at once: a registry answers a tag list in
+/// tens to hundreds of milliseconds, so a handful in flight hides most of that
+/// latency while staying gentle with one registry's rate limits.
+const SCANS_IN_FLIGHT: usize = 4;
+
+/// Scans every policy (all, or those named in `only`), a few at a time, with
+/// one registry client; results come back in the policies' order. A policy
+/// that fails does not stop the others.
 pub async fn plan_bumps(
     root: &Path,
     policies: &[ImagePolicy],
@@ -85,21 +91,44 @@ pub async fn plan_bumps(
     client: &RegistryClient,
     progress: &Progress,
 ) -> Vec<(ImagePolicy, Result<PolicyScan, BumpError>)> {
+    use futures::StreamExt;
+    use futures::stream::FuturesOrdered;
+    // A plain loop rather than `stream::iter(..).map(..).buffered(..)`: the
+    // closure form trips rustc's higher-ranked lifetime check (rust#102211)
+    // once the future must be Send, as in relbot serve.
+    let mut in_flight = FuturesOrdered::new();
     let mut out = Vec::new();
     for policy in selected(policies, only) {
-        progress.emit(|| ProgressEvent::PolicyStarted {
-            policy: policy.name().to_string(),
-            image: policy.spec.image.clone(),
-        });
-        let result = plan_policy_observed(root, policy, client, progress).await;
-        if let Err(error) = &result {
-            // Not a warning here: the failure is in the report, which the
-            // CLI prints and the server logs as the run's error.
-            tracing::info!(policy = %policy.name(), %error, "bump check failed");
+        if in_flight.len() == SCANS_IN_FLIGHT
+            && let Some(done) = in_flight.next().await
+        {
+            out.push(done);
         }
-        out.push((policy.clone(), result));
+        in_flight.push_back(scan_one(root, policy, client, progress));
+    }
+    while let Some(done) = in_flight.next().await {
+        out.push(done);
     }
     out
+}
+
+async fn scan_one(
+    root: &Path,
+    policy: &ImagePolicy,
+    client: &RegistryClient,
+    progress: &Progress,
+) -> (ImagePolicy, Result<PolicyScan, BumpError>) {
+    progress.emit(|| ProgressEvent::PolicyStarted {
+        policy: policy.name().to_string(),
+        image: policy.spec.image.clone(),
+    });
+    let result = plan_policy_observed(root, policy, client, progress).await;
+    if let Err(error) = &result {
+        // Not a warning here: the failure is in the report, which the CLI
+        // prints and the server logs as the run's error.
+        tracing::info!(policy = %policy.name(), %error, "bump check failed");
+    }
+    (policy.clone(), result)
 }
 
 /// Policies named in `only` (all when empty), in the order given by `policies`.
