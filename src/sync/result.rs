@@ -184,16 +184,25 @@ pub fn summary_line(result: &SyncResult, style: Style) -> String {
         Some(rev) => format!("{} @ {}", result.application, short_revision(rev)),
         None => result.application.clone(),
     };
-    format!(
-        "{}: {}, {} — {} ({:.2} s, {} requests, {} writes)",
+    let mut line = format!(
+        "{}: {}, {} — {}",
         style.bold(&name),
         phase_word(result.phase, style),
         health_word(result.health, style),
         result.counts().summary(),
-        result.timings.total_ms as f64 / 1000.0,
-        result.requests.total(),
-        result.requests.writes,
-    )
+    );
+    // A result read back from the status record carries no timings or
+    // request counts (they would make every no-op run rewrite it).
+    if result.requests.total() > 0 || result.timings.total_ms > 0 {
+        let _ = write!(
+            line,
+            " ({:.2} s, {} requests, {} writes)",
+            result.timings.total_ms as f64 / 1000.0,
+            result.requests.total(),
+            result.requests.writes,
+        );
+    }
+    line
 }
 
 /// A result for people: the summary, the errors (they explain the rest),
@@ -350,6 +359,11 @@ mod tests {
         };
         let text = render_result(&result, Style { color: false }, false);
         let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].ends_with("1 failed, 2 not attempted"),
+            "a stored result shows no zero timings: {}",
+            lines[0]
+        );
         assert!(lines[1].contains("error: shop/x.yaml:3"), "{text}");
         assert!(text.contains("not created   ConfigMap shop/a\n"), "{text}");
         assert!(text.contains("not updated   ConfigMap shop/b"), "{text}");
