@@ -1,8 +1,9 @@
 //! Where results are kept: one ConfigMap per application,
 //! `relbot-status-<app>` in relbot's namespace (`status.namespace`, default
 //! `relbot`), with
-//! - `result.json`: the last [`SyncResult`] (unchanged objects left out, to
-//!   stay far below the 1 MiB object limit even for thousands of objects);
+//! - `result.json`: the last [`SyncResult`] (unchanged objects left out, and
+//!   for a very large change the simply-applied ones too, so it stays below
+//!   the API server's 1 MiB ConfigMap limit);
 //! - `kinds.json`: the inventory — every `group/version/kind` relbot owns
 //!   objects of for the application, so a kind that left git entirely is
 //!   still listed and its objects pruned.
@@ -75,12 +76,42 @@ pub async fn read(
     })
 }
 
-/// The stored form of a result: unchanged objects dropped.
-fn compact(result: &SyncResult) -> SyncResult {
+/// Room for `result.json`. The API server refuses a ConfigMap whose data
+/// passes 1 MiB; the rest is left for `kinds.json`, which must always fit.
+const RESULT_BUDGET: usize = 768 * 1024;
+
+/// The stored form of a result: unchanged objects dropped; and when that is
+/// still too big (the first sync of thousands of objects), the objects that
+/// were simply applied, then as many of the rest as it takes, each cut said
+/// in a note. What failed or is held back is kept longest.
+fn stored_result(result: &SyncResult) -> String {
+    let to_json = |r: &SyncResult| serde_json::to_string(r).unwrap_or_default();
     let mut kept = result.clone();
     kept.objects
         .retain(|o| !matches!(o.outcome, Outcome::Unchanged));
-    kept
+    let text = to_json(&kept);
+    if text.len() <= RESULT_BUDGET {
+        return text;
+    }
+    let total = kept.objects.len();
+    kept.objects.retain(|o| {
+        !matches!(o.outcome, Outcome::Applied)
+            || o.health.as_ref().is_some_and(|h| !h.status.passes_gate())
+    });
+    let mut keep = kept.objects.len();
+    loop {
+        let mut trial = kept.clone();
+        trial.objects.truncate(keep);
+        trial.notes.push(format!(
+            "{} of {total} changed objects are left out of this stored result to stay under the ConfigMap size limit; the run's own output lists them all",
+            total - keep
+        ));
+        let text = to_json(&trial);
+        if text.len() <= RESULT_BUDGET || keep == 0 {
+            return text;
+        }
+        keep /= 2;
+    }
 }
 
 /// What must differ for a new write: the state the result describes
@@ -129,7 +160,6 @@ pub async fn write(
     if previous.and_then(|p| p.fingerprint.as_deref()) == Some(print.as_str()) {
         return Ok(false);
     }
-    let stored = compact(result);
     let body = json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -144,7 +174,7 @@ pub async fn write(
             "annotations": { FINGERPRINT_ANNOTATION: print },
         },
         "data": {
-            RESULT_KEY: serde_json::to_string(&stored).unwrap_or_default(),
+            RESULT_KEY: stored_result(result),
             KINDS_KEY: serde_json::to_string(kinds).unwrap_or_default(),
         },
     });
@@ -203,4 +233,87 @@ pub async fn read_all(
         .collect();
     results.sort_by(|a, b| a.application.cmp(&b.application));
     Ok(results)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::client::RequestCounts;
+    use crate::cluster::health::HealthStatus;
+    use crate::manifest::ObjectKey;
+    use crate::sync::plan::{Action, Reason};
+    use crate::sync::result::{ObjectOutcome, RunPhase, Timings};
+
+    fn result_with(applied: usize, failed: usize) -> SyncResult {
+        let object = |i: usize, outcome: Outcome| ObjectOutcome {
+            key: ObjectKey {
+                group: String::new(),
+                kind: "ConfigMap".into(),
+                namespace: Some("shop".into()),
+                name: format!("config-map-with-a-long-name-{i:06}"),
+            },
+            api_version: "v1".into(),
+            origin: None,
+            action: Action::Create,
+            reason: Reason::Missing,
+            outcome,
+            diff: None,
+            health: None,
+        };
+        let mut objects: Vec<ObjectOutcome> =
+            (0..applied).map(|i| object(i, Outcome::Applied)).collect();
+        objects.extend((0..failed).map(|i| object(i, Outcome::Failed("forbidden".into()))));
+        SyncResult {
+            application: "shop".into(),
+            revision: Some("abc".into()),
+            server: "https://cluster".into(),
+            started_at: chrono::Utc::now(),
+            phase: RunPhase::Failed,
+            health: HealthStatus::Healthy,
+            objects,
+            errors: Vec::new(),
+            notes: Vec::new(),
+            requests: RequestCounts::default(),
+            status_recorded: false,
+            timings: Timings::default(),
+        }
+    }
+
+    #[test]
+    fn a_small_result_is_stored_whole() {
+        let result = result_with(10, 1);
+        let stored: SyncResult = serde_json::from_str(&stored_result(&result)).unwrap();
+        assert_eq!(stored.objects.len(), 11);
+        assert!(stored.notes.is_empty());
+    }
+
+    /// The first sync of 20,000 objects would store ~4 MB; the API server
+    /// takes at most 1 MiB. What failed survives; the cut is said.
+    #[test]
+    fn a_huge_result_fits_the_configmap_and_keeps_the_failures() {
+        let result = result_with(20_000, 3);
+        let text = stored_result(&result);
+        assert!(text.len() <= RESULT_BUDGET, "{} bytes", text.len());
+        let stored: SyncResult = serde_json::from_str(&text).unwrap();
+        assert_eq!(stored.objects.len(), 3);
+        assert!(
+            stored
+                .objects
+                .iter()
+                .all(|o| matches!(o.outcome, Outcome::Failed(_)))
+        );
+        assert!(
+            stored.notes[0].starts_with("20000 of 20003 changed objects are left out"),
+            "{:?}",
+            stored.notes
+        );
+    }
+
+    #[test]
+    fn too_many_failures_are_cut_too() {
+        let text = stored_result(&result_with(0, 20_000));
+        assert!(text.len() <= RESULT_BUDGET, "{} bytes", text.len());
+        let stored: SyncResult = serde_json::from_str(&text).unwrap();
+        assert!(!stored.objects.is_empty() && stored.objects.len() < 20_000);
+    }
 }

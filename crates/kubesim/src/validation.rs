@@ -216,6 +216,23 @@ pub fn validate(res: &ResourceInfo, old: Option<&Value>, new: &Value) -> ApiResu
             format!("Invalid value: \"{name}\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
         ));
     }
+    if res.group.is_empty() && matches!(res.kind.as_str(), "ConfigMap" | "Secret") {
+        // kube-apiserver: the keys and values of data and binaryData together
+        // may not exceed 1 MiB (core.MaxSecretSize, also used for ConfigMaps).
+        const MAX_DATA_BYTES: usize = 1024 * 1024;
+        let size: usize = ["data", "binaryData", "stringData"]
+            .iter()
+            .filter_map(|field| new[*field].as_object())
+            .flat_map(|map| map.iter())
+            .map(|(key, value)| key.len() + value.as_str().map_or(0, str::len))
+            .sum();
+        if size > MAX_DATA_BYTES {
+            causes.push((
+                "[]".into(),
+                format!("Too long: must have at most {MAX_DATA_BYTES} bytes"),
+            ));
+        }
+    }
     let spec = &new["spec"];
     if matches!(
         res.kind.as_str(),

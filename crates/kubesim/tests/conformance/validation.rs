@@ -122,3 +122,34 @@ async fn headless_services_get_no_cluster_ip() {
     assert_eq!(s.spec.unwrap().cluster_ip.as_deref(), Some("None"));
     tc.cleanup().await;
 }
+
+/// kube-apiserver refuses a ConfigMap whose data passes 1 MiB (dry-run too).
+#[tokio::test]
+async fn configmap_data_over_one_mebibyte_is_invalid() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let tc = TestCluster::acquire("val-cm-size").await;
+    let api: Api<ConfigMap> = Api::namespaced(tc.client(), tc.namespace());
+    let body = |bytes: usize| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"},
+            "data": {"blob": "x".repeat(bytes)}})
+    };
+    let pp = PatchParams::apply("relbot");
+    let s = status(
+        api.patch(
+            "big",
+            &pp.clone().dry_run(),
+            &Patch::Apply(body(1024 * 1024 + 1)),
+        )
+        .await,
+    );
+    assert_eq!(s.code, 422, "{}", s.message);
+    assert!(
+        s.message.contains("must have at most 1048576 bytes"),
+        "{}",
+        s.message
+    );
+    api.patch("big", &pp, &Patch::Apply(body(1000 * 1000)))
+        .await
+        .expect("just under the limit is fine");
+    tc.cleanup().await;
+}
