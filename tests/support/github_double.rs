@@ -1060,6 +1060,9 @@ fn create_pull(
             json!({ "message": "Validation Failed", "errors": [{ "resource": "PullRequest", "field": "title", "code": "missing_field" }] }),
         );
     };
+    if let Some(response) = body_too_long(field("body").as_deref()) {
+        return response;
+    }
     let head_branch = head
         .split_once(':')
         .map(|(_, b)| b.to_string())
@@ -1104,10 +1107,25 @@ fn create_pull(
     answer(201, pull_json(base, repo, &p, true))
 }
 
+/// GitHub's limit on a pull request body, and its answer past it.
+fn body_too_long(body: Option<&str>) -> Option<Response> {
+    const MAX_BODY_CHARS: usize = 65_536;
+    body.filter(|b| b.chars().count() > MAX_BODY_CHARS).map(|_| {
+        answer(
+            422,
+            json!({ "message": "Validation Failed", "errors": [{ "resource": "Issue", "code": "custom", "field": "body", "message": "body is too long (maximum is 65536 characters)" }] }),
+        )
+    })
+}
+
 fn update_pull(base: &str, repo: &mut RepoState, n: &str, body: Option<&Value>) -> Response {
     let Some(number) = n.parse::<u64>().ok().filter(|n| repo.pulls.contains_key(n)) else {
         return answer(404, error_body("Not Found"));
     };
+    if let Some(response) = body_too_long(body.and_then(|b| b.get("body")).and_then(Value::as_str))
+    {
+        return response;
+    }
     let field = |k: &str| {
         body.and_then(|b| b.get(k))
             .and_then(Value::as_str)
