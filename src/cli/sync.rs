@@ -169,20 +169,44 @@ fn target(args: &SyncArgs) -> ClusterTarget {
     }
 }
 
-pub fn run_sync(global: &GlobalArgs, args: SyncArgs) -> Outcome {
-    if args.dry_run {
-        return run_plan(global, &args);
-    }
+/// What `sync`, `sync --dry-run` and `diff` share before they reach the
+/// cluster: the progress line, the rendered applications, run settings.
+struct Prepared {
+    desired: Desired,
+    settings: RunSettings,
+    style: Style,
+    shown: Option<super::progress::Shown>,
+}
+
+fn prepare(global: &GlobalArgs, args: &SyncArgs) -> Result<Prepared, Outcome> {
     let (progress, shown) = super::progress::start(global);
     progress.emit(|| ProgressEvent::Rendering);
-    let desired = match load_desired(global, &args) {
-        Ok(d) => d,
-        Err(outcome) => return outcome,
-    };
+    let desired = load_desired(global, args)?;
     let mut settings = RunSettings::from_config(&desired.config.config);
     settings.progress = progress;
     let style = Style {
         color: args.output == OutputFormat::Text && use_color(global),
+    };
+    Ok(Prepared {
+        desired,
+        settings,
+        style,
+        shown,
+    })
+}
+
+pub fn run_sync(global: &GlobalArgs, args: SyncArgs) -> Outcome {
+    if args.dry_run {
+        return run_plan(global, &args);
+    }
+    let Prepared {
+        desired,
+        settings,
+        style,
+        shown,
+    } = match prepare(global, &args) {
+        Ok(p) => p,
+        Err(outcome) => return outcome,
     };
     runtime().block_on(async {
         let cluster = match engine::open_for_sync(&target(&args)).await {
@@ -230,16 +254,14 @@ pub fn run_diff(global: &GlobalArgs, args: DiffArgs) -> Outcome {
 
 /// `sync --dry-run` and `diff`: plan only, through a handle that cannot write.
 fn run_plan(global: &GlobalArgs, args: &SyncArgs) -> Outcome {
-    let (progress, shown) = super::progress::start(global);
-    progress.emit(|| ProgressEvent::Rendering);
-    let desired = match load_desired(global, args) {
-        Ok(d) => d,
+    let Prepared {
+        desired,
+        settings,
+        style,
+        shown,
+    } = match prepare(global, args) {
+        Ok(p) => p,
         Err(outcome) => return outcome,
-    };
-    let mut settings = RunSettings::from_config(&desired.config.config);
-    settings.progress = progress;
-    let style = Style {
-        color: args.output == OutputFormat::Text && use_color(global),
     };
     runtime().block_on(async {
         let plan_target = match engine::open_for_plan(&target(args)).await {

@@ -376,15 +376,12 @@ pub async fn check(
     spec: &ImagePolicySpec,
     current: Option<&ImageRef>,
 ) -> Result<Option<Update>, CheckError> {
-    let image = ImageRef::parse(&spec.image).map_err(|source| CheckError::Image {
-        image: spec.image.clone(),
-        source,
-    })?;
-    let image = ImageRef {
-        tag: None,
-        digest: None,
-        ..image
-    };
+    let image = ImageRef::parse(&spec.image)
+        .map_err(|source| CheckError::Image {
+            image: spec.image.clone(),
+            source,
+        })?
+        .without_version();
     let policy = TagPolicy::new(spec)?;
     let tags = client.list_tags(&image).await?;
     let current_tag = current.and_then(|c| c.tag.as_deref());

@@ -13,7 +13,7 @@ use crate::progress::{Progress, ProgressEvent};
 use crate::release::policy::TagPolicy;
 use crate::release::registry::{ImageRef, RegistryClient};
 use crate::release::rewrite::{
-    Edit, ImageReference, PolicyTarget, ReferenceKind, RewriteError, apply_edits, files_for_policy,
+    Edit, ImageReference, PolicyTarget, ReferenceKind, RewriteError, apply_edits, files_mentioning,
     find_references, matches_policy, verify,
 };
 
@@ -164,16 +164,13 @@ pub async fn plan_policy_observed(
 ) -> Result<PolicyScan, BumpError> {
     let name = policy.name().to_string();
     let spec = &policy.spec;
-    let image = ImageRef::parse(&spec.image).map_err(|source| BumpError::Image {
-        policy: name.clone(),
-        image: spec.image.clone(),
-        source,
-    })?;
-    let image = ImageRef {
-        tag: None,
-        digest: None,
-        ..image
-    };
+    let image = ImageRef::parse(&spec.image)
+        .map_err(|source| BumpError::Image {
+            policy: name.clone(),
+            image: spec.image.clone(),
+            source,
+        })?
+        .without_version();
     let tag_policy = TagPolicy::new(spec).map_err(|source| BumpError::Policy {
         policy: name.clone(),
         source,
@@ -329,30 +326,17 @@ pub async fn plan_policy_observed(
     Ok(scan)
 }
 
-/// References to the policy in the files its globs match. Files that
-/// mention neither the image's last path component nor the policy's name
-/// are not parsed at all. Kustomize entries that only rename an image
+/// References to the policy in the files its globs match that mention it
+/// ([`files_mentioning`]). Kustomize entries that only rename an image
 /// (no `newTag`, no `digest`) carry no version and are left out.
 fn find_in_files(
     root: &Path,
     globs: &[String],
     target: &PolicyTarget,
 ) -> Result<(Vec<Found>, Vec<RewriteError>), RewriteError> {
-    let short_name = target.image.rsplit('/').next().unwrap_or(target.image);
     let mut found = Vec::new();
     let mut skipped = Vec::new();
-    for relative in files_for_policy(root, globs)? {
-        let path = root.join(&relative);
-        let text = std::fs::read_to_string(&path).map_err(|source| RewriteError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let mentions = text.contains(short_name)
-            || (text.contains(target.name)
-                && (text.contains("relbot:") || text.contains("$imagepolicy")));
-        if !mentions {
-            continue;
-        }
+    for (relative, text) in files_mentioning(root, globs, target)? {
         let references = match find_references(&relative, &text) {
             Ok(references) => references,
             Err(error @ RewriteError::Syntax { .. }) => {

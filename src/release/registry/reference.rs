@@ -44,6 +44,15 @@ pub struct ReferenceError {
 }
 
 impl ImageRef {
+    /// The same repository without tag or digest: what a policy watches.
+    pub fn without_version(self) -> ImageRef {
+        ImageRef {
+            tag: None,
+            digest: None,
+            ..self
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Self, ReferenceError> {
         let fail = |reason: &str| ReferenceError {
             reference: text.to_string(),

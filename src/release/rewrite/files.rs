@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
-use super::RewriteError;
+use super::{PolicyTarget, RewriteError};
 
 /// Globs used when a policy lists no `files`: every YAML file.
 const DEFAULT_GLOBS: &[&str] = &["**/*.yaml", "**/*.yml"];
@@ -20,6 +20,31 @@ pub fn files_for_policy(root: &Path, globs: &[String]) -> Result<Vec<PathBuf>, R
     walk(root, Path::new(""), &set, &mut found)?;
     found.sort();
     Ok(found)
+}
+
+/// The files [`files_for_policy`] selects that mention the policy (its
+/// image's last path component, or its name next to a marker), with their
+/// text. The rest of a repository has nothing to do with one image and is
+/// never parsed.
+pub fn files_mentioning(
+    root: &Path,
+    globs: &[String],
+    policy: &PolicyTarget,
+) -> Result<Vec<(PathBuf, String)>, RewriteError> {
+    let short_name = policy.image.rsplit('/').next().unwrap_or(policy.image);
+    let mut out = Vec::new();
+    for relative in files_for_policy(root, globs)? {
+        let path = root.join(&relative);
+        let text =
+            std::fs::read_to_string(&path).map_err(|source| RewriteError::Io { path, source })?;
+        let mentions = text.contains(short_name)
+            || (text.contains(policy.name)
+                && (text.contains("relbot:") || text.contains("$imagepolicy")));
+        if mentions {
+            out.push((relative, text));
+        }
+    }
+    Ok(out)
 }
 
 fn glob_set(globs: &[String]) -> Result<GlobSet, RewriteError> {

@@ -47,7 +47,7 @@ use std::path::{Path, PathBuf};
 
 pub use edit::{Edit, ExpectedChange, apply_edits};
 pub use error::RewriteError;
-pub use files::files_for_policy;
+pub use files::{files_for_policy, files_mentioning};
 pub use find::{ContainerField, ImageReference, ReferenceKind, find_references};
 pub use verify::verify;
 
@@ -161,20 +161,8 @@ pub fn bump_repository(
     new_tag: &str,
     new_digest: Option<&str>,
 ) -> Result<RepositoryBump, RewriteError> {
-    let short_name = policy.image.rsplit('/').next().unwrap_or(policy.image);
     let mut bump = RepositoryBump::default();
-    for relative in files_for_policy(root, globs)? {
-        let path = root.join(&relative);
-        let text = std::fs::read_to_string(&path).map_err(|source| RewriteError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let mentions = text.contains(short_name)
-            || text.contains(policy.name)
-                && (text.contains("relbot:") || text.contains("$imagepolicy"));
-        if !mentions {
-            continue;
-        }
+    for (relative, text) in files_mentioning(root, globs, policy)? {
         match bump_file(&relative, &text, policy, new_tag, new_digest) {
             Ok(Some(change)) => bump.changes.push(change),
             Ok(None) => {}
