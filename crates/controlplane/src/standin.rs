@@ -1,0 +1,172 @@
+//! A stand-in for the kubelet and the storage provisioner: the control plane
+//! has no nodes, so without it Pods stay Pending, rollouts never finish and
+//! claims never bind. Every half second it marks each Pod Running and Ready
+//! through the status subresource, as a kubelet would, and each Pending
+//! PersistentVolumeClaim Bound, as K3s' local-path provisioner would.
+//!
+//! A test can make chosen images fail to pull (ImagePullBackOff, as on a real
+//! node): list them, one per line, under the key `failing-images` of the
+//! ConfigMap `kube-public/relbot-test-standin`, or pass `--failing-image`.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+
+/// The ConfigMap a test writes to choose failing images.
+pub const CONFIG_NAMESPACE: &str = "kube-public";
+pub const CONFIG_NAME: &str = "relbot-test-standin";
+pub const FAILING_IMAGES_KEY: &str = "failing-images";
+
+/// Runs forever; errors (the server restarting, a Pod deleted mid-patch) are
+/// retried on the next tick.
+pub async fn run(client: Client, failing_images: Vec<String>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let mut failing: BTreeSet<String> = failing_images.iter().cloned().collect();
+        failing.extend(configured_failing_images(&client).await);
+        let _ = mark_pods(&client, &failing).await;
+        let _ = bind_claims(&client).await;
+    }
+}
+
+async fn configured_failing_images(client: &Client) -> Vec<String> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), CONFIG_NAMESPACE);
+    let Ok(Some(cm)) = api.get_opt(CONFIG_NAME).await else {
+        return Vec::new();
+    };
+    cm.data
+        .and_then(|d| d.get(FAILING_IMAGES_KEY).cloned())
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn is_backing_off(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .is_some_and(|cs| {
+            cs.iter().any(|c| {
+                c.state
+                    .as_ref()
+                    .and_then(|s| s.waiting.as_ref())
+                    .is_some_and(|w| w.reason.as_deref() == Some("ImagePullBackOff"))
+            })
+        })
+}
+
+/// The status a kubelet would report for `pod`: Running and Ready, or, when
+/// one of its images is failing, Pending with that container in ImagePullBackOff.
+fn kubelet_status(pod: &Pod, failing: &BTreeSet<String>) -> Value {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let spec = pod.spec.clone().unwrap_or_default();
+    let mut any_failing = false;
+    let containers: Vec<Value> = spec
+        .containers
+        .iter()
+        .map(|c| {
+            let image = c.image.clone().unwrap_or_default();
+            let fails = failing.contains(&image);
+            any_failing |= fails;
+            let state = if fails {
+                json!({"waiting": {"reason": "ImagePullBackOff",
+                    "message": format!("Back-off pulling image \"{image}\"")}})
+            } else {
+                json!({"running": {"startedAt": now}})
+            };
+            json!({"name": c.name, "image": image, "imageID": "", "ready": !fails,
+                   "started": !fails, "restartCount": 0, "state": state})
+        })
+        .collect();
+    let ready = if any_failing { "False" } else { "True" };
+    let condition = |t: &str, status: &str| json!({"type": t, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
+    json!({"status": {
+        "phase": if any_failing { "Pending" } else { "Running" },
+        "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
+        "startTime": now,
+        "conditions": [condition("PodScheduled", "True"), condition("Initialized", "True"),
+                       condition("ContainersReady", ready), condition("Ready", ready)],
+        "containerStatuses": containers,
+    }})
+}
+
+async fn mark_pods(client: &Client, failing: &BTreeSet<String>) -> Result<(), kube::Error> {
+    let all: Api<Pod> = Api::all(client.clone());
+    for pod in all.list(&ListParams::default()).await? {
+        let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+        let wants_failure = pod
+            .spec
+            .iter()
+            .flat_map(|s| &s.containers)
+            .any(|c| c.image.as_ref().is_some_and(|i| failing.contains(i)));
+        let settled = if wants_failure {
+            is_backing_off(&pod)
+        } else {
+            is_ready(&pod)
+        };
+        if pod.metadata.deletion_timestamp.is_some()
+            || matches!(phase, Some("Succeeded" | "Failed"))
+            || settled
+        {
+            continue;
+        }
+        let (Some(ns), Some(name)) = (
+            pod.metadata.namespace.as_deref(),
+            pod.metadata.name.as_deref(),
+        ) else {
+            continue;
+        };
+        let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+        api.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(kubelet_status(&pod, failing)),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn bind_claims(client: &Client) -> Result<(), kube::Error> {
+    let all: Api<PersistentVolumeClaim> = Api::all(client.clone());
+    for pvc in all.list(&ListParams::default()).await? {
+        let phase = pvc.status.as_ref().and_then(|s| s.phase.as_deref());
+        if phase == Some("Bound") || pvc.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let (Some(ns), Some(name)) = (
+            pvc.metadata.namespace.as_deref(),
+            pvc.metadata.name.as_deref(),
+        ) else {
+            continue;
+        };
+        let capacity = pvc
+            .spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage").cloned());
+        let status = json!({"status": {"phase": "Bound",
+            "accessModes": pvc.spec.as_ref().and_then(|s| s.access_modes.clone()),
+            "capacity": capacity.map(|c| json!({"storage": c}))}});
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+            .await?;
+    }
+    Ok(())
+}
