@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::discovery::{KindIndex, ResolvedKind};
-use crate::sync::inventory::FIELD_MANAGER;
+use super::fields::FIELD_MANAGER;
 
 /// How the user pointed at a cluster (`--kubeconfig`, `--context`).
 #[derive(Debug, Clone, Default)]

@@ -3,4 +3,5 @@
 
 pub mod client;
 pub mod discovery;
+pub mod fields;
 pub mod health;

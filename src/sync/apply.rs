@@ -111,8 +111,10 @@ pub async fn sync_application(
         .as_ref()
         .map(|p| p.kinds.clone())
         .unwrap_or_default();
+    // Every change is server-validated before the first write: one rejected
+    // object stops the run with nothing of it applied (never half a wave).
     let options = PlanOptions {
-        validate: false,
+        validate: true,
         concurrency: settings.concurrency,
     };
     let LivePlan {
@@ -141,7 +143,13 @@ pub async fn sync_application(
             let outcome = if change.action == Action::Unchanged {
                 Outcome::Unchanged
             } else if let Some(why) = &change.held {
-                Outcome::Held(why.clone())
+                // An immutable field changed without leave to re-create: git
+                // cannot be applied, which is a failure, not a choice to wait.
+                if change.action == Action::Recreate {
+                    Outcome::Failed(why.clone())
+                } else {
+                    Outcome::Held(why.clone())
+                }
             } else {
                 Outcome::NotAttempted("the run stopped before reaching it".into())
             };

@@ -10,60 +10,11 @@
 use serde_json::{Map, Value};
 
 use super::inventory::{HASH_ANNOTATION, relbot_fields};
+use crate::cluster::fields::project;
 use crate::manifest::ObjectKey;
 
 const REDACTED: &str = "<redacted>";
 const REDACTED_CHANGED: &str = "<redacted: changed>";
-
-/// `object` cut down to the fields named in a `fieldsV1` set.
-pub fn project(object: &Value, fields: &Value) -> Value {
-    match (object, fields.as_object()) {
-        (_, None) => object.clone(),
-        (_, Some(set)) if set.is_empty() || set.keys().all(|k| k == ".") => object.clone(),
-        (Value::Object(map), Some(set)) => {
-            let mut out = Map::new();
-            for (name, value) in map {
-                if let Some(child) = set.get(&format!("f:{name}")) {
-                    out.insert(name.clone(), project(value, child));
-                }
-            }
-            Value::Object(out)
-        }
-        (Value::Array(items), Some(set)) => Value::Array(
-            items
-                .iter()
-                .enumerate()
-                .filter_map(|(i, item)| {
-                    set.iter()
-                        .find(|(entry, _)| entry_names_item(entry, i, item))
-                        .map(|(_, child)| project(item, child))
-                })
-                .collect(),
-        ),
-        (scalar, Some(_)) => scalar.clone(),
-    }
-}
-
-fn entry_names_item(entry: &str, index: usize, item: &Value) -> bool {
-    if let Some(raw) = entry.strip_prefix("k:") {
-        let Ok(Value::Object(keys)) = serde_json::from_str::<Value>(raw) else {
-            return false;
-        };
-        !keys.is_empty()
-            && keys.iter().all(|(k, v)| {
-                item.get(k).is_some_and(|have| {
-                    have == v
-                        || have.to_string().trim_matches('"') == v.to_string().trim_matches('"')
-                })
-            })
-    } else if let Some(raw) = entry.strip_prefix("v:") {
-        serde_json::from_str::<Value>(raw).is_ok_and(|v| &v == item)
-    } else if let Some(raw) = entry.strip_prefix("i:") {
-        raw.parse::<usize>() == Ok(index)
-    } else {
-        false
-    }
-}
 
 fn is_secret(key: &ObjectKey) -> bool {
     key.group.is_empty() && key.kind == "Secret"

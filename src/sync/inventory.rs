@@ -15,10 +15,11 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::cluster::fields;
 use crate::config::{Application, IgnoreRule};
 use crate::manifest::{Manifest, ObjectKey};
 
-pub const FIELD_MANAGER: &str = "relbot";
+pub use crate::cluster::fields::FIELD_MANAGER;
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "relbot";
 pub const APPLICATION_LABEL: &str = "relbot.dev/application";
@@ -234,15 +235,7 @@ fn write_canonical(value: &Value, out: &mut String) {
 
 /// relbot's own `managedFields` entry (manager `relbot`, operation `Apply`).
 pub fn relbot_fields(live: &Value) -> Option<&Value> {
-    live.get("metadata")?
-        .get("managedFields")?
-        .as_array()?
-        .iter()
-        .find(|e| {
-            e.get("manager").and_then(Value::as_str) == Some(FIELD_MANAGER)
-                && e.get("operation").and_then(Value::as_str) == Some("Apply")
-        })?
-        .get("fieldsV1")
+    fields::applied_fields(live, FIELD_MANAGER)
 }
 
 /// The cost model's "unchanged" test, made on a listed object alone: it
@@ -253,116 +246,7 @@ pub fn relbot_fields(live: &Value) -> Option<&Value> {
 /// values.
 pub fn is_unchanged(live: &Value, desired: &DesiredBody) -> bool {
     annotation(live, HASH_ANNOTATION) == Some(desired.hash.as_str())
-        && relbot_fields(live).is_some_and(|fields| covers(fields, &desired.body, true))
-}
-
-/// Whether a `fieldsV1` set holds every field of `body`. Schema-free: list
-/// items are matched by `k:` (associative keys; a key field missing from the
-/// item counts as defaulted), `v:` (sets) or `i:` (index) entries, and a
-/// field with no children in the set is owned whole (an atomic list or map).
-pub fn covers(fields: &Value, body: &Value, top: bool) -> bool {
-    let (Some(fields), Some(body)) = (fields.as_object(), body.as_object()) else {
-        return true;
-    };
-    if fields.is_empty() {
-        // `f:x: {}` is ambiguous for a map: owned whole (an atomic struct),
-        // or only the map itself with every key taken by other writers
-        // (`kubectl edit` of a ConfigMap's only key). Trust it only for the
-        // shapes Kubernetes declares atomic; otherwise let a dry-run decide.
-        return body.is_empty() || looks_atomic(body);
-    }
-    body.iter().all(|(name, value)| {
-        if value.is_null() || (top && matches!(name.as_str(), "apiVersion" | "kind")) {
-            return true;
-        }
-        if top && name == "metadata" {
-            return covers_metadata(fields.get("f:metadata"), value);
-        }
-        match fields.get(&format!("f:{name}")) {
-            None => false,
-            Some(child) => covers_value(child, value),
-        }
-    })
-}
-
-/// Struct shapes the Kubernetes API marks `+structType=atomic`: label
-/// selectors, key selectors and local object references, field and
-/// resource selectors, typed references.
-fn looks_atomic(map: &Map<String, Value>) -> bool {
-    const SHAPES: &[&[&str]] = &[
-        &["matchLabels", "matchExpressions"],
-        &["name", "key", "optional"],
-        &["apiVersion", "fieldPath"],
-        &["containerName", "resource", "divisor"],
-        &["apiGroup", "kind", "name", "namespace"],
-    ];
-    SHAPES
-        .iter()
-        .any(|shape| map.keys().all(|k| shape.contains(&k.as_str())))
-}
-
-fn covers_metadata(fields: Option<&Value>, metadata: &Value) -> bool {
-    let Some(metadata) = metadata.as_object() else {
-        return true;
-    };
-    // name and namespace identify the object; the server never lists them.
-    let rest: Map<String, Value> = metadata
-        .iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "name" | "namespace" | "generateName"))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    if rest.is_empty() {
-        return true;
-    }
-    fields.is_some_and(|f| covers(f, &Value::Object(rest), false))
-}
-
-fn covers_value(fields: &Value, value: &Value) -> bool {
-    match value {
-        Value::Object(_) => covers(fields, value, false),
-        Value::Array(items) => {
-            let Some(set) = fields.as_object() else {
-                return true;
-            };
-            if set.keys().all(|k| k == ".") {
-                return true; // atomic list: owned whole
-            }
-            items.iter().enumerate().all(|(index, item)| {
-                set.iter().any(|(entry, child)| {
-                    list_entry_matches(entry, index, item) && covers_value(child, item)
-                })
-            })
-        }
-        _ => true,
-    }
-}
-
-fn list_entry_matches(entry: &str, index: usize, item: &Value) -> bool {
-    if let Some(raw) = entry.strip_prefix("k:") {
-        let Ok(Value::Object(keys)) = serde_json::from_str::<Value>(raw) else {
-            return false;
-        };
-        let mut matched_one = false;
-        for (k, v) in &keys {
-            match item.get(k) {
-                Some(have) if loosely_equal(have, v) => matched_one = true,
-                Some(_) => return false,
-                None => {} // defaulted by the server (e.g. protocol: TCP)
-            }
-        }
-        matched_one
-    } else if let Some(raw) = entry.strip_prefix("v:") {
-        serde_json::from_str::<Value>(raw).is_ok_and(|v| loosely_equal(&v, item))
-    } else if let Some(raw) = entry.strip_prefix("i:") {
-        raw.parse::<usize>() == Ok(index)
-    } else {
-        false
-    }
-}
-
-/// `80` and `"80"` name the same port in a key.
-fn loosely_equal(a: &Value, b: &Value) -> bool {
-    a == b || a.to_string().trim_matches('"') == b.to_string().trim_matches('"')
+        && relbot_fields(live).is_some_and(|set| fields::covers_object(set, &desired.body, live))
 }
 
 /// Parsed `relbot.dev/sync-options`: `Replace=true` or `Force=true` allow a
@@ -533,28 +417,6 @@ mod tests {
         let mut stale = live.clone();
         stale["metadata"]["annotations"][HASH_ANNOTATION] = json!("0000");
         assert!(!is_unchanged(&stale, &desired));
-    }
-
-    #[test]
-    fn a_map_emptied_by_another_writer_is_not_covered() {
-        // kubectl edit took the only key: relbot keeps just `.` of data.
-        let body = json!({"data": {"greeting": "hello"}, "spec": {"selector": {"matchLabels": {"a": "b"}}}});
-        let taken = json!({"f:data": {}, "f:spec": {"f:selector": {}}});
-        assert!(!covers(&taken, &body, true));
-        let owned = json!({"f:data": {".": {}, "f:greeting": {}}, "f:spec": {"f:selector": {}}});
-        assert!(
-            covers(&owned, &body, true),
-            "a selector is atomic: owned whole"
-        );
-    }
-
-    #[test]
-    fn atomic_lists_and_sets_are_covered() {
-        let body = json!({"spec": {"args": ["a", "b"], "finalizers": ["x"]}});
-        let fields = json!({"f:spec": {"f:args": {}, "f:finalizers": {".": {}, "v:\"x\"": {}}}});
-        assert!(covers(&fields, &body, true));
-        let missing = json!({"f:spec": {"f:args": {}, "f:finalizers": {".": {}, "v:\"y\"": {}}}});
-        assert!(!covers(&missing, &body, true));
     }
 
     #[test]

@@ -338,12 +338,10 @@ pub async fn plan_application(
                 .notes
                 .push("could not check whether it exists (a list failed)".into());
         }
-        let needs_not_validated = r.kind.pending
-            || r.key
-                .namespace
-                .as_ref()
-                .is_some_and(|ns| creating_namespaces.contains(ns));
-        if change.action != Action::Unchanged && needs_not_validated {
+        // Objects in a namespace this plan creates are validated in a
+        // stand-in namespace (below); only kinds a CRD of this plan brings
+        // cannot be checked before that CRD exists.
+        if change.action != Action::Unchanged && r.kind.pending {
             change.validation = Validation::NotServerValidated;
         }
         changes.push(change);
@@ -373,13 +371,22 @@ pub async fn plan_application(
                 .as_ref()
                 .expect("desired objects have a body")
                 .body;
+            let in_new_namespace = key
+                .namespace
+                .as_ref()
+                .filter(|ns| creating_namespaces.contains(*ns));
             async move {
-                (
-                    i,
-                    cluster
-                        .dry_run_apply(&object.kind, key.namespace.as_deref(), &key.name, body)
-                        .await,
-                )
+                let result = match in_new_namespace {
+                    None => {
+                        cluster
+                            .dry_run_apply(&object.kind, key.namespace.as_deref(), &key.name, body)
+                            .await
+                    }
+                    Some(namespace) => {
+                        dry_run_in_stand_in(cluster, &object.kind, namespace, &key.name, body).await
+                    }
+                };
+                (i, result)
             }
         })
         .buffer_unordered(concurrency)
@@ -507,4 +514,28 @@ fn objects_live(change: &Change) -> bool {
         change.reason,
         Reason::InSync | Reason::ChangedInGit | Reason::Drift
     )
+}
+
+/// The namespace every cluster has, where objects bound for a namespace that
+/// does not exist yet are dry-run: the server checks the same schema and
+/// admission there, and a dry-run stores nothing. (Argo CD skips these and
+/// its dry-run passes what the sync then fails: argo-cd#21660.)
+const STAND_IN_NAMESPACE: &str = "default";
+
+/// A dry-run of an object whose namespace this plan creates, in
+/// [`STAND_IN_NAMESPACE`]; the answer is moved back to the namespace it is for.
+async fn dry_run_in_stand_in(
+    cluster: &ReadOnlyCluster,
+    kind: &ResolvedKind,
+    namespace: &str,
+    name: &str,
+    body: &Value,
+) -> Result<Value, ApiFailure> {
+    let mut moved = body.clone();
+    moved["metadata"]["namespace"] = STAND_IN_NAMESPACE.into();
+    let mut after = cluster
+        .dry_run_apply(kind, Some(STAND_IN_NAMESPACE), name, &moved)
+        .await?;
+    after["metadata"]["namespace"] = namespace.into();
+    Ok(after)
 }
