@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigDuration, CronSchedule, VersionRange};
+use super::{ConfigDuration, CronSchedule, HealthRule, VersionRange};
 
 /// `relbot.yaml` at the root of the cluster-config repository.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -25,6 +25,9 @@ pub struct Config {
     pub apply: ApplySettings,
     #[serde(default)]
     pub status: StatusSettings,
+    /// Per-kind health rules, tried before relbot's built-in assessment.
+    #[serde(default)]
+    pub health: Vec<HealthRule>,
 }
 
 /// The git repository relbot syncs from.

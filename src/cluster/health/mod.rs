@@ -1,11 +1,25 @@
 //! Health per kind, from the object alone (no extra requests).
 //!
-//! Workloads follow `kubectl rollout status`; custom resources follow kstatus
-//! (`Ready`, `Stalled`, `Reconciling`, `observedGeneration`). Objects without
-//! a status (ConfigMaps, RBAC…) are healthy once they exist.
+//! Workloads follow `kubectl rollout status`; pods, autoscalers and
+//! aggregated APIs follow their controllers' conditions; other kinds follow
+//! common conventions (kstatus conditions, `status.health`, `status.phase`,
+//! see `generic`). Objects without a status (ConfigMaps, RBAC…) are healthy
+//! once they exist. Users add per-kind rules in relbot.yaml (`rules`).
+
+mod api;
+mod autoscaler;
+mod generic;
+mod pod;
+mod read;
+mod rules;
+mod services;
+mod workloads;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use read::str_at;
+pub use rules::HealthRules;
 
 /// Ordered from best to worst, so an application's health is the maximum.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -31,9 +45,16 @@ impl HealthStatus {
         }
     }
 
-    /// Whether a wave gate may move on (Suspended counts: it is what git asked for).
+    /// Whether a wave gate may move on. Suspended counts: it is what git
+    /// asked for. Unknown counts too: relbot cannot judge the object, and
+    /// waiting would not teach it more (Argo CD lets kinds without a health
+    /// check through the same way); it still shows in the application's
+    /// health, so a rule in relbot.yaml can settle it.
     pub fn passes_gate(&self) -> bool {
-        matches!(self, HealthStatus::Healthy | HealthStatus::Suspended)
+        matches!(
+            self,
+            HealthStatus::Healthy | HealthStatus::Suspended | HealthStatus::Unknown
+        )
     }
 }
 
@@ -65,262 +86,61 @@ impl Health {
     }
 }
 
-fn int(v: &Value, pointer: &str) -> Option<i64> {
-    v.pointer(pointer).and_then(Value::as_i64)
-}
-
-fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str)
-}
-
-fn condition<'a>(object: &'a Value, kind: &str) -> Option<&'a Value> {
-    object
-        .pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c["type"].as_str() == Some(kind))
-}
-
-fn condition_is(object: &Value, kind: &str, status: &str) -> bool {
-    condition(object, kind).is_some_and(|c| c["status"].as_str() == Some(status))
-}
-
-fn condition_message(object: &Value, kind: &str) -> String {
-    condition(object, kind)
-        .map(|c| {
-            let reason = c["reason"].as_str().unwrap_or("");
-            let message = c["message"].as_str().unwrap_or("");
-            match (reason.is_empty(), message.is_empty()) {
-                (false, false) => format!("{reason}: {message}"),
-                (false, true) => reason.to_string(),
-                _ => message.to_string(),
-            }
-        })
-        .unwrap_or_default()
-}
-
-/// The status controller has not caught up with the latest spec yet.
-fn not_observed(object: &Value) -> bool {
-    match (
-        int(object, "/metadata/generation"),
-        int(object, "/status/observedGeneration"),
-    ) {
-        (Some(generation), Some(observed)) => observed < generation,
-        _ => false,
-    }
-}
-
+/// How relbot judges an object, built-in rules only.
 pub fn assess(object: &Value) -> Health {
+    assess_with(object, &HealthRules::default())
+}
+
+/// How relbot judges an object: being deleted first (whatever the kind
+/// says, it is on its way out), then the user's rules for its kind, then
+/// relbot's own per-kind reading.
+pub fn assess_with(object: &Value, rules: &HealthRules) -> Health {
+    if let Some(since) = str_at(object, "/metadata/deletionTimestamp") {
+        return being_deleted(object, since);
+    }
     let api_version = object["apiVersion"].as_str().unwrap_or("");
     let group = api_version.rsplit_once('/').map(|(g, _)| g).unwrap_or("");
     let kind = object["kind"].as_str().unwrap_or("");
+    if let Some(h) = rules.judge(object, group, kind) {
+        return h;
+    }
     match (group, kind) {
-        ("apps", "Deployment") => deployment(object),
-        ("apps", "StatefulSet") => stateful_set(object),
-        ("apps", "DaemonSet") => daemon_set(object),
-        ("apps", "ReplicaSet") => replica_set(object),
-        ("batch", "Job") => job(object),
-        ("", "PersistentVolumeClaim") => pvc(object),
-        ("", "Service") => service(object),
-        ("", "Pod") => pod(object),
-        ("", "Namespace") => match str_at(object, "/status/phase") {
-            Some("Terminating") => Health::progressing("namespace is terminating"),
-            _ => Health::healthy(),
-        },
-        ("networking.k8s.io", "Ingress") => ingress(object),
-        ("autoscaling", "HorizontalPodAutoscaler") => hpa(object),
-        ("apiextensions.k8s.io", "CustomResourceDefinition") => {
-            if condition_is(object, "Established", "True") {
-                Health::healthy()
-            } else {
-                Health::progressing("waiting for the CRD to be Established")
-            }
-        }
-        _ => kstatus(object),
+        ("apps", "Deployment") => workloads::deployment(object),
+        ("apps", "StatefulSet") => workloads::stateful_set(object),
+        ("apps", "DaemonSet") => workloads::daemon_set(object),
+        ("apps", "ReplicaSet") => workloads::replica_set(object),
+        ("batch", "Job") => workloads::job(object),
+        ("batch", "CronJob") => workloads::cron_job(object),
+        ("", "Pod") => pod::pod(object),
+        ("", "PersistentVolumeClaim") => services::pvc(object),
+        ("", "PersistentVolume") => services::pv(object),
+        ("", "Service") => services::service(object),
+        ("networking.k8s.io", "Ingress") => services::ingress(object),
+        ("autoscaling", "HorizontalPodAutoscaler") => autoscaler::hpa(object),
+        ("apiextensions.k8s.io", "CustomResourceDefinition") => api::crd(object),
+        ("apiregistration.k8s.io", "APIService") => api::api_service(object),
+        ("", "Namespace") => api::namespace(object),
+        // Their status counts usage or budgets; the workloads they govern
+        // carry the health.
+        ("policy", "PodDisruptionBudget") | ("", "ResourceQuota") => Health::healthy(),
+        _ => generic::generic(object),
     }
 }
 
-fn deployment(d: &Value) -> Health {
-    if d.pointer("/spec/paused").and_then(Value::as_bool) == Some(true) {
-        return Health::new(HealthStatus::Suspended, "rollout is paused");
-    }
-    if condition(d, "Progressing")
-        .is_some_and(|c| c["reason"].as_str() == Some("ProgressDeadlineExceeded"))
-    {
-        return Health::degraded(format!(
-            "ProgressDeadlineExceeded: {}",
-            condition_message(d, "Progressing")
-        ));
-    }
-    if not_observed(d) {
-        return Health::progressing("waiting for the rollout to be observed");
-    }
-    let want = int(d, "/spec/replicas").unwrap_or(1);
-    let updated = int(d, "/status/updatedReplicas").unwrap_or(0);
-    let total = int(d, "/status/replicas").unwrap_or(0);
-    let available = int(d, "/status/availableReplicas").unwrap_or(0);
-    if updated < want {
-        return Health::progressing(format!("{updated} of {want} replicas updated"));
-    }
-    if total > updated {
-        return Health::progressing(format!(
-            "{} old replicas pending termination",
-            total - updated
-        ));
-    }
-    if available < updated {
-        return Health::progressing(format!(
-            "{available} of {updated} updated replicas available"
-        ));
-    }
-    Health::healthy()
-}
-
-fn stateful_set(s: &Value) -> Health {
-    if not_observed(s) {
-        return Health::progressing("waiting for the rollout to be observed");
-    }
-    let want = int(s, "/spec/replicas").unwrap_or(1);
-    let ready = int(s, "/status/readyReplicas").unwrap_or(0);
-    if ready < want {
-        return Health::progressing(format!("{ready} of {want} replicas ready"));
-    }
-    let on_delete = str_at(s, "/spec/updateStrategy/type") == Some("OnDelete");
-    if !on_delete {
-        if let (Some(current), Some(update)) = (
-            str_at(s, "/status/currentRevision"),
-            str_at(s, "/status/updateRevision"),
-        ) && current != update
-        {
-            return Health::progressing("rolling update in progress");
-        }
-        let updated = int(s, "/status/updatedReplicas").unwrap_or(want);
-        if updated < want {
-            return Health::progressing(format!("{updated} of {want} replicas updated"));
-        }
-    }
-    Health::healthy()
-}
-
-fn daemon_set(d: &Value) -> Health {
-    if not_observed(d) {
-        return Health::progressing("waiting for the rollout to be observed");
-    }
-    let want = int(d, "/status/desiredNumberScheduled").unwrap_or(0);
-    let updated = int(d, "/status/updatedNumberScheduled").unwrap_or(0);
-    let available = int(d, "/status/numberAvailable").unwrap_or(0);
-    if str_at(d, "/spec/updateStrategy/type") != Some("OnDelete") && updated < want {
-        return Health::progressing(format!("{updated} of {want} pods updated"));
-    }
-    if available < want {
-        return Health::progressing(format!("{available} of {want} pods available"));
-    }
-    Health::healthy()
-}
-
-fn replica_set(r: &Value) -> Health {
-    if not_observed(r) {
-        return Health::progressing("waiting for the replica set to be observed");
-    }
-    let want = int(r, "/spec/replicas").unwrap_or(1);
-    let available = int(r, "/status/availableReplicas").unwrap_or(0);
-    if available < want {
-        return Health::progressing(format!("{available} of {want} replicas available"));
-    }
-    Health::healthy()
-}
-
-fn job(j: &Value) -> Health {
-    if condition_is(j, "Failed", "True") {
-        return Health::degraded(condition_message(j, "Failed"));
-    }
-    if condition_is(j, "Complete", "True") {
-        return Health::healthy();
-    }
-    if j.pointer("/spec/suspend").and_then(Value::as_bool) == Some(true) {
-        return Health::new(HealthStatus::Suspended, "job is suspended");
-    }
-    Health::progressing("job is running")
-}
-
-fn pvc(p: &Value) -> Health {
-    match str_at(p, "/status/phase") {
-        Some("Bound") => Health::healthy(),
-        Some("Lost") => Health::degraded("the claim lost its volume"),
-        _ => Health::progressing("waiting for the claim to be bound"),
-    }
-}
-
-fn has_address(object: &Value) -> bool {
-    object
-        .pointer("/status/loadBalancer/ingress")
+fn being_deleted(object: &Value, since: &str) -> Health {
+    let finalizers: Vec<&str> = object
+        .pointer("/metadata/finalizers")
         .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty())
-}
-
-fn service(s: &Value) -> Health {
-    if str_at(s, "/spec/type") == Some("LoadBalancer") && !has_address(s) {
-        return Health::progressing("waiting for a load-balancer address");
+        .map(|f| f.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut message = format!("being deleted (since {since})");
+    if !finalizers.is_empty() {
+        message.push_str(&format!(
+            "; waiting for finalizers: {}",
+            finalizers.join(", ")
+        ));
     }
-    Health::healthy()
-}
-
-fn pod(p: &Value) -> Health {
-    match str_at(p, "/status/phase") {
-        Some("Succeeded") => Health::healthy(),
-        Some("Failed") => Health::degraded(
-            str_at(p, "/status/message")
-                .unwrap_or("pod failed")
-                .to_string(),
-        ),
-        Some("Running") if condition_is(p, "Ready", "True") => Health::healthy(),
-        _ => Health::progressing("pod is not ready"),
-    }
-}
-
-fn ingress(i: &Value) -> Health {
-    if has_address(i) {
-        return Health::healthy();
-    }
-    // K3s ships Traefik, which often publishes no address in Ingress status.
-    let class = str_at(i, "/spec/ingressClassName")
-        .or_else(|| str_at(i, "/metadata/annotations/kubernetes.io~1ingress.class"))
-        .unwrap_or("");
-    if class == "traefik" {
-        return Health::healthy();
-    }
-    Health::progressing("waiting for an address")
-}
-
-fn hpa(h: &Value) -> Health {
-    for kind in ["AbleToScale", "ScalingActive"] {
-        if let Some(c) = condition(h, kind)
-            && c["status"].as_str() == Some("False")
-            && c["reason"]
-                .as_str()
-                .is_some_and(|r| r.starts_with("Failed"))
-        {
-            return Health::degraded(condition_message(h, kind));
-        }
-    }
-    Health::healthy()
-}
-
-/// kstatus rules for kinds relbot has no specific knowledge of.
-fn kstatus(object: &Value) -> Health {
-    if condition_is(object, "Stalled", "True") {
-        return Health::degraded(condition_message(object, "Stalled"));
-    }
-    if not_observed(object) {
-        return Health::progressing("waiting for the controller to observe the latest spec");
-    }
-    if condition_is(object, "Reconciling", "True") {
-        return Health::progressing(condition_message(object, "Reconciling"));
-    }
-    if condition_is(object, "Ready", "False") {
-        return Health::progressing(condition_message(object, "Ready"));
-    }
-    Health::healthy()
+    Health::progressing(message)
 }
 
 /// The worst of several.
@@ -337,62 +157,49 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn deploy(status: Value) -> Value {
-        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"generation": 2},
-            "spec": {"replicas": 2}, "status": status})
+    #[test]
+    fn anything_being_deleted_is_progressing() {
+        let ready_deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"generation": 1, "deletionTimestamp": "2024-05-01T10:00:00Z",
+                "finalizers": ["example.com/cleanup"]},
+            "spec": {"replicas": 1},
+            "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}});
+        let h = assess(&ready_deploy);
+        assert_eq!(h.status, HealthStatus::Progressing);
+        assert_eq!(
+            h.message,
+            "being deleted (since 2024-05-01T10:00:00Z); waiting for finalizers: example.com/cleanup"
+        );
+        // Even a kind with nothing else to judge, and a pod that failed.
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"deletionTimestamp": "2024-05-01T10:00:00Z"}});
+        assert_eq!(
+            assess(&cm).message,
+            "being deleted (since 2024-05-01T10:00:00Z)"
+        );
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"deletionTimestamp": "2024-05-01T10:00:00Z"}, "status": {"phase": "Failed"}});
+        assert_eq!(assess(&pod).status, HealthStatus::Progressing);
     }
 
     #[test]
-    fn deployment_rollout() {
-        let done = deploy(
-            json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}),
-        );
-        assert_eq!(assess(&done).status, HealthStatus::Healthy);
-        let stale = deploy(
-            json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}),
-        );
-        assert_eq!(assess(&stale).status, HealthStatus::Progressing);
-        let rolling = deploy(
-            json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 2}),
-        );
-        assert_eq!(assess(&rolling).status, HealthStatus::Progressing);
-        let stuck = deploy(
-            json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1,
-            "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-                "message": "ReplicaSet \"web-1\" has timed out progressing."}]}),
-        );
-        let h = assess(&stuck);
-        assert_eq!(h.status, HealthStatus::Degraded);
-        assert!(h.message.contains("ProgressDeadlineExceeded"));
+    fn kinds_whose_status_is_bookkeeping_are_healthy() {
+        let pdb = json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "status": {"currentHealthy": 1, "desiredHealthy": 1, "disruptionsAllowed": 0}});
+        assert_eq!(assess(&pdb).status, HealthStatus::Healthy);
+        let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota",
+            "status": {"hard": {"pods": "10"}, "used": {"pods": "10"}}});
+        assert_eq!(assess(&quota).status, HealthStatus::Healthy);
     }
 
     #[test]
-    fn jobs_claims_services_ingresses() {
-        let failed = json!({"apiVersion": "batch/v1", "kind": "Job",
-            "status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]}});
-        assert_eq!(assess(&failed).status, HealthStatus::Degraded);
-        let pending = json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "status": {"phase": "Pending"}});
-        assert_eq!(assess(&pending).status, HealthStatus::Progressing);
-        let lb = json!({"apiVersion": "v1", "kind": "Service", "spec": {"type": "LoadBalancer"}, "status": {}});
-        assert_eq!(assess(&lb).status, HealthStatus::Progressing);
-        let traefik = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "spec": {"ingressClassName": "traefik"}, "status": {}});
-        assert_eq!(assess(&traefik).status, HealthStatus::Healthy);
-        let nginx = json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "spec": {"ingressClassName": "nginx"}, "status": {}});
-        assert_eq!(assess(&nginx).status, HealthStatus::Progressing);
-    }
-
-    #[test]
-    fn custom_resources_follow_kstatus_and_worst_wins() {
-        let stalled = json!({"apiVersion": "example.com/v1", "kind": "Widget",
-            "status": {"conditions": [{"type": "Stalled", "status": "True", "reason": "Broken"}]}});
-        assert_eq!(assess(&stalled).status, HealthStatus::Degraded);
-        let ready = json!({"apiVersion": "example.com/v1", "kind": "Widget",
-            "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
-        assert_eq!(assess(&ready).status, HealthStatus::Healthy);
-        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap"});
-        assert_eq!(assess(&cm).status, HealthStatus::Healthy);
+    fn unknown_does_not_hold_a_wave_and_worst_wins() {
+        assert!(HealthStatus::Healthy.passes_gate());
+        assert!(HealthStatus::Suspended.passes_gate());
+        assert!(HealthStatus::Unknown.passes_gate());
+        assert!(!HealthStatus::Progressing.passes_gate());
+        assert!(!HealthStatus::Missing.passes_gate());
+        assert!(!HealthStatus::Degraded.passes_gate());
         assert_eq!(
             worst(&[
                 HealthStatus::Healthy,
@@ -401,5 +208,6 @@ mod tests {
             ]),
             HealthStatus::Degraded
         );
+        assert_eq!(worst(&[]), HealthStatus::Healthy);
     }
 }
