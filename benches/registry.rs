@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use registry_double::{DoubleConfig, RegistryDouble};
 use registry_support::{Auth, RealRegistry};
-use relbot::config::{ImagePolicySpec, VersionRange};
+use relbot::config::{FloatingTags, ImagePolicySpec, VersionRange};
 use relbot::release::policy::select_tag;
 use relbot::release::registry::{ImageRef, RegistryClient, RegistryCredentials, RegistrySettings};
 
@@ -51,7 +51,7 @@ fn policy() -> ImagePolicySpec {
         tag_suffix: None,
         pre_release: false,
         tag_pattern: None,
-        floating_tags: false,
+        floating_tags: FloatingTags::Keep,
         pin_digest: false,
         files: Vec::new(),
         schedule: None,

@@ -274,6 +274,7 @@ async fn relbot_run_with(
         poll_interval: Duration::from_millis(200),
         record_status: true,
         progress: Default::default(),
+        health_rules: Default::default(),
     };
     reset_peak();
     let before = cluster.counts();

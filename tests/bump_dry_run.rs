@@ -340,3 +340,53 @@ fn registry_support_free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+#[tokio::test]
+async fn bump_dry_run_leaves_latest_and_untagged_references_and_says_why() {
+    let registry = seeded_registry().await;
+    let tree = tempfile::tempdir().unwrap();
+    write_sample_tree(tree.path(), "");
+    let extra = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: nightly\nspec:\n  template:\n    spec:\n      containers:\n        - name: a\n          image: docker.io/ahuora/django-api:latest\n        - name: b\n          image: docker.io/ahuora/django-api\n";
+    std::fs::write(tree.path().join("platform/nightly.yaml"), extra).unwrap();
+    let loaded = relbot::config::load(&tree.path().join("relbot.yaml")).unwrap();
+    let report = run_bumps(
+        &loaded,
+        tree.path(),
+        &client_for(&registry),
+        None,
+        &BumpOptions {
+            only: vec!["django-api".into()],
+            dry_run: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let line = &report.policies[0];
+    // The versioned references still move; the others are named with a reason.
+    let plan = line.bump.as_ref().expect("the versioned references move");
+    assert_eq!(plan.to, "0.0.18");
+    assert!(
+        plan.files.iter().all(|f| f.path != "platform/nightly.yaml"),
+        "{:?}",
+        plan.files.iter().map(|f| &f.path).collect::<Vec<_>>()
+    );
+    let held: Vec<(Option<&str>, &str)> = line
+        .held
+        .iter()
+        .map(|h| (h.tag.as_deref(), h.reason.as_str()))
+        .collect();
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(
+        held.iter()
+            .any(|(t, r)| *t == Some("latest") && r.starts_with("latest is not a version")),
+        "{held:?}"
+    );
+    assert!(
+        held.iter()
+            .any(|(t, r)| t.is_none() && r.contains("no tag (which means latest)")),
+        "{held:?}"
+    );
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["policies"][0]["held"][0]["reason"], held[0].1);
+}

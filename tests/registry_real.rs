@@ -7,7 +7,7 @@ mod registry_support;
 use std::collections::HashSet;
 
 use registry_support::{Auth, Media, RealRegistry};
-use relbot::config::{ImagePolicySpec, VersionRange};
+use relbot::config::{FloatingTags, ImagePolicySpec, VersionRange};
 use relbot::release::policy::select_tag;
 use relbot::release::registry::{
     Credential, ImageRef, RegistryClient, RegistryCredentials, RegistryError, RegistrySettings,
@@ -52,7 +52,7 @@ fn policy(range: &str) -> ImagePolicySpec {
         tag_suffix: None,
         pre_release: false,
         tag_pattern: None,
-        floating_tags: false,
+        floating_tags: FloatingTags::Keep,
         pin_digest: false,
         files: Vec::new(),
         schedule: None,
@@ -102,10 +102,8 @@ async fn registry_real_anonymous_tags_feed_the_policies() {
         pick(&policy(">=2.0.0"), Some("v2.0.1"), &tags).as_deref(),
         Some("v2.2.0")
     );
-    assert_eq!(
-        pick(&policy(">=1.0.0"), Some("latest"), &tags).as_deref(),
-        Some("v2.2.0")
-    );
+    // `latest` in use is not a version: no version is proposed.
+    assert_eq!(pick(&policy(">=1.0.0"), Some("latest"), &tags), None);
     assert_eq!(
         pick(&policy(">=1.0.0"), Some("1.0.0-arm64"), &tags).as_deref(),
         Some("2.0.0-arm64")
@@ -116,8 +114,8 @@ async fn registry_real_anonymous_tags_feed_the_policies() {
         pick(&pre, Some("1.10.0"), &tags).as_deref(),
         Some("1.11.0-rc.1")
     );
-    let mut floating = policy(">=1.0.0");
-    floating.floating_tags = true;
+    // Floating tags keep their number of parts by default.
+    let floating = policy(">=1.0.0");
     assert_eq!(pick(&floating, Some("1"), &tags).as_deref(), Some("2"));
     assert_eq!(pick(&floating, Some("1.2"), &tags).as_deref(), Some("1.10"));
     let mut prefixed = policy(">=0.0.1");

@@ -78,6 +78,7 @@ fn settings(tc: &TestCluster) -> SyncSettings {
         poll_interval: Duration::from_millis(100),
         record_status: true,
         progress: Default::default(),
+        health_rules: Default::default(),
     }
 }
 
@@ -114,6 +115,7 @@ async fn plan(
         concurrency: 8,
         status_namespace: tc.namespace().to_string(),
         progress: Default::default(),
+        health_rules: Default::default(),
     };
     let mut plans = plan_all(&target, &desired, Some("rev2"), &settings)
         .await

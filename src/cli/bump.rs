@@ -238,6 +238,9 @@ fn print_text(report: &BumpReport) {
         for skipped in &line.skipped_files {
             eprintln!("    note: {skipped}");
         }
+        for held in &line.held {
+            println!("    note: {}", held.reason);
+        }
     }
     let bumps = report.bumps().count();
     let failed = report

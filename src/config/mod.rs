@@ -7,6 +7,7 @@
 mod cron;
 mod duration;
 mod error;
+mod health;
 mod load;
 mod range;
 mod types;
@@ -14,6 +15,7 @@ mod types;
 pub use cron::CronSchedule;
 pub use duration::ConfigDuration;
 pub use error::{ConfigError, ConfigProblem};
+pub use health::{HealthRule, HealthTest, RuleHealth};
 pub use load::{LoadedConfig, LoadedPolicy, load, load_policies};
 pub use range::VersionRange;
 pub use types::*;

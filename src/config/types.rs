@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ConfigDuration, CronSchedule, VersionRange};
+use super::{ConfigDuration, CronSchedule, HealthRule, VersionRange};
 
 /// `relbot.yaml` at the root of the cluster-config repository.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -25,6 +25,9 @@ pub struct Config {
     pub apply: ApplySettings,
     #[serde(default)]
     pub status: StatusSettings,
+    /// Per-kind health rules, tried before relbot's built-in assessment.
+    #[serde(default)]
+    pub health: Vec<HealthRule>,
 }
 
 /// The git repository relbot syncs from.
@@ -281,9 +284,9 @@ pub struct ImagePolicySpec {
     /// Only tags matching this regular expression are candidates.
     #[serde(default)]
     pub tag_pattern: Option<String>,
-    /// Allow floating tags such as `1` or `1.2` as candidates.
+    /// What a floating tag in use (`16`, `16.4`) may move to.
     #[serde(default)]
-    pub floating_tags: bool,
+    pub floating_tags: FloatingTags,
     /// Pin `image:tag@sha256:…` instead of the bare tag.
     #[serde(default)]
     pub pin_digest: bool,
@@ -299,6 +302,50 @@ pub struct ImagePolicySpec {
     /// The application these images belong to (health gate, PR summary).
     #[serde(default)]
     pub application: Option<String>,
+}
+
+/// What a tag with fewer than three numbers (`postgres:16`, `ubuntu:22.04`)
+/// moves to. Tags always move to tags with the same suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FloatingTags {
+    /// The same number of parts, as Renovate does: `16` → `17`,
+    /// `16.4` → `17.2`, `20240101` → `20240315`, `18.04` → `22.04`.
+    #[default]
+    Keep,
+    /// The newest full version: `16` → `17.2.1`.
+    Pin,
+}
+
+impl<'de> Deserialize<'de> for FloatingTags {
+    /// `keep` or `pin`; also `true`/`false`, which before `keep` was the
+    /// default meant exactly `keep`/`pin`, so older policies mean the same.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Words;
+        impl serde::de::Visitor<'_> for Words {
+            type Value = FloatingTags;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("keep or pin")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<FloatingTags, E> {
+                Ok(if v {
+                    FloatingTags::Keep
+                } else {
+                    FloatingTags::Pin
+                })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<FloatingTags, E> {
+                match v {
+                    "keep" => Ok(FloatingTags::Keep),
+                    "pin" => Ok(FloatingTags::Pin),
+                    _ => Err(E::custom(format!(
+                        "floatingTags is {v}: write keep (16 -> 17, the default) or pin (16 -> 17.2.1)"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_any(Words)
+    }
 }
 
 impl ImagePolicy {

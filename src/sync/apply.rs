@@ -21,7 +21,7 @@ use super::result::{ObjectOutcome, Outcome, RunPhase, SyncResult, Timings};
 use super::status;
 use crate::cluster::client::{ApiFailure, Cluster};
 use crate::cluster::discovery::KindIndex;
-use crate::cluster::health::{self, Health, HealthStatus};
+use crate::cluster::health::{self, Health, HealthRules, HealthStatus};
 use crate::config::Application;
 use crate::manifest::Manifest;
 use crate::progress::{Progress, ProgressEvent};
@@ -39,6 +39,8 @@ pub struct SyncSettings {
     pub record_status: bool,
     /// Who hears how the run goes (nobody by default).
     pub progress: Progress,
+    /// relbot.yaml's per-kind health rules, tried before the built-in ones.
+    pub health_rules: HealthRules,
 }
 
 impl SyncSettings {
@@ -50,6 +52,7 @@ impl SyncSettings {
             poll_interval: Duration::from_millis(500),
             record_status: true,
             progress: run.progress.clone(),
+            health_rules: run.health_rules.clone(),
         }
     }
 }
@@ -378,7 +381,7 @@ pub async fn sync_application(
     {
         if e.health.is_none() {
             e.health = Some(match e.latest() {
-                Some(object) => health::assess(object),
+                Some(object) => health::assess_with(object, &settings.health_rules),
                 None => Health::missing(),
             });
         }
@@ -610,7 +613,7 @@ async fn health_gate(
             }
             let h = e
                 .latest()
-                .map(health::assess)
+                .map(|object| health::assess_with(object, &settings.health_rules))
                 .unwrap_or_else(Health::missing);
             if h.status == HealthStatus::Degraded {
                 let message = format!("{} is Degraded: {}", e.change.key, h.message);

@@ -12,6 +12,7 @@ use super::result::SyncResult;
 use super::status;
 use crate::cluster::client::{Cluster, ClusterError, ClusterTarget, ReadOnlyCluster, locate};
 use crate::cluster::discovery::KindIndex;
+use crate::cluster::health::HealthRules;
 use crate::config::Application;
 use crate::manifest::Manifest;
 use crate::progress::{Progress, ProgressEvent};
@@ -81,6 +82,8 @@ pub struct RunSettings {
     pub status_namespace: String,
     /// Who hears how the run goes (nobody by default).
     pub progress: Progress,
+    /// relbot.yaml's per-kind health rules.
+    pub health_rules: HealthRules,
 }
 
 impl RunSettings {
@@ -89,6 +92,7 @@ impl RunSettings {
             concurrency: config.apply.concurrency.max(1),
             status_namespace: config.status.namespace.clone(),
             progress: Progress::none(),
+            health_rules: HealthRules::new(&config.health),
         }
     }
 }
@@ -282,6 +286,7 @@ mod tests {
             concurrency: 8,
             status_namespace: "relbot".into(),
             progress: Progress::none(),
+            health_rules: HealthRules::default(),
         };
         let target = PlanTarget::Offline {
             reason: "test".into(),

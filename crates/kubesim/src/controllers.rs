@@ -37,6 +37,7 @@ const WATCHED: &[&str] = &[
     "batch/jobs",
     "/services",
     "networking.k8s.io/ingresses",
+    "autoscaling/horizontalpodautoscalers",
 ];
 
 pub(crate) fn spawn(sim: Arc<Sim>, delay: Duration) {
@@ -204,6 +205,16 @@ fn desired_status(sim: &Sim, key: &str, obj: &Value) -> Option<Value> {
         }
         "networking.k8s.io/ingresses" => {
             json!({"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}})
+        }
+        // The HPA controller's first pass: it read the target's scale and
+        // its metrics, and the count it computed is within the bounds.
+        "autoscaling/horizontalpodautoscalers" => {
+            let min = obj["spec"]["minReplicas"].as_i64().unwrap_or(1);
+            json!({"currentReplicas": min, "desiredReplicas": min, "conditions": [
+                cond("AbleToScale", "True", "ReadyForNewScale", "recommended size matches current size", &t),
+                cond("ScalingActive", "True", "ValidMetricFound",
+                    "the HPA was able to successfully calculate a replica count from cpu resource utilization (percentage of request)", &t),
+                cond("ScalingLimited", "False", "DesiredWithinRange", "the desired count is within the acceptable range", &t)]})
         }
         _ => return None,
     })

@@ -31,7 +31,8 @@ pub mod workspace;
 pub use error::BumpError;
 pub use health::{AppHealth, HealthSource, NoHealth, StaticHealth};
 pub use plan::{
-    BumpFile, BumpLine, BumpPlan, PolicyScan, plan_bumps, plan_policy, plan_policy_observed,
+    BumpFile, BumpLine, BumpPlan, HeldTag, PolicyScan, plan_bumps, plan_policy,
+    plan_policy_observed,
 };
 pub use run::{
     BumpOptions, BumpReport, MergeState, PolicyOutcome, PolicyReport, Publisher, RequestCounts,

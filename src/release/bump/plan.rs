@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::BumpError;
 use crate::config::ImagePolicy;
 use crate::progress::{Progress, ProgressEvent};
-use crate::release::policy::TagPolicy;
+use crate::release::policy::{Choice, Held, TagPolicy, TagVersion};
 use crate::release::registry::{ImageRef, RegistryClient};
 use crate::release::rewrite::{
     Edit, ImageReference, PolicyTarget, ReferenceKind, RewriteError, apply_edits, files_mentioning,
@@ -74,6 +74,16 @@ pub struct PolicyScan {
     /// Files matching the globs that could not be read as YAML (Helm
     /// templates, say): reported, not fatal.
     pub skipped: Vec<String>,
+    /// Tags in use that the policy leaves alone on purpose, and why.
+    pub held: Vec<HeldTag>,
+}
+
+/// A tag in use that no version was proposed for, and why (`latest`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeldTag {
+    /// The tag as written; `None` for a reference without a tag.
+    pub tag: Option<String>,
+    pub reason: String,
 }
 
 /// How many policies are scanned at once: a registry answers a tag list in
@@ -196,6 +206,7 @@ pub async fn plan_policy_observed(
         current: current.iter().cloned().collect(),
         plan: None,
         skipped: skipped.iter().map(ToString::to_string).collect(),
+        held: Vec::new(),
     };
     if found.is_empty() {
         return Ok(scan);
@@ -217,13 +228,32 @@ pub async fn plan_policy_observed(
         })?;
     // One choice per distinct tag in use: references written differently
     // (`16.4` next to `16.5`) each move to the newest tag newer than theirs.
-    let mut choices: BTreeMap<Option<String>, Option<(String, semver::Version)>> = BTreeMap::new();
+    // A reference without a tag runs `latest`: like a word in use, it gets
+    // no version (only its digest moves, with pinDigest).
+    let mut choices: BTreeMap<Option<String>, Option<(String, TagVersion)>> = BTreeMap::new();
     for reference in found.iter().flat_map(|f| f.references.iter()) {
-        choices.entry(reference.tag.clone()).or_insert_with(|| {
-            tag_policy
-                .select(reference.tag.as_deref(), &tags)
-                .map(|c| (c.tag, c.version))
-        });
+        if choices.contains_key(&reference.tag) {
+            continue;
+        }
+        let choice = reference
+            .tag
+            .as_deref()
+            .map(|tag| tag_policy.choose(Some(tag), &tags));
+        let chosen = match choice {
+            Some(Choice::Newer(c)) => Some((c.tag, c.version)),
+            Some(Choice::Current) => None,
+            Some(Choice::NotAVersion { .. }) | None => {
+                scan.held.push(HeldTag {
+                    tag: reference.tag.clone(),
+                    reason: Held::NotAVersion {
+                        tag: reference.tag.clone(),
+                    }
+                    .to_string(),
+                });
+                None
+            }
+        };
+        choices.insert(reference.tag.clone(), chosen);
     }
     let newest = choices
         .values()

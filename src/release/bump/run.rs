@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::health::HealthSource;
-use super::plan::{PolicyScan, plan_bumps};
+use super::plan::{HeldTag, PolicyScan, plan_bumps};
 use super::summary::{render_application, summarize};
 use super::workspace::Workspace;
 use super::{BumpError, BumpPlan, pull};
@@ -111,6 +111,9 @@ pub struct PolicyReport {
     pub pushed: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped_files: Vec<String>,
+    /// Tags in use left alone on purpose (`latest`), with the reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held: Vec<HeldTag>,
 }
 
 /// Requests sent during the run, per service.
@@ -214,6 +217,7 @@ pub async fn run_bumps(
                 merge: None,
                 pushed: false,
                 skipped_files: Vec::new(),
+                held: Vec::new(),
             },
         };
         if let (Some(publisher), Some(base_revision), Some(plan)) =
@@ -282,6 +286,7 @@ fn report_line(policy: &ImagePolicy, scan: PolicyScan) -> PolicyReport {
         merge: None,
         pushed: false,
         skipped_files: scan.skipped,
+        held: scan.held,
     }
 }
 

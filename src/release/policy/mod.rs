@@ -1,20 +1,29 @@
 //! ImagePolicy: which of an image's tags to move to.
 //!
-//! A tag is read as `<tagPrefix>[v]<version>[<pre-release>]<suffix>`:
+//! A tag is read as `<tagPrefix>[v]<version>[<pre-release>]<suffix>` (see
+//! [`tag`] for the grammar):
 //!
 //! - `tagPrefix` must match exactly (`django-api-` for `django-api-0.0.17`);
 //!   a `v`/`V` before the version is allowed and ignored for ordering.
-//! - `<version>` is 1 to 3 dot-separated numbers. Tags with fewer than three
-//!   (`16`, `16.4`) are **floating**: Docker official images move `16.4` to
-//!   each new 16.4.x, so such a tag is never chosen unless `floatingTags:
-//!   true`, and then only when the tag in use has the same number of parts
-//!   (`postgres:16` may move to `17`, not to `17.2.1`). `16.4` ranks as 16.4.0.
-//!   Words (`latest`, `stable`, `main`) are never versions, so never chosen.
+//! - `<version>` is dot-separated numbers, every one compared (`1.2.3.10` >
+//!   `1.2.3.9`). A tag moves to tags with the **same number of parts**, as
+//!   Renovate moves them: `16` → `17`, `16.4` → `17.2`, `1.2.3.4` →
+//!   `1.2.3.5`, a date `20240101` → `20240315`, `18.04` → `22.04`. Docker
+//!   official images move `16.4` to each new 16.4.x, so a floating tag stays
+//!   floating; `floatingTags: pin` moves one with fewer than three parts to
+//!   the newest full version instead (`16` → `17.2.1`). With no tag in use,
+//!   only full versions (three or more parts) are candidates. The `semver`
+//!   range sees the first three numbers (`16.4` is 16.4.0, a date is a major).
+//! - Words (`latest`, `stable`, `main`) are never versions. When one is in
+//!   use, relbot proposes no version change and says why ([`Choice::NotAVersion`]):
+//!   whoever wrote `latest` asked for whatever is newest, not for a version.
 //! - `<pre-release>` is one of `alpha`, `beta`, `rc`, `pre`, `preview`, `dev`,
 //!   `canary`, `nightly`, `snapshot` (also `a<N>`/`b<N>` as Python writes
 //!   them), optionally after `-` or `.`, optionally followed by a number:
 //!   `1.2.3-rc.1`, `1.2.3-rc1`, `3.13.0b2`. It ranks as semver's `rc.1`, so
-//!   `rc.10` > `rc.9`. Candidates only with `preRelease: true`.
+//!   `rc.10` > `rc.9`. Candidates only with `preRelease: true` — or, when the
+//!   tag in use is itself a pre-release, newer pre-releases of the same
+//!   version (`3.7.0b1` → `3.7.0b5`) until that version's release ships.
 //! - `<suffix>` is everything after that: the compatibility marker (`-alpine`,
 //!   `-arm64`, `-bookworm`). It is `tagSuffix` when set (a leading `-` is
 //!   added if missing), else the suffix of the tag in use, else empty; only
@@ -26,24 +35,71 @@
 //!   equal version then rank by natural order, so `16.4.0-debian-12-r10`
 //!   beats `…-r9`.
 //!
-//! Versions compare by semver (0.0.10 > 0.0.9). A candidate must be inside
-//! the `semver` range and newer than the tag in use (never a downgrade); when
-//! the tag in use is not a version (`latest`), the newest candidate is
-//! proposed.
+//! A candidate must be inside the `semver` range and newer than the tag in
+//! use: never a downgrade.
+
+mod tag;
 
 use std::cmp::Ordering;
+use std::fmt;
 
 use regex::Regex;
-use semver::{Prerelease, Version};
 
-use crate::config::ImagePolicySpec;
+use crate::config::{FloatingTags, ImagePolicySpec};
 use crate::release::registry::{ImageRef, ReferenceError, RegistryClient, RegistryError};
+use tag::natural_cmp;
+pub use tag::{ParsedTag, TagVersion, parse_tag};
 
 /// The tag to move to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Candidate {
     pub tag: String,
-    pub version: Version,
+    pub version: TagVersion,
+}
+
+/// What the policy makes of one tag in use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Choice {
+    /// Move to this tag.
+    Newer(Candidate),
+    /// Nothing allowed is newer than the tag in use.
+    Current,
+    /// The tag in use is not a version this policy reads (`latest`,
+    /// `stable`, a branch name), so no version is proposed.
+    NotAVersion { tag: String },
+}
+
+impl Choice {
+    pub fn candidate(self) -> Option<Candidate> {
+        match self {
+            Choice::Newer(c) => Some(c),
+            Choice::Current | Choice::NotAVersion { .. } => None,
+        }
+    }
+}
+
+/// Why a tag in use is left as it is, for the bump report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// `latest`, `main`, no tag at all: not a version.
+    NotAVersion { tag: Option<String> },
+}
+
+impl fmt::Display for Held {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Held::NotAVersion { tag } => {
+                match tag {
+                    Some(tag) => write!(f, "{tag} is not a version")?,
+                    None => f.write_str("no tag (which means latest) is not a version")?,
+                }
+                f.write_str(
+                    "; relbot moves versions only, as Renovate does: write the version to run \
+                     (e.g. 1.2.3) to have it bumped",
+                )
+            }
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -58,117 +114,6 @@ pub enum PolicyError {
     },
 }
 
-/// What a tag says, once read by the grammar above.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedTag<'a> {
-    pub version: Version,
-    /// Numbers written: 1 (`16`), 2 (`16.4`) or 3 (`16.4.1`).
-    pub parts: u8,
-    pub v_prefix: bool,
-    /// Everything after the version and pre-release: `-alpine`, or empty.
-    pub suffix: &'a str,
-}
-
-/// Reads `tag` (with `prefix` removed) as `[v]<version>[<pre>]<suffix>`.
-pub fn parse_tag<'a>(tag: &'a str, prefix: &str) -> Option<ParsedTag<'a>> {
-    let rest = tag.strip_prefix(prefix)?;
-    let (v_prefix, rest) = match rest.strip_prefix(['v', 'V']) {
-        Some(r) => (true, r),
-        None => (false, rest),
-    };
-    let mut numbers = [0u64; 3];
-    let mut parts = 0u8;
-    let mut cursor = rest;
-    loop {
-        let digits = cursor.len()
-            - cursor
-                .trim_start_matches(|c: char| c.is_ascii_digit())
-                .len();
-        if digits == 0 || digits > 18 {
-            return None;
-        }
-        numbers[parts as usize] = cursor[..digits].parse().ok()?;
-        parts += 1;
-        cursor = &cursor[digits..];
-        match cursor.strip_prefix('.') {
-            Some(next) if parts < 3 && next.starts_with(|c: char| c.is_ascii_digit()) => {
-                cursor = next
-            }
-            _ => break,
-        }
-    }
-    let (pre, suffix) = split_prerelease(cursor);
-    // A suffix must be separated from the version: `1.2.3alpine` is not `1.2.3`.
-    if !suffix.is_empty() && pre.is_none() && !suffix.starts_with(['-', '_', '.', '+']) {
-        return None;
-    }
-    let mut version = Version::new(numbers[0], numbers[1], numbers[2]);
-    if let Some(pre) = pre {
-        version.pre = Prerelease::new(&pre).ok()?;
-    }
-    Some(ParsedTag {
-        version,
-        parts,
-        v_prefix,
-        suffix,
-    })
-}
-
-const PRERELEASE_WORDS: [&str; 9] = [
-    "alpha", "beta", "rc", "preview", "pre", "dev", "canary", "nightly", "snapshot",
-];
-
-/// `-rc.1-alpine` → (Some("rc.1"), "-alpine"); `-alpine` → (None, "-alpine").
-fn split_prerelease(rest: &str) -> (Option<String>, &str) {
-    let body = rest.strip_prefix(['-', '.']).unwrap_or(rest);
-    let lower = body.to_ascii_lowercase();
-    let word = PRERELEASE_WORDS
-        .iter()
-        .find(|w| lower.starts_with(**w))
-        .map(|w| (w.to_string(), w.len()))
-        .or_else(|| {
-            // Python's `3.13.0a1`/`b2`: a single letter only with a number after it.
-            let short = match lower.chars().next() {
-                Some('a') => "alpha",
-                Some('b') => "beta",
-                _ => return None,
-            };
-            lower[1..]
-                .starts_with(|c: char| c.is_ascii_digit())
-                .then(|| (short.to_string(), 1))
-        });
-    let Some((word, word_len)) = word else {
-        return (None, rest);
-    };
-    let after_word = &body[word_len..];
-    let number_start = after_word
-        .strip_prefix(['.', '-'])
-        .filter(|s| s.starts_with(|c: char| c.is_ascii_digit()));
-    let (number, after) = match number_start.or_else(|| {
-        after_word
-            .starts_with(|c: char| c.is_ascii_digit())
-            .then_some(after_word)
-    }) {
-        Some(digits_on) => {
-            let len = digits_on.len()
-                - digits_on
-                    .trim_start_matches(|c: char| c.is_ascii_digit())
-                    .len();
-            (Some(&digits_on[..len]), &digits_on[len..])
-        }
-        None => (None, after_word),
-    };
-    // The word must end there: `-alpine` starts with `a` but is no alpha.
-    if !(after.is_empty() || after.starts_with(['-', '.', '_'])) {
-        return (None, rest);
-    }
-    let pre = match number {
-        Some(n) => format!("{word}.{}", n.parse::<u64>().unwrap_or(0)),
-        None => word,
-    };
-    (Some(pre), after)
-}
-
 /// An ImagePolicySpec compiled once for many tag lists.
 #[derive(Debug, Clone)]
 pub struct TagPolicy<'s> {
@@ -180,7 +125,7 @@ pub struct TagPolicy<'s> {
 /// One tag that passed every filter, with what ranks it.
 struct Ranked<'t> {
     tag: &'t str,
-    version: Version,
+    version: TagVersion,
     v_prefix: bool,
 }
 
@@ -209,15 +154,36 @@ impl<'s> TagPolicy<'s> {
 
     /// The newest allowed tag newer than `current_tag`, if any.
     pub fn select(&self, current_tag: Option<&str>, tags: &[String]) -> Option<Candidate> {
-        let current = current_tag.and_then(|t| self.read(t).map(|p| (t, p)));
+        self.choose(current_tag, tags).candidate()
+    }
+
+    /// What to do with `current_tag` (`None`: no tag in use, as for a new
+    /// reference): the newest allowed tag newer than it, or why not.
+    pub fn choose(&self, current_tag: Option<&str>, tags: &[String]) -> Choice {
+        let current = match current_tag {
+            Some(t) => match self.read(t) {
+                Some(p) => Some((t, p)),
+                None => {
+                    return Choice::NotAVersion { tag: t.to_string() };
+                }
+            },
+            None => None,
+        };
         let suffix = self.wanted_suffix(current.as_ref().map(|(_, p)| p.suffix));
-        let current_parts = current.as_ref().map(|(_, p)| p.parts);
+        let current_parts = current.as_ref().map(|(_, p)| p.parts());
         let current_v = current.as_ref().is_some_and(|(_, p)| p.v_prefix);
         let current_rank = current.as_ref().map(|(t, p)| Ranked {
             tag: t,
             version: p.version.clone(),
             v_prefix: p.v_prefix,
         });
+        // A pre-release in use may move to a newer pre-release of the same
+        // numbers even with pre-releases off: whoever runs 3.7.0b1 is
+        // waiting for 3.7.0 and wants its fixes on the way.
+        let same_release_pre = current
+            .as_ref()
+            .filter(|(_, p)| p.version.is_prerelease())
+            .map(|(_, p)| p.version.numbers().to_vec());
 
         let mut best: Option<Ranked> = None;
         for tag in tags {
@@ -227,21 +193,17 @@ impl<'s> TagPolicy<'s> {
             if !self.extracts_version && parsed.suffix != suffix {
                 continue;
             }
-            let precision_ok = match (self.spec.floating_tags, current_parts) {
-                (true, Some(in_use)) => parsed.parts == in_use,
-                (true, None) => true,
-                (false, _) => parsed.parts == 3,
-            };
-            if !precision_ok {
+            if !self.precision_ok(current_parts, parsed.parts()) {
                 continue;
             }
-            if !parsed.version.pre.is_empty() && !self.spec.pre_release {
-                continue;
-            }
-            if !self
-                .spec
-                .semver
-                .matches(&parsed.version, self.spec.pre_release)
+            let pre_ok = !parsed.version.is_prerelease()
+                || self.spec.pre_release
+                || same_release_pre.as_deref() == Some(parsed.version.numbers());
+            if !pre_ok
+                || !self
+                    .spec
+                    .semver
+                    .matches(&parsed.version.semver(), parsed.version.is_prerelease())
             {
                 continue;
             }
@@ -278,10 +240,23 @@ impl<'s> TagPolicy<'s> {
                 best = Some(ranked);
             }
         }
-        best.map(|b| Candidate {
-            tag: b.tag.to_string(),
-            version: b.version,
-        })
+        match best {
+            Some(b) => Choice::Newer(Candidate {
+                tag: b.tag.to_string(),
+                version: b.version,
+            }),
+            None => Choice::Current,
+        }
+    }
+
+    /// Whether a candidate with `parts` numbers may replace a tag in use
+    /// with `in_use` numbers (`None`: no tag in use).
+    fn precision_ok(&self, in_use: Option<usize>, parts: usize) -> bool {
+        match (in_use, self.spec.floating_tags) {
+            (None, _) => parts >= 3,
+            (Some(n), FloatingTags::Pin) if n < 3 => parts == 3,
+            (Some(n), _) => parts == n,
+        }
     }
 
     /// Reads a tag by this policy's prefix and pattern (or its `version` capture).
@@ -308,7 +283,7 @@ impl<'s> TagPolicy<'s> {
         }
     }
 
-    /// Semver first; with a `version` capture, equal versions by natural order of the tag.
+    /// Every number first; with a `version` capture, equal versions by natural order of the tag.
     fn rank(&self, a: &Ranked, b: &Ranked) -> Ordering {
         a.version.cmp(&b.version).then_with(|| {
             if self.extracts_version {
@@ -337,7 +312,7 @@ pub struct Update {
     pub image: ImageRef,
     pub tag: String,
     /// `None` for a digest-only update of a pinned tag that was re-pushed.
-    pub version: Option<Version>,
+    pub version: Option<TagVersion>,
     /// `sha256:…` when `pinDigest` is on.
     pub digest: Option<String>,
 }
@@ -415,41 +390,6 @@ pub async fn check(
     }))
 }
 
-/// `r10` > `r9`: runs of digits compare as numbers.
-fn natural_cmp(a: &str, b: &str) -> Ordering {
-    let (mut a, mut b) = (a, b);
-    loop {
-        match (a.is_empty(), b.is_empty()) {
-            (true, true) => return Ordering::Equal,
-            (true, false) => return Ordering::Less,
-            (false, true) => return Ordering::Greater,
-            _ => {}
-        }
-        let a_digit = a.starts_with(|c: char| c.is_ascii_digit());
-        let b_digit = b.starts_with(|c: char| c.is_ascii_digit());
-        let run = |s: &str, digits: bool| {
-            s.len()
-                - s.trim_start_matches(|c: char| c.is_ascii_digit() == digits)
-                    .len()
-        };
-        let (ra, rb) = (run(a, a_digit), run(b, b_digit));
-        let order = if a_digit && b_digit {
-            let (na, nb) = (
-                a[..ra].trim_start_matches('0'),
-                b[..rb].trim_start_matches('0'),
-            );
-            na.len().cmp(&nb.len()).then_with(|| na.cmp(nb))
-        } else {
-            a[..ra].cmp(&b[..rb])
-        };
-        if order != Ordering::Equal {
-            return order;
-        }
-        a = &a[ra..];
-        b = &b[rb..];
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,7 +403,7 @@ mod tests {
             tag_suffix: None,
             pre_release: false,
             tag_pattern: None,
-            floating_tags: false,
+            floating_tags: FloatingTags::Keep,
             pin_digest: false,
             files: Vec::new(),
             schedule: None,
@@ -496,7 +436,7 @@ mod tests {
         let c = select_tag(&s, None, &tags(&["1.10.0", "1.9.99"]))
             .unwrap()
             .unwrap();
-        assert_eq!(c.version, Version::new(1, 10, 0));
+        assert_eq!(c.version.numbers(), &[1, 10, 0]);
     }
 
     #[test]
@@ -642,30 +582,7 @@ mod tests {
     }
 
     #[test]
-    fn prerelease_is_not_a_suffix_but_can_precede_one() {
-        let parsed = parse_tag("1.2.3-rc1-alpine", "").unwrap();
-        assert_eq!(
-            (parsed.version.to_string().as_str(), parsed.suffix),
-            ("1.2.3-rc.1", "-alpine")
-        );
-        let parsed = parse_tag("1.2.3-alpine", "").unwrap();
-        assert_eq!(
-            (parsed.version.to_string().as_str(), parsed.suffix),
-            ("1.2.3", "-alpine")
-        );
-        let parsed = parse_tag("3.13.0b2", "").unwrap();
-        assert_eq!(
-            (parsed.version.to_string().as_str(), parsed.suffix),
-            ("3.13.0-beta.2", "")
-        );
-        let parsed = parse_tag("1.0.0-beta", "").unwrap();
-        assert_eq!(parsed.version.to_string(), "1.0.0-beta");
-        assert_eq!(parse_tag("1.2.3-bookworm", "").unwrap().suffix, "-bookworm");
-        assert_eq!(
-            parse_tag("1.2.3-rcx", "").unwrap().suffix,
-            "-rcx",
-            "a word that merely starts like rc"
-        );
+    fn prerelease_suffix_of_the_tag_in_use_is_kept() {
         // The tag in use is a pre-release with a suffix: its suffix is kept.
         let mut s = spec(">=1.0.0");
         s.pre_release = true;
@@ -677,45 +594,180 @@ mod tests {
     }
 
     #[test]
-    fn floating_tags_only_when_asked_and_at_the_same_precision() {
-        let list = [
-            "latest", "stable", "16", "16.4", "17", "17.2", "16.4.1", "17.2.1", "alpine",
-        ];
-        let mut s = spec(">=16.0.0");
-        assert_eq!(pick(&s, Some("16.4.0"), &list).as_deref(), Some("17.2.1"));
+    fn four_part_tags_compare_every_number() {
+        let s = spec("*");
         assert_eq!(
-            pick(&s, Some("latest"), &list).as_deref(),
-            Some("17.2.1"),
-            "a word in use: newest proposed"
+            pick(&s, Some("1.2.3.4"), &["1.2.3.5", "1.2.3.10", "1.2.3.3"]).as_deref(),
+            Some("1.2.3.10")
         );
-        s.floating_tags = true;
-        assert_eq!(pick(&s, Some("16"), &list).as_deref(), Some("17"));
-        assert_eq!(pick(&s, Some("16.4"), &list).as_deref(), Some("17.2"));
-        assert_eq!(pick(&s, Some("16.4.1"), &list).as_deref(), Some("17.2.1"));
-        let parsed = parse_tag("16.4", "").unwrap();
-        assert_eq!((parsed.version, parsed.parts), (Version::new(16, 4, 0), 2));
+        assert_eq!(
+            pick(&s, Some("1.2.3.4"), &["1.2.4.4", "1.2.4.7", "1.2.4"]).as_deref(),
+            Some("1.2.4.7"),
+            "the newest four-part tag, not a three-part one"
+        );
+        assert_eq!(pick(&s, Some("1.2.3.10"), &["1.2.3.9", "1.2.3.10"]), None);
+        // The range sees the first three numbers.
+        assert_eq!(
+            pick(&spec("<1.2.4"), Some("1.2.3.4"), &["1.2.3.9", "1.2.4.0"]).as_deref(),
+            Some("1.2.3.9")
+        );
+        assert_eq!(
+            pick(&s, Some("1.2.3.4-alpine"), &["1.2.3.5", "1.2.3.6-alpine"]).as_deref(),
+            Some("1.2.3.6-alpine")
+        );
     }
 
     #[test]
-    fn words_and_odd_shapes_are_not_versions() {
-        for tag in [
-            "latest",
-            "stable",
-            "main",
-            "sha-abc123",
-            "1.2.3alpine",
-            "",
-            "v",
-            "-1.2.3",
-            "x1.2.3",
-        ] {
-            assert!(parse_tag(tag, "").is_none(), "{tag:?}");
-        }
+    fn floating_tags_keep_their_number_of_parts() {
+        let list = [
+            "latest", "stable", "16", "16.4", "17", "17.2", "16.4.1", "17.2.1", "alpine",
+        ];
+        let s = spec(">=16.0.0");
+        assert_eq!(pick(&s, Some("16"), &list).as_deref(), Some("17"));
+        assert_eq!(pick(&s, Some("16.4"), &list).as_deref(), Some("17.2"));
+        assert_eq!(pick(&s, Some("16.4.1"), &list).as_deref(), Some("17.2.1"));
+        assert_eq!(pick(&s, Some("17"), &list), None);
         assert_eq!(
-            parse_tag("1.2.3.4", "").unwrap().suffix,
-            ".4",
-            "a fourth number is a suffix"
+            pick(&s, None, &list).as_deref(),
+            Some("17.2.1"),
+            "no tag in use: full versions only"
         );
+    }
+
+    #[test]
+    fn floating_tags_pin_moves_to_the_newest_full_version() {
+        let list = ["16", "16.4", "17", "17.2", "16.4.1", "17.2.1"];
+        let mut s = spec(">=16.0.0");
+        s.floating_tags = FloatingTags::Pin;
+        assert_eq!(pick(&s, Some("16"), &list).as_deref(), Some("17.2.1"));
+        assert_eq!(pick(&s, Some("16.4"), &list).as_deref(), Some("17.2.1"));
+        assert_eq!(pick(&s, Some("16.4.1"), &list).as_deref(), Some("17.2.1"));
+        // Four parts are not floating: they stay four.
+        assert_eq!(
+            pick(&s, Some("1.2.3.4"), &["1.2.3.5", "1.2.4"]).as_deref(),
+            None,
+            "outside the range"
+        );
+        assert_eq!(
+            pick(&spec("*"), Some("1.2.3.4"), &["1.2.3.5", "1.2.4"]).as_deref(),
+            Some("1.2.3.5")
+        );
+    }
+
+    #[test]
+    fn date_and_ubuntu_style_tags_get_bumps() {
+        let s = spec("*");
+        assert_eq!(
+            pick(
+                &s,
+                Some("20240101"),
+                &["20231201", "20240101", "20240315", "latest"]
+            )
+            .as_deref(),
+            Some("20240315")
+        );
+        assert_eq!(
+            pick(
+                &s,
+                Some("18.04"),
+                &["16.04", "18.04", "20.04", "22.04", "22.10", "jammy"]
+            )
+            .as_deref(),
+            Some("22.10")
+        );
+        assert_eq!(
+            pick(
+                &spec("<22.5.0"),
+                Some("18.04"),
+                &["20.04", "22.04", "22.10"]
+            )
+            .as_deref(),
+            Some("22.04"),
+            "a range keeps to LTS releases"
+        );
+        assert_eq!(
+            pick(
+                &s,
+                Some("20240101-alpine"),
+                &["20240315", "20240201-alpine"]
+            )
+            .as_deref(),
+            Some("20240201-alpine")
+        );
+    }
+
+    #[test]
+    fn a_word_in_use_gets_no_version_and_a_reason() {
+        let list = tags(&["1.0.0", "2.0.0", "latest", "stable"]);
+        let s = spec("*");
+        let policy = TagPolicy::new(&s).unwrap();
+        for word in ["latest", "stable", "main", "sha-abc123"] {
+            assert_eq!(
+                policy.choose(Some(word), &list),
+                Choice::NotAVersion { tag: word.into() },
+                "{word}"
+            );
+            assert_eq!(pick(&s, Some(word), &["1.0.0", "2.0.0"]), None, "{word}");
+        }
+        assert_eq!(policy.choose(Some("2.0.0"), &list), Choice::Current);
+        assert!(matches!(
+            policy.choose(Some("1.0.0"), &list),
+            Choice::Newer(Candidate { tag, .. }) if tag == "2.0.0"
+        ));
+        let why = Held::NotAVersion {
+            tag: Some("latest".into()),
+        }
+        .to_string();
+        assert!(
+            why.starts_with("latest is not a version;") && why.contains("1.2.3"),
+            "{why}"
+        );
+        assert!(
+            Held::NotAVersion { tag: None }
+                .to_string()
+                .contains("no tag (which means latest)")
+        );
+    }
+
+    #[test]
+    fn a_prerelease_in_use_moves_to_newer_prereleases_of_its_version() {
+        let s = spec("*");
+        let list = ["3.7.0b5", "3.7.0b10", "3.7.0rc1", "3.8.0b1", "3.6.9"];
+        assert_eq!(
+            pick(&s, Some("3.7.0b1"), &list).as_deref(),
+            Some("3.7.0rc1"),
+            "rc1 > b10 > b5, and not the next version's beta"
+        );
+        assert_eq!(
+            pick(&s, Some("3.7.0b1"), &["3.7.0b5", "3.7.0b10"]).as_deref(),
+            Some("3.7.0b10"),
+            "b10 > b5"
+        );
+        // Once the release ships it wins, and no pre-release follows it.
+        let shipped = ["3.7.0b10", "3.7.0", "3.8.0b1"];
+        assert_eq!(
+            pick(&s, Some("3.7.0b5"), &shipped).as_deref(),
+            Some("3.7.0")
+        );
+        assert_eq!(pick(&s, Some("3.7.0"), &shipped), None);
+        // A stable tag in use never moves to a pre-release with them off.
+        assert_eq!(pick(&s, Some("3.6.9"), &["3.7.0b10"]), None);
+    }
+
+    #[test]
+    fn dash_rc_and_beta_are_prereleases_not_a_suffix_family() {
+        let s = spec("*");
+        // Renovate reads `-rc1` as a suffix and would move 1.0.0-rc1 to
+        // 1.1.0-rc1 only; relbot reads a pre-release and moves to the release.
+        assert_eq!(
+            pick(&s, Some("1.0.0-rc1"), &["1.0.0", "1.1.0-rc1"]).as_deref(),
+            Some("1.0.0")
+        );
+        assert_eq!(
+            pick(&s, Some("1.0.0-beta"), &["1.0.0-beta.2", "1.0.0-rc1"]).as_deref(),
+            Some("1.0.0-rc1")
+        );
+        assert_eq!(pick(&s, Some("1.0.0"), &["1.1.0-beta", "1.1.0-rc1"]), None);
     }
 
     #[test]
