@@ -587,12 +587,13 @@ async fn github_app_auth_refusal_is_reported_once_without_retries() {
 
 #[tokio::test]
 async fn github_enterprise_base_url_keeps_its_path_and_graphql_moves_to_api_graphql() {
-    let gh = GitHubDouble::start().await;
+    let gh = GitHubDouble::start_enterprise().await;
     gh.add_repo(REPO, "main");
     gh.set_branch(REPO, "main", &"0".repeat(40));
     gh.set_branch(REPO, "relbot/django-api", SHA1);
     gh.set_required_checks(REPO, "main", &["ci/test"]);
     let mut settings = gh.client_settings(REPO);
+    // A trailing slash, as people paste it.
     settings.api_url = format!("{}/api/v3/", gh.url());
     let client = GitHubClient::new(settings).unwrap();
     let pr = client.create_pull(&spec("0.0.18")).await.unwrap().pull;
