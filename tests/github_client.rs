@@ -465,7 +465,7 @@ async fn github_auto_merge_outcomes() {
     // Nothing blocks the PR: GitHub refuses to wait.
     assert_eq!(
         client
-            .enable_auto_merge(&pr.node_id, MergeMethod::Squash)
+            .enable_auto_merge(&pr, MergeMethod::Squash)
             .await
             .unwrap(),
         AutoMergeOutcome::AlreadyClean
@@ -473,7 +473,7 @@ async fn github_auto_merge_outcomes() {
     gh.set_required_checks(REPO, "main", &["ci/test"]);
     assert_eq!(
         client
-            .enable_auto_merge(&pr.node_id, MergeMethod::Squash)
+            .enable_auto_merge(&pr, MergeMethod::Squash)
             .await
             .unwrap(),
         AutoMergeOutcome::Enabled
@@ -483,13 +483,17 @@ async fn github_auto_merge_outcomes() {
     gh.set_allow_auto_merge(REPO, false);
     assert_eq!(
         client
-            .enable_auto_merge(&pr.node_id, MergeMethod::Squash)
+            .enable_auto_merge(&pr, MergeMethod::Squash)
             .await
             .unwrap(),
         AutoMergeOutcome::Unavailable
     );
+    let unknown = PullRequestInfo {
+        node_id: "PR_nope".into(),
+        ..pr.clone()
+    };
     let err = client
-        .enable_auto_merge("PR_nope", MergeMethod::Squash)
+        .enable_auto_merge(&unknown, MergeMethod::Squash)
         .await
         .unwrap_err();
     assert!(
@@ -502,6 +506,50 @@ async fn github_auto_merge_outcomes() {
         .find(|r| r.path == "/graphql")
         .unwrap();
     assert_eq!(gql.body.unwrap()["variables"]["mergeMethod"], "SQUASH");
+}
+
+#[tokio::test]
+async fn github_auto_merge_is_pinned_to_the_commit_relbot_pushed() {
+    let (gh, client) = setup().await;
+    gh.set_required_checks(REPO, "main", &["ci/test"]);
+    let pr = client.create_pull(&spec("0.0.18")).await.unwrap().pull;
+    assert_eq!(pr.head_sha, SHA1);
+    // Someone pushes to the bump branch after relbot did.
+    gh.set_branch(REPO, "relbot/django-api", SHA2);
+    assert_eq!(
+        client
+            .enable_auto_merge(&pr, MergeMethod::Squash)
+            .await
+            .unwrap(),
+        AutoMergeOutcome::HeadMoved
+    );
+    assert!(gh.pull(REPO, 1).auto_merge.is_none(), "nothing was enabled");
+    let gql = gh
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/graphql")
+        .unwrap();
+    assert_eq!(gql.body.unwrap()["variables"]["expectedHeadOid"], SHA1);
+    // Through request_merge: an error that says the head changed, no merge.
+    let err = client
+        .request_merge(&pr, MergeMethod::Squash)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, GitHubError::HeadChanged { number: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains(SHA1), "{err}");
+    assert!(gh.merges(REPO).is_empty());
+    // Re-read (the next run): the new head is what gets pinned.
+    let fresh = client.get_pull(1).await.unwrap();
+    assert_eq!(
+        client
+            .enable_auto_merge(&fresh, MergeMethod::Squash)
+            .await
+            .unwrap(),
+        AutoMergeOutcome::Enabled
+    );
 }
 
 #[tokio::test]
@@ -599,7 +647,7 @@ async fn github_enterprise_base_url_keeps_its_path_and_graphql_moves_to_api_grap
     let pr = client.create_pull(&spec("0.0.18")).await.unwrap().pull;
     assert_eq!(
         client
-            .enable_auto_merge(&pr.node_id, MergeMethod::Merge)
+            .enable_auto_merge(&pr, MergeMethod::Merge)
             .await
             .unwrap(),
         AutoMergeOutcome::Enabled

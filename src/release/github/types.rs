@@ -80,6 +80,9 @@ pub enum AutoMergeOutcome {
     /// The repository does not allow auto-merge (or the base branch has no
     /// protection rules): merge ourselves once required checks pass.
     Unavailable,
+    /// The PR's head is no longer the commit relbot pushed (`expectedHeadOid`
+    /// refused): nothing was enabled; the next run re-reads the PR.
+    HeadMoved,
 }
 
 /// The verdict over a commit's statuses and check runs.
