@@ -172,6 +172,90 @@ async fn github_listing_follows_pagination_newest_first() {
 }
 
 #[tokio::test]
+async fn github_open_pull_listing_reads_past_ten_pages() {
+    let (gh, client) = setup().await;
+    for i in 0..1050 {
+        gh.seed_pull(
+            REPO,
+            "someone",
+            "relbot/django-api",
+            "main",
+            &format!("t{i}"),
+            "b",
+        );
+    }
+    let open = client.list_open_pulls().await.unwrap();
+    assert_eq!(open.len(), 1050);
+    assert_eq!(open.last().unwrap().number, 1);
+    assert_eq!(gh.request_lines().len(), 11);
+    assert_eq!(client.stats().snapshot().listings_truncated, 0);
+}
+
+#[tokio::test]
+async fn github_listing_cut_short_says_so_with_the_counts() {
+    let (gh, client) = setup().await;
+    for i in 0..250 {
+        gh.seed_pull(
+            REPO,
+            "someone",
+            "relbot/django-api",
+            "main",
+            &format!("t{i}"),
+            "b",
+        );
+    }
+    let client = client.with_list_page_limit(2);
+    let logs = LogCapture::default();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    let open = client.list_open_pulls().await.unwrap();
+    assert_eq!(open.len(), 200);
+    assert_eq!(open.first().unwrap().number, 250, "newest first");
+    assert_eq!(client.stats().snapshot().listings_truncated, 1);
+    let text = logs.text();
+    assert!(
+        text.contains("WARN")
+            && text.contains(
+                "listing open pull requests stopped after 2 pages: 200 read (newest first), 1 more page(s) not read"
+            ),
+        "{text}"
+    );
+}
+
+/// Collects what a tracing subscriber writes.
+#[derive(Clone, Default)]
+struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
 async fn github_supersede_marks_the_marker_and_comments() {
     let (gh, client) = setup().await;
     gh.set_branch(REPO, "release", SHA2);
@@ -410,7 +494,10 @@ async fn github_checks_combine_statuses_runs_and_required_names() {
     let (gh, client) = setup().await;
     gh.set_required_checks(REPO, "main", &["ci/test", "lint"]);
     let required = client.required_checks("main").await.unwrap();
-    assert_eq!(required, vec!["ci/test", "lint"]);
+    assert_eq!(
+        required.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec!["ci/test", "lint"]
+    );
     assert!(
         client
             .required_checks("unprotected")
@@ -456,6 +543,90 @@ async fn github_checks_combine_statuses_runs_and_required_names() {
         (summary.state, summary.failing),
         (ChecksState::Failure, vec!["e2e".to_string()])
     );
+}
+
+#[tokio::test]
+async fn github_checks_are_read_across_all_pages() {
+    let (gh, client) = setup().await;
+    for i in 0..150 {
+        gh.set_check_run(
+            REPO,
+            SHA1,
+            &format!("job-{i:03}"),
+            "completed",
+            Some("success"),
+        );
+        gh.set_status(REPO, SHA1, &format!("ci/{i:03}"), "success");
+    }
+    let summary = client.combined_status_and_checks(SHA1, &[]).await.unwrap();
+    assert_eq!(summary.state, ChecksState::Success);
+    // The failing ones sort last: on page 2 of each list.
+    gh.set_check_run(REPO, SHA1, "zz-e2e", "completed", Some("failure"));
+    gh.set_status(REPO, SHA1, "zz/security", "error");
+    gh.clear_requests();
+    let summary = client.combined_status_and_checks(SHA1, &[]).await.unwrap();
+    assert_eq!(summary.state, ChecksState::Failure);
+    assert_eq!(summary.failing, vec!["zz/security", "zz-e2e"]);
+    let pages: Vec<String> = gh
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.path, r.query.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(pages.len(), 4, "two pages of each: {pages:?}");
+    assert!(
+        pages.iter().all(|p| p.contains("per_page=100")),
+        "{pages:?}"
+    );
+    // A required check that only appears on page 2 is found there.
+    let required = vec![RequiredCheck {
+        context: "job-149".into(),
+        app_id: None,
+    }];
+    gh.set_check_run(REPO, SHA1, "zz-e2e", "completed", Some("success"));
+    gh.set_status(REPO, SHA1, "zz/security", "success");
+    let summary = client
+        .combined_status_and_checks(SHA1, &required)
+        .await
+        .unwrap();
+    assert_eq!(summary.state, ChecksState::Success, "{summary:?}");
+}
+
+#[tokio::test]
+async fn github_required_check_pinned_to_an_app_ignores_other_apps() {
+    let (gh, client) = setup().await;
+    gh.set_allow_auto_merge(REPO, false);
+    gh.set_required_checks_from_apps(REPO, "main", &[("ci/test", Some(4242))]);
+    let required = client.required_checks("main").await.unwrap();
+    assert_eq!(
+        required,
+        vec![RequiredCheck {
+            context: "ci/test".into(),
+            app_id: Some(4242)
+        }]
+    );
+    let pr = client.create_pull(&spec("0.0.18")).await.unwrap().pull;
+    // A same-named check from GitHub Actions and a same-named status: neither
+    // is the required check.
+    gh.set_check_run(REPO, SHA1, "ci/test", "completed", Some("success"));
+    gh.set_status(REPO, SHA1, "ci/test", "success");
+    assert_eq!(
+        client
+            .request_merge(&pr, MergeMethod::Squash)
+            .await
+            .unwrap(),
+        MergeOutcome::WaitingForChecks {
+            pending: vec!["ci/test (from GitHub App 4242)".into()]
+        }
+    );
+    assert!(gh.merges(REPO).is_empty());
+    gh.set_check_run_from_app(REPO, SHA1, "ci/test", 4242, "completed", Some("success"));
+    assert!(matches!(
+        client
+            .request_merge(&pr, MergeMethod::Squash)
+            .await
+            .unwrap(),
+        MergeOutcome::Merged { .. }
+    ));
 }
 
 #[tokio::test]

@@ -18,9 +18,11 @@
 //! (`https://host/api/v3`, whose GraphQL lives at `https://host/api/graphql`)
 //! and for tests.
 
+mod checks;
 pub mod decision;
 mod error;
 mod graphql;
+mod pages;
 mod rest;
 mod transport;
 mod types;
@@ -172,6 +174,8 @@ pub struct GitHubStats {
     pub prs_closed: AtomicU64,
     pub prs_merged: AtomicU64,
     pub automerge_enabled: AtomicU64,
+    /// Pull request listings cut short by their page bound.
+    pub listings_truncated: AtomicU64,
 }
 
 /// A point-in-time copy of [`GitHubStats`].
@@ -185,6 +189,7 @@ pub struct GitHubStatsSnapshot {
     pub prs_closed: u64,
     pub prs_merged: u64,
     pub automerge_enabled: u64,
+    pub listings_truncated: u64,
 }
 
 impl GitHubStats {
@@ -199,6 +204,7 @@ impl GitHubStats {
             prs_closed: get(&self.prs_closed),
             prs_merged: get(&self.prs_merged),
             automerge_enabled: get(&self.automerge_enabled),
+            listings_truncated: get(&self.listings_truncated),
         }
     }
 
@@ -216,6 +222,14 @@ pub struct GitHubClient {
     repo: String,
     retry: RetryPolicy,
     stats: Arc<GitHubStats>,
+    list_pages: ListPages,
+}
+
+/// How many pages of pull requests a listing reads before it stops.
+#[derive(Debug, Clone, Copy)]
+struct ListPages {
+    open: usize,
+    history: usize,
 }
 
 impl std::fmt::Debug for GitHubClient {
@@ -262,7 +276,22 @@ impl GitHubClient {
             repo,
             retry: settings.retry,
             stats: Arc::new(GitHubStats::default()),
+            list_pages: ListPages {
+                open: rest::OPEN_PULL_PAGES,
+                history: rest::BRANCH_HISTORY_PAGES,
+            },
         })
+    }
+
+    /// Bounds every pull request listing to `pages` pages of 100 (the
+    /// defaults: every open PR up to 100 pages, a branch's history 10).
+    pub fn with_list_page_limit(mut self, pages: usize) -> Self {
+        let pages = pages.max(1);
+        self.list_pages = ListPages {
+            open: pages,
+            history: pages,
+        };
+        self
     }
 
     /// Shares counters with other clients (one set per process for metrics).
