@@ -832,3 +832,150 @@ async fn github_enterprise_base_url_keeps_its_path_and_graphql_moves_to_api_grap
         ]
     );
 }
+
+#[tokio::test]
+async fn github_enterprise_with_an_app_mints_under_api_v3_for_rest_and_graphql() {
+    let gh = GitHubDouble::start_enterprise().await;
+    gh.add_repo(REPO, "main");
+    gh.set_branch(REPO, "main", &"0".repeat(40));
+    gh.set_branch(REPO, "relbot/django-api", SHA1);
+    gh.set_required_checks(REPO, "main", &["ci/test"]);
+    gh.set_app(
+        4242,
+        include_bytes!("support/fixtures/github-app-test-key.pub.pem"),
+        77,
+    );
+    let mut settings = gh.client_settings(REPO);
+    assert_eq!(settings.api_url, format!("{}/api/v3", gh.url()));
+    settings.auth = GitHubAuth::App {
+        app_id: 4242,
+        private_key_pem: octocrab::secrecy::SecretString::from(
+            include_str!("support/fixtures/github-app-test-key.pem").to_string(),
+        ),
+        installation_id: 77,
+    };
+    let client = GitHubClient::new(settings).unwrap();
+    let pr = client.create_pull(&spec("0.0.18")).await.unwrap().pull;
+    assert_eq!(
+        client
+            .request_merge(&pr, MergeMethod::Squash)
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {:?}", gh.request_lines())),
+        MergeOutcome::AutoMergeEnabled
+    );
+    assert_eq!(gh.pull(REPO, 1).auto_merge.as_deref(), Some("squash"));
+    assert_eq!(
+        gh.request_lines(),
+        vec![
+            "POST /api/v3/app/installations/77/access_tokens",
+            "POST /api/v3/repos/acme/cluster-config/pulls",
+            "POST /api/v3/repos/acme/cluster-config/issues/1/labels",
+            "POST /api/graphql",
+        ],
+        "one installation token, minted where GHES serves it, for REST and GraphQL"
+    );
+    assert!(
+        gh.requests()
+            .iter()
+            .all(|r| r.authenticated && (200..300).contains(&r.status)),
+        "{:?}",
+        gh.requests()
+    );
+}
+
+#[tokio::test]
+async fn github_renamed_repository_is_followed_for_reads_and_writes() {
+    let (gh, client) = setup().await;
+    let n = gh.seed_pull(
+        REPO,
+        "relbot[bot]",
+        "relbot/django-api",
+        "main",
+        "bump",
+        &PrMarker::new("django-api", "0.0.18").render(),
+    );
+    gh.rename_repo(REPO, "acme/platform-config");
+    let logs = LogCapture::default();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    // A write first: GitHub answers 307, repeated unchanged at the new place.
+    client.comment(n, "still here").await.unwrap();
+    assert_eq!(
+        gh.pull("acme/platform-config", n).comments,
+        vec!["still here"]
+    );
+    assert_eq!(client.repository(), "acme/platform-config");
+    let lines = gh.request_lines();
+    assert_eq!(
+        lines[0],
+        "POST /repos/acme/cluster-config/issues/1/comments"
+    );
+    assert!(
+        lines[1].starts_with("POST /repositories/") && lines[1].ends_with("/issues/1/comments"),
+        "{lines:?}"
+    );
+    let statuses: Vec<u16> = gh.requests().iter().map(|r| r.status).collect();
+    assert_eq!(&statuses[..2], &[307, 201]);
+    assert!(
+        logs.text()
+            .contains("github.repository acme/cluster-config has moved to acme/platform-config"),
+        "{}",
+        logs.text()
+    );
+    // From now on the new name is asked directly.
+    gh.clear_requests();
+    let found = client
+        .find_pulls_for_branch("relbot/django-api", PrStateFilter::Open)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert!(
+        gh.request_lines()
+            .iter()
+            .all(|l| l.contains("/repos/acme/platform-config/")),
+        "{:?}",
+        gh.request_lines()
+    );
+}
+
+#[tokio::test]
+async fn github_transferred_repository_lists_pulls_under_the_new_owner() {
+    let (gh, client) = setup().await;
+    gh.seed_pull(
+        REPO,
+        "relbot[bot]",
+        "relbot/django-api",
+        "main",
+        "bump",
+        &PrMarker::new("django-api", "0.0.18").render(),
+    );
+    gh.rename_repo(REPO, "platform/cluster-config");
+    // A GET to the old name: 301, followed. The head filter named the old
+    // owner (no match after a transfer), so relbot asks again with the new.
+    let found = client
+        .find_pulls_for_branch("relbot/django-api", PrStateFilter::Open)
+        .await
+        .unwrap();
+    assert_eq!(found.iter().map(|p| p.number).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(client.repository(), "platform/cluster-config");
+    let requests = gh.requests();
+    assert_eq!(requests[0].status, 301);
+    let last = requests.last().unwrap();
+    assert_eq!(last.path, "/repos/platform/cluster-config/pulls");
+    assert!(
+        last.query
+            .as_deref()
+            .unwrap()
+            .contains("head=platform:relbot/django-api")
+    );
+    // Creating the PR again is not tried: the decision sees the open one.
+    let plan = decide("django-api", "0.0.18", "main", &found);
+    assert!(matches!(
+        plan.action,
+        PrAction::UpdateInPlace { number: 1, .. }
+    ));
+}

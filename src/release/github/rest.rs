@@ -48,7 +48,25 @@ impl GitHubClient {
         head_branch: &str,
         state: PrStateFilter,
     ) -> Result<Vec<PullRequestInfo>, GitHubError> {
-        let head = format!("{}:{head_branch}", self.owner);
+        let owner = self.owner();
+        let pulls = self.list_branch_pulls(&owner, head_branch, state).await?;
+        // A transferred repository (learned while listing): the old owner's
+        // head label matches nothing; ask again with the new one.
+        if self.owner() != owner {
+            return self
+                .list_branch_pulls(&self.owner(), head_branch, state)
+                .await;
+        }
+        Ok(pulls)
+    }
+
+    async fn list_branch_pulls(
+        &self,
+        owner: &str,
+        head_branch: &str,
+        state: PrStateFilter,
+    ) -> Result<Vec<PullRequestInfo>, GitHubError> {
+        let head = format!("{owner}:{head_branch}");
         let first = self.repo_path(&format!(
             "/pulls?state={}&head={}&sort=created&direction=desc&per_page=100",
             state.as_str(),
