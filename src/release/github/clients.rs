@@ -20,6 +20,7 @@ use octocrab::secrecy::ExposeSecret;
 
 use super::GitHubAuth;
 use super::error::GitHubError;
+use super::transport::{AttemptError, describe_octocrab_error};
 
 /// Where a GraphQL request's credentials come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,10 +66,25 @@ impl Clients {
 }
 
 /// The `Authorization` value for a GraphQL request under `RestInstallationToken`.
-pub(crate) async fn installation_bearer(rest: &Octocrab) -> Result<HeaderValue, octocrab::Error> {
-    let token = rest.installation_token().await?;
-    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-        .expect("GitHub tokens are header-safe ASCII");
+pub(crate) async fn installation_bearer(rest: &Octocrab) -> Result<HeaderValue, GitHubError> {
+    let token = rest
+        .installation_token()
+        .await
+        .map_err(|e| match describe_octocrab_error(&e) {
+            AttemptError::AppToken(detail) => GitHubError::AppAuth { detail },
+            AttemptError::Transport(detail) => GitHubError::Transport {
+                method: "POST".into(),
+                path: "/app/installations/…/access_tokens".into(),
+                detail,
+            },
+        })?;
+    let mut value =
+        HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).map_err(|_| {
+            GitHubError::AppAuth {
+                detail: "GitHub minted an installation token that is not a valid header value"
+                    .into(),
+            }
+        })?;
     value.set_sensitive(true);
     Ok(value)
 }

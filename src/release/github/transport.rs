@@ -168,18 +168,7 @@ impl GitHubClient {
     pub(crate) async fn graphql_raw(&self, body: &Value) -> Result<RawResponse, GitHubError> {
         let authorization = match self.graphql_auth {
             GraphqlAuth::Own => None,
-            GraphqlAuth::RestInstallationToken => {
-                Some(installation_bearer(&self.rest).await.map_err(|e| {
-                    match describe_octocrab_error(&e) {
-                        AttemptError::AppToken(detail) => GitHubError::AppAuth { detail },
-                        AttemptError::Transport(detail) => GitHubError::Transport {
-                            method: "POST".into(),
-                            path: "/app/installations/…/access_tokens".into(),
-                            detail,
-                        },
-                    }
-                })?)
-            }
+            GraphqlAuth::RestInstallationToken => Some(installation_bearer(&self.rest).await?),
         };
         Sender {
             crab: &self.graphql,
