@@ -172,6 +172,90 @@ async fn github_listing_follows_pagination_newest_first() {
 }
 
 #[tokio::test]
+async fn github_open_pull_listing_reads_past_ten_pages() {
+    let (gh, client) = setup().await;
+    for i in 0..1050 {
+        gh.seed_pull(
+            REPO,
+            "someone",
+            "relbot/django-api",
+            "main",
+            &format!("t{i}"),
+            "b",
+        );
+    }
+    let open = client.list_open_pulls().await.unwrap();
+    assert_eq!(open.len(), 1050);
+    assert_eq!(open.last().unwrap().number, 1);
+    assert_eq!(gh.request_lines().len(), 11);
+    assert_eq!(client.stats().snapshot().listings_truncated, 0);
+}
+
+#[tokio::test]
+async fn github_listing_cut_short_says_so_with_the_counts() {
+    let (gh, client) = setup().await;
+    for i in 0..250 {
+        gh.seed_pull(
+            REPO,
+            "someone",
+            "relbot/django-api",
+            "main",
+            &format!("t{i}"),
+            "b",
+        );
+    }
+    let client = client.with_list_page_limit(2);
+    let logs = LogCapture::default();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    let open = client.list_open_pulls().await.unwrap();
+    assert_eq!(open.len(), 200);
+    assert_eq!(open.first().unwrap().number, 250, "newest first");
+    assert_eq!(client.stats().snapshot().listings_truncated, 1);
+    let text = logs.text();
+    assert!(
+        text.contains("WARN")
+            && text.contains(
+                "listing open pull requests stopped after 2 pages: 200 read (newest first), 1 more page(s) not read"
+            ),
+        "{text}"
+    );
+}
+
+/// Collects what a tracing subscriber writes.
+#[derive(Clone, Default)]
+struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogCapture {
+    type Writer = LogCapture;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
 async fn github_supersede_marks_the_marker_and_comments() {
     let (gh, client) = setup().await;
     gh.set_branch(REPO, "release", SHA2);
@@ -410,7 +494,10 @@ async fn github_checks_combine_statuses_runs_and_required_names() {
     let (gh, client) = setup().await;
     gh.set_required_checks(REPO, "main", &["ci/test", "lint"]);
     let required = client.required_checks("main").await.unwrap();
-    assert_eq!(required, vec!["ci/test", "lint"]);
+    assert_eq!(
+        required.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec!["ci/test", "lint"]
+    );
     assert!(
         client
             .required_checks("unprotected")
@@ -459,13 +546,97 @@ async fn github_checks_combine_statuses_runs_and_required_names() {
 }
 
 #[tokio::test]
+async fn github_checks_are_read_across_all_pages() {
+    let (gh, client) = setup().await;
+    for i in 0..150 {
+        gh.set_check_run(
+            REPO,
+            SHA1,
+            &format!("job-{i:03}"),
+            "completed",
+            Some("success"),
+        );
+        gh.set_status(REPO, SHA1, &format!("ci/{i:03}"), "success");
+    }
+    let summary = client.combined_status_and_checks(SHA1, &[]).await.unwrap();
+    assert_eq!(summary.state, ChecksState::Success);
+    // The failing ones sort last: on page 2 of each list.
+    gh.set_check_run(REPO, SHA1, "zz-e2e", "completed", Some("failure"));
+    gh.set_status(REPO, SHA1, "zz/security", "error");
+    gh.clear_requests();
+    let summary = client.combined_status_and_checks(SHA1, &[]).await.unwrap();
+    assert_eq!(summary.state, ChecksState::Failure);
+    assert_eq!(summary.failing, vec!["zz/security", "zz-e2e"]);
+    let pages: Vec<String> = gh
+        .requests()
+        .iter()
+        .map(|r| format!("{} {}", r.path, r.query.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(pages.len(), 4, "two pages of each: {pages:?}");
+    assert!(
+        pages.iter().all(|p| p.contains("per_page=100")),
+        "{pages:?}"
+    );
+    // A required check that only appears on page 2 is found there.
+    let required = vec![RequiredCheck {
+        context: "job-149".into(),
+        app_id: None,
+    }];
+    gh.set_check_run(REPO, SHA1, "zz-e2e", "completed", Some("success"));
+    gh.set_status(REPO, SHA1, "zz/security", "success");
+    let summary = client
+        .combined_status_and_checks(SHA1, &required)
+        .await
+        .unwrap();
+    assert_eq!(summary.state, ChecksState::Success, "{summary:?}");
+}
+
+#[tokio::test]
+async fn github_required_check_pinned_to_an_app_ignores_other_apps() {
+    let (gh, client) = setup().await;
+    gh.set_allow_auto_merge(REPO, false);
+    gh.set_required_checks_from_apps(REPO, "main", &[("ci/test", Some(4242))]);
+    let required = client.required_checks("main").await.unwrap();
+    assert_eq!(
+        required,
+        vec![RequiredCheck {
+            context: "ci/test".into(),
+            app_id: Some(4242)
+        }]
+    );
+    let pr = client.create_pull(&spec("0.0.18")).await.unwrap().pull;
+    // A same-named check from GitHub Actions and a same-named status: neither
+    // is the required check.
+    gh.set_check_run(REPO, SHA1, "ci/test", "completed", Some("success"));
+    gh.set_status(REPO, SHA1, "ci/test", "success");
+    assert_eq!(
+        client
+            .request_merge(&pr, MergeMethod::Squash)
+            .await
+            .unwrap(),
+        MergeOutcome::WaitingForChecks {
+            pending: vec!["ci/test (from GitHub App 4242)".into()]
+        }
+    );
+    assert!(gh.merges(REPO).is_empty());
+    gh.set_check_run_from_app(REPO, SHA1, "ci/test", 4242, "completed", Some("success"));
+    assert!(matches!(
+        client
+            .request_merge(&pr, MergeMethod::Squash)
+            .await
+            .unwrap(),
+        MergeOutcome::Merged { .. }
+    ));
+}
+
+#[tokio::test]
 async fn github_auto_merge_outcomes() {
     let (gh, client) = setup().await;
     let pr = client.create_pull(&spec("0.0.18")).await.unwrap().pull;
     // Nothing blocks the PR: GitHub refuses to wait.
     assert_eq!(
         client
-            .enable_auto_merge(&pr.node_id, MergeMethod::Squash)
+            .enable_auto_merge(&pr, MergeMethod::Squash)
             .await
             .unwrap(),
         AutoMergeOutcome::AlreadyClean
@@ -473,7 +644,7 @@ async fn github_auto_merge_outcomes() {
     gh.set_required_checks(REPO, "main", &["ci/test"]);
     assert_eq!(
         client
-            .enable_auto_merge(&pr.node_id, MergeMethod::Squash)
+            .enable_auto_merge(&pr, MergeMethod::Squash)
             .await
             .unwrap(),
         AutoMergeOutcome::Enabled
@@ -483,13 +654,17 @@ async fn github_auto_merge_outcomes() {
     gh.set_allow_auto_merge(REPO, false);
     assert_eq!(
         client
-            .enable_auto_merge(&pr.node_id, MergeMethod::Squash)
+            .enable_auto_merge(&pr, MergeMethod::Squash)
             .await
             .unwrap(),
         AutoMergeOutcome::Unavailable
     );
+    let unknown = PullRequestInfo {
+        node_id: "PR_nope".into(),
+        ..pr.clone()
+    };
     let err = client
-        .enable_auto_merge("PR_nope", MergeMethod::Squash)
+        .enable_auto_merge(&unknown, MergeMethod::Squash)
         .await
         .unwrap_err();
     assert!(
@@ -502,6 +677,50 @@ async fn github_auto_merge_outcomes() {
         .find(|r| r.path == "/graphql")
         .unwrap();
     assert_eq!(gql.body.unwrap()["variables"]["mergeMethod"], "SQUASH");
+}
+
+#[tokio::test]
+async fn github_auto_merge_is_pinned_to_the_commit_relbot_pushed() {
+    let (gh, client) = setup().await;
+    gh.set_required_checks(REPO, "main", &["ci/test"]);
+    let pr = client.create_pull(&spec("0.0.18")).await.unwrap().pull;
+    assert_eq!(pr.head_sha, SHA1);
+    // Someone pushes to the bump branch after relbot did.
+    gh.set_branch(REPO, "relbot/django-api", SHA2);
+    assert_eq!(
+        client
+            .enable_auto_merge(&pr, MergeMethod::Squash)
+            .await
+            .unwrap(),
+        AutoMergeOutcome::HeadMoved
+    );
+    assert!(gh.pull(REPO, 1).auto_merge.is_none(), "nothing was enabled");
+    let gql = gh
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/graphql")
+        .unwrap();
+    assert_eq!(gql.body.unwrap()["variables"]["expectedHeadOid"], SHA1);
+    // Through request_merge: an error that says the head changed, no merge.
+    let err = client
+        .request_merge(&pr, MergeMethod::Squash)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, GitHubError::HeadChanged { number: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains(SHA1), "{err}");
+    assert!(gh.merges(REPO).is_empty());
+    // Re-read (the next run): the new head is what gets pinned.
+    let fresh = client.get_pull(1).await.unwrap();
+    assert_eq!(
+        client
+            .enable_auto_merge(&fresh, MergeMethod::Squash)
+            .await
+            .unwrap(),
+        AutoMergeOutcome::Enabled
+    );
 }
 
 #[tokio::test]
@@ -587,18 +806,19 @@ async fn github_app_auth_refusal_is_reported_once_without_retries() {
 
 #[tokio::test]
 async fn github_enterprise_base_url_keeps_its_path_and_graphql_moves_to_api_graphql() {
-    let gh = GitHubDouble::start().await;
+    let gh = GitHubDouble::start_enterprise().await;
     gh.add_repo(REPO, "main");
     gh.set_branch(REPO, "main", &"0".repeat(40));
     gh.set_branch(REPO, "relbot/django-api", SHA1);
     gh.set_required_checks(REPO, "main", &["ci/test"]);
     let mut settings = gh.client_settings(REPO);
+    // A trailing slash, as people paste it.
     settings.api_url = format!("{}/api/v3/", gh.url());
     let client = GitHubClient::new(settings).unwrap();
     let pr = client.create_pull(&spec("0.0.18")).await.unwrap().pull;
     assert_eq!(
         client
-            .enable_auto_merge(&pr.node_id, MergeMethod::Merge)
+            .enable_auto_merge(&pr, MergeMethod::Merge)
             .await
             .unwrap(),
         AutoMergeOutcome::Enabled
@@ -611,4 +831,151 @@ async fn github_enterprise_base_url_keeps_its_path_and_graphql_moves_to_api_grap
             "POST /api/graphql",
         ]
     );
+}
+
+#[tokio::test]
+async fn github_enterprise_with_an_app_mints_under_api_v3_for_rest_and_graphql() {
+    let gh = GitHubDouble::start_enterprise().await;
+    gh.add_repo(REPO, "main");
+    gh.set_branch(REPO, "main", &"0".repeat(40));
+    gh.set_branch(REPO, "relbot/django-api", SHA1);
+    gh.set_required_checks(REPO, "main", &["ci/test"]);
+    gh.set_app(
+        4242,
+        include_bytes!("support/fixtures/github-app-test-key.pub.pem"),
+        77,
+    );
+    let mut settings = gh.client_settings(REPO);
+    assert_eq!(settings.api_url, format!("{}/api/v3", gh.url()));
+    settings.auth = GitHubAuth::App {
+        app_id: 4242,
+        private_key_pem: octocrab::secrecy::SecretString::from(
+            include_str!("support/fixtures/github-app-test-key.pem").to_string(),
+        ),
+        installation_id: 77,
+    };
+    let client = GitHubClient::new(settings).unwrap();
+    let pr = client.create_pull(&spec("0.0.18")).await.unwrap().pull;
+    assert_eq!(
+        client
+            .request_merge(&pr, MergeMethod::Squash)
+            .await
+            .unwrap_or_else(|e| panic!("{e}: {:?}", gh.request_lines())),
+        MergeOutcome::AutoMergeEnabled
+    );
+    assert_eq!(gh.pull(REPO, 1).auto_merge.as_deref(), Some("squash"));
+    assert_eq!(
+        gh.request_lines(),
+        vec![
+            "POST /api/v3/app/installations/77/access_tokens",
+            "POST /api/v3/repos/acme/cluster-config/pulls",
+            "POST /api/v3/repos/acme/cluster-config/issues/1/labels",
+            "POST /api/graphql",
+        ],
+        "one installation token, minted where GHES serves it, for REST and GraphQL"
+    );
+    assert!(
+        gh.requests()
+            .iter()
+            .all(|r| r.authenticated && (200..300).contains(&r.status)),
+        "{:?}",
+        gh.requests()
+    );
+}
+
+#[tokio::test]
+async fn github_renamed_repository_is_followed_for_reads_and_writes() {
+    let (gh, client) = setup().await;
+    let n = gh.seed_pull(
+        REPO,
+        "relbot[bot]",
+        "relbot/django-api",
+        "main",
+        "bump",
+        &PrMarker::new("django-api", "0.0.18").render(),
+    );
+    gh.rename_repo(REPO, "acme/platform-config");
+    let logs = LogCapture::default();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish(),
+    );
+    // A write first: GitHub answers 307, repeated unchanged at the new place.
+    client.comment(n, "still here").await.unwrap();
+    assert_eq!(
+        gh.pull("acme/platform-config", n).comments,
+        vec!["still here"]
+    );
+    assert_eq!(client.repository(), "acme/platform-config");
+    let lines = gh.request_lines();
+    assert_eq!(
+        lines[0],
+        "POST /repos/acme/cluster-config/issues/1/comments"
+    );
+    assert!(
+        lines[1].starts_with("POST /repositories/") && lines[1].ends_with("/issues/1/comments"),
+        "{lines:?}"
+    );
+    let statuses: Vec<u16> = gh.requests().iter().map(|r| r.status).collect();
+    assert_eq!(&statuses[..2], &[307, 201]);
+    assert!(
+        logs.text()
+            .contains("github.repository acme/cluster-config has moved to acme/platform-config"),
+        "{}",
+        logs.text()
+    );
+    // From now on the new name is asked directly.
+    gh.clear_requests();
+    let found = client
+        .find_pulls_for_branch("relbot/django-api", PrStateFilter::Open)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert!(
+        gh.request_lines()
+            .iter()
+            .all(|l| l.contains("/repos/acme/platform-config/")),
+        "{:?}",
+        gh.request_lines()
+    );
+}
+
+#[tokio::test]
+async fn github_transferred_repository_lists_pulls_under_the_new_owner() {
+    let (gh, client) = setup().await;
+    gh.seed_pull(
+        REPO,
+        "relbot[bot]",
+        "relbot/django-api",
+        "main",
+        "bump",
+        &PrMarker::new("django-api", "0.0.18").render(),
+    );
+    gh.rename_repo(REPO, "platform/cluster-config");
+    // A GET to the old name: 301, followed. The head filter named the old
+    // owner (no match after a transfer), so relbot asks again with the new.
+    let found = client
+        .find_pulls_for_branch("relbot/django-api", PrStateFilter::Open)
+        .await
+        .unwrap();
+    assert_eq!(found.iter().map(|p| p.number).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(client.repository(), "platform/cluster-config");
+    let requests = gh.requests();
+    assert_eq!(requests[0].status, 301);
+    let last = requests.last().unwrap();
+    assert_eq!(last.path, "/repos/platform/cluster-config/pulls");
+    assert!(
+        last.query
+            .as_deref()
+            .unwrap()
+            .contains("head=platform:relbot/django-api")
+    );
+    // Creating the PR again is not tried: the decision sees the open one.
+    let plan = decide("django-api", "0.0.18", "main", &found);
+    assert!(matches!(
+        plan.action,
+        PrAction::UpdateInPlace { number: 1, .. }
+    ));
 }

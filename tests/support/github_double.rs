@@ -19,6 +19,9 @@
 //! ```
 #![allow(dead_code)]
 
+#[path = "github_double_graphql.rs"]
+mod graphql_schema;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -106,8 +109,41 @@ pub struct MergeRecord {
 struct CheckState {
     /// context → state, latest wins
     statuses: BTreeMap<String, String>,
-    /// name → (status, conclusion)
-    runs: BTreeMap<String, (String, Option<String>)>,
+    /// (name, app id) → (status, conclusion): two apps may report the same name.
+    runs: BTreeMap<(String, u64), (String, Option<String>)>,
+}
+
+impl CheckState {
+    /// Whether `check` passed as branch protection reads it: a check pinned
+    /// to an app is satisfied only by that app's check run.
+    fn passed(&self, check: &RequiredCheck) -> bool {
+        let run_passed = |(s, c): &(String, Option<String>)| {
+            s == "completed" && matches!(c.as_deref(), Some("success" | "neutral" | "skipped"))
+        };
+        match check.app_id {
+            Some(app) => self
+                .runs
+                .get(&(check.context.clone(), app))
+                .is_some_and(run_passed),
+            None => {
+                self.statuses
+                    .get(&check.context)
+                    .is_some_and(|s| s == "success")
+                    || self
+                        .runs
+                        .iter()
+                        .any(|((name, _), run)| name == &check.context && run_passed(run))
+            }
+        }
+    }
+}
+
+/// A required check of a branch protection rule; `app_id: None` accepts any
+/// source (GitHub's `app_id: null`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiredCheck {
+    pub context: String,
+    pub app_id: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -119,7 +155,9 @@ struct RepoState {
     allow_auto_merge: bool,
     branches: HashMap<String, String>,
     git: Option<PathBuf>,
-    required_checks: HashMap<String, Vec<String>>,
+    required_checks: HashMap<String, Vec<RequiredCheck>>,
+    /// Old `owner/name`s that redirect here (renames and transfers).
+    former_names: Vec<String>,
     pulls: BTreeMap<u64, PullState>,
     checks: HashMap<String, CheckState>,
     merges: Vec<MergeRecord>,
@@ -141,6 +179,9 @@ struct DoubleState {
     log: Vec<RecordedRequest>,
     next_id: u64,
     bot_login: String,
+    /// GitHub Enterprise Server's layout: REST only under `/api/v3`, GraphQL
+    /// only at `/api/graphql` (github.com: REST at the root, `/graphql`).
+    enterprise: bool,
 }
 
 type Shared = Arc<Mutex<DoubleState>>;
@@ -160,6 +201,9 @@ impl Drop for GitHubDouble {
     }
 }
 
+/// GitHub Actions' App id on github.com: the source of most check runs.
+pub const ACTIONS_APP_ID: u64 = 15368;
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -168,11 +212,23 @@ impl GitHubDouble {
     /// The token the double accepts from the start.
     pub const TOKEN: &'static str = "ghp_doubletoken0123456789";
 
+    /// A double laid out like github.com (`https://api.github.com`).
     pub async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// A double laid out like GitHub Enterprise Server: REST under
+    /// `/api/v3`, GraphQL at `/api/graphql`, nothing else answers.
+    pub async fn start_enterprise() -> Self {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(enterprise: bool) -> Self {
         let state = Arc::new(Mutex::new(DoubleState {
             tokens: HashSet::from([Self::TOKEN.to_string()]),
             next_id: 1000,
             bot_login: "relbot[bot]".into(),
+            enterprise,
             ..Default::default()
         }));
         let app = Router::new().fallback(handle).with_state(state.clone());
@@ -195,9 +251,19 @@ impl GitHubDouble {
         }
     }
 
-    /// Base URL to configure as `github.apiUrl`.
+    /// The server's root URL (`http://127.0.0.1:port`).
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The URL to configure as `github.apiUrl`: the root on the github.com
+    /// layout, `…/api/v3` on the Enterprise layout.
+    pub fn api_url(&self) -> String {
+        if self.lock().enterprise {
+            format!("{}/api/v3", self.url())
+        } else {
+            self.url()
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, DoubleState> {
@@ -266,14 +332,48 @@ impl GitHubDouble {
         self.with_repo(full_name, |r| r.allow_auto_merge = allow);
     }
 
-    /// Protects `branch` with these required check names.
+    /// Protects `branch` with these required check names (any source).
     pub fn set_required_checks(&self, full_name: &str, branch: &str, checks: &[&str]) {
+        let checks: Vec<(&str, Option<u64>)> = checks.iter().map(|c| (*c, None)).collect();
+        self.set_required_checks_from_apps(full_name, branch, &checks);
+    }
+
+    /// Protects `branch` with required checks, each optionally pinned to the
+    /// GitHub App that must report it (`checks[].app_id`).
+    pub fn set_required_checks_from_apps(
+        &self,
+        full_name: &str,
+        branch: &str,
+        checks: &[(&str, Option<u64>)],
+    ) {
         self.with_repo(full_name, |r| {
             r.required_checks.insert(
                 branch.to_string(),
-                checks.iter().map(|c| c.to_string()).collect(),
+                checks
+                    .iter()
+                    .map(|(context, app_id)| RequiredCheck {
+                        context: context.to_string(),
+                        app_id: *app_id,
+                    })
+                    .collect(),
             );
         });
+    }
+
+    /// Renames or transfers a repository: the old name answers GitHub's
+    /// redirects (301 for GET, 307 for other methods) to
+    /// `/repositories/{id}/…`, and PR head labels carry the new owner.
+    pub fn rename_repo(&self, old: &str, new: &str) {
+        let (owner, name) = new.split_once('/').expect("owner/name");
+        let mut st = self.lock();
+        let mut repo = st
+            .repos
+            .remove(old)
+            .unwrap_or_else(|| panic!("double has no repo {old}"));
+        repo.owner = owner.into();
+        repo.name = name.into();
+        repo.former_names.push(old.to_string());
+        st.repos.insert(new.to_string(), repo);
     }
 
     /// Forces a PR's `mergeable_state` (e.g. `dirty`), `None` to compute it.
@@ -299,7 +399,8 @@ impl GitHubDouble {
         run_auto_merges(repo);
     }
 
-    /// A check run (`queued`/`in_progress`/`completed` + conclusion).
+    /// A check run (`queued`/`in_progress`/`completed` + conclusion),
+    /// reported by GitHub Actions.
     pub fn set_check_run(
         &self,
         full_name: &str,
@@ -308,13 +409,25 @@ impl GitHubDouble {
         status: &str,
         conclusion: Option<&str>,
     ) {
+        self.set_check_run_from_app(full_name, sha, name, ACTIONS_APP_ID, status, conclusion);
+    }
+
+    /// A check run reported by the GitHub App `app_id`.
+    pub fn set_check_run_from_app(
+        &self,
+        full_name: &str,
+        sha: &str,
+        name: &str,
+        app_id: u64,
+        status: &str,
+        conclusion: Option<&str>,
+    ) {
         let mut st = self.lock();
         let repo = st.repos.get_mut(full_name).expect("repo");
-        repo.checks
-            .entry(sha.to_string())
-            .or_default()
-            .runs
-            .insert(name.into(), (status.into(), conclusion.map(str::to_string)));
+        repo.checks.entry(sha.to_string()).or_default().runs.insert(
+            (name.into(), app_id),
+            (status.into(), conclusion.map(str::to_string)),
+        );
         run_auto_merges(repo);
     }
 
@@ -501,18 +614,12 @@ fn mergeable_state(repo: &RepoState, p: &PullState) -> String {
         return s.clone();
     }
     let checks = repo.checks.get(&p.head_sha).cloned().unwrap_or_default();
-    let passed = |name: &str| {
-        checks.statuses.get(name).is_some_and(|s| s == "success")
-            || checks.runs.get(name).is_some_and(|(s, c)| {
-                s == "completed" && matches!(c.as_deref(), Some("success" | "neutral" | "skipped"))
-            })
-    };
     let required = repo
         .required_checks
         .get(&p.base_ref)
         .cloned()
         .unwrap_or_default();
-    if !required.iter().all(|r| passed(r)) {
+    if !required.iter().all(|r| checks.passed(r)) {
         return "blocked".into();
     }
     let any_failed = checks
@@ -539,14 +646,8 @@ fn required_check_blocking(repo: &RepoState, p: &PullState) -> Option<String> {
         .get(&p.base_ref)
         .into_iter()
         .flatten()
-        .find_map(|name| {
-            let ok = checks.statuses.get(name).is_some_and(|s| s == "success")
-                || checks
-                    .runs
-                    .get(name)
-                    .is_some_and(|(s, c)| s == "completed" && c.as_deref() == Some("success"));
-            (!ok).then(|| name.clone())
-        })
+        .find(|check| !checks.passed(check))
+        .map(|check| check.context.clone())
 }
 
 fn run_auto_merges(repo: &mut RepoState) {
@@ -861,12 +962,17 @@ fn route(
     body: Option<&Value>,
     bearer: Option<&str>,
 ) -> Response {
-    // GitHub Enterprise layout: REST under /api/v3, GraphQL at /api/graphql.
+    // Each layout answers only its own paths, so a client that mixes them
+    // (e.g. minting an App token at GHES's `/api/app/…`) gets a 404.
     let original_path = path;
-    let path = match path.strip_prefix("/api/v3") {
-        Some(rest) => rest,
-        None if path == "/api/graphql" => "/graphql",
-        None => path,
+    let (prefix, path) = if st.enterprise {
+        match path.strip_prefix("/api/v3") {
+            Some(rest) if rest.starts_with('/') => ("/api/v3", rest),
+            _ if path == "/api/graphql" => ("", "/graphql"),
+            _ => return answer(404, error_body("Not Found")),
+        }
+    } else {
+        ("", path)
     };
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     if let ["app", "installations", id, "access_tokens"] = segments.as_slice()
@@ -878,12 +984,45 @@ fn route(
         return answer(401, error_body("Bad credentials"));
     }
     if segments.as_slice() == ["graphql"] && method == Method::POST {
-        return graphql(st, body);
+        return graphql(st, base, body);
     }
-    let ["repos", owner, name, rest @ ..] = segments.as_slice() else {
-        return answer(404, error_body("Not Found"));
+    // `/repos/{owner}/{name}/…`, or `/repositories/{id}/…` where GitHub's
+    // redirects for renamed and transferred repositories point.
+    let (full, rest) = match segments.as_slice() {
+        ["repos", owner, name, rest @ ..] => {
+            let asked = format!("{owner}/{name}");
+            // Owner and name are not case sensitive on GitHub.
+            let current = st
+                .repos
+                .keys()
+                .find(|k| k.eq_ignore_ascii_case(&asked))
+                .cloned();
+            if current.is_none()
+                && let Some(repo) = st.repos.values().find(|r| {
+                    r.former_names
+                        .iter()
+                        .any(|f| f.eq_ignore_ascii_case(&asked))
+                })
+            {
+                return moved(base, prefix, repo.id, rest, query, method);
+            }
+            match current {
+                Some(full) => (full, rest),
+                None => return answer(404, error_body("Not Found")),
+            }
+        }
+        ["repositories", id, rest @ ..] => {
+            match st
+                .repos
+                .iter()
+                .find(|(_, r)| id.parse::<u64>().ok() == Some(r.id))
+            {
+                Some((full, _)) => (full.clone(), rest),
+                None => return answer(404, error_body("Not Found")),
+            }
+        }
+        _ => return answer(404, error_body("Not Found")),
     };
-    let full = format!("{owner}/{name}");
     let bot = st.bot_login.clone();
     st.next_id += 1;
     let fresh_id = st.next_id;
@@ -916,8 +1055,12 @@ fn route(
             )
         }),
         (Method::POST, ["issues", n, "labels"]) => add_labels(base, repo, n, body),
-        (Method::GET, ["commits", sha, "status"]) => combined_status(base, repo, sha),
-        (Method::GET, ["commits", sha, "check-runs"]) => check_runs(base, repo, sha),
+        (Method::GET, ["commits", sha, "status"]) => {
+            combined_status(base, repo, sha, &q, original_path)
+        }
+        (Method::GET, ["commits", sha, "check-runs"]) => {
+            check_runs(base, repo, sha, &q, original_path)
+        }
         (
             Method::GET,
             [
@@ -932,9 +1075,10 @@ fn route(
                 Some(checks) => answer(
                     200,
                     json!({
-                        "url": format!("{base}{path}"), "strict": false, "contexts": checks,
-                        "checks": checks.iter().map(|c| json!({ "context": c, "app_id": null })).collect::<Vec<_>>(),
-                        "contexts_url": format!("{base}{path}/contexts")
+                        "url": format!("{base}{original_path}"), "strict": false,
+                        "contexts": checks.iter().map(|c| c.context.clone()).collect::<Vec<_>>(),
+                        "checks": checks.iter().map(|c| json!({ "context": c.context, "app_id": c.app_id })).collect::<Vec<_>>(),
+                        "contexts_url": format!("{base}{original_path}/contexts")
                     }),
                 ),
                 None => answer(404, error_body("Branch not protected")),
@@ -942,6 +1086,46 @@ fn route(
         }
         _ => answer(404, error_body("Not Found")),
     }
+}
+
+/// GitHub's answer for a repository's old name: 301 for GET and HEAD, 307
+/// for other methods (so clients repeat them unchanged), pointing at the
+/// repository's id.
+fn moved(
+    base: &str,
+    prefix: &str,
+    id: u64,
+    rest: &[&str],
+    query: Option<&str>,
+    method: &Method,
+) -> Response {
+    let mut location = format!("{base}{prefix}/repositories/{id}");
+    for segment in rest {
+        location.push('/');
+        location.push_str(segment);
+    }
+    if let Some(q) = query {
+        location.push('?');
+        location.push_str(q);
+    }
+    let status = if method == Method::GET || method == Method::HEAD {
+        301
+    } else {
+        307
+    };
+    let message = if status == 301 {
+        "Moved Permanently"
+    } else {
+        "Temporary Redirect"
+    };
+    let mut response = answer(
+        status,
+        json!({ "message": message, "url": location, "documentation_url": "https://docs.github.com/v3/#http-redirects" }),
+    );
+    response
+        .headers_mut()
+        .insert("location", HeaderValue::from_str(&location).unwrap());
+    response
 }
 
 fn parse_query(query: Option<&str>) -> HashMap<String, String> {
@@ -987,58 +1171,63 @@ fn with_pull(
     }
 }
 
+/// 422 for a query parameter outside its documented values.
+fn invalid_parameter(name: &str, value: &str, expected: &str) -> Response {
+    answer(
+        422,
+        json!({ "message": "Validation Failed", "errors": [{ "resource": "Search", "field": name, "code": "invalid", "message": format!("{name} {value:?} is not valid: expected {expected}") }], "documentation_url": "https://docs.github.com/rest/pulls/pulls#list-pull-requests" }),
+    )
+}
+
 fn list_pulls(base: &str, repo: &RepoState, q: &HashMap<String, String>, path: &str) -> Response {
     let state = q.get("state").map(String::as_str).unwrap_or("open");
-    let head = q.get("head").map(|h| {
-        h.split_once(':')
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_else(|| h.clone())
-    });
+    if !["open", "closed", "all"].contains(&state) {
+        return invalid_parameter("state", state, "open, closed or all");
+    }
+    for (key, allowed) in [
+        (
+            "sort",
+            &["created", "updated", "popularity", "long-running"][..],
+        ),
+        ("direction", &["asc", "desc"][..]),
+    ] {
+        if let Some(v) = q.get(key).filter(|v| !allowed.contains(&v.as_str())) {
+            return invalid_parameter(key, v, &allowed.join(", "));
+        }
+    }
+    // The description: `user:ref-name` or `organization:ref-name`. A head in
+    // another owner's namespace is a fork's branch: none exist here.
+    let head = match q.get("head") {
+        None => None,
+        Some(h) => match h.split_once(':') {
+            Some((owner, branch)) if !owner.is_empty() && !branch.is_empty() => {
+                Some((owner.eq_ignore_ascii_case(&repo.owner), branch.to_string()))
+            }
+            _ => return invalid_parameter("head", h, "user:ref-name"),
+        },
+    };
     let mut pulls: Vec<&PullState> = repo
         .pulls
         .values()
         .filter(|p| state == "all" || p.state == state)
-        .filter(|p| head.as_ref().is_none_or(|h| &p.head_ref == h))
+        .filter(|p| {
+            head.as_ref()
+                .is_none_or(|(same_owner, h)| *same_owner && &p.head_ref == h)
+        })
         .filter(|p| q.get("base").is_none_or(|b| &p.base_ref == b))
         .collect();
     if q.get("direction").map(String::as_str) != Some("asc") {
         pulls.reverse();
     }
-    let per_page: usize = q
-        .get("per_page")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30)
-        .clamp(1, 100);
-    let page: usize = q
-        .get("page")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
-        .max(1);
-    let total_pages = pulls.len().div_ceil(per_page).max(1);
-    let items: Vec<Value> = pulls
+    let page = match Page::of(pulls.len(), q, base, path) {
+        Ok(page) => page,
+        Err(response) => return *response,
+    };
+    let items: Vec<Value> = pulls[page.range.clone()]
         .iter()
-        .skip((page - 1) * per_page)
-        .take(per_page)
         .map(|p| pull_json(base, repo, p, false))
         .collect();
-    let mut response = answer(200, Value::from(items));
-    if page < total_pages {
-        let others: Vec<String> = q
-            .iter()
-            .filter(|(k, _)| *k != "page")
-            .map(|(k, v)| format!("{k}={}", v.replace(':', "%3A").replace('/', "%2F")))
-            .collect();
-        let link = |p: usize| format!("<{base}{path}?{}&page={p}>", others.join("&"));
-        let header = format!(
-            "{}; rel=\"next\", {}; rel=\"last\"",
-            link(page + 1),
-            link(total_pages)
-        );
-        response
-            .headers_mut()
-            .insert("link", HeaderValue::from_str(&header).unwrap());
-    }
-    response
+    page.answer(Value::from(items))
 }
 
 fn create_pull(
@@ -1053,20 +1242,46 @@ fn create_pull(
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    let (Some(title), Some(head), Some(base_ref)) = (field("title"), field("head"), field("base"))
-    else {
-        return answer(
+    let invalid = |field: &str, code: &str| {
+        answer(
             422,
-            json!({ "message": "Validation Failed", "errors": [{ "resource": "PullRequest", "field": "title", "code": "missing_field" }] }),
-        );
+            json!({ "message": "Validation Failed", "errors": [{ "resource": "PullRequest", "field": field, "code": code }], "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request" }),
+        )
+    };
+    // The description requires `head` and `base`; `title` is "required
+    // unless `issue` is specified"; everything else is optional.
+    for key in ["title", "head", "base", "body"] {
+        if body
+            .and_then(|b| b.get(key))
+            .is_some_and(|v| !(v.is_string() || key == "body" && v.is_null()))
+        {
+            return invalid(key, "invalid");
+        }
+    }
+    let (Some(head), Some(base_ref)) = (field("head"), field("base")) else {
+        let missing = if field("head").is_none() {
+            "head"
+        } else {
+            "base"
+        };
+        return invalid(missing, "missing_field");
+    };
+    let title = match (field("title"), body.and_then(|b| b.get("issue"))) {
+        (Some(title), _) => title,
+        // Converting an issue: the double holds pull requests only.
+        (None, Some(_)) => return invalid("issue", "invalid"),
+        (None, None) => return invalid("title", "missing_field"),
     };
     if let Some(response) = body_too_long(field("body").as_deref()) {
         return response;
     }
-    let head_branch = head
-        .split_once(':')
-        .map(|(_, b)| b.to_string())
-        .unwrap_or(head.clone());
+    // `owner:branch` names a branch in that owner's fork; only the
+    // repository's own owner has branches here.
+    let head_branch = match head.split_once(':') {
+        Some((owner, branch)) if owner.eq_ignore_ascii_case(&repo.owner) => branch.to_string(),
+        Some(_) => return invalid("head", "invalid"),
+        None => head.clone(),
+    };
     let Some(sha) = branch_sha(repo, &head_branch) else {
         return answer(
             422,
@@ -1131,6 +1346,16 @@ fn update_pull(base: &str, repo: &mut RepoState, n: &str, body: Option<&Value>) 
             .and_then(Value::as_str)
             .map(str::to_string)
     };
+    // `state` is the enum `open` | `closed` in the description; anything
+    // else (`merged`, a boolean, …) is refused.
+    if let Some(state) = body.and_then(|b| b.get("state"))
+        && !state.as_str().is_some_and(|s| s == "open" || s == "closed")
+    {
+        return answer(
+            422,
+            json!({ "message": "Validation Failed", "errors": [{ "resource": "PullRequest", "field": "state", "code": "invalid", "value": state }], "documentation_url": "https://docs.github.com/rest/pulls/pulls#update-a-pull-request" }),
+        );
+    }
     if let Some(state) = field("state") {
         let p = &repo.pulls[&number];
         if state == "open" && p.merged {
@@ -1249,17 +1474,24 @@ fn add_labels(base: &str, repo: &mut RepoState, n: &str, body: Option<&Value>) -
     let Some(number) = n.parse::<u64>().ok().filter(|n| repo.pulls.contains_key(n)) else {
         return answer(404, error_body("Not Found"));
     };
-    // GitHub takes `{"labels": [..]}` or a bare array.
-    let names: Vec<String> = body
+    // GitHub takes `{"labels": [..]}` or a bare array, with at least one
+    // item (`minItems: 1`), each a name or `{"name": ..}`.
+    let items = body
         .and_then(|b| b.get("labels").or(Some(b)))
         .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().or_else(|| v.get("name").and_then(Value::as_str)))
-                .map(str::to_string)
-                .collect()
-        })
+        .cloned()
         .unwrap_or_default();
+    let names: Vec<String> = items
+        .iter()
+        .filter_map(|v| v.as_str().or_else(|| v.get("name").and_then(Value::as_str)))
+        .map(str::to_string)
+        .collect();
+    if names.is_empty() || names.len() != items.len() {
+        return answer(
+            422,
+            json!({ "message": "Invalid request.\n\nFor 'properties/labels', [] should contain at least 1 item(s).", "documentation_url": "https://docs.github.com/rest/issues/labels#add-labels-to-an-issue", "status": "422" }),
+        );
+    }
     let p = repo.pulls.get_mut(&number).unwrap();
     for name in names {
         if !p.labels.contains(&name) {
@@ -1278,8 +1510,15 @@ fn add_labels(base: &str, repo: &mut RepoState, n: &str, body: Option<&Value>) -
     )
 }
 
-fn combined_status(base: &str, repo: &RepoState, sha: &str) -> Response {
+fn combined_status(
+    base: &str,
+    repo: &RepoState,
+    sha: &str,
+    q: &HashMap<String, String>,
+    path: &str,
+) -> Response {
     let checks = repo.checks.get(sha).cloned().unwrap_or_default();
+    // The combined state covers every status, whatever the page.
     let states: Vec<&String> = checks.statuses.values().collect();
     let state = if states.iter().any(|s| *s == "failure" || *s == "error") {
         "failure"
@@ -1289,45 +1528,155 @@ fn combined_status(base: &str, repo: &RepoState, sha: &str) -> Response {
         "success"
     };
     let api = format!("{base}/repos/{}/{}", repo.owner, repo.name);
-    let statuses: Vec<Value> = checks
-        .statuses
+    let all: Vec<(&String, &String)> = checks.statuses.iter().collect();
+    let page = match Page::of(all.len(), q, base, path) {
+        Ok(page) => page,
+        Err(response) => return *response,
+    };
+    let statuses: Vec<Value> = all[page.range.clone()]
         .iter()
         .enumerate()
-        .map(|(i, (context, state))| json!({
-            "url": format!("{api}/statuses/{sha}"), "avatar_url": null, "id": i + 1, "node_id": format!("SC_{i}"),
-            "state": state, "description": null, "target_url": null, "context": context,
-            "created_at": now(), "updated_at": now()
-        }))
+        .map(|(i, (context, state))| {
+            let id = page.range.start + i + 1;
+            json!({
+                "url": format!("{api}/statuses/{sha}"), "avatar_url": null, "id": id, "node_id": format!("SC_{id}"),
+                "state": state, "description": null, "target_url": null, "context": context,
+                "created_at": now(), "updated_at": now()
+            })
+        })
         .collect();
-    answer(
-        200,
-        json!({
-            "state": state, "statuses": statuses, "sha": sha, "total_count": checks.statuses.len(),
-            "repository": repo_json(base, repo), "commit_url": format!("{api}/commits/{sha}"), "url": format!("{api}/commits/{sha}/status")
-        }),
-    )
+    page.answer(json!({
+        "state": state, "statuses": statuses, "sha": sha, "total_count": all.len(),
+        "repository": repo_json(base, repo), "commit_url": format!("{api}/commits/{sha}"), "url": format!("{api}/commits/{sha}/status")
+    }))
 }
 
-fn check_runs(base: &str, repo: &RepoState, sha: &str) -> Response {
+fn app_json(base: &str, app_id: u64) -> Value {
+    let (slug, name) = if app_id == ACTIONS_APP_ID {
+        ("github-actions".to_string(), "GitHub Actions".to_string())
+    } else {
+        (format!("app-{app_id}"), format!("App {app_id}"))
+    };
+    json!({
+        "id": app_id, "slug": slug, "node_id": format!("MDM6QXBw{app_id}"), "client_id": format!("Iv1.{app_id:016}"),
+        "owner": user_json(base, "github", 9919), "name": name, "description": "",
+        "external_url": format!("{base}/apps/{slug}"), "html_url": format!("{base}/apps/{slug}"),
+        "created_at": "2018-07-30T09:30:17Z", "updated_at": "2024-04-10T20:33:16Z",
+        "permissions": { "checks": "write", "metadata": "read" }, "events": ["check_run"]
+    })
+}
+
+/// A check run as stored: ((name, app id), (status, conclusion)).
+type RunEntry<'a> = (&'a (String, u64), &'a (String, Option<String>));
+
+fn check_runs(
+    base: &str,
+    repo: &RepoState,
+    sha: &str,
+    q: &HashMap<String, String>,
+    path: &str,
+) -> Response {
     let checks = repo.checks.get(sha).cloned().unwrap_or_default();
     let api = format!("{base}/repos/{}/{}", repo.owner, repo.name);
-    let runs: Vec<Value> = checks
+    // The filters GitHub documents for this endpoint.
+    let all: Vec<RunEntry<'_>> = checks
         .runs
         .iter()
-        .enumerate()
-        .map(|(i, (name, (status, conclusion)))| json!({
-            "id": i + 1, "head_sha": sha, "node_id": format!("CR_{i}"), "external_id": "",
-            "url": format!("{api}/check-runs/{}", i + 1), "html_url": format!("{base}/runs/{}", i + 1), "details_url": null,
-            "status": status, "conclusion": conclusion, "started_at": now(),
-            "completed_at": if status == "completed" { Value::from(now()) } else { Value::Null },
-            "output": { "title": null, "summary": null, "text": null, "annotations_count": 0, "annotations_url": format!("{api}/check-runs/{}/annotations", i + 1) },
-            "name": name, "pull_requests": []
-        }))
+        .filter(|((name, _), _)| q.get("check_name").is_none_or(|n| n == name))
+        .filter(|((_, app), _)| q.get("app_id").is_none_or(|a| a == &app.to_string()))
+        .filter(|(_, (status, _))| q.get("status").is_none_or(|s| s == status))
         .collect();
-    answer(
-        200,
-        json!({ "total_count": runs.len(), "check_runs": runs }),
-    )
+    let page = match Page::of(all.len(), q, base, path) {
+        Ok(page) => page,
+        Err(response) => return *response,
+    };
+    let runs: Vec<Value> = all[page.range.clone()]
+        .iter()
+        .enumerate()
+        .map(|(i, ((name, app_id), (status, conclusion)))| {
+            let id = page.range.start + i + 1;
+            json!({
+                "id": id, "head_sha": sha, "node_id": format!("CR_{id}"), "external_id": "",
+                "url": format!("{api}/check-runs/{id}"), "html_url": format!("{base}/runs/{id}"), "details_url": null,
+                "status": status, "conclusion": conclusion, "started_at": now(),
+                "completed_at": if status == "completed" { Value::from(now()) } else { Value::Null },
+                "output": { "title": null, "summary": null, "text": null, "annotations_count": 0, "annotations_url": format!("{api}/check-runs/{id}/annotations") },
+                "name": name, "check_suite": { "id": 7000 + app_id }, "app": app_json(base, *app_id), "pull_requests": []
+            })
+        })
+        .collect();
+    page.answer(json!({ "total_count": all.len(), "check_runs": runs }))
+}
+
+/// One page of a list, as GitHub cuts it: `per_page` (default 30, at most
+/// 100) and `page` (from 1), with a `Link` header naming the first, previous,
+/// next and last pages that exist.
+struct Page {
+    range: std::ops::Range<usize>,
+    link: Option<String>,
+}
+
+impl Page {
+    fn of(
+        total: usize,
+        q: &HashMap<String, String>,
+        base: &str,
+        path: &str,
+    ) -> Result<Self, Box<Response>> {
+        let number = |key: &str, default: usize| -> Result<usize, Box<Response>> {
+            match q.get(key) {
+                None => Ok(default),
+                Some(v) => v.parse::<usize>().map_err(|_| {
+                    Box::new(answer(
+                        422,
+                        json!({ "message": format!("Invalid value for parameter '{key}': {v:?} is not an integer"), "documentation_url": "https://docs.github.com/rest/using-the-rest-api/using-pagination-in-the-rest-api" }),
+                    ))
+                }),
+            }
+        };
+        let per_page = number("per_page", 30)?.clamp(1, 100);
+        let page = number("page", 1)?.max(1);
+        let last = total.div_ceil(per_page).max(1);
+        let start = ((page - 1) * per_page).min(total);
+        let range = start..(start + per_page).min(total);
+        let mut others: Vec<String> = q
+            .iter()
+            .filter(|(k, _)| *k != "page")
+            .map(|(k, v)| format!("{k}={}", v.replace(':', "%3A").replace('/', "%2F")))
+            .collect();
+        others.sort();
+        let link = |p: usize, rel: &str| {
+            format!(
+                "<{base}{path}?{}&page={p}>; rel=\"{rel}\"",
+                others.join("&")
+            )
+        };
+        let mut rels = Vec::new();
+        if page > 1 {
+            rels.push(link(page - 1, "prev"));
+        }
+        if page < last {
+            rels.push(link(page + 1, "next"));
+            rels.push(link(last, "last"));
+        }
+        if page > 1 {
+            rels.push(link(1, "first"));
+        }
+        Ok(Self {
+            range,
+            link: (!rels.is_empty()).then(|| rels.join(", ")),
+        })
+    }
+
+    fn answer(&self, body: Value) -> Response {
+        let mut response = answer(200, body);
+        if let Some(link) = &self.link {
+            response
+                .headers_mut()
+                .insert("link", HeaderValue::from_str(link).unwrap());
+        }
+        response
+    }
 }
 
 fn graphql_error(kind: &str, message: &str) -> Response {
@@ -1340,30 +1689,58 @@ fn graphql_error(kind: &str, message: &str) -> Response {
     )
 }
 
-fn graphql(st: &mut DoubleState, body: Option<&Value>) -> Response {
-    let query = body
-        .and_then(|b| b.get("query"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if !query.contains("enablePullRequestAutoMerge") {
+/// `POST /graphql`: the document is checked against the schema first
+/// ([`graphql_schema::validate`]), then `enablePullRequestAutoMerge` runs
+/// with GitHub's refusals, and the answer carries what the selection asked.
+fn graphql(st: &mut DoubleState, base: &str, body: Option<&Value>) -> Response {
+    let Some(query) = body.and_then(|b| b.get("query")).and_then(Value::as_str) else {
         return answer(
             200,
-            json!({ "errors": [{ "message": "the double only answers enablePullRequestAutoMerge" }] }),
+            graphql_schema::errors(&[
+                "A query attribute must be specified and must be a string.".into()
+            ]),
         );
-    }
-    let vars = body
+    };
+    let variables = body
         .and_then(|b| b.get("variables"))
         .cloned()
         .unwrap_or(Value::Null);
-    let node_id = vars
+    let calls = match graphql_schema::validate(query, &variables) {
+        Ok(calls) => calls,
+        Err(problems) => return answer(200, graphql_schema::errors(&problems)),
+    };
+    let mut data = serde_json::Map::new();
+    for call in calls {
+        let payload = match enable_auto_merge(st, base, &call.input) {
+            Ok(payload) => payload,
+            Err(response) => return *response,
+        };
+        data.insert(
+            call.field.alias.clone().unwrap_or(call.field.name.clone()),
+            graphql_schema::project(&payload, &call.field.selections),
+        );
+    }
+    answer(200, json!({ "data": data }))
+}
+
+/// `enablePullRequestAutoMerge` with a checked input: the full payload, or
+/// GitHub's refusal.
+fn enable_auto_merge(
+    st: &mut DoubleState,
+    base: &str,
+    input: &serde_json::Map<String, Value>,
+) -> Result<Value, Box<Response>> {
+    let node_id = input
         .get("pullRequestId")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let method = vars
+    // The schema's default when `mergeMethod` is omitted.
+    let method = input
         .get("mergeMethod")
         .and_then(Value::as_str)
         .unwrap_or("MERGE")
         .to_ascii_lowercase();
+    let bot = st.bot_login.clone();
     let found = st.repos.values_mut().find_map(|r| {
         let n = r
             .pulls
@@ -1373,40 +1750,72 @@ fn graphql(st: &mut DoubleState, body: Option<&Value>) -> Response {
         Some((r, n))
     });
     let Some((repo, number)) = found else {
-        return answer(
+        return Err(Box::new(answer(
             200,
             json!({
                 "data": { "enablePullRequestAutoMerge": null },
                 "errors": [{ "type": "NOT_FOUND", "path": ["enablePullRequestAutoMerge"], "locations": [{ "line": 2, "column": 3 }],
                              "message": format!("Could not resolve to a node with the global id of '{node_id}'") }]
             }),
-        );
+        )));
     };
     sync_heads(repo);
     if !repo.allow_auto_merge {
-        return graphql_error(
+        return Err(Box::new(graphql_error(
             "UNPROCESSABLE",
             "Pull request Auto merge is not allowed for this repository",
-        );
+        )));
     }
     let p = repo.pulls[&number].clone();
     if p.state != "open" {
-        return graphql_error("UNPROCESSABLE", "Pull request Pull request is closed");
+        return Err(Box::new(graphql_error(
+            "UNPROCESSABLE",
+            "Pull request Pull request is closed",
+        )));
+    }
+    // The pin: refuse when the head is no longer the commit the caller saw.
+    if let Some(expected) = input.get("expectedHeadOid").and_then(Value::as_str)
+        && !p.head_sha.starts_with(&expected.to_ascii_lowercase())
+    {
+        return Err(Box::new(graphql_error(
+            "UNPROCESSABLE",
+            &format!(
+                "Pull request expected head oid {expected} does not match the current head oid {}",
+                p.head_sha
+            ),
+        )));
     }
     if mergeable_state(repo, &p) == "clean" {
-        return graphql_error(
+        return Err(Box::new(graphql_error(
             "UNPROCESSABLE",
             "Pull request Pull request is in clean status",
-        );
+        )));
     }
     let ts = now();
     repo.pulls.get_mut(&number).unwrap().auto_merge = Some(method.clone());
-    answer(
-        200,
-        json!({ "data": { "enablePullRequestAutoMerge": { "pullRequest": {
-        "number": number, "autoMergeRequest": { "enabledAt": ts, "mergeMethod": method.to_ascii_uppercase() }
-    } } } }),
-    )
+    let p = repo.pulls[&number].clone();
+    let actor = json!({
+        "login": bot, "avatarUrl": format!("{base}/avatars/u/42"),
+        "resourcePath": format!("/{bot}"), "url": format!("{base}/{bot}")
+    });
+    let url = format!("{base}/{}/{}/pull/{number}", repo.owner, repo.name);
+    let pull_request = json!({
+        "id": p.node_id, "number": number, "headRefOid": p.head_sha, "headRefName": p.head_ref,
+        "baseRefName": p.base_ref, "isDraft": false, "merged": p.merged, "state": "OPEN",
+        "title": p.title, "url": url,
+        "autoMergeRequest": {
+            "enabledAt": ts, "mergeMethod": method.to_ascii_uppercase(), "enabledBy": actor,
+            "authorEmail": input.get("authorEmail").cloned().unwrap_or(Value::Null),
+            "commitBody": input.get("commitBody").cloned().unwrap_or(Value::Null),
+            "commitHeadline": input.get("commitHeadline").cloned().unwrap_or(Value::Null),
+            "pullRequest": { "id": p.node_id, "number": number }
+        }
+    });
+    Ok(json!({
+        "actor": actor,
+        "clientMutationId": input.get("clientMutationId").cloned().unwrap_or(Value::Null),
+        "pullRequest": pull_request
+    }))
 }
 
 fn installation_token(st: &mut DoubleState, id: &str, bearer: Option<&str>) -> Response {
@@ -1471,7 +1880,7 @@ impl GitHubDouble {
     pub fn client_settings(&self, repository: &str) -> relbot::release::github::GithubSettings {
         use relbot::release::github::{GitHubAuth, GithubSettings, RetryPolicy};
         GithubSettings {
-            api_url: self.url(),
+            api_url: self.api_url(),
             repository: repository.to_string(),
             auth: GitHubAuth::Token(octocrab::secrecy::SecretString::from(
                 Self::TOKEN.to_string(),

@@ -66,6 +66,15 @@ pub enum GitHubError {
     )]
     NotMergeable { number: u64, message: String },
 
+    #[error(
+        "GitHub {method} {path}: {detail} (check github.repository and github.apiUrl / RELBOT_GITHUB_API_URL)"
+    )]
+    Redirect {
+        method: String,
+        path: String,
+        detail: String,
+    },
+
     #[error("GitHub GraphQL {operation}: {message}")]
     GraphQl {
         operation: &'static str,

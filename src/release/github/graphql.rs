@@ -6,19 +6,24 @@ use super::error::GitHubError;
 use super::types::*;
 use super::{GitHubClient, GitHubStats};
 
-const ENABLE_AUTO_MERGE: &str =
-    "mutation EnableAutoMerge($pullRequestId: ID!, $mergeMethod: PullRequestMergeMethod!) {
-  enablePullRequestAutoMerge(input: {pullRequestId: $pullRequestId, mergeMethod: $mergeMethod}) {
-    pullRequest { number autoMergeRequest { enabledAt mergeMethod } }
+/// `expectedHeadOid` pins the request to the commit relbot pushed: GitHub
+/// refuses it when the branch moved since (someone pushed after relbot), so
+/// a commit relbot never saw is not queued for merging in its name.
+const ENABLE_AUTO_MERGE: &str = "mutation EnableAutoMerge($pullRequestId: ID!, $mergeMethod: PullRequestMergeMethod!, $expectedHeadOid: GitObjectID!) {
+  enablePullRequestAutoMerge(input: {pullRequestId: $pullRequestId, mergeMethod: $mergeMethod, expectedHeadOid: $expectedHeadOid}) {
+    pullRequest { number headRefOid autoMergeRequest { enabledAt mergeMethod } }
   }
 }";
 
-/// How GitHub phrases the two refusals that are not failures. Matched on
+/// How GitHub phrases the refusals that are not failures. Matched on
 /// lower-cased substrings: GitHub prefixes them inconsistently
-/// ("Pull request Pull request is in clean status").
+/// ("Pull request Pull request is in clean status"), and does not document
+/// the wording of the `expectedHeadOid` refusal (it names the head oid).
 fn classify_refusal(message: &str) -> Option<AutoMergeOutcome> {
     let m = message.to_ascii_lowercase();
-    if m.contains("clean status") {
+    if m.contains("head oid") && !m.contains("doesn't accept argument") {
+        Some(AutoMergeOutcome::HeadMoved)
+    } else if m.contains("clean status") {
         Some(AutoMergeOutcome::AlreadyClean)
     } else if m.contains("auto merge is not allowed")
         || m.contains("auto-merge is not allowed")
@@ -41,15 +46,20 @@ fn graphql_merge_method(method: MergeMethod) -> &'static str {
 }
 
 impl GitHubClient {
-    /// Asks GitHub to merge the PR once its requirements are met.
+    /// Asks GitHub to merge `pull` once its requirements are met, provided
+    /// its head is still `pull.head_sha` (the commit relbot pushed).
     pub async fn enable_auto_merge(
         &self,
-        pr_node_id: &str,
+        pull: &PullRequestInfo,
         method: MergeMethod,
     ) -> Result<AutoMergeOutcome, GitHubError> {
         let request = json!({
             "query": ENABLE_AUTO_MERGE,
-            "variables": { "pullRequestId": pr_node_id, "mergeMethod": graphql_merge_method(method) },
+            "variables": {
+                "pullRequestId": pull.node_id,
+                "mergeMethod": graphql_merge_method(method),
+                "expectedHeadOid": pull.head_sha,
+            },
         });
         let response = self.graphql_raw(&request).await?;
         if response.status != 200 {
@@ -83,9 +93,16 @@ impl GitHubClient {
         if let Some(outcome) = errors.iter().find_map(|m| classify_refusal(m)) {
             return Ok(outcome);
         }
+        let mut message = errors.join("; ");
+        if message.contains("expectedHeadOid") {
+            // GitHub Enterprise Server releases before the argument existed.
+            message.push_str(
+                " (this GitHub Enterprise Server predates expectedHeadOid; relbot needs a release that has it to pin auto-merge to the commit it pushed)",
+            );
+        }
         Err(GitHubError::GraphQl {
             operation: "enablePullRequestAutoMerge",
-            message: errors.join("; "),
+            message,
         })
     }
 
@@ -99,8 +116,13 @@ impl GitHubClient {
         pull: &PullRequestInfo,
         method: MergeMethod,
     ) -> Result<MergeOutcome, GitHubError> {
-        match self.enable_auto_merge(&pull.node_id, method).await? {
+        match self.enable_auto_merge(pull, method).await? {
             AutoMergeOutcome::Enabled => Ok(MergeOutcome::AutoMergeEnabled),
+            AutoMergeOutcome::HeadMoved => Err(GitHubError::HeadChanged {
+                number: pull.number,
+                expected_sha: pull.head_sha.clone(),
+                message: "auto-merge was not enabled for a commit relbot did not push".into(),
+            }),
             AutoMergeOutcome::AlreadyClean => {
                 tracing::info!(
                     number = pull.number,
@@ -155,6 +177,19 @@ mod tests {
         );
         assert_eq!(
             classify_refusal("Could not resolve to a node with the global id of 'x'"),
+            None
+        );
+        assert_eq!(
+            classify_refusal(
+                "Pull request expected head oid 1111 does not match the current head oid 2222"
+            ),
+            Some(AutoMergeOutcome::HeadMoved)
+        );
+        // An old GHES without the argument is a failure, not a moved head.
+        assert_eq!(
+            classify_refusal(
+                "InputObject 'EnablePullRequestAutoMergeInput' doesn't accept argument 'expectedHeadOid'"
+            ),
             None
         );
     }

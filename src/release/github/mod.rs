@@ -18,9 +18,14 @@
 //! (`https://host/api/v3`, whose GraphQL lives at `https://host/api/graphql`)
 //! and for tests.
 
+mod checks;
+mod clients;
 pub mod decision;
 mod error;
 mod graphql;
+mod location;
+mod pages;
+mod redirect;
 mod rest;
 mod transport;
 mod types;
@@ -29,9 +34,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use clients::{Clients, GraphqlAuth};
+use location::Location;
 use octocrab::Octocrab;
-use octocrab::models::{AppId, InstallationId};
-use octocrab::secrecy::{ExposeSecret, SecretString};
+use octocrab::secrecy::SecretString;
 
 pub use decision::{PrAction, PrMarker, PrPlan, branch_for_policy, decide};
 pub use error::GitHubError;
@@ -172,6 +178,8 @@ pub struct GitHubStats {
     pub prs_closed: AtomicU64,
     pub prs_merged: AtomicU64,
     pub automerge_enabled: AtomicU64,
+    /// Pull request listings cut short by their page bound.
+    pub listings_truncated: AtomicU64,
 }
 
 /// A point-in-time copy of [`GitHubStats`].
@@ -185,6 +193,7 @@ pub struct GitHubStatsSnapshot {
     pub prs_closed: u64,
     pub prs_merged: u64,
     pub automerge_enabled: u64,
+    pub listings_truncated: u64,
 }
 
 impl GitHubStats {
@@ -199,6 +208,7 @@ impl GitHubStats {
             prs_closed: get(&self.prs_closed),
             prs_merged: get(&self.prs_merged),
             automerge_enabled: get(&self.automerge_enabled),
+            listings_truncated: get(&self.listings_truncated),
         }
     }
 
@@ -210,18 +220,28 @@ impl GitHubStats {
 /// A client bound to one repository.
 #[derive(Clone)]
 pub struct GitHubClient {
-    rest: Octocrab,
-    graphql: Octocrab,
-    owner: String,
-    repo: String,
+    rest: Arc<Octocrab>,
+    graphql: Arc<Octocrab>,
+    graphql_auth: GraphqlAuth,
+    /// `scheme://host[:port]` of the API: redirects may go nowhere else.
+    api_origin: String,
+    location: Arc<Location>,
     retry: RetryPolicy,
     stats: Arc<GitHubStats>,
+    list_pages: ListPages,
+}
+
+/// How many pages of pull requests a listing reads before it stops.
+#[derive(Debug, Clone, Copy)]
+struct ListPages {
+    open: usize,
+    history: usize,
 }
 
 impl std::fmt::Debug for GitHubClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GitHubClient")
-            .field("repository", &format!("{}/{}", self.owner, self.repo))
+            .field("repository", &self.repository())
             .finish_non_exhaustive()
     }
 }
@@ -248,21 +268,36 @@ impl GitHubClient {
                 ))
             })?;
         let api_url = settings.api_url.trim_end_matches('/').to_string();
-        let rest = build_octocrab(&api_url, &settings.auth)?;
-        let graphql_base = graphql_base_url(&api_url);
-        let graphql = if graphql_base == api_url {
-            rest.clone()
-        } else {
-            build_octocrab(&graphql_base, &settings.auth)?
-        };
+        let clients = Clients::build(&api_url, &settings.auth)?;
+        let api_origin = redirect::origin_of(&api_url).ok_or_else(|| {
+            GitHubError::Settings(format!(
+                "github.apiUrl {api_url:?} needs a scheme and host (https://api.github.com, https://ghe.example.com/api/v3)"
+            ))
+        })?;
         Ok(Self {
-            rest,
-            graphql,
-            owner,
-            repo,
+            rest: clients.rest,
+            graphql: clients.graphql,
+            graphql_auth: clients.graphql_auth,
+            api_origin,
+            location: Arc::new(Location::new(owner, repo)),
             retry: settings.retry,
             stats: Arc::new(GitHubStats::default()),
+            list_pages: ListPages {
+                open: rest::OPEN_PULL_PAGES,
+                history: rest::BRANCH_HISTORY_PAGES,
+            },
         })
+    }
+
+    /// Bounds every pull request listing to `pages` pages of 100 (the
+    /// defaults: every open PR up to 100 pages, a branch's history 10).
+    pub fn with_list_page_limit(mut self, pages: usize) -> Self {
+        let pages = pages.max(1);
+        self.list_pages = ListPages {
+            open: pages,
+            history: pages,
+        };
+        self
     }
 
     /// Shares counters with other clients (one set per process for metrics).
@@ -273,57 +308,6 @@ impl GitHubClient {
 
     pub fn stats(&self) -> &Arc<GitHubStats> {
         &self.stats
-    }
-
-    /// `owner/name`.
-    pub fn repository(&self) -> String {
-        format!("{}/{}", self.owner, self.repo)
-    }
-
-    fn repo_path(&self, rest: &str) -> String {
-        format!("/repos/{}/{}{rest}", self.owner, self.repo)
-    }
-}
-
-fn build_octocrab(api_url: &str, auth: &GitHubAuth) -> Result<Octocrab, GitHubError> {
-    let bad_url =
-        |_| GitHubError::Settings(format!("github.apiUrl {api_url:?} is not a valid URL"));
-    let builder = Octocrab::builder().base_uri(api_url).map_err(bad_url)?;
-    let built = match auth {
-        GitHubAuth::Token(token) => builder
-            .personal_token(token.expose_secret().to_string())
-            .build(),
-        GitHubAuth::App {
-            app_id,
-            private_key_pem,
-            installation_id,
-        } => {
-            let key = octocrab::jsonwebtoken::EncodingKey::from_rsa_pem(
-                private_key_pem.expose_secret().as_bytes(),
-            )
-            .map_err(|_| {
-                GitHubError::Settings(
-                    "the GitHub App private key is not a valid RSA PEM key".into(),
-                )
-            })?;
-            let app = builder
-                .app(AppId(*app_id), key)
-                .build()
-                .map_err(|e| GitHubError::Settings(format!("GitHub App client: {e}")))?;
-            app.installation(InstallationId(*installation_id))
-        }
-    };
-    built.map_err(|e| {
-        GitHubError::Settings(format!("building the GitHub client for {api_url}: {e}"))
-    })
-}
-
-/// GitHub.com serves GraphQL at `/graphql` next to REST; GitHub Enterprise
-/// serves REST under `/api/v3` and GraphQL at `/api/graphql`.
-fn graphql_base_url(api_url: &str) -> String {
-    match api_url.strip_suffix("/v3") {
-        Some(base) if base.ends_with("/api") => base.to_string(),
-        _ => api_url.to_string(),
     }
 }
 
@@ -338,22 +322,6 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         move |k| map.get(k).cloned()
-    }
-
-    #[test]
-    fn graphql_url_for_github_and_enterprise() {
-        assert_eq!(
-            graphql_base_url("https://api.github.com"),
-            "https://api.github.com"
-        );
-        assert_eq!(
-            graphql_base_url("https://ghe.example.com/api/v3"),
-            "https://ghe.example.com/api"
-        );
-        assert_eq!(
-            graphql_base_url("http://127.0.0.1:4000"),
-            "http://127.0.0.1:4000"
-        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! REST operations: pulls, comments, labels, merges, statuses and checks.
+//! REST operations on pull requests: list, open, edit, comment, label,
+//! close and merge.
 
 use http::Method;
 use serde::Deserialize;
@@ -6,12 +7,19 @@ use serde_json::{Value, json};
 
 use super::decision::PrMarker;
 use super::error::GitHubError;
+use super::pages::Page;
 use super::types::*;
 use super::{GitHubClient, GitHubStats};
 
-/// Listing stops after this many pages of 100 (newest first), so a policy
-/// with a long history of merged bumps cannot make a run unbounded.
-const MAX_LIST_PAGES: usize = 10;
+/// Pages of 100 read of one branch's pull requests, newest first: the
+/// decisions need the recent ones, and a policy with a long history of
+/// merged bumps must not make a run unbounded.
+pub(crate) const BRANCH_HISTORY_PAGES: usize = 10;
+
+/// Pages of 100 read of the open pull requests. relbot needs every one (its
+/// own PRs on branches it no longer uses are superseded from this list), so
+/// it reads on; the bound only stops a runaway listing.
+pub(crate) const OPEN_PULL_PAGES: usize = 100;
 
 impl GitHubClient {
     /// The repository's default branch and auto-merge setting.
@@ -40,13 +48,32 @@ impl GitHubClient {
         head_branch: &str,
         state: PrStateFilter,
     ) -> Result<Vec<PullRequestInfo>, GitHubError> {
-        let head = format!("{}:{head_branch}", self.owner);
+        let owner = self.owner();
+        let pulls = self.list_branch_pulls(&owner, head_branch, state).await?;
+        // A transferred repository (learned while listing): the old owner's
+        // head label matches nothing; ask again with the new one.
+        if self.owner() != owner {
+            return self
+                .list_branch_pulls(&self.owner(), head_branch, state)
+                .await;
+        }
+        Ok(pulls)
+    }
+
+    async fn list_branch_pulls(
+        &self,
+        owner: &str,
+        head_branch: &str,
+        state: PrStateFilter,
+    ) -> Result<Vec<PullRequestInfo>, GitHubError> {
+        let head = format!("{owner}:{head_branch}");
         let first = self.repo_path(&format!(
             "/pulls?state={}&head={}&sort=created&direction=desc&per_page=100",
             state.as_str(),
             encode_query_value(&head)
         ));
-        self.list_pulls(first).await
+        self.list_pulls(first, self.list_pages.history, "the branch's pull requests")
+            .await
     }
 
     /// Every open PR in the repository (to find relbot markers on branches
@@ -54,28 +81,42 @@ impl GitHubClient {
     pub async fn list_open_pulls(&self) -> Result<Vec<PullRequestInfo>, GitHubError> {
         self.list_pulls(
             self.repo_path("/pulls?state=open&sort=created&direction=desc&per_page=100"),
+            self.list_pages.open,
+            "open pull requests",
         )
         .await
     }
 
-    async fn list_pulls(&self, first: String) -> Result<Vec<PullRequestInfo>, GitHubError> {
-        let mut out = Vec::new();
-        let mut next = Some(first);
-        for _ in 0..MAX_LIST_PAGES {
-            let Some(path) = next.take() else { break };
-            let response = self.rest(Method::GET, &path, None).await?;
-            if response.status != 200 {
-                return Err(response.into_error(&Method::GET, &path));
-            }
-            let page: Vec<WirePull> = response.json(&Method::GET, &path)?;
-            out.extend(page.into_iter().map(PullRequestInfo::from));
-            next = response
-                .headers
-                .get("link")
-                .and_then(|v| v.to_str().ok())
-                .and_then(next_link_path);
+    /// Reads up to `max_pages`; a listing cut short is said so (a warning with
+    /// the counts, and `listings_truncated` in the stats), never passed off
+    /// as complete in silence.
+    async fn list_pulls(
+        &self,
+        first: String,
+        max_pages: usize,
+        what: &str,
+    ) -> Result<Vec<PullRequestInfo>, GitHubError> {
+        let listing = self
+            .read_pages(first, max_pages, |page: Vec<WirePull>| Page {
+                items: page,
+                total_count: None,
+            })
+            .await?;
+        if let Some(unread) = listing.unread {
+            GitHubStats::bump(&self.stats.listings_truncated);
+            tracing::warn!(
+                repository = %self.repository(),
+                read = listing.items.len(),
+                "listing {what} stopped after {} pages: {} read (newest first), {unread} not read; relbot decides on the ones it read",
+                listing.pages,
+                listing.items.len(),
+            );
         }
-        Ok(out)
+        Ok(listing
+            .items
+            .into_iter()
+            .map(PullRequestInfo::from)
+            .collect())
     }
 
     pub async fn get_pull(&self, number: u64) -> Result<PullRequestInfo, GitHubError> {
@@ -258,57 +299,6 @@ impl GitHubClient {
         }
     }
 
-    /// Check names the base branch requires, from its protection rules.
-    /// Empty when the branch is unprotected or the token may not read them.
-    pub async fn required_checks(&self, branch: &str) -> Result<Vec<String>, GitHubError> {
-        #[derive(Deserialize)]
-        struct Check {
-            context: String,
-        }
-        #[derive(Deserialize)]
-        struct Wire {
-            #[serde(default)]
-            contexts: Vec<String>,
-            #[serde(default)]
-            checks: Vec<Check>,
-        }
-        let path = self.repo_path(&format!(
-            "/branches/{}/protection/required_status_checks",
-            encode_path_segment(branch)
-        ));
-        let response = self.rest(Method::GET, &path, None).await?;
-        match response.status {
-            200 => {
-                let wire: Wire = response.json(&Method::GET, &path)?;
-                let mut names = wire.contexts;
-                names.extend(wire.checks.into_iter().map(|c| c.context));
-                names.sort();
-                names.dedup();
-                Ok(names)
-            }
-            403 | 404 => Ok(vec![]),
-            _ => Err(response.into_error(&Method::GET, &path)),
-        }
-    }
-
-    /// Commit statuses and check runs on `sha`, as one verdict. A `required`
-    /// name that has not reported yet counts as pending.
-    pub async fn combined_status_and_checks(
-        &self,
-        sha: &str,
-        required: &[String],
-    ) -> Result<ChecksSummary, GitHubError> {
-        let status_path = self.repo_path(&format!("/commits/{sha}/status?per_page=100"));
-        let status: WireCombinedStatus = self.expect_ok(Method::GET, &status_path, None).await?;
-        let runs_path = self.repo_path(&format!("/commits/{sha}/check-runs?per_page=100"));
-        let runs: WireCheckRuns = self.expect_ok(Method::GET, &runs_path, None).await?;
-        Ok(summarize_checks(
-            &status.statuses,
-            &runs.check_runs,
-            required,
-        ))
-    }
-
     async fn expect_ok<T: serde::de::DeserializeOwned>(
         &self,
         method: Method,
@@ -332,97 +322,6 @@ pub(crate) fn rest_merge_method(method: MergeMethod) -> &'static str {
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct WireStatus {
-    pub context: String,
-    pub state: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct WireCombinedStatus {
-    #[serde(default)]
-    statuses: Vec<WireStatus>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(crate) struct WireCheckRun {
-    pub name: String,
-    pub status: String,
-    #[serde(default)]
-    pub conclusion: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct WireCheckRuns {
-    #[serde(default)]
-    check_runs: Vec<WireCheckRun>,
-}
-
-/// The combined verdict. The combined status' own `state` is not used: it is
-/// `pending` when a commit has no statuses at all, which would block forever
-/// on repositories that only use check runs.
-pub(crate) fn summarize_checks(
-    statuses: &[WireStatus],
-    runs: &[WireCheckRun],
-    required: &[String],
-) -> ChecksSummary {
-    let mut failing = Vec::new();
-    let mut pending = Vec::new();
-    let mut seen = std::collections::BTreeSet::new();
-    for s in statuses {
-        seen.insert(s.context.as_str());
-        match s.state.as_str() {
-            "success" => {}
-            "pending" => pending.push(s.context.clone()),
-            _ => failing.push(s.context.clone()),
-        }
-    }
-    for r in runs {
-        seen.insert(r.name.as_str());
-        if r.status != "completed" {
-            pending.push(r.name.clone());
-            continue;
-        }
-        match r.conclusion.as_deref() {
-            Some("success" | "neutral" | "skipped") => {}
-            _ => failing.push(r.name.clone()),
-        }
-    }
-    for name in required {
-        if !seen.contains(name.as_str()) {
-            pending.push(name.clone());
-        }
-    }
-    let state = if !failing.is_empty() {
-        ChecksState::Failure
-    } else if !pending.is_empty() {
-        ChecksState::Pending
-    } else {
-        ChecksState::Success
-    };
-    ChecksSummary {
-        state,
-        failing,
-        pending,
-    }
-}
-
-/// The path of a `Link` header's `rel="next"` target, relative to the host.
-pub(crate) fn next_link_path(link: &str) -> Option<String> {
-    link.split(',')
-        .find(|part| part.contains("rel=\"next\""))
-        .and_then(|part| {
-            let url = part
-                .split(';')
-                .next()?
-                .trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>');
-            let uri: http::Uri = url.parse().ok()?;
-            uri.path_and_query().map(|pq| pq.as_str().to_string())
-        })
-}
-
 fn encode(value: &str, keep: &[u8]) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
@@ -439,82 +338,13 @@ fn encode_query_value(value: &str) -> String {
     encode(value, b":/")
 }
 
-fn encode_path_segment(value: &str) -> String {
+pub(crate) fn encode_path_segment(value: &str) -> String {
     encode(value, b"")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn status(context: &str, state: &str) -> WireStatus {
-        WireStatus {
-            context: context.into(),
-            state: state.into(),
-        }
-    }
-
-    fn run(name: &str, status: &str, conclusion: Option<&str>) -> WireCheckRun {
-        WireCheckRun {
-            name: name.into(),
-            status: status.into(),
-            conclusion: conclusion.map(Into::into),
-        }
-    }
-
-    #[test]
-    fn no_checks_and_nothing_required_is_success() {
-        assert_eq!(summarize_checks(&[], &[], &[]).state, ChecksState::Success);
-    }
-
-    #[test]
-    fn required_check_not_reported_is_pending() {
-        let s = summarize_checks(
-            &[],
-            &[run("lint", "completed", Some("success"))],
-            &["ci/test".into()],
-        );
-        assert_eq!(s.state, ChecksState::Pending);
-        assert_eq!(s.pending, vec!["ci/test"]);
-    }
-
-    #[test]
-    fn failures_beat_pending() {
-        let s = summarize_checks(
-            &[status("ci/test", "pending"), status("ci/e2e", "error")],
-            &[
-                run("lint", "in_progress", None),
-                run("build", "completed", Some("timed_out")),
-            ],
-            &[],
-        );
-        assert_eq!(s.state, ChecksState::Failure);
-        assert_eq!(s.failing, vec!["ci/e2e", "build"]);
-        assert_eq!(s.pending, vec!["ci/test", "lint"]);
-    }
-
-    #[test]
-    fn neutral_and_skipped_runs_pass() {
-        let s = summarize_checks(
-            &[status("ci/test", "success")],
-            &[
-                run("a", "completed", Some("neutral")),
-                run("b", "completed", Some("skipped")),
-            ],
-            &["ci/test".into(), "a".into()],
-        );
-        assert_eq!(s.state, ChecksState::Success);
-    }
-
-    #[test]
-    fn link_header_next_path() {
-        let link = r#"<https://api.github.com/repositories/1/pulls?page=2&per_page=100>; rel="next", <https://api.github.com/repositories/1/pulls?page=5&per_page=100>; rel="last""#;
-        assert_eq!(
-            next_link_path(link).as_deref(),
-            Some("/repositories/1/pulls?page=2&per_page=100")
-        );
-        assert_eq!(next_link_path(r#"<https://x/y?page=1>; rel="prev""#), None);
-    }
 
     #[test]
     fn query_and_path_encoding() {

@@ -8,11 +8,12 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::{HeaderMap, Method};
+use http::{HeaderMap, HeaderValue, Method};
 use octocrab::Octocrab;
 use rand::Rng;
 use serde_json::Value;
 
+use super::clients::{GraphqlAuth, installation_bearer};
 use super::error::{GitHubError, hint_for};
 use super::{GitHubClient, GitHubStats, RetryPolicy};
 
@@ -22,6 +23,9 @@ pub(crate) struct RawResponse {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: String,
+    /// GitHub redirected the request (a renamed or transferred repository)
+    /// and this is the answer from the new location.
+    pub redirected: bool,
 }
 
 impl RawResponse {
@@ -145,41 +149,71 @@ fn now_epoch() -> u64 {
 }
 
 impl GitHubClient {
-    pub(crate) async fn rest(
+    /// One REST request, redirects followed (see [`super::redirect`]).
+    pub(crate) async fn rest_once(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<RawResponse, GitHubError> {
-        send(&self.rest, &self.retry, &self.stats, method, path, body).await
+        let sender = Sender {
+            crab: &self.rest,
+            authorization: None,
+            policy: &self.retry,
+            stats: &self.stats,
+        };
+        super::redirect::follow(&sender, &self.api_origin, method, path, body).await
     }
 
     pub(crate) async fn graphql_raw(&self, body: &Value) -> Result<RawResponse, GitHubError> {
-        send(
-            &self.graphql,
-            &self.retry,
-            &self.stats,
-            Method::POST,
-            "/graphql",
-            Some(body),
-        )
+        let authorization = match self.graphql_auth {
+            GraphqlAuth::Own => None,
+            GraphqlAuth::RestInstallationToken => Some(installation_bearer(&self.rest).await?),
+        };
+        Sender {
+            crab: &self.graphql,
+            authorization,
+            policy: &self.retry,
+            stats: &self.stats,
+        }
+        .send(Method::POST, "/graphql", Some(body))
         .await
     }
 }
 
+/// What one request is sent with.
+pub(crate) struct Sender<'a> {
+    pub crab: &'a Octocrab,
+    /// An `Authorization` header to send instead of the client's own.
+    pub authorization: Option<HeaderValue>,
+    pub policy: &'a RetryPolicy,
+    pub stats: &'a GitHubStats,
+}
+
+impl Sender<'_> {
+    /// Sends with retries and rate-limit waits; redirects are answers here.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<RawResponse, GitHubError> {
+        send(self, method, path, body).await
+    }
+}
+
 async fn send(
-    crab: &Octocrab,
-    policy: &RetryPolicy,
-    stats: &GitHubStats,
+    sender: &Sender<'_>,
     method: Method,
     path: &str,
     body: Option<&Value>,
 ) -> Result<RawResponse, GitHubError> {
+    let (policy, stats) = (sender.policy, sender.stats);
     let mut failures = 0u32;
     let mut waits = 0u32;
     loop {
         GitHubStats::bump(&stats.requests);
-        let outcome = send_once(crab, &method, path, body).await;
+        let outcome = send_once(sender, &method, path, body).await;
         let retry_reason = match outcome {
             Err(AttemptError::AppToken(detail)) => return Err(GitHubError::AppAuth { detail }),
             Err(AttemptError::Transport(detail)) => {
@@ -239,7 +273,7 @@ async fn send(
 
 /// One attempt. Paths are relative so octocrab attaches credentials and the
 /// configured base URL; errors are rendered without request headers.
-enum AttemptError {
+pub(crate) enum AttemptError {
     /// The request did not get an answer (retryable).
     Transport(String),
     /// GitHub refused to mint an App installation token (not retryable).
@@ -247,19 +281,30 @@ enum AttemptError {
 }
 
 async fn send_once(
-    crab: &Octocrab,
+    sender: &Sender<'_>,
     method: &Method,
     path: &str,
     body: Option<&Value>,
 ) -> Result<RawResponse, AttemptError> {
+    let crab = sender.crab;
     let uri = http::Uri::try_from(path)
         .map_err(|e| AttemptError::Transport(format!("invalid path: {e}")))?;
-    let result = match *method {
-        Method::GET => crab._get(uri).await,
-        Method::POST => crab._post(uri, body).await,
-        Method::PATCH => crab._patch(uri, body).await,
-        Method::PUT => crab._put(uri, body).await,
-        Method::DELETE => crab._delete(uri, body).await,
+    let result = match (&sender.authorization, method) {
+        (Some(authorization), _) => {
+            let request = http::Request::builder()
+                .method(method.clone())
+                .uri(uri)
+                .header(http::header::AUTHORIZATION, authorization.clone());
+            match crab.build_request(request, body) {
+                Ok(request) => crab.execute(request).await,
+                Err(e) => Err(e),
+            }
+        }
+        (None, &Method::GET) => crab._get(uri).await,
+        (None, &Method::POST) => crab._post(uri, body).await,
+        (None, &Method::PATCH) => crab._patch(uri, body).await,
+        (None, &Method::PUT) => crab._put(uri, body).await,
+        (None, &Method::DELETE) => crab._delete(uri, body).await,
         _ => {
             return Err(AttemptError::Transport(format!(
                 "unsupported method {method}"
@@ -277,13 +322,14 @@ async fn send_once(
         status,
         headers,
         body,
+        redirected: false,
     })
 }
 
 /// octocrab's `Display` for some variants is just "GitHub"; say what
 /// happened. The only GitHub answers surfacing here come from minting a GitHub
 /// App installation token (every other request returns its raw response).
-fn describe_octocrab_error(error: &octocrab::Error) -> AttemptError {
+pub(crate) fn describe_octocrab_error(error: &octocrab::Error) -> AttemptError {
     if let octocrab::Error::GitHub { source, .. } = error {
         let status = source.status_code.as_u16();
         return AttemptError::AppToken(format!(

@@ -80,6 +80,27 @@ pub enum AutoMergeOutcome {
     /// The repository does not allow auto-merge (or the base branch has no
     /// protection rules): merge ourselves once required checks pass.
     Unavailable,
+    /// The PR's head is no longer the commit relbot pushed (`expectedHeadOid`
+    /// refused): nothing was enabled; the next run re-reads the PR.
+    HeadMoved,
+}
+
+/// A check the base branch's protection requires.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RequiredCheck {
+    /// The status context or check run name.
+    pub context: String,
+    /// The GitHub App that must report it; `None` accepts any source.
+    pub app_id: Option<u64>,
+}
+
+impl std::fmt::Display for RequiredCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.app_id {
+            Some(app) => write!(f, "{} (from GitHub App {app})", self.context),
+            None => write!(f, "{}", self.context),
+        }
+    }
 }
 
 /// The verdict over a commit's statuses and check runs.
