@@ -25,11 +25,22 @@ pub struct LoadedPolicy {
 impl LoadedConfig {
     /// Directory that relative paths in the config are resolved against.
     pub fn base_dir(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("."))
+        config_dir(&self.path)
     }
 
     pub fn application(&self, name: &str) -> Option<&super::Application> {
         self.config.applications.iter().find(|a| a.name == name)
+    }
+}
+
+/// The directory holding the configuration file. `Path::parent` of a bare
+/// file name (`relbot.yaml`, the default) is the empty path, which every
+/// file-system call refuses ("No such file or directory"); the directory a
+/// bare name lives in is the current one.
+pub fn config_dir(config_file: &Path) -> &Path {
+    match config_file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
     }
 }
 
@@ -39,7 +50,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
     let mut problems = validate_config(path, &config);
     let policies = match &config.policies {
         Some(dir) => {
-            let dir = path.parent().unwrap_or(Path::new(".")).join(dir);
+            let dir = config_dir(path).join(dir);
             match load_policies(&dir) {
                 Ok(p) => p,
                 Err(e) => {
@@ -315,6 +326,14 @@ mod tests {
         let err = parse_str::<Config>(Path::new("relbot.yaml"), text).unwrap_err();
         assert_eq!(err.problems.len(), 1, "{err}");
         err.problems.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_bare_file_name_lives_in_the_current_directory() {
+        assert_eq!(config_dir(Path::new("relbot.yaml")), Path::new("."));
+        assert_eq!(config_dir(Path::new("./relbot.yaml")), Path::new("."));
+        assert_eq!(config_dir(Path::new("repo/relbot.yaml")), Path::new("repo"));
+        assert_eq!(config_dir(Path::new("/relbot.yaml")), Path::new("/"));
     }
 
     #[test]
