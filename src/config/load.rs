@@ -116,27 +116,15 @@ pub(crate) fn parse_str<T: DeserializeOwned>(path: &Path, text: &str) -> Result<
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
     serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line() as usize, l.column() as usize))
-            .unwrap_or((0, 0));
+        let described = crate::yaml_message::describe(&e, text);
         ConfigError::from(ConfigProblem {
             file: path.to_path_buf(),
-            line,
-            column,
+            line: described.line,
+            column: described.column,
             field: None,
-            message: strip_location(&e.to_string()),
+            message: described.message,
         })
     })
-}
-
-/// serde-saphyr appends " at line L column C" to messages; we print the
-/// location in front instead, compiler-style.
-fn strip_location(message: &str) -> String {
-    match message.find(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
-    }
 }
 
 fn file_problem(path: &Path, message: String) -> ConfigProblem {
