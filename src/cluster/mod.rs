@@ -4,3 +4,4 @@
 pub mod client;
 pub mod discovery;
 pub mod health;
+pub mod kube_error;
