@@ -71,6 +71,53 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
     })
 }
 
+/// The configuration of a plain folder of manifests that has no
+/// `relbot.yaml` (`relbot validate --source DIR`, like `kubectl apply -f DIR
+/// -R`): one application `name` at the folder's root, `namespace` for
+/// objects that name none, no policies. Checked by the same rules as a file.
+pub fn for_folder(dir: &Path, name: &str, namespace: &str) -> Result<LoadedConfig, ConfigError> {
+    let path = dir.join("relbot.yaml");
+    let application = super::Application {
+        name: name.to_string(),
+        path: PathBuf::from("."),
+        namespace: Some(namespace.to_string()),
+        include: Vec::new(),
+        exclude: Vec::new(),
+        sync: super::SyncPolicy::default(),
+        ignore: Vec::new(),
+    };
+    let config = Config {
+        repo: None,
+        applications: vec![application],
+        github: None,
+        policies: None,
+        registries: Vec::new(),
+        apply: super::ApplySettings::default(),
+        status: super::StatusSettings::default(),
+    };
+    let problems: Vec<ConfigProblem> = validate_config(&path, &config)
+        .into_iter()
+        .map(|mut problem| {
+            // Name the flag that set the value, not a file that does not exist.
+            problem.file = dir.to_path_buf();
+            problem.field = problem.field.map(|field| match field.rsplit('.').next() {
+                Some("name") => "--app-name".to_string(),
+                Some("namespace") => "--namespace".to_string(),
+                _ => field,
+            });
+            problem
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(ConfigError { problems });
+    }
+    Ok(LoadedConfig {
+        path,
+        config,
+        policies: Vec::new(),
+    })
+}
+
 /// Loads every `*.yaml`/`*.yml` in `dir` as an ImagePolicy.
 pub fn load_policies(dir: &Path) -> Result<Vec<LoadedPolicy>, ConfigError> {
     let entries = std::fs::read_dir(dir)
@@ -322,6 +369,23 @@ mod tests {
         assert_eq!(config_dir(Path::new("./relbot.yaml")), Path::new("."));
         assert_eq!(config_dir(Path::new("repo/relbot.yaml")), Path::new("repo"));
         assert_eq!(config_dir(Path::new("/relbot.yaml")), Path::new("/"));
+    }
+
+    #[test]
+    fn a_plain_folder_is_one_application_at_its_root() {
+        let loaded = for_folder(Path::new("manifests"), "web", "shop").unwrap();
+        assert_eq!(loaded.base_dir(), Path::new("manifests"));
+        let app = &loaded.config.applications[0];
+        assert_eq!(
+            (app.name.as_str(), app.path.as_path()),
+            ("web", Path::new("."))
+        );
+        assert_eq!(app.namespace.as_deref(), Some("shop"));
+        let err = for_folder(Path::new("m"), "Web_App", "shop").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "m: --app-name: \"Web_App\" is not a DNS-1123 label (lowercase letters, digits, '-'; at most 63)"
+        );
     }
 
     #[test]

@@ -14,6 +14,6 @@ mod types;
 pub use cron::CronSchedule;
 pub use duration::ConfigDuration;
 pub use error::{ConfigError, ConfigProblem};
-pub use load::{LoadedConfig, LoadedPolicy, config_dir, load, load_policies};
+pub use load::{LoadedConfig, LoadedPolicy, config_dir, for_folder, load, load_policies};
 pub use range::VersionRange;
 pub use types::*;

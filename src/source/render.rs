@@ -89,6 +89,21 @@ pub fn render_application(root: &Path, app: &Application) -> Result<Vec<Manifest
 /// Renders one application, collecting every problem instead of stopping at
 /// the first. Objects are in file order; validation and sorting come later.
 pub fn render(root: &Path, app: &Application, options: &RenderOptions) -> Rendering {
+    // `path: .` (a repository that is one application, or a plain folder)
+    // would name every file `./x.yaml`; origins read as written from the root.
+    if app
+        .path
+        .components()
+        .any(|c| c == std::path::Component::CurDir)
+    {
+        let mut app = app.clone();
+        app.path = app
+            .path
+            .components()
+            .filter(|c| *c != std::path::Component::CurDir)
+            .collect();
+        return render(root, &app, options);
+    }
     let dir = root.join(&app.path);
     let mut rendering = Rendering::default();
     if !dir.is_dir() {
@@ -396,8 +411,9 @@ fn not_an_object(file: &Path, document: &yaml::Document) -> ValidationProblem {
     const OBJECT: &str = "a Kubernetes object (a mapping with apiVersion, kind and metadata)";
     let message = match &document.value {
         Value::Array(items) if items.iter().any(is_object_like) => format!(
-            "this document is a list of {} items, not {OBJECT}; write one object per document, separated by `---` lines, instead of `- ` items",
-            items.len()
+            "this document is a list of {} item{}, not {OBJECT}; write one object per document, separated by `---` lines, instead of `- ` items",
+            items.len(),
+            if items.len() == 1 { "" } else { "s" }
         ),
         Value::Array(_) => format!("this document is a list, not {OBJECT}"),
         Value::String(text) => format!(
