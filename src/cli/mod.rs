@@ -5,6 +5,7 @@ mod bump;
 mod completion;
 mod first_sync;
 pub mod folder;
+mod patch;
 pub mod logging;
 pub mod progress;
 mod serve;
