@@ -16,3 +16,4 @@ pub mod server;
 pub mod source;
 pub mod sync;
 pub mod tls;
+pub mod yaml_message;

@@ -5,9 +5,9 @@
 //! codes: 0 nothing to bump or bumps published, 1 a dry-run found bumps,
 //! 2 error.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use relbot::cluster::client::ClusterTarget;
 use relbot::config::LoadedConfig;
 use relbot::progress::Progress;
@@ -39,11 +39,30 @@ pub struct BumpArgs {
     /// Working clone for publishing [default: $RELBOT_CACHE_DIR/bump, else ~/.cache/relbot/bump]
     #[arg(long, value_name = "DIR")]
     pub work_dir: Option<PathBuf>,
-    #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
-    pub output: OutputFormat,
+    #[arg(long, short, value_enum, default_value_t = BumpOutput::Text)]
+    pub output: BumpOutput,
+}
+
+/// `relbot bump`'s output: the shared formats, and a patch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BumpOutput {
+    /// For people: one line per policy and `old → new` per changed line
+    #[value(alias = "table")]
+    Text,
+    /// For scripts
+    Json,
+    Yaml,
+    /// With --dry-run: each edit as a unified diff, as `git diff` shows it
+    Diff,
 }
 
 pub fn run(global: &GlobalArgs, args: BumpArgs) -> Outcome {
+    if args.output == BumpOutput::Diff && !args.dry_run {
+        eprintln!(
+            "error: --output diff shows the edits a dry run proposes; add --dry-run (a published bump's diff is its pull request)"
+        );
+        return Outcome::Failed;
+    }
     let loaded = match super::load_config(global, &args.source, "nothing was changed.") {
         Ok(loaded) => loaded,
         Err(outcome) => return outcome,
@@ -70,7 +89,7 @@ pub fn run(global: &GlobalArgs, args: BumpArgs) -> Outcome {
             return Outcome::Failed;
         }
     };
-    print_report(&report, args.output);
+    print_report(&report, args.output, &root_of(&loaded, &args));
     if report.failed() {
         Outcome::Failed
     } else if report.dry_run && report.bumps().next().is_some() {
@@ -96,11 +115,7 @@ async fn bump(
     }
     let credentials = RegistryCredentials::from_environment().map_err(|e| e.to_string())?;
     let registry = RegistryClient::new(settings, credentials).map_err(|e| e.to_string())?;
-    let root = args
-        .source
-        .source
-        .clone()
-        .unwrap_or_else(|| loaded.base_dir().to_path_buf());
+    let root = root_of(loaded, args);
     let options = BumpOptions {
         only: args.policies.clone(),
         dry_run: args.dry_run,
@@ -188,17 +203,60 @@ fn work_dir(args: &BumpArgs) -> PathBuf {
     home.join(".cache/relbot/bump")
 }
 
-fn print_report(report: &BumpReport, format: OutputFormat) {
+/// The tree a dry run scans: `--source`, else the directory of relbot.yaml.
+fn root_of(loaded: &LoadedConfig, args: &BumpArgs) -> PathBuf {
+    args.source
+        .source
+        .clone()
+        .unwrap_or_else(|| loaded.base_dir().to_path_buf())
+}
+
+fn print_report(report: &BumpReport, format: BumpOutput, root: &Path) {
     match format {
-        OutputFormat::Json | OutputFormat::Yaml => {
-            let value = serde_json::to_value(report).unwrap_or_default();
-            print_structured(format, &value);
+        BumpOutput::Json => print_structured(
+            OutputFormat::Json,
+            &serde_json::to_value(report).unwrap_or_default(),
+        ),
+        BumpOutput::Yaml => print_structured(
+            OutputFormat::Yaml,
+            &serde_json::to_value(report).unwrap_or_default(),
+        ),
+        BumpOutput::Text => print_text(report, &mut std::io::stdout()),
+        // The patch alone on stdout (`| git apply` works); the summary on stderr.
+        BumpOutput::Diff => {
+            print_diff(report, root);
+            print_text(report, &mut std::io::stderr());
         }
-        OutputFormat::Text => print_text(report),
     }
 }
 
-fn print_text(report: &BumpReport) {
+/// Each bump's files as `git diff` shows them, under a `# policy: image
+/// old → new` line (`git apply` skips text between file diffs).
+fn print_diff(report: &BumpReport, root: &Path) {
+    for line in &report.policies {
+        let Some(plan) = &line.bump else {
+            continue;
+        };
+        println!("# {}: {} {}", line.policy, line.image, plan.versions());
+        for file in &plan.files {
+            match std::fs::read_to_string(root.join(&file.path)) {
+                Ok(old) => print!(
+                    "{}",
+                    super::patch::file_diff(&file.path, &old, &file.new_text)
+                ),
+                Err(e) => eprintln!(
+                    "{}: cannot read {}: {e}",
+                    line.policy,
+                    root.join(&file.path).display()
+                ),
+            }
+        }
+    }
+}
+
+fn print_text(report: &BumpReport, out: &mut dyn std::io::Write) {
+    // Output that cannot be written (a closed pipe) has nobody to tell, so
+    // write errors are dropped.
     for line in &report.policies {
         match (&line.bump, &line.outcome) {
             (_, PolicyOutcome::Failed { error }) => {
@@ -210,11 +268,16 @@ fn print_text(report: &BumpReport) {
                 } else {
                     line.current.join(", ")
                 };
-                println!("{}: {} up to date ({current})", line.policy, line.image);
+                let _ = writeln!(
+                    out,
+                    "{}: {} up to date ({current})",
+                    line.policy, line.image
+                );
             }
             (Some(plan), outcome) => {
                 let files: Vec<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
-                println!(
+                let _ = writeln!(
+                    out,
                     "{}: {} {} ({}){}",
                     line.policy,
                     line.image,
@@ -224,7 +287,8 @@ fn print_text(report: &BumpReport) {
                 );
                 for file in &plan.files {
                     for change in &file.changes {
-                        println!(
+                        let _ = writeln!(
+                            out,
                             "    {}:{}: {} → {}",
                             file.path,
                             change.line,
@@ -254,12 +318,14 @@ fn print_text(report: &BumpReport) {
     };
     let r = &report.requests;
     if report.dry_run {
-        println!(
+        let _ = writeln!(
+            out,
             "{bumps} bump(s) found{failed}; nothing was pushed (dry run). Registry requests: {}",
             r.registry_requests
         );
     } else {
-        println!(
+        let _ = writeln!(
+            out,
             "{bumps} bump(s){failed}; {} branch push(es). Requests: registry {}, GitHub {}",
             r.git_pushes, r.registry_requests, r.github_requests
         );

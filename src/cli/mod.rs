@@ -3,7 +3,10 @@
 
 mod bump;
 mod completion;
+mod first_sync;
+pub mod folder;
 pub mod logging;
+mod patch;
 pub mod progress;
 mod serve;
 pub mod sync;
@@ -146,7 +149,7 @@ pub fn load_config(
             );
             if !path.exists() {
                 eprintln!(
-                    "hint: relbot looked for {}; run it from the cluster-config repository's root, or pass --source <dir> (the checkout holding relbot.yaml) or --config <file>",
+                    "hint: relbot looked for {}; run it from the cluster-config repository's root, or pass --source <dir> (the checkout holding relbot.yaml, or a plain folder of manifests) or --config <file>",
                     path.display()
                 );
             }

@@ -2,7 +2,7 @@
 //! render each selected application from the source, then hand over to the
 //! reconciler's engine (the same functions `relbot serve` calls).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use clap::Args;
 use relbot::cluster::client::{ClusterTarget, ReadOnlyCluster, locate};
@@ -14,6 +14,8 @@ use relbot::sync::result::{ResultDocument, render_result, results_exit_code};
 use relbot::sync::status;
 use serde::Serialize;
 
+use super::first_sync;
+use super::folder::{self, FolderArgs};
 use super::progress::{around_output, finish};
 use super::{GlobalArgs, Outcome, OutputFormat, SourceArgs, use_color};
 
@@ -21,6 +23,8 @@ use super::{GlobalArgs, Outcome, OutputFormat, SourceArgs, use_color};
 pub struct SyncArgs {
     #[command(flatten)]
     pub source: SourceArgs,
+    #[command(flatten)]
+    pub folder: FolderArgs,
     /// Show what would change; never write to the cluster
     #[arg(long)]
     pub dry_run: bool,
@@ -87,16 +91,24 @@ fn say(message: impl std::fmt::Display) {
 /// applications that were asked for.
 struct Desired {
     config: LoadedConfig,
+    /// Read from a plain folder: always "never synced", and never synced by
+    /// `relbot sync` as it is, so no first-sync notice.
+    plain_folder: bool,
     revision: Option<String>,
     applications: Vec<DesiredApplication>,
 }
 
 fn load_desired(global: &GlobalArgs, args: &SyncArgs) -> Result<Desired, Outcome> {
-    let config = super::load_config(global, &args.source, "nothing was changed.")?;
-    let root: PathBuf = match &args.source.source {
-        Some(dir) => dir.clone(),
-        None => config.base_dir().to_path_buf(),
-    };
+    let source = folder::load(global, &args.source, &args.folder, "nothing was changed.")?;
+    if source.plain_folder && !args.dry_run {
+        return Err(fail(unsynced_folder(&source)));
+    }
+    let described = source.described();
+    let folder::Source {
+        config,
+        root,
+        plain_folder,
+    } = source;
     for name in &args.apps {
         if config.application(name).is_none() {
             let known: Vec<&str> = config
@@ -106,8 +118,7 @@ fn load_desired(global: &GlobalArgs, args: &SyncArgs) -> Result<Desired, Outcome
                 .map(|a| a.name.as_str())
                 .collect();
             return Err(fail(format!(
-                "no application named {name:?} in {} (known: {})",
-                config.path.display(),
+                "no application named {name:?} in {described} (known: {})",
                 known.join(", ")
             )));
         }
@@ -137,9 +148,37 @@ fn load_desired(global: &GlobalArgs, args: &SyncArgs) -> Result<Desired, Outcome
     }
     Ok(Desired {
         revision: revision_of(&root),
+        plain_folder,
         config,
         applications,
     })
+}
+
+/// Why a real sync refuses a plain folder, and the two ways forward. The
+/// application's name is what marks the objects relbot owns and may later
+/// prune, so it is not guessed from a folder name for a write.
+fn unsynced_folder(source: &folder::Source) -> String {
+    let app = &source.config.config.applications[0];
+    let dir = source.root.display();
+    format!(
+        "{dir} has no relbot.yaml, and `relbot sync` writes only applications a relbot.yaml names (the name marks what relbot owns and may prune later); nothing was changed.\n\
+         hint: preview with `relbot sync --dry-run --source {dir}`, or create {}:\n\
+         \x20 applications:\n\
+         \x20   - name: {}\n\
+         \x20     path: .\n\
+         \x20     namespace: {}",
+        source.root.join("relbot.yaml").display(),
+        app.name,
+        app.namespace.as_deref().unwrap_or("default"),
+    )
+}
+
+fn app_names(desired: &Desired) -> Vec<&str> {
+    desired
+        .applications
+        .iter()
+        .map(|d| d.app.name.as_str())
+        .collect()
 }
 
 /// The commit the source directory is at, when it is a git checkout.
@@ -217,6 +256,19 @@ pub fn run_sync(global: &GlobalArgs, args: SyncArgs) -> Outcome {
                 ));
             }
         };
+        let first = first_sync::never_synced(
+            cluster.read_only(),
+            &settings.status_namespace,
+            &app_names(&desired),
+        )
+        .await;
+        if !first.is_empty() {
+            say(first_sync::before_sync(
+                &first,
+                cluster.server(),
+                &settings.status_namespace,
+            ));
+        }
         let results = match engine::sync_all(
             &cluster,
             &desired.applications,
@@ -248,7 +300,9 @@ pub fn run_sync(global: &GlobalArgs, args: SyncArgs) -> Outcome {
     })
 }
 
-pub fn run_diff(global: &GlobalArgs, args: DiffArgs) -> Outcome {
+pub fn run_diff(global: &GlobalArgs, mut args: DiffArgs) -> Outcome {
+    // A diff never writes, whatever flags came with it.
+    args.sync.dry_run = true;
     run_plan(global, &args.sync)
 }
 
@@ -268,8 +322,20 @@ fn run_plan(global: &GlobalArgs, args: &SyncArgs) -> Outcome {
             Ok(t) => t,
             Err(e) => return fail(e),
         };
-        if let PlanTarget::Offline { reason } = &plan_target {
-            tracing::info!(%reason, "planning offline");
+        match &plan_target {
+            PlanTarget::Offline { reason } => tracing::info!(%reason, "planning offline"),
+            PlanTarget::Live(_) if desired.plain_folder => {}
+            PlanTarget::Live(cluster) => {
+                let first = first_sync::never_synced(
+                    cluster,
+                    &settings.status_namespace,
+                    &app_names(&desired),
+                )
+                .await;
+                if !first.is_empty() {
+                    say(first_sync::before_plan(&first, cluster.server()));
+                }
+            }
         }
         let plans = match engine::plan_all(
             &plan_target,
@@ -295,9 +361,17 @@ pub fn run_status(global: &GlobalArgs, args: StatusArgs) -> Outcome {
     if let Some(server) = &args.server {
         return runtime().block_on(super::serve::status_from_server(server, args.output));
     }
-    let namespace = relbot::config::load(&SourceArgs { source: None }.config_path(global))
-        .map(|c| c.config.status.namespace)
-        .unwrap_or_else(|_| "relbot".into());
+    // Without a relbot.yaml (a plain folder, or anywhere else) the status
+    // namespace is the default and no application list is known.
+    let config = relbot::config::load(&SourceArgs { source: None }.config_path(global)).ok();
+    let namespace = config
+        .as_ref()
+        .map(|c| c.config.status.namespace.clone())
+        .unwrap_or_else(|| "relbot".into());
+    let configured: Vec<String> = config
+        .iter()
+        .flat_map(|c| c.config.applications.iter().map(|a| a.name.clone()))
+        .collect();
     let style = Style {
         color: args.output == OutputFormat::Text && use_color(global),
     };
@@ -311,7 +385,12 @@ pub fn run_status(global: &GlobalArgs, args: StatusArgs) -> Outcome {
             Ok(None) => return fail(relbot::cluster::client::ClusterError::NotConfigured),
             Err(e) => return fail(e),
         };
-        let server = located.config.cluster_url.to_string();
+        let server = located
+            .config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_string();
         let cluster = match ReadOnlyCluster::new(located.config) {
             Ok(c) => c,
             Err(e) => return fail(e),
@@ -327,9 +406,14 @@ pub fn run_status(global: &GlobalArgs, args: StatusArgs) -> Outcome {
         match args.output {
             OutputFormat::Text => {
                 if results.is_empty() {
-                    println!(
-                        "No sync results in namespace {namespace} yet: run `relbot sync` first."
-                    );
+                    println!("{}", first_sync::no_results(&server, &namespace));
+                } else {
+                    for app in configured
+                        .iter()
+                        .filter(|app| !results.iter().any(|r| &r.application == *app))
+                    {
+                        println!("{}", first_sync::app_never_synced(app));
+                    }
                 }
                 for result in &results {
                     print!("{}", render_result(result, style, global.verbose > 0));

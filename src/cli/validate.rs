@@ -5,6 +5,7 @@ use std::path::Path;
 
 use clap::Args;
 
+use super::folder::{self, FolderArgs};
 use super::{GlobalArgs, Outcome, OutputFormat, SourceArgs};
 
 #[derive(Debug, Args)]
@@ -14,24 +15,30 @@ use super::{GlobalArgs, Outcome, OutputFormat, SourceArgs};
 pub struct ValidateArgs {
     #[command(flatten)]
     pub source: SourceArgs,
+    #[command(flatten)]
+    pub folder: FolderArgs,
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 }
 
 pub fn run(global: &GlobalArgs, args: ValidateArgs) -> Outcome {
-    let path = args.source.config_path(global);
-    let loaded = match super::load_config(global, &args.source, "nothing was checked further.") {
-        Ok(loaded) => loaded,
+    let source = match folder::load(
+        global,
+        &args.source,
+        &args.folder,
+        "nothing was checked further.",
+    ) {
+        Ok(source) => source,
         Err(outcome) => return outcome,
     };
-    // Application paths are relative to the repository root: the --source
-    // directory, else the directory holding relbot.yaml.
-    let root = args
-        .source
-        .source
-        .clone()
-        .unwrap_or_else(|| loaded.base_dir().to_path_buf());
-    let (apps, problems) = match relbot::source::load_desired(&root, &loaded.config) {
+    // What the summary names: the relbot.yaml, or the plain folder.
+    let path = if source.plain_folder {
+        source.root.clone()
+    } else {
+        source.config.path.clone()
+    };
+    let (loaded, root) = (&source.config, &source.root);
+    let (apps, problems) = match relbot::source::load_desired(root, &loaded.config) {
         Ok(apps) => {
             let notes: Vec<_> = apps.iter().flat_map(|a| a.notes.clone()).collect();
             (Some(apps), notes)
@@ -54,15 +61,20 @@ pub fn run(global: &GlobalArgs, args: ValidateArgs) -> Outcome {
         }
         OutputFormat::Text => {
             for problem in &problems {
-                eprintln!("{}", relative_to(&root, problem));
+                eprintln!("{}", relative_to(root, problem));
             }
             if let Some(apps) = &apps {
                 let objects: usize = apps.iter().map(|a| a.manifests.len()).sum();
+                let policies = if source.plain_folder {
+                    String::new()
+                } else {
+                    format!(", {}", count(loaded.policies.len(), "policy", "policies"))
+                };
                 println!(
-                    "{}: valid ({} applications, {objects} objects, {} policies)",
+                    "{}: valid ({}, {}{policies})",
                     path.display(),
-                    apps.len(),
-                    loaded.policies.len()
+                    count(apps.len(), "application", "applications"),
+                    count(objects, "object", "objects"),
                 );
             } else {
                 eprintln!("{errors} error(s) found; nothing was changed.");
@@ -76,11 +88,19 @@ pub fn run(global: &GlobalArgs, args: ValidateArgs) -> Outcome {
     }
 }
 
+/// `1 application`, `2 applications`.
+fn count(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 /// Problems name files relative to the source root; print them relative to
 /// where the user stands so they can be opened directly.
 fn relative_to(root: &Path, problem: &relbot::source::ValidationProblem) -> String {
     let mut shown = problem.clone();
-    shown.origin.file = root.join(&problem.origin.file);
+    // From the repository root the path is already right; no `./` prefix.
+    if root != Path::new(".") {
+        shown.origin.file = root.join(&problem.origin.file);
+    }
     shown.to_string()
 }
 

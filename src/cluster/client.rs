@@ -45,7 +45,10 @@ pub enum ClusterError {
         "no cluster configured: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run inside a cluster"
     )]
     NotConfigured,
-    #[error("cannot build a client for {server}: {source}")]
+    #[error(
+        "cannot build a client for {server}: {}",
+        super::kube_error::describe(.source)
+    )]
     Client {
         server: String,
         #[source]
@@ -86,7 +89,7 @@ impl ApiFailure {
             other => ApiFailure {
                 code: 0,
                 reason: "Transport".into(),
-                message: other.to_string(),
+                message: super::kube_error::describe(&other),
             },
         }
     }

@@ -5,3 +5,4 @@ pub mod client;
 pub mod discovery;
 pub mod fields;
 pub mod health;
+pub mod kube_error;

@@ -25,11 +25,22 @@ pub struct LoadedPolicy {
 impl LoadedConfig {
     /// Directory that relative paths in the config are resolved against.
     pub fn base_dir(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("."))
+        config_dir(&self.path)
     }
 
     pub fn application(&self, name: &str) -> Option<&super::Application> {
         self.config.applications.iter().find(|a| a.name == name)
+    }
+}
+
+/// The directory holding the configuration file. `Path::parent` of a bare
+/// file name (`relbot.yaml`, the default) is the empty path, which every
+/// file-system call refuses ("No such file or directory"); the directory a
+/// bare name lives in is the current one.
+pub fn config_dir(config_file: &Path) -> &Path {
+    match config_file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
     }
 }
 
@@ -39,7 +50,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
     let mut problems = validate_config(path, &config);
     let policies = match &config.policies {
         Some(dir) => {
-            let dir = path.parent().unwrap_or(Path::new(".")).join(dir);
+            let dir = config_dir(path).join(dir);
             match load_policies(&dir) {
                 Ok(p) => p,
                 Err(e) => {
@@ -57,6 +68,54 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
         path: path.to_path_buf(),
         config,
         policies,
+    })
+}
+
+/// The configuration of a plain folder of manifests that has no
+/// `relbot.yaml` (`relbot validate --source DIR`, like `kubectl apply -f DIR
+/// -R`): one application `name` at the folder's root, `namespace` for
+/// objects that name none, no policies. Checked by the same rules as a file.
+pub fn for_folder(dir: &Path, name: &str, namespace: &str) -> Result<LoadedConfig, ConfigError> {
+    let path = dir.join("relbot.yaml");
+    let application = super::Application {
+        name: name.to_string(),
+        path: PathBuf::from("."),
+        namespace: Some(namespace.to_string()),
+        include: Vec::new(),
+        exclude: Vec::new(),
+        sync: super::SyncPolicy::default(),
+        ignore: Vec::new(),
+    };
+    let config = Config {
+        repo: None,
+        applications: vec![application],
+        github: None,
+        policies: None,
+        registries: Vec::new(),
+        apply: super::ApplySettings::default(),
+        status: super::StatusSettings::default(),
+        health: Vec::new(),
+    };
+    let problems: Vec<ConfigProblem> = validate_config(&path, &config)
+        .into_iter()
+        .map(|mut problem| {
+            // Name the flag that set the value, not a file that does not exist.
+            problem.file = dir.to_path_buf();
+            problem.field = problem.field.map(|field| match field.rsplit('.').next() {
+                Some("name") => "--app-name".to_string(),
+                Some("namespace") => "--namespace".to_string(),
+                _ => field,
+            });
+            problem
+        })
+        .collect();
+    if !problems.is_empty() {
+        return Err(ConfigError { problems });
+    }
+    Ok(LoadedConfig {
+        path,
+        config,
+        policies: Vec::new(),
     })
 }
 
@@ -105,27 +164,15 @@ pub(crate) fn parse_str<T: DeserializeOwned>(path: &Path, text: &str) -> Result<
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
     serde_saphyr::from_str_with_options(text, options).map_err(|e| {
-        let (line, column) = e
-            .location()
-            .map(|l| (l.line() as usize, l.column() as usize))
-            .unwrap_or((0, 0));
+        let described = crate::yaml_message::describe(&e, text);
         ConfigError::from(ConfigProblem {
             file: path.to_path_buf(),
-            line,
-            column,
+            line: described.line,
+            column: described.column,
             field: None,
-            message: strip_location(&e.to_string()),
+            message: described.message,
         })
     })
-}
-
-/// serde-saphyr appends " at line L column C" to messages; we print the
-/// location in front instead, compiler-style.
-fn strip_location(message: &str) -> String {
-    match message.find(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
-    }
 }
 
 fn file_problem(path: &Path, message: String) -> ConfigProblem {
@@ -315,6 +362,31 @@ mod tests {
         let err = parse_str::<Config>(Path::new("relbot.yaml"), text).unwrap_err();
         assert_eq!(err.problems.len(), 1, "{err}");
         err.problems.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_bare_file_name_lives_in_the_current_directory() {
+        assert_eq!(config_dir(Path::new("relbot.yaml")), Path::new("."));
+        assert_eq!(config_dir(Path::new("./relbot.yaml")), Path::new("."));
+        assert_eq!(config_dir(Path::new("repo/relbot.yaml")), Path::new("repo"));
+        assert_eq!(config_dir(Path::new("/relbot.yaml")), Path::new("/"));
+    }
+
+    #[test]
+    fn a_plain_folder_is_one_application_at_its_root() {
+        let loaded = for_folder(Path::new("manifests"), "web", "shop").unwrap();
+        assert_eq!(loaded.base_dir(), Path::new("manifests"));
+        let app = &loaded.config.applications[0];
+        assert_eq!(
+            (app.name.as_str(), app.path.as_path()),
+            ("web", Path::new("."))
+        );
+        assert_eq!(app.namespace.as_deref(), Some("shop"));
+        let err = for_folder(Path::new("m"), "Web_App", "shop").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "m: --app-name: \"Web_App\" is not a DNS-1123 label (lowercase letters, digits, '-'; at most 63)"
+        );
     }
 
     #[test]

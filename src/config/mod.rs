@@ -16,6 +16,6 @@ pub use cron::CronSchedule;
 pub use duration::ConfigDuration;
 pub use error::{ConfigError, ConfigProblem};
 pub use health::{HealthRule, HealthTest, RuleHealth};
-pub use load::{LoadedConfig, LoadedPolicy, load, load_policies};
+pub use load::{LoadedConfig, LoadedPolicy, config_dir, for_folder, load, load_policies};
 pub use range::VersionRange;
 pub use types::*;

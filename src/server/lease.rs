@@ -66,7 +66,8 @@ impl LeaseSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
     #[error(
-        "cannot read or write Lease {namespace}/{name}: {source} (does relbot's ServiceAccount have get/create/update on leases.coordination.k8s.io?)"
+        "cannot read or write Lease {namespace}/{name}: {} (does relbot's ServiceAccount have get/create/update on leases.coordination.k8s.io?)",
+        crate::cluster::kube_error::describe(.source)
     )]
     Api {
         namespace: String,

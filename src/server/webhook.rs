@@ -43,7 +43,11 @@ impl Secret {
         }
         match std::env::var(format!("{name}_FILE")) {
             Ok(path) if !path.is_empty() => {
-                let text = std::fs::read_to_string(&path)?;
+                // The io error alone ("No such file or directory") names
+                // neither the file nor the variable that pointed at it.
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("{name}_FILE={path}: {e}"))
+                })?;
                 let value = text.trim_end_matches(['\n', '\r']).to_string();
                 Ok((!value.is_empty()).then_some(Secret(value)))
             }

@@ -60,7 +60,7 @@ fn on_path(program: &str) -> bool {
 }
 
 /// The kustomization file's name in `dir`, if it has one.
-pub(crate) fn find_kustomization(dir: &Path) -> Option<&'static str> {
+pub fn find_kustomization(dir: &Path) -> Option<&'static str> {
     KUSTOMIZATION_FILES
         .iter()
         .copied()

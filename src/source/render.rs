@@ -89,6 +89,21 @@ pub fn render_application(root: &Path, app: &Application) -> Result<Vec<Manifest
 /// Renders one application, collecting every problem instead of stopping at
 /// the first. Objects are in file order; validation and sorting come later.
 pub fn render(root: &Path, app: &Application, options: &RenderOptions) -> Rendering {
+    // `path: .` (a repository that is one application, or a plain folder)
+    // would name every file `./x.yaml`; origins read as written from the root.
+    if app
+        .path
+        .components()
+        .any(|c| c == std::path::Component::CurDir)
+    {
+        let mut app = app.clone();
+        app.path = app
+            .path
+            .components()
+            .filter(|c| *c != std::path::Component::CurDir)
+            .collect();
+        return render(root, &app, options);
+    }
     let dir = root.join(&app.path);
     let mut rendering = Rendering::default();
     if !dir.is_dir() {
@@ -329,7 +344,20 @@ pub(crate) fn read_objects(
             ]);
         }
     };
+    // A directory may hold YAML that is not for Kubernetes (a Helm values
+    // file, a tool's config: mappings without apiVersion/kind) and files of
+    // only comments; those are skipped. A plain string or a list where an
+    // object belongs is almost always a slip (a lost `: `, objects written
+    // as `- apiVersion:` items), so it is an error even there.
     if role == FileRole::Directory && !documents.iter().any(|d| is_object_like(&d.value)) {
+        let slips: Vec<ValidationProblem> = documents
+            .iter()
+            .filter(|d| !d.value.is_object())
+            .map(|d| not_an_object(file, d))
+            .collect();
+        if !slips.is_empty() {
+            return Err(slips);
+        }
         return Err(vec![skipped(
             file,
             "holds no Kubernetes objects (no apiVersion/kind)",
@@ -340,12 +368,7 @@ pub(crate) fn read_objects(
     let mut index: Option<LineIndex> = None;
     for document in documents {
         if !document.value.is_object() {
-            problems.push(ValidationProblem::error(
-                ProblemCode::InvalidObject,
-                file,
-                document.line,
-                format!("document is a {}, not a Kubernetes object (a mapping with apiVersion, kind and metadata)", type_name(&document.value)),
-            ));
+            problems.push(not_an_object(file, &document));
             continue;
         }
         if is_list(&document.value) {
@@ -378,6 +401,38 @@ pub(crate) fn read_objects(
         Ok(objects)
     } else {
         Err(problems)
+    }
+}
+
+/// A document that is a string, number or list where a Kubernetes object
+/// (a mapping with apiVersion, kind and metadata) belongs, with the likely
+/// slip that made it one.
+fn not_an_object(file: &Path, document: &yaml::Document) -> ValidationProblem {
+    const OBJECT: &str = "a Kubernetes object (a mapping with apiVersion, kind and metadata)";
+    let message = match &document.value {
+        Value::Array(items) if items.iter().any(is_object_like) => format!(
+            "this document is a list of {} item{}, not {OBJECT}; write one object per document, separated by `---` lines, instead of `- ` items",
+            items.len(),
+            if items.len() == 1 { "" } else { "s" }
+        ),
+        Value::Array(_) => format!("this document is a list, not {OBJECT}"),
+        Value::String(text) => format!(
+            "this document is the plain string {:?}, not {OBJECT}; is a `: ` missing after a key, or a `#` before a comment?",
+            preview(text)
+        ),
+        other => format!("this document is a {}, not {OBJECT}", type_name(other)),
+    };
+    ValidationProblem::error(ProblemCode::InvalidObject, file, document.line, message)
+}
+
+/// The start of a string for a message: one line, at most 40 characters.
+fn preview(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    if line.chars().count() > 40 || line.len() < text.trim_end().len() {
+        let cut: String = line.chars().take(40).collect();
+        format!("{cut}…")
+    } else {
+        line.to_string()
     }
 }
 
@@ -418,7 +473,7 @@ fn type_name(value: &Value) -> &'static str {
         Value::Bool(_) => "boolean",
         Value::Number(_) => "number",
         Value::String(_) => "string",
-        Value::Array(_) => "sequence",
+        Value::Array(_) => "list",
         Value::Object(_) => "mapping",
     }
 }
@@ -621,6 +676,59 @@ mod tests {
         assert!(
             err.to_string().starts_with("b/bad.yaml:5:10: error:"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_of_only_a_string_or_a_list_is_an_error_but_comments_are_fine() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        write(root, "s/comments.yaml", "# nothing here yet\n# TODO\n");
+        write(
+            root,
+            "s/items.yaml",
+            "# objects as list items\n- apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: a}\n",
+        );
+        write(root, "s/string.yaml", "\napiVersion v1\n");
+        let rendering = render(root, &app("s"), &RenderOptions::default());
+        let got: Vec<_> = rendering
+            .problems
+            .iter()
+            .map(|p| (p.origin.to_string(), p.severity, p.code))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "s/comments.yaml:0".to_string(),
+                    Severity::Info,
+                    ProblemCode::Skipped
+                ),
+                (
+                    "s/items.yaml:2".to_string(),
+                    Severity::Error,
+                    ProblemCode::InvalidObject
+                ),
+                (
+                    "s/string.yaml:2".to_string(),
+                    Severity::Error,
+                    ProblemCode::InvalidObject
+                ),
+            ]
+        );
+        assert!(
+            rendering.problems[1]
+                .message
+                .contains("separated by `---` lines"),
+            "{}",
+            rendering.problems[1]
+        );
+        assert!(
+            rendering.problems[2]
+                .message
+                .contains("plain string \"apiVersion v1\""),
+            "{}",
+            rendering.problems[2]
         );
     }
 

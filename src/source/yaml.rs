@@ -87,28 +87,19 @@ fn options() -> serde_saphyr::Options {
     options
 }
 
-fn yaml_error(e: &serde_saphyr::Error) -> YamlError {
-    let (line, column) = e
-        .location()
-        .map(|l| (l.line() as usize, l.column() as usize))
-        .unwrap_or((0, 0));
-    let message = e.to_string();
-    // serde-saphyr appends " at line L column C"; the location goes in front.
-    let message = match message.find(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message,
-    };
+fn yaml_error(e: &serde_saphyr::Error, text: &str) -> YamlError {
+    let described = crate::yaml_message::describe(e, text);
     YamlError {
-        line,
-        column,
-        message,
+        line: described.line,
+        column: described.column,
+        message: described.message,
     }
 }
 
 /// Parses every document of `text`; empty and `null` documents are skipped.
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
-    let docs: Vec<Spanned<Value>> =
-        serde_saphyr::from_multiple_with_options(text, options()).map_err(|e| yaml_error(&e))?;
+    let docs: Vec<Spanned<Value>> = serde_saphyr::from_multiple_with_options(text, options())
+        .map_err(|e| yaml_error(&e, text))?;
     Ok(docs
         .into_iter()
         .filter(|d| !d.value.is_null())
@@ -139,7 +130,7 @@ impl LineIndex {
     /// Parses `text` keeping only positions.
     pub fn build(text: &str) -> Result<Self, YamlError> {
         let docs: Vec<Spanned<Node>> = serde_saphyr::from_multiple_with_options(text, options())
-            .map_err(|e| yaml_error(&e))?;
+            .map_err(|e| yaml_error(&e, text))?;
         Ok(Self {
             documents: docs
                 .into_iter()

@@ -63,7 +63,7 @@ pub enum RewriteError {
     #[error("{}: refusing to write the rewritten file: {reason}", file.display())]
     Verification { file: PathBuf, reason: String },
 
-    #[error("{}: {source}", path.display())]
+    #[error("cannot read {}: {source}", path.display())]
     Io {
         path: PathBuf,
         #[source]

@@ -194,8 +194,10 @@ fn confirm_references(
             return Err(RewriteError::Verification {
                 file: path.to_path_buf(),
                 reason: format!(
-                    "line {}: `{}` still reads tag {:?} digest {:?} after the rewrite",
-                    reference.line, reference.image, reference.tag, reference.digest
+                    "line {}: `{}` still reads {} after the rewrite",
+                    reference.line,
+                    reference.image,
+                    describe_version(reference.tag.as_deref(), reference.digest.as_deref())
                 ),
             });
         }
@@ -207,4 +209,15 @@ fn line_text(text: &str, lines: &LineIndex, line: usize) -> String {
     let rest = &text[lines.start_of(line)..];
     let end = rest.find('\n').unwrap_or(rest.len());
     rest[..end].trim_end_matches('\r').to_string()
+}
+
+/// `tag 1.2.3`, `digest sha256:…`, `tag 1.2.3 and digest sha256:…`, or `no
+/// tag` — for messages, without Rust's `Some("…")`.
+fn describe_version(tag: Option<&str>, digest: Option<&str>) -> String {
+    match (tag, digest) {
+        (Some(tag), Some(digest)) => format!("tag {tag} and digest {digest}"),
+        (Some(tag), None) => format!("tag {tag}"),
+        (None, Some(digest)) => format!("digest {digest}"),
+        (None, None) => "no tag".into(),
+    }
 }

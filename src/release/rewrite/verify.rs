@@ -26,11 +26,16 @@ pub fn verify(
     };
     let before = read_values(original).map_err(|e| {
         refuse(format!(
-            "the original file cannot be read for comparison: {e}"
+            "the original file cannot be read for comparison: {}",
+            yaml_problem(&e, original)
         ))
     })?;
-    let after = read_values(rewritten)
-        .map_err(|e| refuse(format!("the rewritten file is not valid YAML: {e}")))?;
+    let after = read_values(rewritten).map_err(|e| {
+        refuse(format!(
+            "the rewritten file is not valid YAML: {}",
+            yaml_problem(&e, rewritten)
+        ))
+    })?;
     if before.len() != after.len() {
         return Err(refuse(format!(
             "the number of YAML documents changed from {} to {}",
@@ -107,6 +112,12 @@ pub fn verify(
         }
     }
     Ok(())
+}
+
+/// `line 4: duplicate key `name` (first at line 2)…`, in the user's words.
+fn yaml_problem(error: &serde_saphyr::Error, text: &str) -> String {
+    let described = crate::yaml_message::describe(error, text);
+    format!("line {}: {}", described.line, described.message)
 }
 
 /// All documents as JSON values. Errors carry no source snippet: the
