@@ -420,6 +420,21 @@ pub async fn plan_application(
                     ));
                 }
             }
+            Err(failure)
+                if failure.code == 403
+                    && change
+                        .key
+                        .namespace
+                        .as_ref()
+                        .is_some_and(|ns| creating_namespaces.contains(ns)) =>
+            {
+                // relbot may not write in the stand-in namespace: say the
+                // object is unchecked rather than fail a sync it may pass.
+                change.validation = Validation::NotServerValidated;
+                change.notes.push(format!(
+                    "not server-validated: its namespace is created by this plan and relbot may not dry-run in {STAND_IN_NAMESPACE:?} instead"
+                ));
+            }
             Err(failure) => problems.push(PlanProblem {
                 key: Some(change.key.clone()),
                 origin: change.origin.clone(),

@@ -165,7 +165,7 @@ pub fn render_plan(plan: &Plan, style: Style, verbose: bool) -> String {
             _ => {}
         }
         if change.validation == super::plan::Validation::NotServerValidated {
-            tags.push("not server-validated: its CRD is created by this plan".into());
+            tags.push("not server-validated: its CRD or namespace is created by this plan".into());
         }
         if let Some(held) = &change.held {
             tags.push(format!("held: {held}"));

@@ -87,3 +87,17 @@ pub fn start_k3s_like() -> kubesim::SimHandle {
     });
     sim
 }
+
+/// deploy/ rendered as relbot renders it (natively, no external kustomize).
+pub fn deploy_objects() -> Vec<Value> {
+    let config: relbot::config::Config = serde_saphyr::from_str(
+        "applications:\n  - name: relbot\n    path: deploy\n    namespace: relbot\n",
+    )
+    .expect("config");
+    let options = relbot::source::render::RenderOptions {
+        kustomize: relbot::source::kustomize::KustomizeTool::Disabled,
+    };
+    let apps = relbot::source::load_desired_with(&repo_root(), &config, &options)
+        .unwrap_or_else(|e| panic!("deploy/ does not render: {e}"));
+    apps[0].manifests.iter().map(|m| m.object.clone()).collect()
+}
