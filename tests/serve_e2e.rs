@@ -848,3 +848,47 @@ async fn serve_a_registry_webhook_opens_one_bump_pr() {
     );
     world.tc.cleanup().await;
 }
+
+/// serve pointed at a namespace that does not exist for its Lease (outside
+/// the cluster, before deploy/ ran): one clear error naming the namespace and
+/// what to do, no API dump, and `/readyz` says it is waiting for the Lease.
+#[tokio::test]
+async fn serve_without_its_lease_namespace_says_so_once_and_is_not_ready() {
+    let mut world = World::new("serve-no-lease-ns", &["web"]).await;
+    let missing = format!("{}-absent", world.tc.namespace());
+    world
+        .env
+        .push(("RELBOT_LEASE_NAMESPACE".into(), missing.clone()));
+    let server = world.start();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut readyz = None;
+    while Instant::now() < deadline {
+        readyz = server.get("/readyz").await;
+        if let Some((503, body)) = &readyz
+            && body.trim() == "waiting for: lease"
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        readyz,
+        Some((503, "waiting for: lease\n".to_string())),
+        "log:\n{}",
+        server.log()
+    );
+    // Several retry periods later the error is still said once.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let log = server.log();
+    let said = log
+        .lines()
+        .filter(|l| l.contains(&format!("namespace {missing} does not exist")))
+        .count();
+    assert_eq!(
+        said, 1,
+        "the Lease error once, naming the namespace:\n{log}"
+    );
+    assert!(log.contains("--lease-namespace"), "{log}");
+    assert!(!log.contains("Status {"), "no API dump:\n{log}");
+    assert_eq!(server.get("/readyz").await.map(|r| r.0), Some(503));
+}

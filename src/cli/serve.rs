@@ -36,7 +36,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub context: Option<String>,
     /// Namespace of the leader-election Lease [default: the config's status.namespace]
-    #[arg(long, value_name = "NAMESPACE")]
+    #[arg(long, value_name = "NAMESPACE", env = "RELBOT_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
     /// Repository cache [default: $RELBOT_CACHE_DIR, $XDG_CACHE_HOME/relbot, ~/.cache/relbot]
     #[arg(long, value_name = "DIR")]

@@ -43,6 +43,8 @@ use crate::sync::result::{Outcome, RunPhase, SyncResult};
 /// Readiness conditions: the first successful fetch, then discovery.
 pub const READY_FETCH: &str = "fetch";
 pub const READY_DISCOVERY: &str = "discovery";
+/// The leader-election Lease answers (held here or by another replica).
+pub const READY_LEASE: &str = "lease";
 /// Name of the leader-election Lease.
 pub const LEASE_NAME: &str = "relbot";
 /// Cache directory for the repository (`RELBOT_CACHE_DIR`).
@@ -766,12 +768,30 @@ pub async fn run(
         metrics.clone(),
     ));
     let leader = elector.leader_state();
+    let mut lease_problem = elector.problem();
     let elector_handle: ElectorHandle = elector.spawn();
 
     let readiness = Arc::new(Readiness::new(
-        [READY_FETCH, READY_DISCOVERY],
+        [READY_FETCH, READY_DISCOVERY, READY_LEASE],
         metrics.clone(),
     ));
+    // Ready only while the Lease answers: a replica that can never lead
+    // (no namespace, no RBAC) must not look healthy.
+    tokio::spawn({
+        let readiness = readiness.clone();
+        async move {
+            loop {
+                if lease_problem.borrow_and_update().is_none() {
+                    readiness.mark(READY_LEASE);
+                } else {
+                    readiness.unmark(READY_LEASE);
+                }
+                if lease_problem.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    });
     let state_cell: Arc<OnceLock<AppState>> = Arc::default();
     let executor = Reconciler {
         state: state_cell.clone(),

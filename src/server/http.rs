@@ -106,6 +106,14 @@ impl Readiness {
         }
     }
 
+    /// Marks a condition unmet again (e.g. the Lease became unreachable).
+    pub fn unmark(&self, condition: &str) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if waiting.insert(condition.to_string()) {
+            self.metrics.ready.set(&[], 0.0);
+        }
+    }
+
     pub fn is_ready(&self) -> bool {
         self.waiting
             .lock()

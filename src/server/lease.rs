@@ -75,6 +75,10 @@ pub enum LeaseError {
         #[source]
         source: kube::Error,
     },
+    #[error(
+        "cannot take the leader-election Lease {name}: namespace {namespace} does not exist; create it (kubectl create namespace {namespace}) or name another with --lease-namespace or RELBOT_LEASE_NAMESPACE"
+    )]
+    MissingNamespace { namespace: String, name: String },
 }
 
 /// What this process last saw of the Lease, and when.
@@ -100,6 +104,8 @@ pub struct LeaseElector {
     api: Api<Lease>,
     settings: LeaseSettings,
     leader: watch::Sender<bool>,
+    /// Why the last Lease request failed; `None` once one succeeded.
+    problem: watch::Sender<Option<String>>,
     observed: Mutex<Option<Observed>>,
     metrics: Arc<Metrics>,
 }
@@ -108,11 +114,13 @@ impl LeaseElector {
     pub fn new(client: kube::Client, settings: LeaseSettings, metrics: Arc<Metrics>) -> Self {
         let api = Api::namespaced(client, &settings.namespace);
         let (leader, _) = watch::channel(false);
+        let (problem, _) = watch::channel(Some("no Lease request answered yet".to_string()));
         metrics.lease_held.set(&[], 0.0);
         LeaseElector {
             api,
             settings,
             leader,
+            problem,
             observed: Mutex::new(None),
             metrics,
         }
@@ -125,6 +133,30 @@ impl LeaseElector {
 
     pub fn is_leader(&self) -> bool {
         *self.leader.borrow()
+    }
+
+    /// Why the Lease cannot be used (`None` while it can): readiness follows it.
+    pub fn problem(&self) -> watch::Receiver<Option<String>> {
+        self.problem.subscribe()
+    }
+
+    /// Publishes the outcome of one attempt; a problem is logged when it
+    /// starts or changes, not at every retry.
+    fn report(&self, problem: Option<String>) {
+        self.problem.send_if_modified(|current| {
+            if *current == problem {
+                return false;
+            }
+            match &problem {
+                Some(message) => tracing::warn!("{message}"),
+                None if current.as_deref() != Some("no Lease request answered yet") => {
+                    tracing::info!(lease = %self.settings.name, "the Lease can be used again")
+                }
+                None => {}
+            }
+            *current = problem.clone();
+            true
+        });
     }
 
     pub fn settings(&self) -> &LeaseSettings {
@@ -223,6 +255,13 @@ impl LeaseElector {
                 {
                     Ok(false)
                 }
+                // The Lease was absent and cannot be created: its namespace is.
+                Err(kube::Error::Api(status)) if status.is_not_found() => {
+                    Err(LeaseError::MissingNamespace {
+                        namespace: self.settings.namespace.clone(),
+                        name: self.settings.name.clone(),
+                    })
+                }
                 Err(e) => Err(self.api_error(e)),
             };
         };
@@ -297,15 +336,20 @@ impl LeaseElector {
             };
             match attempt {
                 Ok(Ok(true)) => {
+                    self.report(None);
                     last_renewal = Some(Instant::now());
                     self.set_leader(true);
                 }
                 Ok(Ok(false)) => {
+                    self.report(None);
                     last_renewal = None;
                     self.set_leader(false);
                 }
-                Ok(Err(e)) => tracing::warn!("{e}"),
-                Err(_) => tracing::warn!(lease = %self.settings.name, "Lease request timed out"),
+                Ok(Err(e)) => self.report(Some(e.to_string())),
+                Err(_) => self.report(Some(format!(
+                    "the API server did not answer for the Lease {}/{} in time",
+                    self.settings.namespace, self.settings.name
+                ))),
             }
             // Could not renew in time: stop before the Lease can expire for
             // the others.
