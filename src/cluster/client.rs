@@ -70,7 +70,7 @@ pub enum ClusterError {
 
 /// What the API server said when it refused a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[error("{message} ({code} {reason})")]
+#[error("{message} ({})", status_words(*.code, .reason))]
 pub struct ApiFailure {
     /// HTTP status; 0 when the request never got an answer.
     pub code: u16,
@@ -104,9 +104,26 @@ impl ApiFailure {
         self.code == 422 && self.message.contains("immutable")
     }
 
-    /// A request that may succeed if simply sent again.
+    /// A request that may succeed if simply sent again. A server-side apply
+    /// of a field the schema does not know is answered 500 by the API server
+    /// (kubernetes#122480) and fails the same way every time.
     pub fn is_transient(&self) -> bool {
-        matches!(self.code, 0 | 429 | 500 | 502 | 503 | 504)
+        matches!(self.code, 0 | 429 | 500 | 502 | 503 | 504) && !self.is_schema_rejection()
+    }
+
+    /// The server's "failed to create typed patch object … field not
+    /// declared in schema" (an unknown field or a wrong type under apply).
+    pub fn is_schema_rejection(&self) -> bool {
+        self.code == 500 && self.message.contains("failed to create typed patch object")
+    }
+}
+
+/// `500`, or `422 Invalid` when the server gave a reason.
+fn status_words(code: u16, reason: &str) -> String {
+    if reason.is_empty() {
+        code.to_string()
+    } else {
+        format!("{code} {reason}")
     }
 }
 
@@ -532,5 +549,39 @@ impl Cluster {
             Err(failure) if failure.is_not_found() => Ok(()),
             Err(failure) => Err(failure),
         }
+    }
+}
+
+#[cfg(test)]
+mod api_failure_tests {
+    use super::ApiFailure;
+
+    fn failure(code: u16, reason: &str, message: &str) -> ApiFailure {
+        ApiFailure {
+            code,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn an_unknown_field_under_apply_is_not_retried() {
+        let schema = failure(
+            500,
+            "",
+            "failed to create typed patch object (ns/web; apps/v1, Kind=Deployment): .spec.replicaz: field not declared in schema",
+        );
+        assert!(schema.is_schema_rejection());
+        assert!(!schema.is_transient());
+        assert!(failure(500, "InternalError", "etcd timeout").is_transient());
+    }
+
+    #[test]
+    fn the_status_is_said_without_an_empty_reason() {
+        assert_eq!(failure(500, "", "boom").to_string(), "boom (500)");
+        assert_eq!(
+            failure(422, "Invalid", "bad").to_string(),
+            "bad (422 Invalid)"
+        );
     }
 }

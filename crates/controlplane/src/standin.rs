@@ -2,7 +2,10 @@
 //! has no nodes, so without it Pods stay Pending, rollouts never finish and
 //! claims never bind. Every half second it marks each Pod Running and Ready
 //! through the status subresource, as a kubelet would, and each Pending
-//! PersistentVolumeClaim Bound, as K3s' local-path provisioner would.
+//! PersistentVolumeClaim Bound, as K3s' local-path provisioner would, and
+//! reports for each HorizontalPodAutoscaler what the HPA controller reports
+//! with K3s' metrics-server behind it (this control plane has no metrics API,
+//! so its own HPA controller is switched off).
 //!
 //! A test can make chosen images fail to pull (ImagePullBackOff, as on a real
 //! node): list them, one per line, under the key `failing-images` of the
@@ -11,6 +14,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Pod};
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client};
@@ -31,6 +35,7 @@ pub async fn run(client: Client, failing_images: Vec<String>) {
         failing.extend(configured_failing_images(&client).await);
         let _ = mark_pods(&client, &failing).await;
         let _ = bind_claims(&client).await;
+        let _ = report_autoscalers(&client).await;
     }
 }
 
@@ -165,6 +170,50 @@ async fn bind_claims(client: &Client) -> Result<(), kube::Error> {
             "accessModes": pvc.spec.as_ref().and_then(|s| s.access_modes.clone()),
             "capacity": capacity.map(|c| json!({"storage": c}))}});
         let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+            .await?;
+    }
+    Ok(())
+}
+
+/// ScalingActive and AbleToScale, at the minimum replica count, for every
+/// autoscaler that has no conditions yet.
+async fn report_autoscalers(client: &Client) -> Result<(), kube::Error> {
+    let all: Api<HorizontalPodAutoscaler> = Api::all(client.clone());
+    for hpa in all.list(&ListParams::default()).await? {
+        let reported = hpa
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| !c.is_empty());
+        let (Some(ns), Some(name)) = (
+            hpa.metadata.namespace.as_deref(),
+            hpa.metadata.name.as_deref(),
+        ) else {
+            continue;
+        };
+        if reported || hpa.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let replicas = hpa.spec.as_ref().and_then(|s| s.min_replicas).unwrap_or(1);
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let condition = |t: &str, reason: &str| {
+            let status = if t == "ScalingLimited" {
+                "False"
+            } else {
+                "True"
+            };
+            json!({"type": t, "status": status, "reason": reason, "lastTransitionTime": now,
+                   "message": "reported by the test control plane's metrics stand-in"})
+        };
+        let status = json!({"status": {
+            "currentReplicas": replicas, "desiredReplicas": replicas,
+            "observedGeneration": hpa.metadata.generation,
+            "conditions": [condition("AbleToScale", "ReadyForNewScale"),
+                           condition("ScalingActive", "ValidMetricFound"),
+                           condition("ScalingLimited", "DesiredWithinRange")],
+        }});
+        let api: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns);
         api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
             .await?;
     }
