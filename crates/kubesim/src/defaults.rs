@@ -271,6 +271,25 @@ pub fn canonical_quantity(s: &str) -> Option<String> {
     Some(decimal(nanos))
 }
 
+/// A quantity's value in billionths, to compare quantities as the real server
+/// does (`1` > `500m`, `1Gi` > `1000Mi`). `None` for text it would not parse here.
+pub fn quantity_nanos(s: &str) -> Option<i128> {
+    let canonical = canonical_quantity(s)?;
+    let split = canonical
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(canonical.len());
+    let (num, suffix) = canonical.split_at(split);
+    let n: i128 = num.parse().ok()?;
+    if let Some(&(_, k)) = BINARY.iter().skip(1).find(|(b, _)| *b == suffix) {
+        return n
+            .checked_mul(1024i128.checked_pow(k)?)?
+            .checked_mul(1_000_000_000);
+    }
+    let &(_, exp) = DECIMAL.iter().find(|(d, _)| *d == suffix)?;
+    let shift = exp + 9;
+    n.checked_mul(10i128.checked_pow(shift as u32)?)
+}
+
 fn decimal(nanos: i128) -> String {
     if nanos == 0 {
         return "0".into();
@@ -429,6 +448,17 @@ mod tests {
         assert_eq!(c("0"), "0");
         assert_eq!(c("128974848"), "128974848");
         assert_eq!(super::canonical_quantity("1e3"), None);
+    }
+
+    #[test]
+    fn quantities_compare_by_value() {
+        let n = |s: &str| super::quantity_nanos(s).unwrap();
+        assert_eq!(n("500m"), 500_000_000);
+        assert!(n("1") > n("500m"));
+        assert_eq!(n("1Gi"), n("1024Mi"));
+        assert!(n("1Gi") > n("1000Mi"));
+        assert_eq!(n("0.5"), n("500m"));
+        assert_eq!(super::quantity_nanos("1e3"), None);
     }
 
     #[test]

@@ -56,6 +56,25 @@ pub struct SimOptions {
     /// a real API server answers only once etcd (or K3s' kine) has committed
     /// the change, so its writes are bound by that latency, not by CPU.
     pub write_latency: Duration,
+    /// How a streaming list (`watch` with `sendInitialEvents=true`) is answered.
+    pub watch_list: WatchList,
+}
+
+/// Whether the emulator serves streaming lists (the WatchList feature), so
+/// clients can be tested against each answer kube-apiserver gives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WatchList {
+    /// Initial events, then a bookmark annotated `k8s.io/initial-events-end`:
+    /// kube-apiserver 1.32+ on an etcd with progress notifications.
+    #[default]
+    Served,
+    /// 422 Invalid before the watch starts: 1.27–1.31, whose WatchList
+    /// feature gate is off by default.
+    GateOff,
+    /// Accepted (200), then a 500 ERROR event: 1.32+ on an etcd without
+    /// RequestWatchProgress (older than 3.4.31 / 3.5.13), which cannot tell
+    /// when its watch cache is fresh enough to end the initial events.
+    NoProgressNotify,
 }
 
 impl Default for SimOptions {
@@ -67,6 +86,7 @@ impl Default for SimOptions {
             bookmark_interval: Duration::from_secs(5),
             watch_history: 10_000,
             write_latency: Duration::ZERO,
+            watch_list: WatchList::Served,
         }
     }
 }

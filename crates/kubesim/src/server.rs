@@ -52,6 +52,22 @@ fn reply_response(r: ApiResult<Reply>) -> Response {
     }
 }
 
+/// kube-apiserver's answer for a path under a group nobody serves: no handler
+/// claims it, so Go's mux answers in plain text, not with a Status.
+fn page_not_found() -> Response {
+    let mut r = Response::new(Body::from("404 page not found\n"));
+    *r.status_mut() = StatusCode::NOT_FOUND;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
 fn not_found_path() -> ApiError {
     ApiError::new(
         404,
@@ -176,6 +192,12 @@ async fn dispatch(sim: &Arc<Sim>, c: Ctx<'_>) -> (&'static str, Response) {
     let discovery_doc = {
         let inner = sim.store.lock();
         let rs = &inner.resources;
+        if let ["apis", g, ..] = segs.as_slice()
+            && !rs.iter().any(|r| r.group == *g)
+        {
+            let verb = classify(c.method, c.path, c.params, c.content_type);
+            return (verb, page_not_found());
+        }
         match segs.as_slice() {
             ["version"] if get => Some(Some(discovery::version_doc())),
             ["api"] if get && aggregated => Some(Some(discovery::aggregated(rs, true))),

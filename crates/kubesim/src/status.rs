@@ -29,7 +29,11 @@ impl ApiError {
     }
 
     fn with_details(mut self, group: &str, kind: &str, name: &str) -> Self {
-        let mut d = json!({ "name": name, "kind": kind });
+        let mut d = json!({ "kind": kind });
+        // metav1.StatusDetails has `omitempty` on name and group.
+        if !name.is_empty() {
+            d["name"] = json!(name);
+        }
         if !group.is_empty() {
             d["group"] = json!(group);
         }
@@ -98,7 +102,7 @@ impl ApiError {
         if let Some(d) = e.details.as_mut() {
             d["causes"] = causes
                 .iter()
-                .map(|(f, m)| json!({"reason": "FieldValueInvalid", "message": m, "field": f}))
+                .map(|(f, m)| json!({"reason": cause_reason(m), "message": m, "field": f}))
                 .collect();
         }
         e
@@ -134,6 +138,13 @@ impl ApiError {
         )
     }
 
+    /// A 500 without a reason: what kube-apiserver answers when a handler
+    /// returns a plain Go error rather than a StatusError (e.g. a server-side
+    /// apply whose configuration has a field the schema lacks, kubernetes#122480).
+    pub fn plain_500(message: impl Into<String>) -> Self {
+        Self::new(500, "", message)
+    }
+
     /// The `metav1.Status` body.
     pub fn to_status(&self) -> Value {
         let mut v = json!({
@@ -142,9 +153,12 @@ impl ApiError {
             "metadata": {},
             "status": "Failure",
             "message": self.message,
-            "reason": self.reason,
             "code": self.code,
         });
+        // `reason` is omitempty: errors that are not StatusErrors carry none.
+        if !self.reason.is_empty() {
+            v["reason"] = json!(self.reason);
+        }
         let mut details = self.details.as_deref().cloned();
         if let Some(s) = self.retry_after {
             let d = details.get_or_insert_with(|| json!({}));
@@ -155,4 +169,22 @@ impl ApiError {
         }
         v
     }
+}
+
+/// The `CauseType` of a field error, read off the message prefix that
+/// apimachinery's `field.ErrorType.String()` gives it.
+fn cause_reason(message: &str) -> &'static str {
+    const PREFIXES: [(&str, &str); 7] = [
+        ("Invalid value", "FieldValueInvalid"),
+        ("Required value", "FieldValueRequired"),
+        ("Forbidden", "FieldValueForbidden"),
+        ("Too long", "FieldValueTooLong"),
+        ("Too many", "FieldValueTooMany"),
+        ("Unsupported value", "FieldValueNotSupported"),
+        ("Duplicate value", "FieldValueDuplicate"),
+    ];
+    PREFIXES
+        .iter()
+        .find(|(p, _)| message.starts_with(p))
+        .map_or("FieldValueInvalid", |(_, r)| r)
 }

@@ -10,6 +10,7 @@ use k8s_openapi::api::{
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1 as apiext;
 use serde_json::Value;
 
+use crate::defaults;
 use crate::discovery::ResourceInfo;
 use crate::status::{ApiError, ApiResult};
 
@@ -205,6 +206,53 @@ fn immutable(path: &str, v: &Value) -> (String, String) {
     )
 }
 
+/// Resources a request may sit below its limit for (`helper.IsOvercommitAllowed`):
+/// the native ones except huge pages; extended resources must match exactly.
+fn overcommit_allowed(resource: &str) -> bool {
+    let native = match resource.split_once('/') {
+        None => true,
+        Some((domain, _)) => domain == "kubernetes.io" || domain.ends_with(".kubernetes.io"),
+    };
+    native && !resource.starts_with("hugepages-")
+}
+
+/// `ValidateResourceRequirements`: each request with a limit stays within it.
+/// Quantities are canonical by now (defaults ran), as the messages print them.
+fn requests_within_limits(at: &str, pod: &Value, causes: &mut Vec<(String, String)>) {
+    for list in ["containers", "initContainers", "ephemeralContainers"] {
+        let Some(containers) = pod[list].as_array() else {
+            continue;
+        };
+        for (i, c) in containers.iter().enumerate() {
+            let (requests, limits) = (&c["resources"]["requests"], &c["resources"]["limits"]);
+            let Some(requests) = requests.as_object() else {
+                continue;
+            };
+            for (resource, request) in requests {
+                let (Some(req), Some(lim)) = (request.as_str(), limits[resource].as_str()) else {
+                    continue;
+                };
+                let (Some(r), Some(l)) =
+                    (defaults::quantity_nanos(req), defaults::quantity_nanos(lim))
+                else {
+                    continue;
+                };
+                let why = if r != l && !overcommit_allowed(resource) {
+                    format!("must be equal to {resource} limit of {lim}")
+                } else if r > l {
+                    format!("must be less than or equal to {resource} limit of {lim}")
+                } else {
+                    continue;
+                };
+                causes.push((
+                    format!("{at}.{list}[{i}].resources.requests"),
+                    format!("Invalid value: \"{req}\": {why}"),
+                ));
+            }
+        }
+    }
+}
+
 /// Checks a create (`old = None`) or an update of `res`.
 pub fn validate(res: &ResourceInfo, old: Option<&Value>, new: &Value) -> ApiResult<()> {
     let name = new["metadata"]["name"].as_str().unwrap_or_default();
@@ -229,11 +277,28 @@ pub fn validate(res: &ResourceInfo, old: Option<&Value>, new: &Value) -> ApiResu
         if size > MAX_DATA_BYTES {
             causes.push((
                 "[]".into(),
-                format!("Too long: must have at most {MAX_DATA_BYTES} bytes"),
+                // The wording of kube-apiserver 1.32+ (`field.TooLong`), the
+                // versions the emulator's /version stands for; 1.31 and older
+                // said "must have at most N bytes".
+                format!("Too long: may not be more than {MAX_DATA_BYTES} bytes"),
             ));
         }
     }
     let spec = &new["spec"];
+    let pod_spec = match res.kind.as_str() {
+        "Pod" => Some(("spec", spec)),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" => {
+            Some(("spec.template.spec", &spec["template"]["spec"]))
+        }
+        "CronJob" => Some((
+            "spec.jobTemplate.spec.template.spec",
+            &spec["jobTemplate"]["spec"]["template"]["spec"],
+        )),
+        _ => None,
+    };
+    if let (Some((at, pod)), false) = (pod_spec, res.custom) {
+        requests_within_limits(at, pod, &mut causes);
+    }
     if matches!(
         res.kind.as_str(),
         "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet"

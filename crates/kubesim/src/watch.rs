@@ -9,11 +9,11 @@ use axum::body::{Body, Bytes};
 use serde_json::{Value, json};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::Sim;
 use crate::api::{Params, Target, present};
 use crate::selectors::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult};
 use crate::store::WatchEvent;
+use crate::{Sim, WatchList};
 
 struct Filter {
     key: String,
@@ -71,6 +71,25 @@ fn bookmark(t: &Target, rv: u64, initial_end: bool) -> Bytes {
     )
 }
 
+/// A watch body of one event, then the end of the stream.
+fn single_event(event: Bytes) -> Body {
+    let (tx, rx) = mpsc::channel::<Bytes>(1);
+    let _ = tx.try_send(event);
+    body_from(rx)
+}
+
+/// kube-apiserver's refusal of `sendInitialEvents` while the WatchList gate is off.
+fn watch_list_forbidden() -> ApiError {
+    ApiError::invalid(
+        "ListOptions.meta.k8s.io",
+        "",
+        &[(
+            "sendInitialEvents".into(),
+            "Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled".into(),
+        )],
+    )
+}
+
 /// Starts a watch; the body streams newline-delimited watch events.
 pub fn watch(sim: Arc<Sim>, t: Target, q: &Params) -> ApiResult<Body> {
     let filter = Filter {
@@ -82,6 +101,20 @@ pub fn watch(sim: Arc<Sim>, t: Target, q: &Params) -> ApiResult<Body> {
     };
     let bookmarks = q.get("allowWatchBookmarks") == Some("true");
     let send_initial = q.get("sendInitialEvents") == Some("true");
+    if send_initial {
+        match sim.opts.watch_list {
+            WatchList::Served => {}
+            WatchList::GateOff => return Err(watch_list_forbidden()),
+            WatchList::NoProgressNotify => {
+                let e = ApiError::new(
+                    500,
+                    "InternalError",
+                    "a watch stream was requested by the client but the required storage feature RequestWatchProgress is disabled",
+                );
+                return Ok(single_event(line("ERROR", e.to_status())));
+            }
+        }
+    }
     let timeout = Duration::from_secs(
         q.get("timeoutSeconds")
             .and_then(|s| s.parse().ok())
@@ -122,12 +155,7 @@ pub fn watch(sim: Arc<Sim>, t: Target, q: &Params) -> ApiResult<Body> {
                         "Expired",
                         format!("too old resource version: {from} ({})", inner.rv),
                     );
-                    initial.push(line("ERROR", gone.to_status()));
-                    let (tx, rx) = mpsc::channel::<Bytes>(initial.len());
-                    for b in initial {
-                        let _ = tx.try_send(b);
-                    }
-                    return Ok(body_from(rx));
+                    return Ok(single_event(line("ERROR", gone.to_status())));
                 }
             }
         }

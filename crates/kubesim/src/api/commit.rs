@@ -9,7 +9,8 @@ pub(super) struct Write<'a> {
     pub(super) manager: String,
     pub(super) dry_run: bool,
     pub(super) strict: bool,
-    pub(super) apply: bool,
+    /// `Some("<namespace>/<name>")` of the configuration for a server-side apply.
+    pub(super) apply: Option<String>,
 }
 
 pub(super) fn scope_for(res: &ResourceInfo, sub: Option<&str>) -> Scope {
@@ -207,31 +208,34 @@ pub(super) fn commit(
 
     match validation::check_schema(res, &new) {
         SchemaCheck::Ok => {}
-        SchemaCheck::Unknown(paths) if w.strict || (w.apply && !res.custom) => {
+        SchemaCheck::Unknown(paths) if w.apply.is_some() || w.strict => {
             if create {
                 release_service(inner, &new);
             }
-            let msg = if w.strict {
-                let list: Vec<String> = paths
-                    .iter()
-                    .map(|p| format!("unknown field \"{p}\""))
-                    .collect();
-                format!(
+            let list: Vec<String> = paths
+                .iter()
+                .map(|p| format!("unknown field \"{p}\""))
+                .collect();
+            return Err(match &w.apply {
+                // Server-side apply types the configuration against the schema before
+                // fieldValidation is looked at, and reports the failure as a plain
+                // 500 with the first undeclared field, whatever fieldValidation says
+                // (kubernetes#122480; seen on 1.28 and 1.32, built-in and custom kinds).
+                Some(ident) => ApiError::plain_500(format!(
+                    "failed to create typed patch object ({ident}; {}/{}, Kind={}): {}: field not declared in schema",
+                    res.group,
+                    res.version,
+                    res.kind,
+                    typed_path(&new, &paths[0], res.ssa_schema())
+                )),
+                None => ApiError::bad_request(format!(
                     "{} in version \"{}\" cannot be handled as a {}: strict decoding error: {}",
                     res.kind,
                     res.version,
                     res.kind,
                     list.join(", ")
-                )
-            } else {
-                format!(
-                    "failed to create typed patch object ({}, Kind={}): .{}: field not declared in schema",
-                    res.api_version(),
-                    res.kind,
-                    paths[0]
-                )
-            };
-            return Err(ApiError::bad_request(msg));
+                )),
+            });
         }
         SchemaCheck::Unknown(paths) => {
             validation::prune(&mut new, &paths);
@@ -266,7 +270,7 @@ pub(super) fn commit(
         let g = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
         new["metadata"]["generation"] = json!(g);
     }
-    if !w.apply {
+    if w.apply.is_none() {
         let api_version = res.api_version();
         let now = now();
         let ctx = ApplyCtx {
@@ -345,4 +349,33 @@ pub(super) fn register_crd(inner: &mut Inner, crd: &Value) {
         .resources
         .retain(|r| !(r.custom && r.group == group && r.plural == plural));
     inner.resources.extend(discovery::from_crd(crd));
+}
+
+/// A path of [`validation::check_schema`] (`spec.containers[0].foo`) as
+/// structured-merge-diff prints it (`.spec.containers[name="app"].foo`):
+/// items of list-maps by their keys, of sets by their value.
+fn typed_path(obj: &Value, dotted: &str, schema: ssa::Schema<'_>) -> String {
+    let mut path: ssa::Path = Vec::new();
+    let mut at = obj;
+    for segment in dotted.split('.') {
+        let mut parts = segment.split('[');
+        let field = parts.next().unwrap_or_default();
+        path.push(ssa::Pe::Field(field.to_string()));
+        at = &at[field];
+        for index in parts {
+            let Ok(n) = index.trim_end_matches(']').parse::<usize>() else {
+                return format!(".{dotted}");
+            };
+            let item = &at[n];
+            let pe = match ssa::list_type(schema, &path) {
+                ssa::ListType::Map(keys) => ssa::Pe::Key(ssa::item_key(item, &keys)),
+                ssa::ListType::Set => ssa::Pe::Value(item.to_string()),
+                // Atomic lists have no element identity; SMD never descends into them.
+                ssa::ListType::Atomic => return format!(".{dotted}"),
+            };
+            path.push(pe);
+            at = item;
+        }
+    }
+    ssa::path_string(&path)
 }

@@ -65,13 +65,22 @@ pub(super) fn collect_dependents(inner: &mut Inner, uid: &str) {
     }
 }
 
+/// kube-apiserver checks delete preconditions in `rest.BeforeDelete`, which
+/// names the object by its Kind (`ConfigMap`, `Deployment.apps`), not by its
+/// resource, and says what may have happened.
 pub(super) fn precondition_failed(t: &Target, what: &str, want: &str, have: &str) -> ApiError {
+    let hint = if what == "UID" {
+        "The object might have been deleted and then recreated"
+    } else {
+        "The object might have been modified"
+    };
+    // The Kind stands where `conflict` expects a resource, as in BeforeDelete's GroupResource.
     ApiError::conflict(
         &t.res.group,
-        &t.res.plural,
+        &t.res.kind,
         name_of(t),
         &format!(
-            "Precondition failed: {what} in precondition: {want}, {what} in object meta: {have}"
+            "the {what} in the precondition ({want}) does not match the {what} in record ({have}). {hint}"
         ),
     )
 }

@@ -87,7 +87,7 @@ pub fn create(sim: &Sim, t: &Target, w: &Writer, body: Value) -> ApiResult<Reply
         manager: w.manager(),
         dry_run: w.params.dry_run(),
         strict: w.params.strict(),
-        apply: false,
+        apply: None,
     };
     commit(&mut inner, &write, None, body)
 }
@@ -109,7 +109,7 @@ pub fn update(sim: &Sim, t: &Target, w: &Writer, body: Value) -> ApiResult<Reply
         manager: w.manager(),
         dry_run: w.params.dry_run(),
         strict: w.params.strict(),
-        apply: false,
+        apply: None,
     };
     let reply = commit(&mut inner, &write, Some(&old), new)?;
     Ok(scale_reply(t, reply))
@@ -175,7 +175,7 @@ pub fn patch(
         manager: w.manager(),
         dry_run: w.params.dry_run(),
         strict: w.params.strict(),
-        apply: false,
+        apply: None,
     };
     let reply = commit(&mut inner, &write, Some(&old), new)?;
     Ok(scale_reply(t, reply))
@@ -240,6 +240,13 @@ pub fn apply(sim: &Sim, t: &Target, w: &Writer, cfg: Value) -> ApiResult<Reply> 
         ));
     }
     check_identity(t, &cfg)?;
+    // How kube-apiserver names the configuration when it cannot type it: from the
+    // configuration's own metadata (`/web` when it names no namespace).
+    let ident = format!(
+        "{}/{}",
+        cfg["metadata"]["namespace"].as_str().unwrap_or_default(),
+        cfg["metadata"]["name"].as_str().unwrap_or_default()
+    );
     let mut cfg = ssa::strip_nulls(&cfg);
     let sub = t.sub.as_deref();
     if let Some(m) = cfg["metadata"].as_object_mut() {
@@ -264,18 +271,6 @@ pub fn apply(sim: &Sim, t: &Target, w: &Writer, cfg: Value) -> ApiResult<Reply> 
             }
             Scope::Main => {}
         }
-    }
-    // Custom resources are pruned to their schema before apply, as the real decoder does.
-    let mut pruned = Vec::new();
-    if t.res.custom
-        && !w.params.strict()
-        && let SchemaCheck::Unknown(paths) = validation::check_schema(&t.res, &cfg)
-    {
-        validation::prune(&mut cfg, &paths);
-        pruned = paths
-            .iter()
-            .map(|p| format!("unknown field \"{p}\""))
-            .collect();
     }
     // The real server decodes quantities before merging, so `1024Mi` meets `1Gi` as equal.
     if !t.res.custom {
@@ -316,9 +311,7 @@ pub fn apply(sim: &Sim, t: &Target, w: &Writer, cfg: Value) -> ApiResult<Reply> 
         manager: manager.to_string(),
         dry_run: w.params.dry_run(),
         strict: w.params.strict(),
-        apply: true,
+        apply: Some(ident),
     };
-    let mut reply = commit(&mut inner, &write, old.as_ref(), new)?;
-    reply.warnings.extend(pruned);
-    Ok(reply)
+    commit(&mut inner, &write, old.as_ref(), new)
 }

@@ -11,6 +11,26 @@ pub async fn raw(
     content_type: &str,
     body: &str,
 ) -> (u16, Value) {
+    let r = raw_text(client, method, path, content_type, body).await;
+    (r.code, serde_json::from_str(&r.body).unwrap_or(Value::Null))
+}
+
+/// A raw answer, for bodies that are not JSON.
+pub struct RawReply {
+    pub code: u16,
+    pub content_type: String,
+    pub warnings: Vec<String>,
+    pub body: String,
+}
+
+/// Sends a raw request and returns the answer as text.
+pub async fn raw_text(
+    client: &Client,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> RawReply {
     let req = http::Request::builder()
         .method(method)
         .uri(path)
@@ -20,8 +40,32 @@ pub async fn raw(
         .expect("a valid request");
     let resp = client.send(req).await.expect("a response");
     let code = resp.status().as_u16();
+    let header = |name: &str| -> Vec<String> {
+        resp.headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(String::from))
+            .collect()
+    };
+    let content_type = header("content-type").join(",");
+    let warnings = header("warning");
     let bytes = resp.into_body().collect_bytes().await.expect("a body");
-    (code, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    RawReply {
+        code,
+        content_type,
+        warnings,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+/// The server's minor version from /version (`28` for v1.28.7), for the few
+/// answers whose wording changed between releases.
+pub async fn server_minor(client: &Client) -> u32 {
+    let v = client.apiserver_version().await.expect("/version");
+    v.minor
+        .trim_end_matches('+')
+        .parse()
+        .unwrap_or_else(|_| panic!("minor version {:?}", v.minor))
 }
 
 /// The `metav1.Status` of a failed call.

@@ -7,7 +7,7 @@ use kube::discovery::Discovery;
 use kubesim::testing::TestCluster;
 use serde_json::json;
 
-use crate::common::eventually;
+use crate::common::{eventually, raw, status};
 
 #[tokio::test]
 async fn applying_a_crd_serves_its_kind_and_deleting_it_removes_the_kind() {
@@ -84,28 +84,50 @@ async fn applying_a_crd_serves_its_kind_and_deleting_it_removes_the_kind() {
         merged.data
     );
 
-    // Unknown fields: Strict rejects them, the default prunes them.
+    // Unknown fields: an apply is a plain 500 whatever fieldValidation says
+    // (kubernetes#122480); a create honours it (Strict 400, default prunes).
     let typo = json!({"apiVersion": format!("{group}/v1"), "kind": "Widget", "metadata": {"name": "w2"},
         "spec": {"size": 1, "sise": 2}});
-    let strict = PatchParams::apply("relbot").validation_strict();
-    let e = widgets
-        .patch("w2", &strict, &Patch::Apply(&typo))
-        .await
-        .unwrap_err();
-    let kube::Error::Api(s) = e else {
-        panic!("{e:?}")
-    };
-    assert!(
-        s.message.contains("unknown field \"spec.sise\""),
-        "{}",
-        s.message
+    let pp = PatchParams::apply("relbot");
+    for pp in [pp.clone(), pp.clone().validation_strict()] {
+        let s = status(widgets.patch("w2", &pp, &Patch::Apply(&typo)).await);
+        assert_eq!((s.code, s.reason.as_str()), (500, ""));
+        assert_eq!(
+            s.message,
+            format!(
+                "failed to create typed patch object (/w2; {group}/v1, Kind=Widget): .spec.sise: field not declared in schema"
+            )
+        );
+    }
+    let path = format!("/apis/{group}/v1/namespaces/{}/widgets", tc.namespace());
+    let (code, body) = raw(
+        &tc.client(),
+        "POST",
+        &format!("{path}?fieldValidation=Strict"),
+        "application/json",
+        &typo.to_string(),
+    )
+    .await;
+    assert_eq!(
+        (code, &body["reason"]),
+        (400, &json!("BadRequest")),
+        "{body}"
     );
-    let pruned = widgets
-        .patch("w2", &PatchParams::apply("relbot"), &Patch::Apply(&typo))
-        .await
-        .unwrap();
-    assert!(pruned.data["spec"].get("sise").is_none(), "{}", pruned.data);
-    assert_eq!(pruned.data["spec"]["size"], 1);
+    assert_eq!(
+        body["message"],
+        "Widget in version \"v1\" cannot be handled as a Widget: strict decoding error: unknown field \"spec.sise\""
+    );
+    let (code, pruned) = raw(
+        &tc.client(),
+        "POST",
+        &path,
+        "application/json",
+        &typo.to_string(),
+    )
+    .await;
+    assert_eq!(code, 201, "{pruned}");
+    assert!(pruned["spec"].get("sise").is_none(), "{pruned}");
+    assert_eq!(pruned["spec"]["size"], 1);
 
     crds.delete(&name, &DeleteParams::default()).await.unwrap();
     let gone = eventually(Duration::from_secs(30), || async {
@@ -116,6 +138,8 @@ async fn applying_a_crd_serves_its_kind_and_deleting_it_removes_the_kind() {
     assert!(gone.is_some(), "the kind is still served");
     let unknown = ApiResource::from_gvk_with_plural(&gvk, "widgets");
     let widgets: Api<DynamicObject> = Api::namespaced_with(tc.client(), tc.namespace(), &unknown);
-    assert!(widgets.get("w1").await.is_err());
+    // The group is served no more: Go's plain 404, not a Status.
+    let s = status(widgets.get("w1").await);
+    assert_eq!((s.code, s.message.as_str()), (404, "404 page not found"));
     tc.cleanup().await;
 }

@@ -185,9 +185,11 @@ async fn defaults_are_filled_in() {
         spec.strategy.unwrap().type_.as_deref(),
         Some("RollingUpdate")
     );
+    // Numbers and non-canonical text on purpose; requests stay within limits
+    // (validation::a_request_above_its_limit_is_invalid covers the other case).
     let mut with_resources = deployment("web", "nginx:1.25", None);
     with_resources["spec"]["template"]["spec"]["containers"][0]["resources"] =
-        json!({"requests": {"cpu": 1, "memory": "1024Mi"}, "limits": {"cpu": 0.5}});
+        json!({"requests": {"cpu": 1, "memory": "1024Mi"}, "limits": {"cpu": 1.5}});
     let d = api
         .patch(
             "web",
@@ -217,7 +219,7 @@ async fn defaults_are_filled_in() {
         requests["memory"].0, "1Gi",
         "quantities are stored canonically"
     );
-    assert_eq!(r.limits.unwrap()["cpu"].0, "500m");
+    assert_eq!(r.limits.unwrap()["cpu"].0, "1500m");
     let c = &spec.template.spec.unwrap().containers[0];
     assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
     assert_eq!(

@@ -49,13 +49,25 @@ async fn delete_preconditions_on_uid_and_resource_version() {
         }),
         ..Default::default()
     };
+    // rest.BeforeDelete names the object by its Kind, not its resource.
+    let uid = cm.metadata.uid.clone().unwrap();
+    let rv = cm.metadata.resource_version.clone().unwrap();
     let s = status(api.delete("a", &wrong_uid).await);
     assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
-    assert!(
-        s.message
-            .contains("Precondition failed: UID in precondition"),
-        "{}",
-        s.message
+    assert_eq!(
+        s.message,
+        format!(
+            "Operation cannot be fulfilled on ConfigMap \"a\": the UID in the precondition (00000000-0000-0000-0000-000000000000) does not match the UID in record ({uid}). The object might have been deleted and then recreated"
+        )
+    );
+    let details = s.details.expect("details");
+    assert_eq!(
+        (
+            details.kind.as_str(),
+            details.name.as_str(),
+            details.group.as_str()
+        ),
+        ("ConfigMap", "a", "")
     );
     let wrong_rv = DeleteParams {
         preconditions: Some(Preconditions {
@@ -65,7 +77,14 @@ async fn delete_preconditions_on_uid_and_resource_version() {
         ..Default::default()
     };
     let s = status(api.delete("a", &wrong_rv).await);
-    assert_eq!(s.code, 409);
+    assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        s.message,
+        format!(
+            "Operation cannot be fulfilled on ConfigMap \"a\": the ResourceVersion in the precondition (1) does not match the ResourceVersion in record ({rv}). The object might have been modified"
+        )
+    );
+    assert!(api.get_opt("a").await.unwrap().is_some());
     let right = DeleteParams {
         preconditions: Some(Preconditions {
             uid: cm.metadata.uid.clone(),

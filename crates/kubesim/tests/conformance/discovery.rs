@@ -2,7 +2,7 @@ use kube::core::GroupVersionKind;
 use kube::discovery::{Discovery, Scope, verbs};
 use kubesim::testing::TestCluster;
 
-use crate::common::raw;
+use crate::common::{raw, raw_text};
 
 const KINDS: &[(&str, &str, &str, bool)] = &[
     ("", "v1", "Namespace", false),
@@ -103,15 +103,29 @@ async fn version_and_raw_documents() {
     let (_, apps) = raw(&c, "GET", "/apis/apps", "application/json", "").await;
     assert_eq!(apps["kind"], "APIGroup");
     assert_eq!(apps["preferredVersion"]["version"], "v1");
-    let (code, missing) = raw(
-        &c,
-        "GET",
+    // A group nobody serves has no handler at all: Go's plain-text 404.
+    for path in [
+        "/apis/nope.example.com",
         "/apis/nope.example.com/v1",
-        "application/json",
-        "",
-    )
-    .await;
-    assert_eq!(code, 404);
-    assert_eq!(missing["kind"], "Status");
+        "/apis/nope.example.com/v1/namespaces/default/widgets/w",
+    ] {
+        let r = raw_text(&c, "GET", path, "application/json", "").await;
+        assert_eq!(
+            (r.code, r.content_type.as_str(), r.body.as_str()),
+            (404, "text/plain; charset=utf-8", "404 page not found\n"),
+            "{path}"
+        );
+    }
+    // Under a served group, what is missing is a NotFound Status.
+    for path in ["/apis/apps/v9", "/apis/apps/v1/nopes", "/api/v2"] {
+        let (code, missing) = raw(&c, "GET", path, "application/json", "").await;
+        assert_eq!(code, 404, "{path}");
+        assert_eq!(missing["kind"], "Status", "{path}");
+        assert_eq!(missing["reason"], "NotFound", "{path}");
+        assert_eq!(
+            missing["message"], "the server could not find the requested resource",
+            "{path}"
+        );
+    }
     tc.cleanup().await;
 }

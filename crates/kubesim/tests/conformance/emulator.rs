@@ -417,3 +417,36 @@ async fn write_latency_delays_committed_writes_only() {
     );
     tc.cleanup().await;
 }
+
+/// The emulator serves streaming lists by default (as 1.32 does) and can
+/// answer like the servers that do not, so a client's fallback can be tested.
+#[tokio::test]
+async fn streaming_lists_can_be_refused_like_older_or_etcd_limited_servers() {
+    use crate::list_watch::{StreamingList, listed_then_watched, streaming_list};
+    use kubesim::WatchList;
+    for (mode, want) in [
+        (WatchList::GateOff, StreamingList::GateOff),
+        (WatchList::NoProgressNotify, StreamingList::NoProgressNotify),
+    ] {
+        let opts = SimOptions {
+            watch_list: mode,
+            ..Default::default()
+        };
+        let tc = TestCluster::acquire_with("emu-watch-list", opts).await;
+        if tc.require_emulator("WatchList modes").is_none() {
+            return;
+        }
+        let api: Api<ConfigMap> = Api::namespaced(tc.client(), tc.namespace());
+        let pp = PatchParams::apply("relbot");
+        let mut cm = configmap("one", json!({}));
+        cm["metadata"]["labels"] = json!({"suite": "wl"});
+        api.patch("one", &pp, &Patch::Apply(&cm)).await.unwrap();
+        assert_eq!(streaming_list(&api, "suite=wl").await, want, "{mode:?}");
+        assert_eq!(
+            listed_then_watched(&api, "suite=wl").await,
+            ["one"],
+            "{mode:?}"
+        );
+        tc.cleanup().await;
+    }
+}
