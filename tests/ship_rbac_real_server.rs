@@ -82,7 +82,7 @@ fn relbot(kubeconfig: &Path, source: &Path, args: &[&str]) -> (i32, String) {
 
 /// The samples, copied; without the preStop `sleep` action when the server
 /// does not know it (Kubernetes before 1.30, found by a dry-run probe).
-async fn samples_for(client: &kube::Client, dir: &Path) -> std::path::PathBuf {
+fn samples_for(knows_sleep: bool, dir: &Path) -> std::path::PathBuf {
     let copy = dir.join("manifests-sample");
     let status = std::process::Command::new("cp")
         .arg("-r")
@@ -99,20 +99,6 @@ async fn samples_for(client: &kube::Client, dir: &Path) -> std::path::PathBuf {
         .status()
         .expect("cp");
     assert!(status.success());
-    let deployments: kube::Api<k8s_openapi::api::apps::v1::Deployment> =
-        kube::Api::namespaced(client.clone(), "default");
-    let probe = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "probe"},
-        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
-        "spec": {"containers": [{"name": "c", "image": "nginx",
-            "lifecycle": {"preStop": {"sleep": {"seconds": 1}}}}]}}}});
-    let knows_sleep = deployments
-        .patch(
-            "probe",
-            &PatchParams::apply("relbot-test").dry_run(),
-            &Patch::Apply(&probe),
-        )
-        .await
-        .is_ok();
     if !knows_sleep {
         let file = copy.join("platform/api/deployment.yaml");
         let text = std::fs::read_to_string(&file).expect("api deployment");
@@ -178,7 +164,7 @@ async fn deploy_rbac_lets_relbot_sync_the_samples_on_a_real_server_and_nothing_m
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("relbot.kubeconfig");
     kubeconfig_with_token(tc.kubeconfig_path(), &token, &kubeconfig);
-    let samples = samples_for(&admin, dir.path()).await;
+    let samples = samples_for(tc.knows_prestop_sleep().await, dir.path());
 
     let (code, out) = relbot(&kubeconfig, &samples, &["sync"]);
     assert_eq!(code, 0, "relbot sync with deploy/'s ServiceAccount:\n{out}");

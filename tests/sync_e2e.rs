@@ -717,29 +717,6 @@ fn samples_in(tc: &TestCluster) -> Vec<(Application, Vec<Manifest>)> {
         .collect()
 }
 
-/// Whether the server knows the preStop `sleep` action that the samples use
-/// (on by default from Kubernetes 1.30, unknown to 1.28): probed with a
-/// server-side dry-run, as relbot itself would find out.
-async fn server_knows_prestop_sleep(tc: &TestCluster) -> bool {
-    use kube::api::{DynamicObject, Patch, PatchParams};
-    use kube::discovery::ApiResource;
-    let resource = ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
-        "apps",
-        "v1",
-        "Deployment",
-    ));
-    let api: kube::Api<DynamicObject> =
-        kube::Api::namespaced_with(tc.client(), tc.namespace(), &resource);
-    let probe = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "probe"},
-        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
-        "spec": {"containers": [{"name": "c", "image": "nginx",
-            "lifecycle": {"preStop": {"sleep": {"seconds": 1}}}}]}}}});
-    let params = PatchParams::apply("relbot-test").dry_run();
-    api.patch("probe", &params, &Patch::Apply(&probe))
-        .await
-        .is_ok()
-}
-
 fn without_prestop_sleep(manifests: &mut [Manifest]) {
     for m in manifests {
         for c in m
@@ -762,7 +739,7 @@ async fn sync_samples_from_empty_to_healthy_then_noop() {
     install_k3s_crds(&tc).await;
     let mut samples = samples_in(&tc);
     assert_eq!(samples.len(), 2);
-    if !server_knows_prestop_sleep(&tc).await {
+    if !tc.knows_prestop_sleep().await {
         // An older server (1.28) rejects the API Deployment: the whole
         // application is refused before its first write, naming the file.
         let (app, manifests) = &mut samples[0];

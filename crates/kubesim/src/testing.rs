@@ -137,6 +137,25 @@ impl TestCluster {
         Ok(())
     }
 
+    /// Whether the server knows the preStop `sleep` lifecycle action (on by
+    /// default from Kubernetes 1.30, unknown to 1.28), found out as relbot
+    /// would: a server-side apply dry-run of a Deployment that uses it.
+    pub async fn knows_prestop_sleep(&self) -> bool {
+        use k8s_openapi::api::apps::v1::Deployment;
+        use kube::api::{Patch, PatchParams};
+        let probe = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "prestop-sleep-probe"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}},
+                "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [
+                    {"name": "c", "image": "nginx",
+                     "lifecycle": {"preStop": {"sleep": {"seconds": 1}}}}]}}}});
+        let params = PatchParams::apply("relbot-test-probe").dry_run();
+        Api::<Deployment>::namespaced(self.client.clone(), &self.namespace)
+            .patch("prestop-sleep-probe", &params, &Patch::Apply(&probe))
+            .await
+            .is_ok()
+    }
+
     pub fn client(&self) -> Client {
         self.client.clone()
     }
