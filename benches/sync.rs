@@ -275,6 +275,7 @@ async fn relbot_run_with(
         record_status: true,
         progress: Default::default(),
         health_rules: Default::default(),
+        wait_for_last_wave: true,
     };
     reset_peak();
     let before = cluster.counts();

@@ -79,6 +79,7 @@ fn settings(tc: &TestCluster) -> SyncSettings {
         record_status: true,
         progress: Default::default(),
         health_rules: Default::default(),
+        wait_for_last_wave: true,
     }
 }
 
@@ -116,6 +117,7 @@ async fn plan(
         status_namespace: tc.namespace().to_string(),
         progress: Default::default(),
         health_rules: Default::default(),
+        wait_for_last_wave: true,
     };
     let mut plans = plan_all(&target, &desired, Some("rev2"), &settings)
         .await
@@ -951,5 +953,47 @@ async fn sync_reports_planning_waves_applies_health_waits_and_prunes_in_order() 
     assert_eq!(prunes, [(0, 1), (1, 1)], "{events:#?}");
     assert!(!events.iter().any(|e| matches!(e, E::Applied { .. })));
     assert_eq!(events.last(), Some(&E::AppFinished { app: ns.clone() }));
+    tc.cleanup().await;
+}
+
+/// `relbot sync` (the CLI) does not wait for the last wave's rollouts: no
+/// health gate runs after it and the run is Synced as soon as it is written;
+/// serve (and `--wait`) gate the last wave too.
+#[tokio::test]
+async fn sync_without_wait_does_not_gate_the_last_wave() {
+    let tc = TestCluster::acquire_with("sync-nowait", controllers()).await;
+    let ns = tc.namespace().to_string();
+    let app = app(&tc, "");
+    let desired = vec![deployment(&ns, "web", "nginx:1.27", Some(1))];
+    let cluster = cluster(&tc);
+    let index = cluster.discover().await.expect("discovery");
+    let no_wait = SyncSettings {
+        wait_for_last_wave: false,
+        ..settings(&tc)
+    };
+    let result = sync_application(&cluster, &index, &app, &desired, Some("rev1"), &no_wait).await;
+    assert_eq!(result.phase, RunPhase::Synced, "{result:#?}");
+    assert_eq!(result.counts().created, 1, "{result:#?}");
+    assert_eq!(
+        result.timings.health_ms, 0,
+        "no gate after the last wave: {result:#?}"
+    );
+
+    let mut changed = desired.clone();
+    changed[0].object["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1.28");
+    let waited = sync_application(
+        &cluster,
+        &index,
+        &app,
+        &changed,
+        Some("rev2"),
+        &settings(&tc),
+    )
+    .await;
+    assert_eq!(
+        waited.health,
+        HealthStatus::Healthy,
+        "serve's default waits: {waited:#?}"
+    );
     tc.cleanup().await;
 }

@@ -39,6 +39,9 @@ pub struct SyncArgs {
     pub context: Option<String>,
     #[arg(long, short, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Also wait for the last wave to become healthy (earlier waves always gate the next)
+    #[arg(long)]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -223,6 +226,7 @@ fn prepare(global: &GlobalArgs, args: &SyncArgs) -> Result<Prepared, Outcome> {
     let desired = load_desired(global, args)?;
     let mut settings = RunSettings::from_config(&desired.config.config);
     settings.progress = progress;
+    settings.wait_for_last_wave = args.wait;
     let style = Style {
         color: args.output == OutputFormat::Text && use_color(global),
     };

@@ -41,6 +41,8 @@ pub struct SyncSettings {
     pub progress: Progress,
     /// relbot.yaml's per-kind health rules, tried before the built-in ones.
     pub health_rules: HealthRules,
+    /// Gate the last wave on health as well (see `RunSettings`).
+    pub wait_for_last_wave: bool,
 }
 
 impl SyncSettings {
@@ -53,6 +55,7 @@ impl SyncSettings {
             record_status: true,
             progress: run.progress.clone(),
             health_rules: run.health_rules.clone(),
+            wait_for_last_wave: run.wait_for_last_wave,
         }
     }
 }
@@ -285,7 +288,8 @@ pub async fn sync_application(
             }
             health_time += gate_start.elapsed();
         }
-        if any_write && !stopped {
+        let last_step = step + 1 == steps.len();
+        if any_write && !stopped && (!last_step || settings.wait_for_last_wave) {
             let gate_start = Instant::now();
             let gate = Gate {
                 app: &app.name,

@@ -84,6 +84,10 @@ pub struct RunSettings {
     pub progress: Progress,
     /// relbot.yaml's per-kind health rules.
     pub health_rules: HealthRules,
+    /// Wait for the last wave to become healthy too. Waves before it are
+    /// always gated; the last one gates nothing but the report, which serve
+    /// wants and `relbot sync` (like `kubectl apply`) asks for with `--wait`.
+    pub wait_for_last_wave: bool,
 }
 
 impl RunSettings {
@@ -93,6 +97,7 @@ impl RunSettings {
             status_namespace: config.status.namespace.clone(),
             progress: Progress::none(),
             health_rules: HealthRules::new(&config.health),
+            wait_for_last_wave: true,
         }
     }
 }
@@ -287,6 +292,7 @@ mod tests {
             status_namespace: "relbot".into(),
             progress: Progress::none(),
             health_rules: HealthRules::default(),
+            wait_for_last_wave: true,
         };
         let target = PlanTarget::Offline {
             reason: "test".into(),
