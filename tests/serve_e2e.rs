@@ -360,29 +360,29 @@ impl Metrics {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_a_signed_push_is_applied_and_forged_replayed_or_oversize_ones_change_nothing() {
-    let world = World::new("serve-push", &["web"]).await;
+    let world = World::new("serve-push", &["site"]).await;
     let mut server = world.start();
     server.wait_ready().await;
     // The startup sync applies the initial state.
     world
-        .wait_value(&server, "web", "v1", Duration::from_secs(30))
+        .wait_value(&server, "site", "v1", Duration::from_secs(30))
         .await;
 
     // A signed push webhook → the change is applied.
     let before = world.work.head();
-    let v2 = world.change("web", "v2");
-    let body = push_body(&before, &v2, &["apps/web/settings.yaml"]);
+    let v2 = world.change("site", "v2");
+    let body = push_body(&before, &v2, &["apps/site/settings.yaml"]);
     let status = server
         .post_github("push", "delivery-1", &body, &sign(&body))
         .await;
     assert_eq!(status, 202, "log:\n{}", server.log());
     world
-        .wait_value(&server, "web", "v2", Duration::from_secs(20))
+        .wait_value(&server, "site", "v2", Duration::from_secs(20))
         .await;
 
     // Git moves on, but no valid webhook says so: nothing may change.
-    let v3 = world.change("web", "v3");
-    let body3 = push_body(&v2, &v3, &["apps/web/settings.yaml"]);
+    let v3 = world.change("site", "v3");
+    let body3 = push_body(&v2, &v3, &["apps/site/settings.yaml"]);
     let forged = server
         .post_github("push", "delivery-2", &body3, &sign(b"another body"))
         .await;
@@ -398,7 +398,7 @@ async fn serve_a_signed_push_is_applied_and_forged_replayed_or_oversize_ones_cha
         .await;
     assert_eq!(oversize, 413);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(world.value("web").await.as_deref(), Some("v2"));
+    assert_eq!(world.value("site").await.as_deref(), Some("v2"));
     let metrics = server.metrics().await;
     assert_eq!(
         metrics.sum(
@@ -428,7 +428,7 @@ async fn serve_a_signed_push_is_applied_and_forged_replayed_or_oversize_ones_cha
         .await;
     assert_eq!(status, 202);
     world
-        .wait_value(&server, "web", "v3", Duration::from_secs(20))
+        .wait_value(&server, "site", "v3", Duration::from_secs(20))
         .await;
     let (code, _) = server.terminate();
     assert_eq!(code, Some(0), "log:\n{}", server.log());
@@ -854,7 +854,7 @@ async fn serve_a_registry_webhook_opens_one_bump_pr() {
 /// what to do, no API dump, and `/readyz` says it is waiting for the Lease.
 #[tokio::test]
 async fn serve_without_its_lease_namespace_says_so_once_and_is_not_ready() {
-    let mut world = World::new("serve-no-lease-ns", &["web"]).await;
+    let mut world = World::new("serve-no-lease-ns", &["idle"]).await;
     let missing = format!("{}-absent", world.tc.namespace());
     world
         .env

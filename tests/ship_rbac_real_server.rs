@@ -116,7 +116,7 @@ fn samples_for(knows_sleep: bool, dir: &Path) -> std::path::PathBuf {
 async fn deploy_rbac_lets_relbot_sync_the_samples_on_a_real_server_and_nothing_more() {
     relbot::tls::init();
     let tc = TestCluster::acquire("rbac-real").await;
-    if tc.is_emulator() {
+    if tc.is_kubesim().await {
         println!(
             "skipped: RBAC is enforced only by a real API server (run scripts/test with a control plane)"
         );

@@ -174,6 +174,17 @@ impl TestCluster {
         self.sim.is_some()
     }
 
+    /// Whether the cluster is kubesim, in this process or another one
+    /// reached through `RELBOT_TEST_KUBECONFIG` (it says so in `/version`).
+    pub async fn is_kubesim(&self) -> bool {
+        self.sim.is_some()
+            || self
+                .client
+                .apiserver_version()
+                .await
+                .is_ok_and(|v| v.git_version.ends_with("-kubesim"))
+    }
+
     /// The emulator, in emulator mode.
     pub fn sim(&self) -> Option<&SimHandle> {
         self.sim.as_ref()
