@@ -26,7 +26,9 @@ async fn delete_removes_and_accepts_every_propagation_policy() {
     ] {
         make(&api, name, json!({})).await;
         api.delete(name, &dp).await.unwrap();
-        let gone = crate::common::eventually(std::time::Duration::from_secs(10), || async {
+        // Foreground deletion waits for the garbage collector, which on a
+        // control plane that has just started may still be syncing its caches.
+        let gone = crate::common::eventually(std::time::Duration::from_secs(60), || async {
             api.get_opt(name).await.unwrap().is_none().then_some(())
         })
         .await;
