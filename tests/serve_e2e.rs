@@ -236,7 +236,20 @@ impl Server {
     }
 
     async fn post_github(&self, event: &str, delivery: &str, body: &[u8], signature: &str) -> u16 {
-        self.http
+        self.try_post_github(event, delivery, body, signature)
+            .await
+            .expect("webhook delivered")
+    }
+
+    async fn try_post_github(
+        &self,
+        event: &str,
+        delivery: &str,
+        body: &[u8],
+        signature: &str,
+    ) -> Result<u16, reqwest::Error> {
+        Ok(self
+            .http
             .post(self.url("/webhooks/github"))
             .header("x-github-event", event)
             .header("x-github-delivery", delivery)
@@ -244,10 +257,9 @@ impl Server {
             .header("content-type", "application/json")
             .body(body.to_vec())
             .send()
-            .await
-            .expect("webhook delivered")
+            .await?
             .status()
-            .as_u16()
+            .as_u16())
     }
 
     async fn metrics(&self) -> Metrics {
@@ -393,10 +405,15 @@ async fn serve_a_signed_push_is_applied_and_forged_replayed_or_oversize_ones_cha
     assert_eq!(replay, 200, "a replay is acknowledged and ignored");
     let mut huge = body3.clone();
     huge.extend(std::iter::repeat_n(b' ', 2 * 1024 * 1024));
+    // The server answers 413 as soon as the body passes its limit and closes
+    // the connection: a client still writing may see that as a broken pipe.
     let oversize = server
-        .post_github("push", "delivery-3", &huge, &sign(&huge))
+        .try_post_github("push", "delivery-3", &huge, &sign(&huge))
         .await;
-    assert_eq!(oversize, 413);
+    assert!(
+        matches!(oversize, Ok(413)) || oversize.as_ref().is_err_and(|e| e.is_request()),
+        "an oversize delivery is refused: {oversize:?}"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(world.value("site").await.as_deref(), Some("v2"));
     let metrics = server.metrics().await;
