@@ -63,6 +63,9 @@ impl LeaseSettings {
     }
 }
 
+/// The Lease problem before the first request: not ready, nothing to log.
+const NOT_ASKED_YET: &str = "no Lease request answered yet";
+
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {
     #[error(
@@ -114,7 +117,7 @@ impl LeaseElector {
     pub fn new(client: kube::Client, settings: LeaseSettings, metrics: Arc<Metrics>) -> Self {
         let api = Api::namespaced(client, &settings.namespace);
         let (leader, _) = watch::channel(false);
-        let (problem, _) = watch::channel(Some("no Lease request answered yet".to_string()));
+        let (problem, _) = watch::channel(Some(NOT_ASKED_YET.to_string()));
         metrics.lease_held.set(&[], 0.0);
         LeaseElector {
             api,
@@ -149,7 +152,7 @@ impl LeaseElector {
             }
             match &problem {
                 Some(message) => tracing::warn!("{message}"),
-                None if current.as_deref() != Some("no Lease request answered yet") => {
+                None if current.as_deref() != Some(NOT_ASKED_YET) => {
                     tracing::info!(lease = %self.settings.name, "the Lease can be used again")
                 }
                 None => {}

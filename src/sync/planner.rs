@@ -6,8 +6,9 @@
 //! request. Desired objects that the lists do not return are looked up with
 //! one unselected list per kind and namespace (to tell "create" from "adopt"
 //! or "owned by another application"). Server-side dry-runs are sent only for
-//! what is not unchanged, and only when the caller asks for validation
-//! (`relbot diff`, `sync --dry-run`); a real sync lets the apply validate.
+//! what is not unchanged, when the caller asks for validation: `relbot diff`,
+//! `sync --dry-run`, and every sync, which validates the whole plan before its
+//! first write.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
