@@ -25,9 +25,10 @@ use kube::discovery::ApiResource;
 use relbot::cluster::client::Cluster;
 use relbot::config::Application;
 use relbot::manifest::{Manifest, Origin};
-use relbot::sync::apply::{SyncSettings, sync_application};
+use relbot::sync::apply::sync_application;
 use relbot::sync::inventory::desired_body;
 use relbot::sync::result::SyncResult;
+use relbot::sync::settings::SyncSettings;
 use serde_json::{Value, json};
 
 fn main() {

@@ -9,6 +9,7 @@
 pub mod cluster;
 pub mod config;
 pub mod error_chain;
+pub mod image;
 pub mod manifest;
 pub mod progress;
 pub mod release;

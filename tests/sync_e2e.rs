@@ -11,10 +11,11 @@ use relbot::cluster::client::{Cluster, ReadOnlyCluster};
 use relbot::cluster::health::HealthStatus;
 use relbot::config::Application;
 use relbot::manifest::{Manifest, Origin};
-use relbot::sync::apply::{SyncSettings, sync_application};
-use relbot::sync::engine::{DesiredApplication, PlanTarget, RunSettings, plan_all};
+use relbot::sync::apply::sync_application;
+use relbot::sync::engine::{DesiredApplication, PlanTarget, plan_all};
 use relbot::sync::plan::{Action, Plan, Reason, Validation};
 use relbot::sync::result::{Outcome, RunPhase, SyncResult};
+use relbot::sync::settings::{RunSettings, SyncSettings};
 use serde_json::{Value, json};
 
 fn app(tc: &TestCluster, extra: &str) -> Application {

@@ -8,9 +8,10 @@ use clap::Args;
 use relbot::cluster::client::{ClusterTarget, ReadOnlyCluster, locate};
 use relbot::config::LoadedConfig;
 use relbot::progress::ProgressEvent;
-use relbot::sync::engine::{self, DesiredApplication, PlanTarget, RunSettings};
+use relbot::sync::engine::{self, DesiredApplication, PlanTarget};
 use relbot::sync::report::{PlanDocument, Style, plans_exit_code, render_plans};
 use relbot::sync::result::{ResultDocument, render_result, results_exit_code};
+use relbot::sync::settings::RunSettings;
 use relbot::sync::status;
 use serde::Serialize;
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use super::{Config, ConfigError, ConfigProblem, ImagePolicy};
-use crate::release::registry::reference::split_reference;
+use crate::image::split_reference;
 
 /// A validated configuration with the policies it references.
 #[derive(Debug, Clone)]

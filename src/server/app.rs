@@ -35,10 +35,11 @@ use crate::cluster::discovery::KindIndex;
 use crate::config::{Config, LoadedConfig};
 use crate::release::bump::{BumpReport, MergeState, PolicyOutcome};
 use crate::source::git::{Checkout, GitCredentials, GitSource};
-use crate::sync::apply::{SyncSettings, sync_application};
-use crate::sync::engine::{RunSettings, SYNC_PROBE_TIMEOUT};
+use crate::sync::apply::sync_application;
+use crate::sync::engine::SYNC_PROBE_TIMEOUT;
 use crate::sync::plan::{Action, Reason};
 use crate::sync::result::{Outcome, RunPhase, SyncResult};
+use crate::sync::settings::{RunSettings, SyncSettings};
 
 /// Readiness conditions: the first successful fetch, then discovery.
 pub const READY_FETCH: &str = "fetch";

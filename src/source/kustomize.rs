@@ -17,10 +17,10 @@ use serde_json::{Map, Value};
 
 use super::kinds::{self, Scope};
 use super::problem::{ProblemCode, ValidationProblem};
-use super::render::{self, FileRole, KUSTOMIZATION_FILES, Locator, RenderedObject};
+use super::read::{self, FileRole, KUSTOMIZATION_FILES, Locator, RenderedObject};
 use super::yaml::{self, LineIndex, PathSeg};
+use crate::image::{SplitReference, split_reference};
 use crate::manifest::{Manifest, Origin};
-use crate::release::registry::reference::{SplitReference, split_reference};
 
 /// What runs kustomizations relbot does not render itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -380,7 +380,7 @@ fn build(
             }
             stack.pop();
         } else if full.is_file() {
-            match render::read_objects(root, &path, FileRole::KustomizeResource) {
+            match read::read_objects(root, &path, FileRole::KustomizeResource) {
                 Ok(read) => objects.extend(read),
                 Err(read) => problems.extend(read),
             }

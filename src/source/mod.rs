@@ -10,6 +10,7 @@ pub mod kinds;
 pub mod kustomize;
 pub mod order;
 pub mod problem;
+pub mod read;
 pub mod render;
 pub mod validate;
 pub mod yaml;

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::kinds::{self, Scope};
 use super::order;
 use super::problem::{ProblemCode, Severity, ValidationProblem};
-use super::render::{Locator, RenderedObject};
+use super::read::{Locator, RenderedObject};
 use super::yaml::{LineIndex, PathSeg, display_path};
 use crate::manifest::{Manifest, ObjectKey, Origin};
 

@@ -13,52 +13,18 @@ use futures::{StreamExt, stream};
 use serde_json::Value;
 
 use super::diff::object_diff;
-use super::engine::RunSettings;
 use super::inventory::{self, recreate_allowed};
 use super::plan::{Action, Change};
 use super::planner::{LivePlan, PlanOptions, PlannedObject, kind_id, plan_application};
 use super::result::{ObjectOutcome, Outcome, RunPhase, SyncResult, Timings};
+use super::settings::SyncSettings;
 use super::status;
 use crate::cluster::client::{ApiFailure, Cluster};
 use crate::cluster::discovery::KindIndex;
-use crate::cluster::health::{self, Health, HealthRules, HealthStatus};
+use crate::cluster::health::{self, Health, HealthStatus};
 use crate::config::Application;
 use crate::manifest::Manifest;
-use crate::progress::{Progress, ProgressEvent};
-
-/// Per-application settings of a sync.
-#[derive(Debug, Clone)]
-pub struct SyncSettings {
-    pub concurrency: usize,
-    pub status_namespace: String,
-    /// How long a wave may take to become healthy.
-    pub health_timeout: Duration,
-    /// How often an unhealthy wave is looked at again.
-    pub poll_interval: Duration,
-    /// Keep the result in the status ConfigMap.
-    pub record_status: bool,
-    /// Who hears how the run goes (nobody by default).
-    pub progress: Progress,
-    /// relbot.yaml's per-kind health rules, tried before the built-in ones.
-    pub health_rules: HealthRules,
-    /// Gate the last wave on health as well (see `RunSettings`).
-    pub wait_for_last_wave: bool,
-}
-
-impl SyncSettings {
-    pub fn new(app: &Application, run: &RunSettings) -> Self {
-        SyncSettings {
-            concurrency: run.concurrency.max(1),
-            status_namespace: run.status_namespace.clone(),
-            health_timeout: app.sync.health_timeout.0,
-            poll_interval: Duration::from_millis(500),
-            record_status: true,
-            progress: run.progress.clone(),
-            health_rules: run.health_rules.clone(),
-            wait_for_last_wave: run.wait_for_last_wave,
-        }
-    }
-}
+use crate::progress::ProgressEvent;
 
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64

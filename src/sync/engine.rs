@@ -5,17 +5,17 @@
 
 use std::time::Duration;
 
-use super::apply::{SyncSettings, sync_application};
+use super::apply::sync_application;
 use super::plan::{Plan, offline_plan};
 use super::planner::{PlanOptions, plan_application};
 use super::result::SyncResult;
+use super::settings::{RunSettings, SyncSettings};
 use super::status;
 use crate::cluster::client::{Cluster, ClusterError, ClusterTarget, ReadOnlyCluster, locate};
 use crate::cluster::discovery::KindIndex;
-use crate::cluster::health::HealthRules;
 use crate::config::Application;
 use crate::manifest::Manifest;
-use crate::progress::{Progress, ProgressEvent};
+use crate::progress::ProgressEvent;
 
 /// How long a dry-run waits for a configured cluster before planning offline.
 pub const DRY_RUN_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -72,34 +72,6 @@ pub async fn open_for_sync(target: &ClusterTarget) -> Result<Cluster, EngineErro
     let cluster = Cluster::new(located.config)?;
     cluster.ping(SYNC_PROBE_TIMEOUT).await?;
     Ok(cluster)
-}
-
-/// Settings that apply to every application of a run.
-#[derive(Debug, Clone)]
-pub struct RunSettings {
-    pub concurrency: usize,
-    /// Namespace of the per-application status ConfigMaps.
-    pub status_namespace: String,
-    /// Who hears how the run goes (nobody by default).
-    pub progress: Progress,
-    /// relbot.yaml's per-kind health rules.
-    pub health_rules: HealthRules,
-    /// Wait for the last wave to become healthy too. Waves before it are
-    /// always gated; the last one gates nothing but the report, which serve
-    /// wants and `relbot sync` (like `kubectl apply`) asks for with `--wait`.
-    pub wait_for_last_wave: bool,
-}
-
-impl RunSettings {
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        RunSettings {
-            concurrency: config.apply.concurrency.max(1),
-            status_namespace: config.status.namespace.clone(),
-            progress: Progress::none(),
-            health_rules: HealthRules::new(&config.health),
-            wait_for_last_wave: true,
-        }
-    }
 }
 
 /// Plans every application (a dry-run or a diff): never writes. Live plans
@@ -193,6 +165,8 @@ pub async fn sync_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::health::HealthRules;
+    use crate::progress::Progress;
 
     fn kubeconfig_for(server: &str) -> tempfile::NamedTempFile {
         let file = tempfile::NamedTempFile::new().expect("temp file");

@@ -9,4 +9,5 @@ pub mod plan;
 pub mod planner;
 pub mod report;
 pub mod result;
+pub mod settings;
 pub mod status;

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use super::reference::normalise_registry;
+use crate::image::normalise_registry;
 
 /// A username and password (or access token used as a password).
 #[derive(Clone, PartialEq, Eq)]

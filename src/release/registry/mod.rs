@@ -17,7 +17,6 @@
 pub mod auth;
 pub mod backoff;
 pub mod pagination;
-pub mod reference;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -30,11 +29,14 @@ use reqwest::header::{
 use reqwest::{Method, StatusCode, Url};
 use sha2::{Digest, Sha256};
 
+pub use crate::image::{
+    ImageRef, ReferenceError, SplitReference, same_repository, split_reference,
+};
 pub use auth::{Credential, CredentialsError, RegistryCredentials};
 pub use backoff::RetryPolicy;
-pub use reference::{ImageRef, ReferenceError, SplitReference, same_repository, split_reference};
 
 use crate::config::RegistryConfig;
+use crate::image;
 use auth::{Challenge, TokenCache, TokenResponse, parse_challenge};
 
 /// Manifest media types we accept on `HEAD`: without the OCI ones a registry
@@ -98,7 +100,7 @@ impl RegistrySettings {
                 .to_string()
         });
         self.hosts.insert(
-            reference::normalise_registry(host),
+            image::normalise_registry(host),
             HostSettings { mirror, insecure },
         );
     }
@@ -112,9 +114,9 @@ impl RegistrySettings {
             .unwrap_or_else(|| image.api_host().to_string());
         let mirror_insecure = self
             .hosts
-            .get(&reference::normalise_registry(&host))
+            .get(&image::normalise_registry(&host))
             .is_some_and(|h| h.insecure);
-        let plain = reference::is_loopback(&host)
+        let plain = image::is_loopback(&host)
             || mirror_insecure
             || (settings.insecure && settings.mirror.is_none());
         format!("{}://{host}", if plain { "http" } else { "https" })
@@ -816,7 +818,7 @@ impl RegistryClient {
             Url::parse(realm).map_err(|e| token_error(format!("an invalid realm URL ({e})")))?;
         let credential = self.credentials.get(host);
         let realm_host = url.host_str().unwrap_or_default().to_string();
-        if credential.is_some() && url.scheme() != "https" && !reference::is_loopback(&realm_host) {
+        if credential.is_some() && url.scheme() != "https" && !image::is_loopback(&realm_host) {
             return Err(token_error(
                 "a plain-http realm; refusing to send credentials there".into(),
             ));
@@ -872,7 +874,7 @@ impl RegistryClient {
     fn unauthorized(&self, request: &Request<'_>, host: &str, reason: &str) -> RegistryError {
         RegistryError::Unauthorized {
             image: request.image.name(),
-            host: reference::normalise_registry(host),
+            host: image::normalise_registry(host),
             env_key: auth::env_key(host),
             reason: reason.to_string(),
         }

@@ -6,7 +6,7 @@ use std::ops::Range;
 use super::RewriteError;
 use super::find::{ImageReference, Site, Target};
 use super::scalar::plain_scalar_is_not_string;
-use crate::release::registry::reference::{is_valid_digest, is_valid_tag};
+use crate::image::{is_valid_digest, is_valid_tag};
 
 /// Replace the bytes `span` of a text with `new_text`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use serde_saphyr::granit_parser::ScalarStyle;
 use super::RewriteError;
 use super::marker::{Marker, parse_marker};
 use super::tree::{Document, NodeId, NodeKind, Stream, parse_stream};
-use crate::release::registry::reference::split_reference;
+use crate::image::split_reference;
 
 /// One place in a file where an image version is written.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -51,7 +51,7 @@ pub use files::{files_for_policy, files_mentioning};
 pub use find::{ContainerField, ImageReference, ReferenceKind, find_references};
 pub use verify::verify;
 
-use crate::release::registry::reference::same_repository;
+use crate::image::same_repository;
 use find::LineIndex;
 
 /// The policy a bump is for: its name (for marker comments) and image

@@ -1,6 +1,6 @@
 //! YAML plain-scalar typing, for deciding when a written tag needs quotes.
 //! (Image references themselves are split and validated by
-//! [`crate::release::registry::reference`].)
+//! [`crate::image`].)
 
 /// Whether a plain (unquoted) YAML scalar with this text would be read as
 /// something other than a string: a number, bool or null. Tags such as
