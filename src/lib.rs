@@ -8,11 +8,14 @@
 
 pub mod cluster;
 pub mod config;
+pub mod dns_name;
 pub mod error_chain;
 pub mod image;
 pub mod manifest;
 pub mod progress;
+pub mod redact;
 pub mod release;
+pub mod revision;
 pub mod server;
 pub mod source;
 pub mod sync;

@@ -157,10 +157,7 @@ fn status_text(status: &serde_json::Value) -> String {
         "{} {} at {} (ready: {}, leader: {})\n",
         text(&status["repository"]),
         text(&status["branch"]),
-        text(&status["revision"])
-            .chars()
-            .take(12)
-            .collect::<String>(),
+        relbot::revision::short_revision(&text(&status["revision"])),
         status["ready"],
         status["leader"],
     );

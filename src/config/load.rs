@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 
 use super::{Config, ConfigError, ConfigProblem, ImagePolicy};
+use crate::dns_name::is_dns_label;
 use crate::image::split_reference;
 
 /// A validated configuration with the policies it references.
@@ -342,15 +343,6 @@ fn validate_policy(path: &Path, policy: &ImagePolicy) -> Vec<ConfigProblem> {
         }
     }
     problems
-}
-
-pub(crate) fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 #[cfg(test)]

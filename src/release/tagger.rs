@@ -23,6 +23,7 @@ use git2::{Oid, Repository, Signature, Sort};
 use regex::Regex;
 use semver::Version;
 
+use crate::revision::short_revision;
 use crate::source::git::{AuthAttempt, GitCredentials, GitError, classify_remote_error};
 
 /// How much a version moves. Ordered: the highest of a range wins.
@@ -272,7 +273,7 @@ impl TagPlan {
             return format!(
                 "{} already points at HEAD ({}): nothing to tag",
                 p.name,
-                short(&self.head)
+                short_revision(&self.head)
             );
         }
         if self.commits.is_empty() {
@@ -289,10 +290,6 @@ impl TagPlan {
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(7)]
 }
 
 /// A tag that was created (and perhaps pushed).
@@ -586,7 +583,12 @@ fn tag_message(plan: &TagPlan, next: &NextTag) -> String {
         .filter(|c| c.bump > Bump::None)
         .take(LISTED)
     {
-        message.push_str(&format!("- {} {} ({})\n", short(&c.sha), c.subject, c.bump));
+        message.push_str(&format!(
+            "- {} {} ({})\n",
+            short_revision(&c.sha),
+            c.subject,
+            c.bump
+        ));
     }
     let releasable = plan.commits.iter().filter(|c| c.bump > Bump::None).count();
     if releasable > LISTED {
@@ -705,10 +707,7 @@ fn push_tag(
     let mut push_options = git2::PushOptions::new();
     push_options.remote_callbacks(callbacks);
     let refspec = format!("refs/tags/{tag}:refs/tags/{tag}");
-    let display_remote = format!(
-        "{remote_name} ({})",
-        crate::source::git::redact_userinfo(&url)
-    );
+    let display_remote = format!("{remote_name} ({})", crate::redact::redact_userinfo(&url));
     remote
         .push(&[refspec.as_str()], Some(&mut push_options))
         .map_err(|e| TagError::Push {

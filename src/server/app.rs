@@ -27,12 +27,13 @@ use super::metrics::Metrics;
 use super::reload;
 use super::schedule::{self, PolicySchedule};
 use super::shutdown::{self, DrainOutcome};
-use super::status_page::{AppStatus, PendingPr, StatusSnapshot, redact_url};
+use super::status_page::{AppStatus, PendingPr, StatusSnapshot};
 use super::trigger::{PolicySelector, PrSelector, Selector, SyncRequest, Trigger};
 use super::webhook::Routes;
 use crate::cluster::client::{Cluster, ClusterTarget, locate};
 use crate::cluster::discovery::KindIndex;
 use crate::config::{Config, LoadedConfig};
+use crate::redact::redact_userinfo;
 use crate::release::bump::{BumpReport, MergeState, PolicyOutcome};
 use crate::source::git::{Checkout, GitCredentials, GitSource};
 use crate::sync::apply::sync_application;
@@ -212,7 +213,7 @@ impl Reconciler {
             .map(|a| a.name.clone())
             .collect();
         state.update_status(|s| {
-            s.repository = Some(redact_url(source.display_url()));
+            s.repository = Some(redact_userinfo(source.display_url()));
             s.branch = Some(checkout.branch.clone());
             s.revision = Some(checkout.revision.clone());
             // Applications removed from the configuration leave the page.

@@ -9,11 +9,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::guard::{Progress, RunSummary};
+use crate::redact::redact_userinfo;
+use crate::revision::short_revision;
 
 /// What the reconciler and the bump engine last reported.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct StatusSnapshot {
-    /// Repository URL, credentials removed (see [`redact_url`]).
+    /// Repository URL, credentials removed (see [`redact_userinfo`]).
     pub repository: Option<String>,
     pub branch: Option<String>,
     /// Revision of the last successful fetch.
@@ -69,28 +71,9 @@ pub fn escape_html(text: &str) -> String {
     out
 }
 
-/// Removes `user:password@` from a URL so a token in a clone URL never
-/// reaches the page (or a log).
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
-        None => url.to_string(),
-    }
-}
-
 fn time(t: &Option<DateTime<Utc>>) -> String {
     t.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_else(|| "never".into())
-}
-
-fn short_revision(rev: &Option<String>) -> String {
-    rev.as_deref()
-        .map(|r| r.chars().take(12).collect())
-        .unwrap_or_else(|| "—".into())
 }
 
 /// Only http(s) links become anchors; anything else (e.g. `javascript:`) is text.
@@ -124,11 +107,11 @@ pub fn render(snapshot: &StatusSnapshot, runtime: &RuntimeView) -> String {
             &snapshot
                 .repository
                 .as_deref()
-                .map(redact_url)
+                .map(redact_userinfo)
                 .unwrap_or_else(|| "—".into())
         ),
         escape_html(snapshot.branch.as_deref().unwrap_or("—")),
-        escape_html(&short_revision(&snapshot.revision)),
+        escape_html(snapshot.revision.as_deref().map_or("—", short_revision)),
         if runtime.ready {
             "Ready"
         } else {
@@ -181,7 +164,7 @@ pub fn render(snapshot: &StatusSnapshot, runtime: &RuntimeView) -> String {
                 html,
                 "<tr><td>{}</td><td><code>{}</code></td><td class=\"{}\">{}</td><td class=\"{}\">{}</td><td>{}</td><td>{}</td></tr>",
                 escape_html(&app.name),
-                escape_html(&short_revision(&app.revision)),
+                escape_html(app.revision.as_deref().map_or("—", short_revision)),
                 escape_html(&app.sync),
                 escape_html(&app.sync),
                 escape_html(&app.health),
@@ -248,19 +231,12 @@ mod tests {
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!html.contains("ghp_SECRET"));
-        assert!(html.contains("https://github.com/acme/&lt;repo&gt;.git"));
+        assert!(html.contains("https://x-access-token:***@github.com/acme/&lt;repo&gt;.git"));
         assert!(!html.contains("onmouseover=\"x"));
         assert!(!html.contains("href=\"javascript"));
         assert!(html.contains("<a href=\"https://github.com/acme/x/pull/4\">#4 bump api</a>"));
         assert!(html.contains("a &amp; b"));
         assert!(html.contains("<code>0123456789ab</code>"));
         assert!(!html.contains("<script"), "no JavaScript at all");
-    }
-
-    #[test]
-    fn redacts_userinfo_only() {
-        assert_eq!(redact_url("https://user:pw@host/a@b"), "https://host/a@b");
-        assert_eq!(redact_url("https://host/a"), "https://host/a");
-        assert_eq!(redact_url("file:///tmp/x"), "file:///tmp/x");
     }
 }

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use super::trigger::{Selector, Trigger};
 use crate::config::{Config, LoadedPolicy};
 use crate::release::registry::ImageRef;
+use crate::revision::short_revision;
 
 /// A webhook secret or token. Never printed: `Debug` and `Display` redact it.
 #[derive(Clone, PartialEq, Eq)]
@@ -520,22 +521,18 @@ fn route_push(push: PushEvent, routes: &Routes) -> Routed {
     if apps.is_empty() {
         return Routed::ignored(format!(
             "push {} touched no application path",
-            short(&push.after)
+            short_revision(&push.after)
         ));
     }
-    let note = format!("push {} → sync {apps}", short(&push.after));
+    let note = format!("push {} → sync {apps}", short_revision(&push.after));
     Routed::accepted(
         Trigger::Sync {
             apps,
             revision,
-            reason: format!("push {}", short(&push.after)),
+            reason: format!("push {}", short_revision(&push.after)),
         },
         note,
     )
-}
-
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
 }
 
 fn route_merge_signal(event: &str, value: &Value, routes: &Routes) -> Routed {

@@ -28,6 +28,7 @@ use git2::{
 use sha2::{Digest, Sha256};
 
 use crate::config::RepoConfig;
+use crate::redact::redact_userinfo;
 
 /// The user name offered with a token over http(s), as GitHub expects.
 pub const TOKEN_USER: &str = "x-access-token";
@@ -238,38 +239,6 @@ pub fn classify_remote_error(
         url,
         detail: message,
     }
-}
-
-/// Replaces the password in every `scheme://user:password@` with `***`.
-pub fn redact_userinfo(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(scheme_end) = rest.find("://") {
-        let (head, tail) = rest.split_at(scheme_end + 3);
-        out.push_str(head);
-        // The authority ends at the first '/', whitespace or quote.
-        let authority_len = tail
-            .find(|c: char| c == '/' || c.is_whitespace() || c == '"' || c == '\'')
-            .unwrap_or(tail.len());
-        let authority = &tail[..authority_len];
-        match authority.rfind('@') {
-            Some(at) => {
-                let userinfo = &authority[..at];
-                match userinfo.split_once(':') {
-                    Some((user, _password)) => {
-                        out.push_str(user);
-                        out.push_str(":***");
-                    }
-                    None => out.push_str(userinfo),
-                }
-                out.push_str(&authority[at..]);
-            }
-            None => out.push_str(authority),
-        }
-        rest = &tail[authority_len..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// A checked-out revision of the source repository.
@@ -728,19 +697,6 @@ fn resolve_pinned(repo: &Repository, rev: &str) -> Option<Oid> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redacts_passwords_in_urls() {
-        assert_eq!(
-            redact_userinfo("failed: http://x-access-token:s3cr3t@host/repo.git: 401"),
-            "failed: http://x-access-token:***@host/repo.git: 401"
-        );
-        assert_eq!(
-            redact_userinfo("https://user@host/a https://a:b@c"),
-            "https://user@host/a https://a:***@c"
-        );
-        assert_eq!(redact_userinfo("no url here"), "no url here");
-    }
 
     #[test]
     fn credentials_redact_the_token_anywhere() {

@@ -15,6 +15,7 @@ use super::order;
 use super::problem::{ProblemCode, Severity, ValidationProblem};
 use super::read::{Locator, RenderedObject};
 use super::yaml::{LineIndex, PathSeg, display_path};
+use crate::dns_name::{is_dns_label, is_dns_subdomain, is_dns1035_label};
 use crate::manifest::{Manifest, ObjectKey, Origin};
 
 /// Scopes of custom kinds, learnt from CRDs anywhere in the desired state.
@@ -578,23 +579,6 @@ fn check_name(kind: &str, name: &str) -> Result<(), &'static str> {
         ),
         _ => Ok(()),
     }
-}
-
-pub(crate) fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-fn is_dns1035_label(s: &str) -> bool {
-    is_dns_label(s) && s.starts_with(|c: char| c.is_ascii_lowercase())
-}
-
-pub(crate) fn is_dns_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 fn check_label_key(k: &str) -> Result<(), &'static str> {

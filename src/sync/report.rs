@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 
 use super::plan::{Action, Change, ClusterView, Plan};
+use crate::revision::short_revision;
 
 /// ANSI colour, or nothing.
 #[derive(Debug, Clone, Copy)]
@@ -84,11 +85,6 @@ fn heading(plan: &Plan) -> String {
         Some(rev) => format!("{} @ {}", plan.application, short_revision(rev)),
         None => plan.application.clone(),
     }
-}
-
-pub fn short_revision(revision: &str) -> &str {
-    let is_hex = revision.len() >= 12 && revision.chars().all(|c| c.is_ascii_hexdigit());
-    if is_hex { &revision[..12] } else { revision }
 }
 
 /// The notice printed once above offline plans.

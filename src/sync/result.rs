@@ -8,10 +8,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::plan::{Action, Reason};
-use super::report::{Style, short_revision};
+use super::report::Style;
 use crate::cluster::client::RequestCounts;
 use crate::cluster::health::{Health, HealthStatus};
 use crate::manifest::{ObjectKey, Origin};
+use crate::revision::short_revision;
 
 /// What happened to one object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -14,9 +14,8 @@ use git2::{Oid, PushOptions, Repository, Signature};
 
 use super::{BumpError, BumpFile};
 use crate::config::{CommitAuthor, RepoConfig};
-use crate::source::git::{
-    AuthAttempt, Checkout, GitCredentials, GitSource, classify_remote_error, redact_userinfo,
-};
+use crate::redact::redact_userinfo;
+use crate::source::git::{AuthAttempt, Checkout, GitCredentials, GitSource, classify_remote_error};
 
 /// Where remote `relbot/*` branches are fetched to in the working clone.
 const REMOTE_BOTS: &str = "refs/relbot-remote";
