@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::hooks::{self, PlannedHook};
 use super::inventory::PRUNE_ANNOTATION;
 use super::order::{Phase, phase_of};
 use crate::config::Application;
@@ -62,6 +63,9 @@ pub enum Validation {
     /// Its CRD or namespace is created by this same plan, so the server
     /// cannot validate it yet.
     NotServerValidated,
+    /// Its CRD is created by this same plan: checked here against that CRD's
+    /// schema; what only the server can evaluate is listed in its notes.
+    SchemaChecked,
     /// No cluster was consulted at all.
     Offline,
     /// Decided from the listed live object alone (unchanged, prune), or left
@@ -147,6 +151,10 @@ pub struct Plan {
     pub problems: Vec<PlanProblem>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Argo CD hooks a sync would run (not part of `changes`: they are
+    /// created when their phase comes and never pruned).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<PlannedHook>,
 }
 
 /// How many entries of each kind a plan has.
@@ -267,7 +275,8 @@ pub fn offline_plan(
     manifests: &[Manifest],
     reason: &str,
 ) -> Plan {
-    let changes = with_created_namespace(app, manifests)
+    let (hooks, manifests, problems) = hooks::split(manifests);
+    let changes = with_created_namespace(app, &manifests)
         .iter()
         .map(|m| Change {
             key: m.key(),
@@ -289,8 +298,9 @@ pub fn offline_plan(
             reason: reason.to_string(),
         },
         changes,
-        problems: Vec::new(),
+        problems,
         notes: Vec::new(),
+        hooks: hooks.iter().map(hooks::Hook::planned).collect(),
     }
 }
 
