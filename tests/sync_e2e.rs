@@ -1114,7 +1114,22 @@ async fn a_custom_resource_the_local_check_refuses_is_what_the_server_refuses() 
     // Empty cluster: the sync stops at the plan, before its first write.
     let result = sync(&tc, &app, &[crd.clone(), bad.clone()]).await;
     assert_eq!(result.phase, RunPhase::Failed, "{result:#?}");
-    assert_eq!(result.requests.writes, 0, "nothing written: {result:#?}");
+    assert!(
+        result
+            .objects
+            .iter()
+            .all(|o| matches!(o.outcome, Outcome::NotAttempted(_))),
+        "nothing applied: {result:#?}"
+    );
+    {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(tc.client());
+        let name = format!("widgets.{group}");
+        assert!(
+            crds.get_opt(&name).await.unwrap().is_none(),
+            "the CRD was not written"
+        );
+    }
     let local = result.errors.join("\n");
     assert!(local.contains("unknown field \"spec.foo\""), "{local}");
     assert!(local.contains("apps/shop/all.yaml:40"), "{local}");
