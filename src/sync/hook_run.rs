@@ -17,6 +17,7 @@ use crate::cluster::discovery::{KindIndex, ResolvedKind};
 use crate::cluster::health::{self, HealthStatus};
 use crate::config::Application;
 use crate::manifest::Manifest;
+use crate::progress::ProgressEvent;
 
 /// The hooks of one sync and how they ran.
 pub struct HookRunner<'a> {
@@ -80,7 +81,18 @@ impl<'a> HookRunner<'a> {
                 waves.entry(hook.wave).or_default().push(i);
             }
         }
-        for members in waves.into_values() {
+        let progress = &self.settings.progress;
+        for (hook_wave, members) in waves {
+            let count = members.len();
+            let event = |done: bool, failed: usize| ProgressEvent::Hooks {
+                app: self.app.name.clone(),
+                phase: phase.as_str().to_string(),
+                wave: hook_wave,
+                hooks: count,
+                done,
+                failed,
+            };
+            progress.emit(|| event(false, 0));
             let results = futures::future::join_all(
                 members
                     .iter()
@@ -100,6 +112,7 @@ impl<'a> HookRunner<'a> {
                 self.done.insert((i, phase));
                 self.runs.push(run);
             }
+            progress.emit(|| event(true, failed.len()));
             if !failed.is_empty() {
                 return Err(failed.join("; "));
             }

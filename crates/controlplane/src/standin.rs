@@ -105,7 +105,11 @@ fn finished_status(pod: &Pod, failing: &BTreeSet<String>) -> Value {
             let image = c.image.clone().unwrap_or_default();
             let fails = failing.contains(&image);
             any_failing |= fails;
-            let (code, reason) = if fails { (1, "Error") } else { (0, "Completed") };
+            let (code, reason) = if fails {
+                (1, "Error")
+            } else {
+                (0, "Completed")
+            };
             json!({"name": c.name, "image": image, "imageID": "", "ready": false,
                    "started": false, "restartCount": 0,
                    "state": {"terminated": {"exitCode": code, "reason": reason,

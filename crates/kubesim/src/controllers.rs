@@ -245,7 +245,10 @@ fn desired_status(sim: &Sim, configured: &[String], key: &str, obj: &Value) -> O
 /// with exit code 1 when its image is failing; any other Pod Running and
 /// Ready, or Pending in ImagePullBackOff. A finished Pod stays finished.
 fn pod_status(pod: &Value, bad: bool, t: &str) -> Value {
-    if matches!(pod["status"]["phase"].as_str(), Some("Succeeded" | "Failed")) {
+    if matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    ) {
         return pod["status"].clone();
     }
     let runs_to_completion = matches!(
