@@ -401,3 +401,34 @@ async fn a_failed_presync_hook_writes_nothing_else_and_runs_the_sync_fail_hooks(
     assert!(text.contains("SyncFail hook succeeded"), "{text}");
     tc.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_hook_the_server_would_refuse_is_a_dry_run_error_and_nothing_is_written() {
+    let tc = TestCluster::acquire_with("hooks-invalid", controllers()).await;
+    let ns = tc.namespace().to_string();
+    let mut broken = job(
+        &ns,
+        "migrate",
+        "registry.example/migrate:1",
+        json!({"argocd.argoproj.io/hook": "PreSync"}),
+    );
+    // A retry limit that is not a number: the server refuses the Job.
+    broken.object["spec"]["backoffLimit"] = json!("none");
+    let manifests = vec![broken, config_map(&ns, "one")];
+    let (result, _) = sync(&tc, &manifests).await;
+    assert_eq!(result.phase, RunPhase::Failed, "{result:#?}");
+    let errors = result.errors.join("\n");
+    assert!(
+        errors.contains("apps/shop/hooks.yaml:10")
+            && errors.contains("the server rejected this PreSync hook"),
+        "{errors}"
+    );
+    assert!(
+        job_uid(&tc, "migrate").await.is_none(),
+        "no hook was created"
+    );
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let config_maps: kube::Api<ConfigMap> = kube::Api::namespaced(tc.client(), &ns);
+    assert!(config_maps.get_opt("settings").await.unwrap().is_none());
+    tc.cleanup().await;
+}

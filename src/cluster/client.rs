@@ -458,6 +458,43 @@ impl ReadOnlyCluster {
         self.patch(kind, namespace, name, body, &params).await
     }
 
+    /// A create with `dryRun=All` (hooks are created anew each run, so
+    /// that is what their dry-run checks): nothing is stored.
+    pub async fn dry_run_create(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        body: &Value,
+    ) -> Result<Value, ApiFailure> {
+        self.counters.dry_runs.fetch_add(1, Ordering::Relaxed);
+        let params = PostParams {
+            dry_run: true,
+            field_manager: Some(FIELD_MANAGER.into()),
+        };
+        self.post(kind, namespace, body, &params).await
+    }
+
+    async fn post(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        body: &Value,
+        params: &PostParams,
+    ) -> Result<Value, ApiFailure> {
+        let data = serde_json::to_vec(body).map_err(|e| ApiFailure {
+            code: 0,
+            reason: "BadRequest".into(),
+            message: e.to_string(),
+        })?;
+        let request = Request::new(kind.collection_path(namespace))
+            .create(params, data)
+            .map_err(request_error)?;
+        self.client
+            .request::<Value>(request)
+            .await
+            .map_err(ApiFailure::from_kube)
+    }
+
     async fn patch(
         &self,
         kind: &ResolvedKind,
@@ -533,19 +570,7 @@ impl Cluster {
             dry_run: false,
             field_manager: Some(FIELD_MANAGER.into()),
         };
-        let data = serde_json::to_vec(body).map_err(|e| ApiFailure {
-            code: 0,
-            reason: "BadRequest".into(),
-            message: e.to_string(),
-        })?;
-        let request = Request::new(kind.collection_path(namespace))
-            .create(&params, data)
-            .map_err(request_error)?;
-        self.read
-            .client
-            .request::<Value>(request)
-            .await
-            .map_err(ApiFailure::from_kube)
+        self.read.post(kind, namespace, body, &params).await
     }
 
     /// Deletes exactly the object with this uid (a re-created namesake is

@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use super::apply::SyncSettings;
 use super::hooks::{DeletePolicy, Hook, HookOutcome, HookPhase, HookRun, split};
-use crate::cluster::client::Cluster;
+use super::plan::PlanProblem;
+use crate::cluster::client::{Cluster, ReadOnlyCluster};
 use crate::cluster::discovery::{KindIndex, ResolvedKind};
 use crate::cluster::health::{self, HealthStatus};
 use crate::config::Application;
@@ -289,6 +290,75 @@ impl<'a> HookRunner<'a> {
             tokio::time::sleep(self.settings.poll_interval).await;
         }
     }
+}
+
+/// The dry-run of a plan's hooks: each is sent as a server-side dry-run
+/// create under a generated name (a named hook's previous run may still
+/// exist, and its new run replaces it), so a hook the server would refuse
+/// is a plan problem, not a sync that stops at its phase. Hooks bound for a
+/// namespace the plan creates are checked in `stand_in`; hooks of a kind a
+/// CRD of the plan brings are left to their run.
+pub async fn dry_run_hooks(
+    cluster: &ReadOnlyCluster,
+    index: &KindIndex,
+    app: &Application,
+    hooks: &[Hook],
+    creating_namespaces: &BTreeSet<String>,
+    stand_in: &str,
+) -> Vec<PlanProblem> {
+    let checks = hooks.iter().filter_map(|hook| {
+        let m = &hook.manifest;
+        let kind = index
+            .resolve(m.group(), m.version(), m.kind())
+            .filter(|k| !k.pending)?
+            .clone();
+        let mut body = m.object.clone();
+        let metadata = body["metadata"].as_object_mut()?;
+        if let Some(name) = metadata
+            .remove("name")
+            .and_then(|n| n.as_str().map(String::from))
+        {
+            metadata.insert("generateName".into(), format!("{name}-").into());
+        }
+        let namespace = if kind.namespaced {
+            let ns = m.namespace().or(app.namespace.as_deref())?;
+            let ns = if creating_namespaces.contains(ns) {
+                stand_in
+            } else {
+                ns
+            };
+            metadata.insert("namespace".into(), ns.into());
+            Some(ns.to_string())
+        } else {
+            metadata.remove("namespace");
+            None
+        };
+        Some(async move {
+            let result = cluster
+                .dry_run_create(&kind, namespace.as_deref(), &body)
+                .await;
+            (hook, namespace, result)
+        })
+    });
+    let mut problems = Vec::new();
+    for (hook, namespace, result) in futures::future::join_all(checks).await {
+        let Err(failure) = result else { continue };
+        // relbot may not write in the stand-in namespace: leave the hook
+        // to its run rather than fail a sync it may pass.
+        if failure.code == 403 && namespace.as_deref() == Some(stand_in) {
+            continue;
+        }
+        let phases: Vec<&str> = hook.phases.iter().map(|p| p.as_str()).collect();
+        problems.push(PlanProblem {
+            key: Some(hook.manifest.key()),
+            origin: Some(hook.manifest.origin.clone()),
+            message: format!(
+                "the server rejected this {} hook: {failure}",
+                phases.join(",")
+            ),
+        });
+    }
+    problems
 }
 
 /// Whether a hook object has finished, and how: `None` while it runs.

@@ -486,6 +486,19 @@ pub async fn plan_application(
         }
     }
 
+    if options.validate {
+        problems.extend(
+            super::hook_run::dry_run_hooks(
+                cluster,
+                &index,
+                app,
+                &hooks,
+                &creating_namespaces,
+                STAND_IN_NAMESPACE,
+            )
+            .await,
+        );
+    }
     if let Some(note) = schema_checked.note() {
         notes.push(note);
     }
