@@ -210,7 +210,10 @@ async fn hooks_run_before_with_and_after_the_waves_and_follow_their_delete_polic
         relbot::sync::report::Style { color: false },
         false,
     );
-    assert!(text.contains("PreSync      Job.batch"), "{text}");
+    assert!(
+        text.contains(&format!("    PreSync           Job.batch {ns}/migrate  apps/shop/hooks.yaml:10  (wave 0; deleted: BeforeHookCreation)")),
+        "{text}"
+    );
 
     let (result, events) = sync(&tc, &manifests).await;
     assert_eq!(result.phase, RunPhase::Synced, "{result:#?}");

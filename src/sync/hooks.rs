@@ -192,6 +192,11 @@ pub fn split(manifests: &[Manifest]) -> (Vec<Hook>, Vec<Manifest>, Vec<PlanProbl
             delete_policies,
         });
     }
+    // In the order they run: by their first phase, then wave.
+    for hook in &mut hooks {
+        hook.phases.sort();
+    }
+    hooks.sort_by_key(|h| (h.phases[0], h.wave));
     (hooks, rest, problems)
 }
 

@@ -194,7 +194,7 @@ pub fn render_plan(plan: &Plan, style: Style, verbose: bool) -> String {
     for hook in &plan.hooks {
         let phases: Vec<&str> = plan_phases(hook);
         let mut line = format!(
-            "    {:<12} {}{}  {}",
+            "    {:<17} {}{}  {}",
             phases.join(","),
             hook.key,
             if hook.generate_name {
