@@ -385,7 +385,10 @@ pub async fn sync_application(
     timings.prune_ms = ms(prune_start.elapsed());
 
     // PostSync: once everything is applied and healthy.
-    if run_hooks && !stopped && hooks.has(HookPhase::PostSync) {
+    let any_failed = entries
+        .iter()
+        .any(|e| matches!(e.outcome, Outcome::Failed(_)));
+    if run_hooks && !stopped && !any_failed && hooks.has(HookPhase::PostSync) {
         let members: Vec<usize> = (0..entries.len())
             .filter(|&i| entries[i].change.action != Action::Prune)
             .collect();

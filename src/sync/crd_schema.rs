@@ -27,15 +27,17 @@ pub struct SchemaCheck {
 }
 
 /// One served version of a CRD in the plan.
-#[derive(Debug, Clone)]
 struct VersionSchema {
     schema: Option<Value>,
+    /// The value rules, compiled once for every resource of the version (or
+    /// why they do not compile).
+    validator: Result<jsonschema::Validator, String>,
     /// With a status subresource the main resource ignores `status`.
     status_subresource: bool,
 }
 
 /// The schemas of every CRD a plan declares, by (group, version, kind).
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct CrdSchemas {
     by_kind: HashMap<(String, String, String), VersionSchema>,
 }
@@ -60,10 +62,12 @@ impl CrdSchemas {
                 let Some(name) = version["name"].as_str() else {
                     continue;
                 };
+                let schema = version["schema"].get("openAPIV3Schema").cloned();
                 by_kind.insert(
                     (group.to_string(), name.to_string(), kind.to_string()),
                     VersionSchema {
-                        schema: version["schema"].get("openAPIV3Schema").cloned(),
+                        validator: compile(schema.as_ref()),
+                        schema,
                         status_subresource: version["subresources"].get("status").is_some(),
                     },
                 );
@@ -98,13 +102,7 @@ impl CrdSchemas {
         prune(&mut instance, schema, "", &mut check.errors);
         unchecked_rules(schema, "", &mut check.unchecked);
         check.unchecked.push(WEBHOOKS_UNCHECKED.to_string());
-        let mut standard = to_json_schema(schema);
-        drop_implicit(&mut standard);
-        match jsonschema::options()
-            .with_draft(jsonschema::Draft::Draft4)
-            .should_validate_formats(false)
-            .build(&standard)
-        {
+        match &found.validator {
             Ok(validator) => {
                 for error in validator.iter_errors(&instance) {
                     let path = dotted(&instance, error.instance_path().as_str());
@@ -122,6 +120,18 @@ impl CrdSchemas {
         }
         Some(check)
     }
+}
+
+/// The value rules of a structural schema as a validator: draft 4 (which
+/// the OpenAPI v3 subset follows), formats left to the server.
+fn compile(schema: Option<&Value>) -> Result<jsonschema::Validator, String> {
+    let mut standard = to_json_schema(schema.unwrap_or(&Value::Bool(true)));
+    drop_implicit(&mut standard);
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft4)
+        .should_validate_formats(false)
+        .build(&standard)
+        .map_err(|e| e.to_string())
 }
 
 fn join(path: &str, field: &str) -> String {
