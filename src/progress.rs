@@ -42,6 +42,16 @@ pub enum ProgressEvent {
         name: String,
         waiting: usize,
     },
+    /// Argo CD hooks of one phase and wave: `done` false when they start
+    /// (`hooks` of them), true when all of them finished (`failed` failed).
+    Hooks {
+        app: String,
+        phase: String,
+        wave: i64,
+        hooks: usize,
+        done: bool,
+        failed: usize,
+    },
     /// Objects deleted so far of those to prune.
     Pruning {
         app: String,

@@ -438,7 +438,7 @@ async fn sync_applies_a_crd_and_its_custom_resource_in_one_commit() {
         .unwrap();
     assert_eq!(
         (cr.action, cr.validation),
-        (Action::Create, Validation::NotServerValidated)
+        (Action::Create, Validation::SchemaChecked)
     );
     assert_eq!(
         plan.changes[0].key.kind, "CustomResourceDefinition",
@@ -996,5 +996,161 @@ async fn sync_without_wait_does_not_gate_the_last_wave() {
         HealthStatus::Healthy,
         "serve's default waits: {waited:#?}"
     );
+    tc.cleanup().await;
+}
+
+/// A CRD with a closed schema (size required, integer ≥ 1) and a CEL rule.
+fn strict_widget_crd(group: &str) -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
+            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "required": ["size"],
+                        "x-kubernetes-validations": [{"rule": "self.size < 100", "message": "too big"}],
+                        "properties": {
+                            "size": {"type": "integer", "minimum": 1},
+                            "port": {"x-kubernetes-int-or-string": true},
+                            "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}}}]}})
+}
+
+fn widget(group: &str, ns: &str, spec: Value) -> Value {
+    json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
+        "metadata": {"name": "w1", "namespace": ns}, "spec": spec})
+}
+
+async fn delete_crd(tc: &TestCluster, group: &str) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(tc.client());
+    let _ = crds
+        .delete(&format!("widgets.{group}"), &Default::default())
+        .await;
+}
+
+/// `relbot sync --dry-run --source DIR` on a folder holding one application
+/// with a CRD and a custom resource of it; (exit code, stdout + stderr).
+fn dry_run_cli(tc: &TestCluster, crd: &Value, widget: &Value) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ns = tc.namespace();
+    std::fs::write(
+        dir.path().join("relbot.yaml"),
+        format!("applications:\n  - name: {ns}\n    path: app\n    namespace: {ns}\n"),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("app")).unwrap();
+    let yaml = |v: &Value| serde_saphyr::to_string(v).expect("yaml");
+    std::fs::write(dir.path().join("app/crd.yaml"), yaml(crd)).unwrap();
+    std::fs::write(
+        dir.path().join("app/widget.yaml"),
+        format!("# a widget\n{}", yaml(widget)),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_relbot"))
+        .args(["sync", "--dry-run", "--no-progress", "--source"])
+        .arg(dir.path())
+        .env("KUBECONFIG", tc.kubeconfig_path())
+        .env("HOME", dir.path())
+        .output()
+        .expect("run relbot");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[tokio::test]
+async fn dry_run_checks_a_custom_resource_against_the_crd_the_same_app_creates() {
+    let tc = TestCluster::acquire("sync-crd-schema").await;
+    let ns = tc.namespace().to_string();
+    let group = format!("{ns}.example.com");
+    let crd = strict_widget_crd(&group);
+
+    let bad = widget(&group, &ns, json!({"size": "three", "foo": 1}));
+    let (code, text) = dry_run_cli(&tc, &crd, &bad);
+    assert_eq!(code, Some(2), "{text}");
+    for expected in [
+        "app/widget.yaml:2",
+        &format!("Widget.{group} {ns}/w1"),
+        "unknown field \"spec.foo\"",
+        "spec.size: \"three\" is not of type \"integer\"",
+    ] {
+        assert!(
+            text.contains(expected),
+            "{expected:?} missing from:\n{text}"
+        );
+    }
+
+    let good = widget(
+        &group,
+        &ns,
+        json!({"size": 3, "port": "http", "extra": {"any": [1]}}),
+    );
+    let (code, text) = dry_run_cli(&tc, &crd, &good);
+    assert_eq!(code, Some(1), "changes to make, no error:\n{text}");
+    assert!(
+        text.contains("checked against the schema of its CRD"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 CEL rule(s)") && text.contains("self.size < 100"),
+        "what only the server checks is listed and counted:\n{text}"
+    );
+    assert!(!text.contains("error"), "{text}");
+    delete_crd(&tc, &group).await;
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_custom_resource_the_local_check_refuses_is_what_the_server_refuses() {
+    let tc = TestCluster::acquire("sync-crd-fidelity").await;
+    let ns = tc.namespace().to_string();
+    let group = format!("{ns}.example.com");
+    let app = app(&tc, "");
+    let crd = manifest(strict_widget_crd(&group), 1);
+    let bad = manifest(widget(&group, &ns, json!({"size": 2, "foo": 1})), 40);
+
+    // Empty cluster: the sync stops at the plan, before its first write.
+    let result = sync(&tc, &app, &[crd.clone(), bad.clone()]).await;
+    assert_eq!(result.phase, RunPhase::Failed, "{result:#?}");
+    assert!(
+        result
+            .objects
+            .iter()
+            .all(|o| matches!(o.outcome, Outcome::NotAttempted(_))),
+        "nothing applied: {result:#?}"
+    );
+    {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(tc.client());
+        let name = format!("widgets.{group}");
+        assert!(
+            crds.get_opt(&name).await.unwrap().is_none(),
+            "the CRD was not written"
+        );
+    }
+    let local = result.errors.join("\n");
+    assert!(local.contains("unknown field \"spec.foo\""), "{local}");
+    assert!(local.contains("apps/shop/all.yaml:40"), "{local}");
+
+    // With the CRD in place the server itself judges the same object.
+    let created = sync(&tc, &app, std::slice::from_ref(&crd)).await;
+    assert_eq!(created.phase, RunPhase::Synced, "{created:#?}");
+    let result = sync(&tc, &app, &[crd.clone(), bad]).await;
+    let server = result.errors.join("\n");
+    assert!(
+        server.contains("the server rejected it") && server.contains("spec.foo"),
+        "{server}"
+    );
+    if !tc.is_kubesim().await {
+        // kubesim checks undeclared fields only; a real server checks values too.
+        let wrong_type = manifest(widget(&group, &ns, json!({"size": "three"})), 40);
+        let result = sync(&tc, &app, &[crd, wrong_type]).await;
+        let server = result.errors.join("\n");
+        assert!(server.contains("spec.size"), "{server}");
+    }
+    delete_crd(&tc, &group).await;
     tc.cleanup().await;
 }

@@ -143,6 +143,14 @@ impl<W: Write> StatusLine<W> {
                 )
             }
             Pruning { app, done, total } => format!("{app}: pruning {done}/{total}"),
+            Hooks {
+                app,
+                phase,
+                hooks,
+                done: false,
+                ..
+            } => format!("{app}: running {hooks} {phase} hook(s)"),
+            Hooks { done: true, .. } => return None,
             FetchingBase => "fetching the base branch".into(),
             PolicyStarted { policy, image } => format!("{policy}: checking {image}"),
             TagsListed {

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions, ValidationDirective};
+use kube::api::{
+    DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions, ValidationDirective,
+};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::Request;
 use serde::{Deserialize, Serialize};
@@ -456,6 +458,43 @@ impl ReadOnlyCluster {
         self.patch(kind, namespace, name, body, &params).await
     }
 
+    /// A create with `dryRun=All` (hooks are created anew each run, so
+    /// that is what their dry-run checks): nothing is stored.
+    pub async fn dry_run_create(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        body: &Value,
+    ) -> Result<Value, ApiFailure> {
+        self.counters.dry_runs.fetch_add(1, Ordering::Relaxed);
+        let params = PostParams {
+            dry_run: true,
+            field_manager: Some(FIELD_MANAGER.into()),
+        };
+        self.post(kind, namespace, body, &params).await
+    }
+
+    async fn post(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        body: &Value,
+        params: &PostParams,
+    ) -> Result<Value, ApiFailure> {
+        let data = serde_json::to_vec(body).map_err(|e| ApiFailure {
+            code: 0,
+            reason: "BadRequest".into(),
+            message: e.to_string(),
+        })?;
+        let request = Request::new(kind.collection_path(namespace))
+            .create(params, data)
+            .map_err(request_error)?;
+        self.client
+            .request::<Value>(request)
+            .await
+            .map_err(ApiFailure::from_kube)
+    }
+
     async fn patch(
         &self,
         kind: &ResolvedKind,
@@ -516,6 +555,22 @@ impl Cluster {
             field_validation: Some(ValidationDirective::Strict),
         };
         self.read.patch(kind, namespace, name, body, &params).await
+    }
+
+    /// Creates an object the server names (`generateName`, which an apply
+    /// cannot address): only Argo CD hooks are written this way.
+    pub async fn create(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        body: &Value,
+    ) -> Result<Value, ApiFailure> {
+        self.read.counters.writes.fetch_add(1, Ordering::Relaxed);
+        let params = PostParams {
+            dry_run: false,
+            field_manager: Some(FIELD_MANAGER.into()),
+        };
+        self.read.post(kind, namespace, body, &params).await
     }
 
     /// Deletes exactly the object with this uid (a re-created namesake is

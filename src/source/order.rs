@@ -16,6 +16,9 @@ use crate::manifest::Manifest;
 pub const WAVE_ANNOTATION: &str = "relbot.dev/sync-wave";
 /// Argo CD's wave annotation, read so existing repositories keep their order.
 pub const ARGO_WAVE_ANNOTATION: &str = "argocd.argoproj.io/sync-wave";
+/// Argo CD resource hooks (PreSync, Sync, PostSync, SyncFail): run by the
+/// sync engine around the waves, never part of the ordered objects.
+pub const HOOK_ANNOTATION: &str = "argocd.argoproj.io/hook";
 
 /// Coarse phases; the reconciler waits for each stage (CRDs `Established`)
 /// before the next.

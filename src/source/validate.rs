@@ -243,6 +243,14 @@ fn validate_object(
                 );
             }
         }
+        // Argo CD lets hooks have a generated name: relbot creates them
+        // anew each time and never tracks them.
+        Some(Value::String(_)) | None | Some(Value::Null)
+            if metadata.and_then(|m| m.get("generateName")).is_some()
+                && object
+                    .manifest
+                    .annotation(super::order::HOOK_ANNOTATION)
+                    .is_some() => {}
         Some(Value::String(_)) | None | Some(Value::Null) => {
             let hint = if metadata.and_then(|m| m.get("generateName")).is_some() {
                 " (generateName is not supported: relbot must know the name to track the object)"

@@ -13,51 +13,24 @@ use futures::{StreamExt, stream};
 use serde_json::Value;
 
 use super::diff::object_diff;
-use super::inventory::{self, recreate_allowed};
-use super::plan::{Action, Change};
-use super::planner::{LivePlan, PlanOptions, PlannedObject, kind_id, plan_application};
+use super::gate::{Entry, Gate, Latest, health_gate, resolve_pending, wait_for_crds};
+use super::hook_run::HookRunner;
+use super::hooks::HookPhase;
+use super::plan::Action;
+use super::planner::{LivePlan, PlanOptions, kind_id, plan_application};
 use super::result::{ObjectOutcome, Outcome, RunPhase, SyncResult, Timings};
 use super::settings::SyncSettings;
 use super::status;
+use super::write::write_entry;
 use crate::cluster::client::{ApiFailure, Cluster};
 use crate::cluster::discovery::KindIndex;
-use crate::cluster::health::{self, Health, HealthStatus};
+use crate::cluster::health::{self, Health};
 use crate::config::Application;
 use crate::manifest::Manifest;
 use crate::progress::ProgressEvent;
 
 fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
-}
-
-/// The state of one plan entry while the run goes on.
-struct Entry {
-    change: Change,
-    object: PlannedObject,
-    outcome: Outcome,
-    diff: Option<String>,
-    /// Latest known state of the live object (for health).
-    current: Latest,
-    health: Option<Health>,
-}
-
-/// What the run last saw of an object. Until it writes or re-reads the
-/// object, that is the live state the plan holds: kept there, not copied,
-/// since a large application's live objects are most of a run's memory.
-enum Latest {
-    AsPlanned,
-    Seen(Value),
-    Gone,
-}
-
-impl Entry {
-    fn latest(&self) -> Option<&Value> {
-        match &self.current {
-            Latest::AsPlanned => self.object.live.as_ref(),
-            Latest::Seen(value) => Some(value),
-            Latest::Gone => None,
-        }
-    }
 }
 
 /// Syncs one application: plan (no dry-runs: the apply validates), apply,
@@ -106,7 +79,7 @@ pub async fn sync_application(
     let plan_ms = ms(start.elapsed());
 
     let mut errors: Vec<String> = plan.problems.iter().map(|p| p.to_string()).collect();
-    let notes = plan.notes.clone();
+    let mut notes = plan.notes.clone();
     let mut entries: Vec<Entry> = plan
         .changes
         .into_iter()
@@ -150,6 +123,24 @@ pub async fn sync_application(
         }
     }
     let any_write = entries.iter().any(|e| e.change.writes());
+    // Hooks belong to a sync that writes: a run with nothing to do (every
+    // periodic reconcile of a synced application) runs none, as Argo CD
+    // syncs only what is out of sync.
+    let mut hooks = HookRunner::new(cluster, app, settings, manifests);
+    let run_hooks = any_write && !hooks.is_empty();
+    if run_hooks
+        && !stopped
+        && let Err(message) = hooks.run(HookPhase::PreSync, None, index).await
+    {
+        errors.push(format!("{message}; nothing else was applied"));
+        stopped = true;
+        for e in entries
+            .iter_mut()
+            .filter(|e| matches!(e.outcome, Outcome::NotAttempted(_)))
+        {
+            e.outcome = Outcome::NotAttempted("a PreSync hook failed; nothing was applied".into());
+        }
+    }
 
     // Steps in order: (stage, wave) → entry indices (prunes excluded).
     let mut steps: BTreeMap<(u8, i64), Vec<usize>> = BTreeMap::new();
@@ -159,6 +150,12 @@ pub async fn sync_application(
         .filter(|(_, e)| e.change.action != Action::Prune)
     {
         steps.entry(e.change.phase.step()).or_default().push(i);
+    }
+    if run_hooks {
+        // A wave may hold Sync hooks alone.
+        for wave in hooks.sync_waves() {
+            steps.entry((3, wave)).or_default();
+        }
     }
     let mut index = index.clone();
     let apply_start = Instant::now();
@@ -270,8 +267,17 @@ pub async fn sync_application(
             }
             health_time += gate_start.elapsed();
         }
+        if run_hooks
+            && !stopped
+            && *stage == 3
+            && let Err(message) = hooks.run(HookPhase::Sync, Some(*wave), &index).await
+        {
+            errors.push(format!(
+                "{step_name}: {message}; later waves were not applied"
+            ));
+            stopped = true;
+        }
     }
-    timings.health_ms = ms(health_time);
     timings.apply_ms = ms(apply_start.elapsed()).saturating_sub(timings.health_ms);
 
     // Prune, in the plan's (reverse) order, only after everything else went in.
@@ -344,6 +350,33 @@ pub async fn sync_application(
     }
     timings.prune_ms = ms(prune_start.elapsed());
 
+    // PostSync: once everything is applied and healthy.
+    let any_failed = entries
+        .iter()
+        .any(|e| matches!(e.outcome, Outcome::Failed(_)));
+    if run_hooks && !stopped && !any_failed && hooks.has(HookPhase::PostSync) {
+        let members: Vec<usize> = (0..entries.len())
+            .filter(|&i| entries[i].change.action != Action::Prune)
+            .collect();
+        let gate = Gate {
+            app: &app.name,
+            step: "PostSync",
+        };
+        let gate_start = Instant::now();
+        let healthy = health_gate(cluster, &mut entries, &members, settings, gate).await;
+        timings.health_ms += ms(gate_start.elapsed());
+        let ran = match healthy {
+            Ok(()) => hooks.run(HookPhase::PostSync, None, &index).await,
+            Err(message) => Err(format!(
+                "the application is not healthy after the last wave ({message}), so PostSync hooks were not run"
+            )),
+        };
+        if let Err(message) = ran {
+            errors.push(message);
+            stopped = true;
+        }
+    }
+
     // Health of everything desired, from what we last saw.
     for e in entries
         .iter_mut()
@@ -367,7 +400,22 @@ pub async fn sync_application(
     let failed = entries
         .iter()
         .any(|e| matches!(e.outcome, Outcome::Failed(_)));
-    let phase = if stopped || failed || !errors.is_empty() {
+    let run_failed = stopped || failed || !errors.is_empty();
+    if run_hooks
+        && run_failed
+        && let Err(message) = hooks.run(HookPhase::SyncFail, None, &index).await
+    {
+        errors.push(message);
+    }
+    let hooks = if run_hooks {
+        hooks.finish("the sync stopped before their phase")
+    } else {
+        if !hooks.is_empty() {
+            notes.push("hooks not run: nothing to sync".into());
+        }
+        Vec::new()
+    };
+    let phase = if run_failed {
         RunPhase::Failed
     } else if held {
         RunPhase::OutOfSync
@@ -406,6 +454,7 @@ pub async fn sync_application(
         phase,
         health,
         objects,
+        hooks,
         errors,
         notes,
         requests: Default::default(),
@@ -432,218 +481,4 @@ pub async fn sync_application(
         app: app.name.clone(),
     });
     result
-}
-
-/// Objects whose kind came from a CRD in this plan: resolve them now.
-fn resolve_pending(entries: &mut [Entry], members: &[usize], index: &KindIndex) {
-    for &i in members {
-        let e = &mut entries[i];
-        if !e.object.kind.pending {
-            continue;
-        }
-        let r = &e.object.kind.resource;
-        if let Some(kind) = index.resolve(&r.group, &r.version, &r.kind) {
-            e.object.kind = kind.clone();
-        }
-    }
-}
-
-/// One write, with one quick retry of a transient failure, and a
-/// delete-and-create when an immutable field changed and the object allows it.
-async fn write_entry(
-    cluster: &Cluster,
-    change: &Change,
-    object: &PlannedObject,
-) -> Result<Value, String> {
-    let key = &change.key;
-    let Some(desired) = &object.desired else {
-        return Err("nothing to apply".into());
-    };
-    if object.kind.pending {
-        return Err(format!(
-            "its kind {} is still not served after its CustomResourceDefinition was applied",
-            object.kind.resource.kind
-        ));
-    }
-    let namespace = key.namespace.as_deref();
-    let apply = || cluster.apply(&object.kind, namespace, &key.name, &desired.body);
-    let mut result = apply().await;
-    if let Err(failure) = &result
-        && failure.is_transient()
-    {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        result = apply().await;
-    }
-    match result {
-        Ok(after) => Ok(after),
-        Err(failure) if failure.is_immutable() || change.action == Action::Recreate => {
-            if !recreate_allowed(&desired.body) {
-                return Err(format!(
-                    "an immutable field changed ({}); annotate it {}: Replace=true to let relbot delete and re-create it",
-                    failure.message,
-                    inventory::SYNC_OPTIONS_ANNOTATION
-                ));
-            }
-            let uid = object
-                .live
-                .as_ref()
-                .and_then(|l| l["metadata"]["uid"].as_str());
-            cluster
-                .delete(&object.kind, namespace, &key.name, uid)
-                .await
-                .map_err(|f| format!("delete for re-create: {f}"))?;
-            // Wait for the old object to be gone (finalizers) before creating.
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while cluster
-                .get(&object.kind, namespace, &key.name)
-                .await
-                .map_err(|f| f.to_string())?
-                .is_some()
-            {
-                if Instant::now() > deadline {
-                    return Err("re-create: the old object was still there after 60 s".into());
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            apply()
-                .await
-                .map_err(|f| format!("create after delete: {f}"))
-        }
-        Err(failure) => Err(failure.to_string()),
-    }
-}
-
-/// Waits for the CRDs applied in stage 1 to be `Established`. `Ok(true)` when
-/// any CRD was applied (so discovery must be refreshed).
-async fn wait_for_crds(
-    cluster: &Cluster,
-    entries: &mut [Entry],
-    members: &[usize],
-    settings: &SyncSettings,
-) -> Result<bool, String> {
-    let crds: Vec<usize> = members
-        .iter()
-        .copied()
-        .filter(|&i| {
-            let e = &entries[i];
-            e.change.key.kind == "CustomResourceDefinition" && e.outcome == Outcome::Applied
-        })
-        .collect();
-    if crds.is_empty() {
-        return Ok(false);
-    }
-    let deadline = Instant::now() + settings.health_timeout;
-    for i in crds {
-        loop {
-            let established = entries[i]
-                .latest()
-                .is_some_and(|c| health::assess(c).status.passes_gate());
-            if established {
-                break;
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "{} was not Established in time",
-                    entries[i].change.key
-                ));
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            let e = &entries[i];
-            if let Ok(Some(now)) = cluster.get(&e.object.kind, None, &e.change.key.name).await {
-                entries[i].current = Latest::Seen(now);
-            }
-        }
-    }
-    Ok(true)
-}
-
-/// Which step a health gate is for, to say so in progress events.
-#[derive(Clone, Copy)]
-struct Gate<'a> {
-    app: &'a str,
-    step: &'a str,
-}
-
-/// Waits until every object of a step passes the gate; fails fast on
-/// Degraded, gives up after the application's health timeout.
-async fn health_gate(
-    cluster: &Cluster,
-    entries: &mut [Entry],
-    members: &[usize],
-    settings: &SyncSettings,
-    gate: Gate<'_>,
-) -> Result<(), String> {
-    let deadline = Instant::now() + settings.health_timeout;
-    loop {
-        let mut waiting = Vec::new();
-        for &i in members {
-            let e = &mut entries[i];
-            if matches!(e.outcome, Outcome::Held(_)) {
-                continue;
-            }
-            let h = e
-                .latest()
-                .map(|object| health::assess_with(object, &settings.health_rules))
-                .unwrap_or_else(Health::missing);
-            if h.status == HealthStatus::Degraded {
-                let message = format!("{} is Degraded: {}", e.change.key, h.message);
-                e.health = Some(h);
-                return Err(message);
-            }
-            if !h.status.passes_gate() {
-                waiting.push(i);
-            }
-            e.health = Some(h);
-        }
-        if waiting.is_empty() {
-            return Ok(());
-        }
-        settings.progress.emit(|| ProgressEvent::WaitingForHealth {
-            app: gate.app.to_string(),
-            name: gate.step.to_string(),
-            waiting: waiting.len(),
-        });
-        if Instant::now() > deadline {
-            let names: Vec<String> = waiting
-                .iter()
-                .take(5)
-                .map(|&i| {
-                    let e = &entries[i];
-                    let h = e
-                        .health
-                        .as_ref()
-                        .map(|h| format!("{} ({})", h.status.as_str(), h.message))
-                        .unwrap_or_default();
-                    format!("{} {h}", e.change.key)
-                })
-                .collect();
-            return Err(format!(
-                "not healthy after {}s: {}",
-                settings.health_timeout.as_secs(),
-                names.join(", ")
-            ));
-        }
-        tokio::time::sleep(settings.poll_interval).await;
-        let refreshed: Vec<(usize, Option<Value>)> = stream::iter(waiting)
-            .map(|i| {
-                let e = &entries[i];
-                async move {
-                    let key = &e.change.key;
-                    (
-                        i,
-                        cluster
-                            .get(&e.object.kind, key.namespace.as_deref(), &key.name)
-                            .await
-                            .ok()
-                            .flatten(),
-                    )
-                }
-            })
-            .buffer_unordered(settings.concurrency)
-            .collect()
-            .await;
-        for (i, now) in refreshed {
-            entries[i].current = now.map_or(Latest::Gone, Latest::Seen);
-        }
-    }
 }

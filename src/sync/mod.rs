@@ -1,13 +1,19 @@
 //! The reconciler: plan, diff, apply, prune and report one application run.
 
 pub mod apply;
+pub mod crd_schema;
 pub mod diff;
 pub mod engine;
+mod gate;
+pub mod hook_run;
+pub mod hooks;
 pub mod inventory;
 pub mod order;
 pub mod plan;
 pub mod planner;
+pub mod problem;
 pub mod report;
 pub mod result;
 pub mod settings;
 pub mod status;
+mod write;

@@ -4,8 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::hooks::{self, PlannedHook};
 use super::inventory::PRUNE_ANNOTATION;
 use super::order::{Phase, phase_of};
+use super::problem::PlanProblem;
 use crate::config::Application;
 use crate::manifest::{Manifest, ObjectKey, Origin};
 
@@ -62,6 +64,9 @@ pub enum Validation {
     /// Its CRD or namespace is created by this same plan, so the server
     /// cannot validate it yet.
     NotServerValidated,
+    /// Its CRD is created by this same plan: checked here against that CRD's
+    /// schema; what only the server can evaluate is listed in its notes.
+    SchemaChecked,
     /// No cluster was consulted at all.
     Offline,
     /// Decided from the listed live object alone (unchanged, prune), or left
@@ -110,29 +115,6 @@ pub enum ClusterView {
     Offline { reason: String },
 }
 
-/// An object that cannot be planned; the plan as a whole is then an error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PlanProblem {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<ObjectKey>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin: Option<Origin>,
-    pub message: String,
-}
-
-impl std::fmt::Display for PlanProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if let Some(origin) = &self.origin {
-            write!(f, "{origin}: ")?;
-        }
-        if let Some(key) = &self.key {
-            write!(f, "{key}: ")?;
-        }
-        f.write_str(&self.message)
-    }
-}
-
 /// Everything a sync would do to one application.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -147,6 +129,10 @@ pub struct Plan {
     pub problems: Vec<PlanProblem>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Argo CD hooks a sync would run (not part of `changes`: they are
+    /// created when their phase comes and never pruned).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<PlannedHook>,
 }
 
 /// How many entries of each kind a plan has.
@@ -267,7 +253,8 @@ pub fn offline_plan(
     manifests: &[Manifest],
     reason: &str,
 ) -> Plan {
-    let changes = with_created_namespace(app, manifests)
+    let (hooks, manifests, problems) = hooks::split(manifests);
+    let changes = with_created_namespace(app, &manifests)
         .iter()
         .map(|m| Change {
             key: m.key(),
@@ -289,8 +276,9 @@ pub fn offline_plan(
             reason: reason.to_string(),
         },
         changes,
-        problems: Vec::new(),
+        problems,
         notes: Vec::new(),
+        hooks: hooks.iter().map(hooks::Hook::planned).collect(),
     }
 }
 

@@ -15,15 +15,16 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use futures::{StreamExt, stream};
 use serde_json::Value;
 
+use super::crd_schema::CrdSchemas;
 use super::diff::object_diff;
+use super::hooks;
 use super::inventory::{
     self, DesiredBody, Ownership, desired_body, is_unchanged, ownership, prune_protection,
     recreate_allowed,
 };
 use super::order::{Phase, phase_of};
-use super::plan::{
-    Action, Change, ClusterView, Plan, PlanProblem, Reason, Validation, with_created_namespace,
-};
+use super::plan::{Action, Change, ClusterView, Plan, Reason, Validation, with_created_namespace};
+use super::problem::PlanProblem;
 use crate::cluster::client::{ApiFailure, ReadOnlyCluster};
 use crate::cluster::discovery::{KindIndex, ResolvedKind};
 use crate::config::Application;
@@ -116,15 +117,32 @@ pub async fn plan_application(
     let concurrency = options.concurrency.max(1);
     let mut problems = Vec::new();
     let mut notes = Vec::new();
-    let manifests = with_created_namespace(app, manifests);
+    let (hooks, manifests, hook_problems) = hooks::split(manifests);
+    problems.extend(hook_problems);
+    let manifests = with_created_namespace(app, &manifests);
 
     // Kinds: the server's, plus those that CRDs in this plan will add.
     let mut index = discovered.clone();
+    let schemas = CrdSchemas::from_manifests(&manifests);
     for m in manifests
         .iter()
         .filter(|m| m.group() == "apiextensions.k8s.io" && m.kind() == "CustomResourceDefinition")
     {
         index.add_pending_crd(&m.object);
+    }
+    for hook in &hooks {
+        let m = &hook.manifest;
+        if index.resolve(m.group(), m.version(), m.kind()).is_none() {
+            problems.push(PlanProblem {
+                key: Some(m.key()),
+                origin: Some(m.origin.clone()),
+                message: format!(
+                    "hook of unknown kind {} {}: the cluster does not serve it and no CustomResourceDefinition in this application defines it",
+                    m.api_version(),
+                    m.kind()
+                ),
+            });
+        }
     }
 
     let mut resolved = Vec::new();
@@ -276,6 +294,7 @@ pub async fn plan_application(
         .map(|r| r.key.name.clone())
         .collect();
     // Classify every desired object.
+    let mut schema_checked = SchemaTally::default();
     let mut changes = Vec::new();
     let mut objects = Vec::new();
     let mut kinds = BTreeSet::new();
@@ -340,10 +359,29 @@ pub async fn plan_application(
                 .push("could not check whether it exists (a list failed)".into());
         }
         // Objects in a namespace this plan creates are validated in a
-        // stand-in namespace (below); only kinds a CRD of this plan brings
-        // cannot be checked before that CRD exists.
+        // stand-in namespace (below); kinds a CRD of this plan brings are
+        // checked here against that CRD's schema, since the server cannot
+        // dry-run them before the CRD exists.
         if change.action != Action::Unchanged && r.kind.pending {
             change.validation = Validation::NotServerValidated;
+            if let Some(check) = schemas.check(&r.desired.body) {
+                change.validation = Validation::SchemaChecked;
+                if !check.errors.is_empty() {
+                    problems.push(PlanProblem {
+                        key: Some(r.key.clone()),
+                        origin: Some(r.manifest.origin.clone()),
+                        message: format!(
+                            "the schema of its CustomResourceDefinition (created by this plan, so checked here) refuses it: {}",
+                            check.errors.join("; ")
+                        ),
+                    });
+                }
+                change.notes.push(format!(
+                    "left to the server: {}",
+                    check.unchecked.join("; ")
+                ));
+                schema_checked.record(&check);
+            }
         }
         changes.push(change);
         objects.push(PlannedObject {
@@ -359,7 +397,10 @@ pub async fn plan_application(
         .filter(|&i| {
             let c = &changes[i];
             c.action != Action::Unchanged
-                && c.validation != Validation::NotServerValidated
+                && !matches!(
+                    c.validation,
+                    Validation::NotServerValidated | Validation::SchemaChecked
+                )
                 && (options.validate || c.held.is_some())
         })
         .collect();
@@ -444,6 +485,23 @@ pub async fn plan_application(
         }
     }
 
+    if options.validate {
+        problems.extend(
+            super::hook_run::dry_run_hooks(
+                cluster,
+                &index,
+                app,
+                &hooks,
+                &creating_namespaces,
+                STAND_IN_NAMESPACE,
+            )
+            .await,
+        );
+    }
+    if let Some(note) = schema_checked.note() {
+        notes.push(note);
+    }
+
     // Prune: what relbot owns for this application and git no longer has.
     let total_owned = owned.len() + changes.iter().filter(|c| objects_live(c)).count();
     let mut prunes: Vec<(Phase, Change, PlannedObject)> = owned
@@ -519,9 +577,45 @@ pub async fn plan_application(
             changes,
             problems,
             notes,
+            hooks: hooks.iter().map(hooks::Hook::planned).collect(),
         },
         objects,
         kinds,
+    }
+}
+
+/// How many custom resources were checked against a CRD of the plan, and
+/// how many of their rules only the server can evaluate.
+#[derive(Default)]
+struct SchemaTally {
+    objects: usize,
+    cel_rules: usize,
+    formats: usize,
+}
+
+impl SchemaTally {
+    fn record(&mut self, check: &super::crd_schema::SchemaCheck) {
+        self.objects += 1;
+        self.cel_rules += check
+            .unchecked
+            .iter()
+            .filter(|u| u.starts_with("CEL rule"))
+            .count();
+        self.formats += check
+            .unchecked
+            .iter()
+            .filter(|u| u.starts_with("format"))
+            .count();
+    }
+
+    fn note(&self) -> Option<String> {
+        if self.objects == 0 {
+            return None;
+        }
+        Some(format!(
+            "{} custom resource(s) checked against the schema of a CustomResourceDefinition this plan creates; left to the server when they are applied: {} CEL rule(s), {} format check(s), admission webhooks",
+            self.objects, self.cel_rules, self.formats
+        ))
     }
 }
 

@@ -163,6 +163,9 @@ pub fn render_plan(plan: &Plan, style: Style, verbose: bool) -> String {
         if change.validation == super::plan::Validation::NotServerValidated {
             tags.push("not server-validated: its CRD or namespace is created by this plan".into());
         }
+        if change.validation == super::plan::Validation::SchemaChecked {
+            tags.push("checked against the schema of its CRD, which this plan creates".into());
+        }
         if let Some(held) = &change.held {
             tags.push(format!("held: {held}"));
         }
@@ -177,6 +180,35 @@ pub fn render_plan(plan: &Plan, style: Style, verbose: bool) -> String {
             out.push_str(&style.diff(diff, "        "));
         }
     }
+    if !plan.hooks.is_empty() {
+        let _ = writeln!(
+            out,
+            "  {}",
+            style.dim("── hooks (run when the sync has something to apply)")
+        );
+    }
+    for hook in &plan.hooks {
+        let phases: Vec<&str> = plan_phases(hook);
+        let mut line = format!(
+            "    {:<17} {}{}  {}",
+            phases.join(","),
+            hook.key,
+            if hook.generate_name {
+                "<generated>"
+            } else {
+                ""
+            },
+            style.dim(&hook.origin.to_string())
+        );
+        let policies: Vec<&str> = hook.delete_policies.iter().map(|p| p.as_str()).collect();
+        let _ = write!(
+            line,
+            "  (wave {}; deleted: {})",
+            hook.wave,
+            policies.join(", ")
+        );
+        let _ = writeln!(out, "{line}");
+    }
     for problem in &plan.problems {
         let _ = writeln!(out, "  {} {problem}", style.red("error:"));
     }
@@ -184,6 +216,10 @@ pub fn render_plan(plan: &Plan, style: Style, verbose: bool) -> String {
         let _ = writeln!(out, "  {}", style.dim(note));
     }
     out
+}
+
+fn plan_phases(hook: &super::hooks::PlannedHook) -> Vec<&'static str> {
+    hook.phases.iter().map(|p| p.as_str()).collect()
 }
 
 /// Every plan of a run, with the offline notice once at the top.

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::hooks::{HookOutcome, HookRun};
 use super::plan::{Action, Reason};
 use super::report::Style;
 use crate::cluster::client::RequestCounts;
@@ -80,6 +81,9 @@ pub struct SyncResult {
     pub phase: RunPhase,
     pub health: HealthStatus,
     pub objects: Vec<ObjectOutcome>,
+    /// Argo CD hooks this sync ran (or would have, had it not stopped).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookRun>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -276,6 +280,7 @@ pub fn render_result(result: &SyncResult, style: Style, verbose: bool) -> String
             out.push_str(&style.diff(diff, "        "));
         }
     }
+    render_hooks(&mut out, &result.hooks, style);
     for (why, count) in &not_attempted {
         let objects = if *count == 1 { "object" } else { "objects" };
         let _ = writeln!(
@@ -288,6 +293,29 @@ pub fn render_result(result: &SyncResult, style: Style, verbose: bool) -> String
         let _ = writeln!(out, "  {}", style.dim(n));
     }
     out
+}
+
+/// One line per hook run: phase, outcome, object, origin; why it failed
+/// or did not run below it.
+fn render_hooks(out: &mut String, hooks: &[HookRun], style: Style) {
+    for run in hooks {
+        let (word, why) = match &run.outcome {
+            HookOutcome::Succeeded => (style.green(&format!("{:<10}", "succeeded")), None),
+            HookOutcome::Failed(why) => (style.red(&format!("{:<10}", "failed")), Some(why)),
+            HookOutcome::NotRun(why) => (style.dim(&format!("{:<10}", "not run")), Some(why)),
+        };
+        let deleted = if run.deleted { " (deleted)" } else { "" };
+        let _ = writeln!(
+            out,
+            "    {:<13} {word} {}{deleted}  {}",
+            format!("{} hook", run.phase.as_str()),
+            run.key,
+            style.dim(&run.origin.to_string())
+        );
+        if let Some(why) = why {
+            let _ = writeln!(out, "        {}", style.dim(why));
+        }
+    }
 }
 
 fn past_tense(action: Action) -> &'static str {
@@ -352,6 +380,7 @@ mod tests {
                 object("b", Action::Update, Outcome::NotAttempted(why.into())),
                 object("c", Action::Create, Outcome::Failed("forbidden".into())),
             ],
+            hooks: Vec::new(),
             errors: vec!["shop/x.yaml:3: unknown kind".into()],
             notes: Vec::new(),
             requests: RequestCounts::default(),

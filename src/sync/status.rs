@@ -271,6 +271,7 @@ mod tests {
             phase: RunPhase::Failed,
             health: HealthStatus::Healthy,
             objects,
+            hooks: Vec::new(),
             errors: Vec::new(),
             notes: Vec::new(),
             requests: RequestCounts::default(),

@@ -7,9 +7,14 @@
 //! with K3s' metrics-server behind it (this control plane has no metrics API,
 //! so its own HPA controller is switched off).
 //!
-//! A test can make chosen images fail to pull (ImagePullBackOff, as on a real
-//! node): list them, one per line, under the key `failing-images` of the
-//! ConfigMap `kube-public/relbot-test-standin`, or pass `--failing-image`.
+//! A Pod that runs to completion (one a Job owns, or with restartPolicy Never
+//! or OnFailure) is marked Succeeded, its containers terminated with exit
+//! code 0, so the Job controller completes its Job.
+//!
+//! A test can make chosen images fail (ImagePullBackOff for a long-running
+//! Pod, as on a real node; exit code 1 and phase Failed for one that runs to
+//! completion): list them, one per line, under the key `failing-images` of
+//! the ConfigMap `kube-public/relbot-test-standin`, or pass `--failing-image`.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -75,9 +80,59 @@ fn is_backing_off(pod: &Pod) -> bool {
         })
 }
 
+/// Whether a kubelet would run `pod` once rather than keep it running.
+fn runs_to_completion(pod: &Pod) -> bool {
+    let owned_by_job = pod
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.kind == "Job" && o.api_version == "batch/v1");
+    let restart = pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref());
+    owned_by_job || matches!(restart, Some("Never" | "OnFailure"))
+}
+
+/// What a kubelet reports once a run-to-completion Pod's containers exited:
+/// Succeeded (exit code 0), or Failed (exit code 1) when an image is failing.
+fn finished_status(pod: &Pod, failing: &BTreeSet<String>) -> Value {
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let spec = pod.spec.clone().unwrap_or_default();
+    let mut any_failing = false;
+    let containers: Vec<Value> = spec
+        .containers
+        .iter()
+        .map(|c| {
+            let image = c.image.clone().unwrap_or_default();
+            let fails = failing.contains(&image);
+            any_failing |= fails;
+            let (code, reason) = if fails {
+                (1, "Error")
+            } else {
+                (0, "Completed")
+            };
+            json!({"name": c.name, "image": image, "imageID": "", "ready": false,
+                   "started": false, "restartCount": 0,
+                   "state": {"terminated": {"exitCode": code, "reason": reason,
+                       "startedAt": now, "finishedAt": now}}})
+        })
+        .collect();
+    let condition = |t: &str, status: &str| json!({"type": t, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
+    json!({"status": {
+        "phase": if any_failing { "Failed" } else { "Succeeded" },
+        "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
+        "startTime": now,
+        "conditions": [condition("PodScheduled", "True"), condition("Initialized", "True"),
+                       condition("ContainersReady", "False"), condition("Ready", "False")],
+        "containerStatuses": containers,
+    }})
+}
+
 /// The status a kubelet would report for `pod`: Running and Ready, or, when
 /// one of its images is failing, Pending with that container in ImagePullBackOff.
 fn kubelet_status(pod: &Pod, failing: &BTreeSet<String>) -> Value {
+    if runs_to_completion(pod) {
+        return finished_status(pod, failing);
+    }
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let spec = pod.spec.clone().unwrap_or_default();
     let mut any_failing = false;
@@ -119,7 +174,9 @@ async fn mark_pods(client: &Client, failing: &BTreeSet<String>) -> Result<(), ku
             .iter()
             .flat_map(|s| &s.containers)
             .any(|c| c.image.as_ref().is_some_and(|i| failing.contains(i)));
-        let settled = if wants_failure {
+        let settled = if runs_to_completion(&pod) {
+            false
+        } else if wants_failure {
             is_backing_off(&pod)
         } else {
             is_ready(&pod)

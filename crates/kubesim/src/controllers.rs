@@ -34,6 +34,7 @@ const WATCHED: &[&str] = &[
     "apps/statefulsets",
     "apps/daemonsets",
     "/persistentvolumeclaims",
+    "/pods",
     "batch/jobs",
     "/services",
     "networking.k8s.io/ingresses",
@@ -65,12 +66,30 @@ pub(crate) fn spawn(sim: Arc<Sim>, delay: Duration) {
     });
 }
 
-fn failing(sim: &Sim, obj: &Value) -> bool {
-    let failing = sim
+/// Where tests of the real control plane list failing images (its kubelet
+/// stand-in reads the same ConfigMap), so one test can run on both.
+const STANDIN_CONFIG: (&str, &str, &str) = ("kube-public", "relbot-test-standin", "failing-images");
+
+fn configured_failing_images(inner: &crate::store::Inner) -> Vec<String> {
+    let (ns, name, key) = STANDIN_CONFIG;
+    inner
+        .get("/configmaps", ns, name)
+        .and_then(|cm| cm["data"][key].as_str())
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn failing(sim: &Sim, configured: &[String], obj: &Value) -> bool {
+    let mut failing = sim
         .failing_images
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    failing.extend(configured.iter().cloned());
     let spec = if obj["kind"] == "Job" || obj["spec"]["template"].is_object() {
         &obj["spec"]["template"]["spec"]
     } else {
@@ -93,11 +112,11 @@ fn cond(t: &str, status: &str, reason: &str, message: &str, time: &str) -> Value
         "lastTransitionTime": time, "lastUpdateTime": time})
 }
 
-fn desired_status(sim: &Sim, key: &str, obj: &Value) -> Option<Value> {
+fn desired_status(sim: &Sim, configured: &[String], key: &str, obj: &Value) -> Option<Value> {
     let generation = obj["metadata"]["generation"].clone();
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
     let t = now();
-    let bad = failing(sim, obj);
+    let bad = failing(sim, configured, obj);
     let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
     let ready = if bad { 0 } else { replicas };
     Some(match key {
@@ -197,6 +216,7 @@ fn desired_status(sim: &Sim, key: &str, obj: &Value) -> Option<Value> {
                     cond("Complete", "True", "CompletionsReached", "Reached expected number of succeeded pods", &t)]})
             }
         }
+        "/pods" => pod_status(obj, bad, &t),
         "/services" => {
             if obj["spec"]["type"] != "LoadBalancer" {
                 return None;
@@ -218,6 +238,56 @@ fn desired_status(sim: &Sim, key: &str, obj: &Value) -> Option<Value> {
         }
         _ => return None,
     })
+}
+
+/// What a kubelet reports: a Pod that runs to completion (restartPolicy
+/// Never or OnFailure, as Jobs' Pods) Succeeded with exit code 0, or Failed
+/// with exit code 1 when its image is failing; any other Pod Running and
+/// Ready, or Pending in ImagePullBackOff. A finished Pod stays finished.
+fn pod_status(pod: &Value, bad: bool, t: &str) -> Value {
+    if matches!(
+        pod["status"]["phase"].as_str(),
+        Some("Succeeded" | "Failed")
+    ) {
+        return pod["status"].clone();
+    }
+    let runs_to_completion = matches!(
+        pod["spec"]["restartPolicy"].as_str(),
+        Some("Never" | "OnFailure")
+    );
+    let containers: Vec<Value> = pod["spec"]["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let image = c["image"].clone();
+            let state = match (runs_to_completion, bad) {
+                (true, _) => {
+                    let code = if bad { 1 } else { 0 };
+                    json!({"terminated": {"exitCode": code,
+                        "reason": if bad { "Error" } else { "Completed" },
+                        "startedAt": t, "finishedAt": t}})
+                }
+                (false, true) => json!({"waiting": {"reason": "ImagePullBackOff",
+                    "message": format!("Back-off pulling image {image}")}}),
+                (false, false) => json!({"running": {"startedAt": t}}),
+            };
+            let ready = !runs_to_completion && !bad;
+            json!({"name": c["name"], "image": image, "imageID": "", "ready": ready,
+                "started": ready, "restartCount": 0, "state": state})
+        })
+        .collect();
+    let (phase, ready) = match (runs_to_completion, bad) {
+        (true, false) => ("Succeeded", "False"),
+        (true, true) => ("Failed", "False"),
+        (false, true) => ("Pending", "False"),
+        (false, false) => ("Running", "True"),
+    };
+    let condition = |ty: &str, status: &str| json!({"type": ty, "status": status, "lastProbeTime": null, "lastTransitionTime": t});
+    json!({"phase": phase, "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "startTime": t,
+        "conditions": [condition("PodScheduled", "True"), condition("Initialized", "True"),
+            condition("ContainersReady", ready), condition("Ready", ready)],
+        "containerStatuses": containers})
 }
 
 /// Strips timestamps so a status that only differs in time is not rewritten.
@@ -242,7 +312,8 @@ fn reconcile(sim: &Sim, key: &str, ns: &str, name: &str) {
     if obj["metadata"]["deletionTimestamp"].is_string() {
         return;
     }
-    let Some(status) = desired_status(sim, key, &obj) else {
+    let configured = configured_failing_images(&inner);
+    let Some(status) = desired_status(sim, &configured, key, &obj) else {
         return;
     };
     if timeless(&status) == timeless(&obj["status"]) {
