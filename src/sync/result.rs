@@ -78,6 +78,11 @@ pub struct SyncResult {
     pub started_at: DateTime<Utc>,
     pub phase: RunPhase,
     pub health: HealthStatus,
+    /// Since when the application has had `health` without a break: carried
+    /// over from the stored result while the health stays the same, so it
+    /// survives restarts (what rollback's grace period is measured from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_since: Option<DateTime<Utc>>,
     pub objects: Vec<ObjectOutcome>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
@@ -355,6 +360,7 @@ mod tests {
             notes: Vec::new(),
             requests: RequestCounts::default(),
             status_recorded: false,
+            health_since: None,
             timings: Timings::default(),
         };
         let text = render_result(&result, Style { color: false }, false);
