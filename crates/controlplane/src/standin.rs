@@ -10,6 +10,9 @@
 //! A test can make chosen images fail to pull (ImagePullBackOff, as on a real
 //! node): list them, one per line, under the key `failing-images` of the
 //! ConfigMap `kube-public/relbot-test-standin`, or pass `--failing-image`.
+//! kubesim reads the same ConfigMap and matches images by the same rule
+//! ([`kubesim::image_fails`]: the reference, or a repository without tag),
+//! so a test written against one behaves the same on the other.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -21,9 +24,9 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 
 /// The ConfigMap a test writes to choose failing images.
-pub const CONFIG_NAMESPACE: &str = "kube-public";
-pub const CONFIG_NAME: &str = "relbot-test-standin";
-pub const FAILING_IMAGES_KEY: &str = "failing-images";
+pub const CONFIG_NAMESPACE: &str = kubesim::FAILING_IMAGES_NAMESPACE;
+pub const CONFIG_NAME: &str = kubesim::FAILING_IMAGES_CONFIG_MAP;
+pub const FAILING_IMAGES_KEY: &str = kubesim::FAILING_IMAGES_KEY;
 
 /// Runs forever; errors (the server restarting, a Pod deleted mid-patch) are
 /// retried on the next tick.
@@ -33,6 +36,7 @@ pub async fn run(client: Client, failing_images: Vec<String>) {
         tick.tick().await;
         let mut failing: BTreeSet<String> = failing_images.iter().cloned().collect();
         failing.extend(configured_failing_images(&client).await);
+        let failing: Vec<String> = failing.into_iter().collect();
         let _ = mark_pods(&client, &failing).await;
         let _ = bind_claims(&client).await;
         let _ = report_autoscalers(&client).await;
@@ -77,7 +81,7 @@ fn is_backing_off(pod: &Pod) -> bool {
 
 /// The status a kubelet would report for `pod`: Running and Ready, or, when
 /// one of its images is failing, Pending with that container in ImagePullBackOff.
-fn kubelet_status(pod: &Pod, failing: &BTreeSet<String>) -> Value {
+fn kubelet_status(pod: &Pod, failing: &[String]) -> Value {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let spec = pod.spec.clone().unwrap_or_default();
     let mut any_failing = false;
@@ -86,7 +90,7 @@ fn kubelet_status(pod: &Pod, failing: &BTreeSet<String>) -> Value {
         .iter()
         .map(|c| {
             let image = c.image.clone().unwrap_or_default();
-            let fails = failing.contains(&image);
+            let fails = kubesim::image_fails(&image, failing);
             any_failing |= fails;
             let state = if fails {
                 json!({"waiting": {"reason": "ImagePullBackOff",
@@ -110,7 +114,7 @@ fn kubelet_status(pod: &Pod, failing: &BTreeSet<String>) -> Value {
     }})
 }
 
-async fn mark_pods(client: &Client, failing: &BTreeSet<String>) -> Result<(), kube::Error> {
+async fn mark_pods(client: &Client, failing: &[String]) -> Result<(), kube::Error> {
     let all: Api<Pod> = Api::all(client.clone());
     for pod in all.list(&ListParams::default()).await? {
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
@@ -118,7 +122,7 @@ async fn mark_pods(client: &Client, failing: &BTreeSet<String>) -> Result<(), ku
             .spec
             .iter()
             .flat_map(|s| &s.containers)
-            .any(|c| c.image.as_ref().is_some_and(|i| failing.contains(i)));
+            .any(|c| c.image.as_ref().is_some_and(|i| kubesim::image_fails(i, failing)));
         let settled = if wants_failure {
             is_backing_off(&pod)
         } else {

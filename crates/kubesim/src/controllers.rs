@@ -65,12 +65,45 @@ pub(crate) fn spawn(sim: Arc<Sim>, delay: Duration) {
     });
 }
 
-fn failing(sim: &Sim, obj: &Value) -> bool {
-    let failing = sim
+/// Where a test lists failing images on any cluster: the same ConfigMap
+/// and key the real control plane's kubelet stand-in reads, so one test
+/// works on both (`controlplane`'s `standin.rs`).
+pub const FAILING_IMAGES_NAMESPACE: &str = "kube-public";
+pub const FAILING_IMAGES_CONFIG_MAP: &str = "relbot-test-standin";
+pub const FAILING_IMAGES_KEY: &str = "failing-images";
+
+/// The images listed in that ConfigMap, one per line.
+fn configured_failing(inner: &crate::store::Inner) -> Vec<String> {
+    inner
+        .get(
+            "/configmaps",
+            FAILING_IMAGES_NAMESPACE,
+            FAILING_IMAGES_CONFIG_MAP,
+        )
+        .and_then(|cm| cm["data"][FAILING_IMAGES_KEY].as_str())
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// Whether `image` is one of `failing`: the same reference, or a listed
+/// repository without tag or digest (then every tag of it fails).
+pub fn image_fails(image: &str, failing: &[String]) -> bool {
+    failing.iter().any(|f| {
+        image == f || image.starts_with(&format!("{f}:")) || image.starts_with(&format!("{f}@"))
+    })
+}
+
+fn failing(sim: &Sim, configured: &[String], obj: &Value) -> bool {
+    let mut failing = sim
         .failing_images
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
+    failing.extend_from_slice(configured);
     let spec = if obj["kind"] == "Job" || obj["spec"]["template"].is_object() {
         &obj["spec"]["template"]["spec"]
     } else {
@@ -78,12 +111,7 @@ fn failing(sim: &Sim, obj: &Value) -> bool {
     };
     ["containers", "initContainers"].iter().any(|l| {
         spec[l].as_array().into_iter().flatten().any(|c| {
-            let image = c["image"].as_str().unwrap_or_default();
-            failing.iter().any(|f| {
-                image == f
-                    || image.starts_with(&format!("{f}:"))
-                    || image.starts_with(&format!("{f}@"))
-            })
+            image_fails(c["image"].as_str().unwrap_or_default(), &failing)
         })
     })
 }
@@ -93,11 +121,11 @@ fn cond(t: &str, status: &str, reason: &str, message: &str, time: &str) -> Value
         "lastTransitionTime": time, "lastUpdateTime": time})
 }
 
-fn desired_status(sim: &Sim, key: &str, obj: &Value) -> Option<Value> {
+fn desired_status(sim: &Sim, configured: &[String], key: &str, obj: &Value) -> Option<Value> {
     let generation = obj["metadata"]["generation"].clone();
     let name = obj["metadata"]["name"].as_str().unwrap_or_default();
     let t = now();
-    let bad = failing(sim, obj);
+    let bad = failing(sim, configured, obj);
     let replicas = obj["spec"]["replicas"].as_i64().unwrap_or(1);
     let ready = if bad { 0 } else { replicas };
     Some(match key {
@@ -242,7 +270,8 @@ fn reconcile(sim: &Sim, key: &str, ns: &str, name: &str) {
     if obj["metadata"]["deletionTimestamp"].is_string() {
         return;
     }
-    let Some(status) = desired_status(sim, key, &obj) else {
+    let configured = configured_failing(&inner);
+    let Some(status) = desired_status(sim, &configured, key, &obj) else {
         return;
     };
     if timeless(&status) == timeless(&obj["status"]) {

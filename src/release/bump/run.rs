@@ -437,6 +437,7 @@ async fn guard_policy(
     if let Some(failed) = held_version(name, closed)
         && is_held(&plan.to, &failed)
     {
+        tracing::info!(policy = %name, wanted = %plan.to, %failed, "held back: a revert undid this version; a newer tag lifts the hold");
         line.outcome = PolicyOutcome::HeldAfterRollback {
             failed,
             wanted: plan.to.clone(),
