@@ -940,7 +940,11 @@ async fn set_image_failing(client: kube::Client, image: &str, failing: bool) {
         data.insert(kubesim::FAILING_IMAGES_KEY.into(), lines.join("\n"));
         let written = match existing {
             Some(_) => api
-                .replace(kubesim::FAILING_IMAGES_CONFIG_MAP, &PostParams::default(), &cm)
+                .replace(
+                    kubesim::FAILING_IMAGES_CONFIG_MAP,
+                    &PostParams::default(),
+                    &cm,
+                )
                 .await
                 .map(|_| ()),
             None => api.create(&PostParams::default(), &cm).await.map(|_| ()),
@@ -1079,7 +1083,8 @@ async fn serve_rolls_back_a_merged_bump_that_leaves_its_application_degraded() {
     // is opened and merged.
     let pulls = tokio::task::block_in_place(|| {
         wait_for("the revert merging", &|p| {
-            p.iter().any(|p| p.title.starts_with("revert(deps)") && p.merged)
+            p.iter()
+                .any(|p| p.title.starts_with("revert(deps)") && p.merged)
         })
     });
     assert_eq!(pulls.len(), 2, "one bump, one revert: {pulls:#?}");
@@ -1093,17 +1098,20 @@ async fn serve_rolls_back_a_merged_bump_that_leaves_its_application_degraded() {
     );
     let body = revert.body.clone().unwrap_or_default();
     assert!(
-        body.contains(&format!("merged in #{} left application `web` Degraded", bump.number)),
+        body.contains(&format!(
+            "merged in #{} left application `web` Degraded",
+            bump.number
+        )),
         "{body}"
     );
     assert!(
-        body.contains(&format!("`Deployment.apps {}/web`: Degraded", world.tc.namespace())),
+        body.contains(&format!(
+            "`Deployment.apps {}/web`: Degraded",
+            world.tc.namespace()
+        )),
         "the body names the Deployment: {body}"
     );
-    assert!(
-        body.contains("ProgressDeadlineExceeded"),
-        "and why: {body}"
-    );
+    assert!(body.contains("ProgressDeadlineExceeded"), "and why: {body}");
     assert!(
         body.contains(&format!(
             "`image: {image}:1.1.0 # the web front end` → `image: {image}:1.0.0 # the web front end`"

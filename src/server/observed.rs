@@ -55,7 +55,11 @@ mod tests {
     fn object(kind: &str, name: &str, status: HealthStatus, message: &str) -> ObjectOutcome {
         ObjectOutcome {
             key: ObjectKey {
-                group: if kind == "Deployment" { "apps".into() } else { String::new() },
+                group: if kind == "Deployment" {
+                    "apps".into()
+                } else {
+                    String::new()
+                },
                 kind: kind.into(),
                 namespace: Some("shop".into()),
                 name: name.into(),
@@ -86,7 +90,12 @@ mod tests {
             objects: vec![
                 object("ConfigMap", "settings", HealthStatus::Healthy, ""),
                 object("Pod", "worker", HealthStatus::Progressing, "starting"),
-                object("Deployment", "web", HealthStatus::Degraded, "ProgressDeadlineExceeded"),
+                object(
+                    "Deployment",
+                    "web",
+                    HealthStatus::Degraded,
+                    "ProgressDeadlineExceeded",
+                ),
                 object("Secret", "token", HealthStatus::Degraded, "s3cr3t"),
             ],
             errors: vec![],

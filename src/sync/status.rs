@@ -308,10 +308,19 @@ mod tests {
         let mut previous = result_with(0, 0);
         previous.health = HealthStatus::Degraded;
         previous.health_since = Some(then);
-        assert_eq!(health_since(Some(&previous), HealthStatus::Degraded, now), then);
-        assert_eq!(health_since(Some(&previous), HealthStatus::Healthy, now), now);
+        assert_eq!(
+            health_since(Some(&previous), HealthStatus::Degraded, now),
+            then
+        );
+        assert_eq!(
+            health_since(Some(&previous), HealthStatus::Healthy, now),
+            now
+        );
         previous.health_since = None;
-        assert_eq!(health_since(Some(&previous), HealthStatus::Degraded, now), now);
+        assert_eq!(
+            health_since(Some(&previous), HealthStatus::Degraded, now),
+            now
+        );
         assert_eq!(health_since(None, HealthStatus::Degraded, now), now);
     }
 
@@ -332,7 +341,10 @@ mod tests {
         result.objects = vec![object, healthy];
         let stored: SyncResult = serde_json::from_str(&stored_result(&result)).unwrap();
         assert_eq!(stored.objects.len(), 1);
-        assert_eq!(stored.objects[0].health.as_ref().unwrap().status, HealthStatus::Degraded);
+        assert_eq!(
+            stored.objects[0].health.as_ref().unwrap().status,
+            HealthStatus::Degraded
+        );
     }
 
     #[test]

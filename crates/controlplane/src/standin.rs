@@ -118,11 +118,11 @@ async fn mark_pods(client: &Client, failing: &[String]) -> Result<(), kube::Erro
     let all: Api<Pod> = Api::all(client.clone());
     for pod in all.list(&ListParams::default()).await? {
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-        let wants_failure = pod
-            .spec
-            .iter()
-            .flat_map(|s| &s.containers)
-            .any(|c| c.image.as_ref().is_some_and(|i| kubesim::image_fails(i, failing)));
+        let wants_failure = pod.spec.iter().flat_map(|s| &s.containers).any(|c| {
+            c.image
+                .as_ref()
+                .is_some_and(|i| kubesim::image_fails(i, failing))
+        });
         let settled = if wants_failure {
             is_backing_off(&pod)
         } else {

@@ -110,9 +110,11 @@ fn failing(sim: &Sim, configured: &[String], obj: &Value) -> bool {
         &obj["spec"]
     };
     ["containers", "initContainers"].iter().any(|l| {
-        spec[l].as_array().into_iter().flatten().any(|c| {
-            image_fails(c["image"].as_str().unwrap_or_default(), &failing)
-        })
+        spec[l]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| image_fails(c["image"].as_str().unwrap_or_default(), &failing))
     })
 }
 

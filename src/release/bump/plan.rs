@@ -390,19 +390,17 @@ pub async fn plan_revert(
         .iter()
         .flat_map(|f| f.references.iter())
         .any(|r| at_failed(r) && r.digest.is_some());
-    let digest = if pinned {
-        Some(
-            client
-                .manifest_digest(&image, to)
-                .await
-                .map_err(|source| BumpError::Registry {
+    let digest =
+        if pinned {
+            Some(client.manifest_digest(&image, to).await.map_err(|source| {
+                BumpError::Registry {
                     policy: name.clone(),
                     source: Box::new(source),
-                })?,
-        )
-    } else {
-        None
-    };
+                }
+            })?)
+        } else {
+            None
+        };
     let mut files = Vec::new();
     for file in &found {
         let mut edits: Vec<Edit> = Vec::new();

@@ -220,7 +220,11 @@ mod tests {
             (marker.policy.as_str(), marker.version.as_str()),
             ("django-api", "0.0.18")
         );
-        assert_eq!(marker.from, ["0.0.17"], "the marker says what to go back to");
+        assert_eq!(
+            marker.from,
+            ["0.0.17"],
+            "the marker says what to go back to"
+        );
         assert_eq!(title(&plan()), "chore(deps): update django-api to 0.0.18");
     }
 

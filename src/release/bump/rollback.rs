@@ -181,8 +181,8 @@ pub fn decide_rollback(input: &RollbackInput<'_>) -> Option<RollbackDecision> {
     // learns the moment on its next write).
     let turned = observed.since.unwrap_or(input.now);
     let degraded_since = turned.max(bump.merged_at);
-    let grace = chrono::Duration::from_std(input.settings.grace_period.0)
-        .unwrap_or(chrono::Duration::MAX);
+    let grace =
+        chrono::Duration::from_std(input.settings.grace_period.0).unwrap_or(chrono::Duration::MAX);
     let due = degraded_since
         .checked_add_signed(grace)
         .unwrap_or(DateTime::<Utc>::MAX_UTC);
@@ -406,20 +406,35 @@ mod tests {
     #[test]
     fn the_last_merged_bump_is_read_from_the_markers_and_a_later_revert_ends_it() {
         let pulls = [
-            pull(3, Some(-60), PrMarker::bump("web", "1.0.0", &["0.9.0".into()])),
-            pull(7, Some(0), PrMarker::bump("web", "2.0.0", &["1.0.0".into()])),
+            pull(
+                3,
+                Some(-60),
+                PrMarker::bump("web", "1.0.0", &["0.9.0".into()]),
+            ),
+            pull(
+                7,
+                Some(0),
+                PrMarker::bump("web", "2.0.0", &["1.0.0".into()]),
+            ),
             pull(8, None, PrMarker::bump("web", "2.1.0", &["2.0.0".into()])),
             pull(9, Some(5), PrMarker::bump("other", "5.0.0", &[])),
         ];
-        assert_eq!(last_merged_bump("web", &pulls), Some(MergedBump {
-            number: 7,
-            version: "2.0.0".into(),
-            from: vec!["1.0.0".into()],
-            merged_at: at(0),
-            merge_commit: Some(format!("{:040}", 7)),
-        }));
+        assert_eq!(
+            last_merged_bump("web", &pulls),
+            Some(MergedBump {
+                number: 7,
+                version: "2.0.0".into(),
+                from: vec!["1.0.0".into()],
+                merged_at: at(0),
+                merge_commit: Some(format!("{:040}", 7)),
+            })
+        );
         let mut reverted = pulls.to_vec();
-        reverted.push(pull(10, Some(20), PrMarker::revert("web", "1.0.0", "2.0.0")));
+        reverted.push(pull(
+            10,
+            Some(20),
+            PrMarker::revert("web", "1.0.0", "2.0.0"),
+        ));
         assert_eq!(last_merged_bump("web", &reverted), None);
         assert_eq!(held_version("web", &reverted).as_deref(), Some("2.0.0"));
         assert_eq!(held_version("web", &pulls), None);

@@ -263,7 +263,9 @@ pub async fn run_bumps(
         };
         let mut history: Option<Vec<PullRequestInfo>> = None;
         let mut revert: Option<RevertOf> = None;
-        if let Some(reader) = publisher.filter(|_| !matches!(line.outcome, PolicyOutcome::Failed { .. })) {
+        if let Some(reader) =
+            publisher.filter(|_| !matches!(line.outcome, PolicyOutcome::Failed { .. }))
+        {
             let guard = GuardContext {
                 root: &scan_root,
                 policy: &policy,
@@ -305,8 +307,15 @@ pub async fn run_bumps(
                 revert: revert.as_ref(),
             };
             let pulls = open_pulls.as_mut().expect("listed above");
-            if let Err(error) =
-                publish(publisher, &context, pulls, &mut history, &mut line, progress).await
+            if let Err(error) = publish(
+                publisher,
+                &context,
+                pulls,
+                &mut history,
+                &mut line,
+                progress,
+            )
+            .await
             {
                 tracing::warn!(policy = %policy.name(), %error, "publishing the bump failed");
                 line.outcome = PolicyOutcome::Failed {

@@ -219,8 +219,18 @@ impl Workspace {
     /// `None` when either commit is not in this clone.
     pub fn contains(&self, descendant: &str, ancestor: &str) -> Option<bool> {
         let repo = self.open().ok()?;
-        let descendant = repo.revparse_single(descendant).ok()?.peel_to_commit().ok()?.id();
-        let ancestor = repo.revparse_single(ancestor).ok()?.peel_to_commit().ok()?.id();
+        let descendant = repo
+            .revparse_single(descendant)
+            .ok()?
+            .peel_to_commit()
+            .ok()?
+            .id();
+        let ancestor = repo
+            .revparse_single(ancestor)
+            .ok()?
+            .peel_to_commit()
+            .ok()?
+            .id();
         if descendant == ancestor {
             return Some(true);
         }
