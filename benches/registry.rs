@@ -57,6 +57,7 @@ fn policy() -> ImagePolicySpec {
         schedule: None,
         automerge: None,
         application: None,
+        rollback: Default::default(),
     }
 }
 

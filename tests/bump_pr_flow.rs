@@ -167,7 +167,8 @@ async fn bump_flow_opens_updates_and_then_leaves_one_pr_alone() {
     assert!(body.contains("Deployment ahuora/django-api: container django-api: docker.io/ahuora/django-api:0.0.17 → docker.io/ahuora/django-api:0.0.18"), "{body}");
     assert_eq!(
         PrMarker::parse(&body).unwrap(),
-        PrMarker::new("django-api", "0.0.18")
+        PrMarker::bump("django-api", "0.0.18", &["0.0.17".into()]),
+        "the marker names what the bump replaced (what a rollback goes back to)"
     );
     let head = w.branch("django-api").unwrap();
     assert_eq!(pr.head_sha, head);

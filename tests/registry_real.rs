@@ -58,6 +58,7 @@ fn policy(range: &str) -> ImagePolicySpec {
         schedule: None,
         automerge: None,
         application: None,
+        rollback: Default::default(),
     }
 }
 

@@ -909,3 +909,272 @@ async fn serve_without_its_lease_namespace_says_so_once_and_is_not_ready() {
     assert!(!log.contains("Status {"), "no API dump:\n{log}");
     assert_eq!(server.get("/readyz").await.map(|r| r.0), Some(503));
 }
+
+/// Lists `image` under the kubelet stand-in's failing images (kubesim reads
+/// the same ConfigMap), or takes it off again. Other tests may share the
+/// cluster, so the list is edited, never replaced, with the object's
+/// resourceVersion (a conflict is retried).
+async fn set_image_failing(client: kube::Client, image: &str, failing: bool) {
+    use kube::api::PostParams;
+    let api: Api<ConfigMap> = Api::namespaced(client, kubesim::FAILING_IMAGES_NAMESPACE);
+    for _ in 0..10 {
+        let existing = api
+            .get_opt(kubesim::FAILING_IMAGES_CONFIG_MAP)
+            .await
+            .unwrap();
+        let mut cm = existing.clone().unwrap_or_else(|| {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": kubesim::FAILING_IMAGES_CONFIG_MAP}
+            }))
+            .unwrap()
+        });
+        let data = cm.data.get_or_insert_with(Default::default);
+        let mut lines: Vec<String> = data
+            .get(kubesim::FAILING_IMAGES_KEY)
+            .map(|l| l.lines().map(String::from).collect())
+            .unwrap_or_default();
+        lines.retain(|l| l.trim() != image);
+        if failing {
+            lines.push(image.to_string());
+        }
+        data.insert(kubesim::FAILING_IMAGES_KEY.into(), lines.join("\n"));
+        let written = match existing {
+            Some(_) => api
+                .replace(
+                    kubesim::FAILING_IMAGES_CONFIG_MAP,
+                    &PostParams::default(),
+                    &cm,
+                )
+                .await
+                .map(|_| ()),
+            None => api.create(&PostParams::default(), &cm).await.map(|_| ()),
+        };
+        match written {
+            Ok(()) => return,
+            Err(kube::Error::Api(e)) if e.code == 409 => continue,
+            Err(e) => panic!("editing the failing images: {e}"),
+        }
+    }
+    panic!("the failing images ConfigMap kept changing under this test");
+}
+
+/// A bump relbot merged leaves its Deployment unable to start (the image
+/// never pulls: ImagePullBackOff from the kubelet stand-in, a Deployment past
+/// its progress deadline): once the application has been Degraded for the
+/// policy's grace period, relbot opens a revert PR naming the Deployment and
+/// why, merges it (the Degraded gate holds bumps, not reverts), and the
+/// application runs the old tag again, Healthy. The failed version is not
+/// proposed again; a newer tag is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_rolls_back_a_merged_bump_that_leaves_its_application_degraded() {
+    const REPO: &str = "acme/cluster-config";
+    // The failing-images list is shared by every test on a cluster: this
+    // test's image name is its own.
+    let repository = format!("acme/rollback-web-{}", free_port());
+    let image = format!("docker.io/{repository}");
+    let registry = registry_support::RealRegistry::start(registry_support::Auth::Anonymous).await;
+    registry
+        .seed(
+            &repository,
+            &["1.0.0", "1.1.0"],
+            registry_support::Media::Docker,
+        )
+        .await;
+    let gh = github_double::GitHubDouble::start().await;
+    gh.add_repo(REPO, "main");
+
+    // A short progress deadline: a real Deployment controller calls the
+    // rollout failed after it (kubesim does at once).
+    let deployment = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  progressDeadlineSeconds: 2\n  selector:\n    matchLabels: {{ app: web }}\n  template:\n    metadata:\n      labels: {{ app: web }}\n    spec:\n      containers:\n        - name: web\n          image: {image}:1.0.0 # the web front end\n"
+    );
+    let policy = format!(
+        "apiVersion: relbot.dev/v1alpha1\nkind: ImagePolicy\nmetadata: {{ name: web }}\nspec:\n  image: {image}\n  semver: \">=1.0.0 <2.0.0\"\n  files: [ \"apps/web/**/*.yaml\" ]\n  application: web\n  rollback: {{ gracePeriod: 3s }}\n"
+    );
+    let extra = format!(
+        "policies: policies\nregistries:\n  - host: docker.io\n    mirror: {}\n",
+        registry.host
+    );
+    let mut world = World::with(
+        "serve-rollback",
+        &["web"],
+        &extra,
+        &[
+            ("apps/web/deploy.yaml", &deployment),
+            ("policies/web.yaml", &policy),
+        ],
+    )
+    .await;
+    set_image_failing(world.tc.client(), &format!("{image}:1.1.0"), true).await;
+    gh.attach_git(REPO, world.bare.path());
+    world.env = vec![
+        ("RELBOT_GITHUB_API_URL".into(), gh.url()),
+        (
+            "RELBOT_GITHUB_TOKEN".into(),
+            github_double::GitHubDouble::TOKEN.into(),
+        ),
+    ];
+    let server = world.start();
+    server.wait_ready().await;
+    world
+        .wait_value(&server, "web", "v1", Duration::from_secs(30))
+        .await;
+
+    let notify = |tag: &str| {
+        serde_json::json!({"events": [{
+            "action": "push",
+            "target": {"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                       "repository": repository, "tag": tag},
+            "request": {"host": "docker.io"}
+        }]})
+    };
+    let send = |body: serde_json::Value| {
+        let server = &server;
+        async move {
+            server
+                .http
+                .post(server.url(&format!("/webhooks/registry/{REGISTRY_TOKEN}")))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let wait_for = |what: &'static str, done: &dyn Fn(&[github_double::PullState]) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let pulls = gh.pulls(REPO);
+            if done(&pulls) {
+                return pulls;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not happen; PRs: {pulls:#?}\nlog:\n{}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let live_image = || async {
+        let api: Api<k8s_openapi::api::apps::v1::Deployment> =
+            Api::namespaced(world.tc.client(), world.tc.namespace());
+        api.get_opt("web")
+            .await
+            .ok()
+            .flatten()
+            .and_then(|d| d.spec)
+            .and_then(|s| s.template.spec)
+            .and_then(|s| s.containers.first().and_then(|c| c.image.clone()))
+    };
+
+    // 1.1.0 is pushed: relbot bumps to it and merges (no checks required).
+    assert_eq!(send(notify("1.1.0")).await, 202, "log:\n{}", server.log());
+    let pulls = tokio::task::block_in_place(|| {
+        wait_for("the bump to 1.1.0 merging", &|p| {
+            p.iter().any(|p| p.title.contains("1.1.0") && p.merged)
+        })
+    });
+    let bump = pulls.iter().find(|p| p.title.contains("1.1.0")).unwrap();
+    assert_eq!(bump.head_ref, "relbot/web");
+
+    // The new image never becomes ready; after the grace period the revert
+    // is opened and merged.
+    let pulls = tokio::task::block_in_place(|| {
+        wait_for("the revert merging", &|p| {
+            p.iter()
+                .any(|p| p.title.starts_with("revert(deps)") && p.merged)
+        })
+    });
+    assert_eq!(pulls.len(), 2, "one bump, one revert: {pulls:#?}");
+    let revert = pulls
+        .iter()
+        .find(|p| p.title.starts_with("revert(deps)"))
+        .unwrap();
+    assert_eq!(
+        revert.title,
+        "revert(deps): roll back web from 1.1.0 to 1.0.0"
+    );
+    let body = revert.body.clone().unwrap_or_default();
+    assert!(
+        body.contains(&format!(
+            "merged in #{} left application `web` Degraded",
+            bump.number
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!(
+            "`Deployment.apps {}/web`: Degraded",
+            world.tc.namespace()
+        )),
+        "the body names the Deployment: {body}"
+    );
+    assert!(body.contains("ProgressDeadlineExceeded"), "and why: {body}");
+    assert!(
+        body.contains(&format!(
+            "`image: {image}:1.1.0 # the web front end` → `image: {image}:1.0.0 # the web front end`"
+        )),
+        "only the image field changes: {body}"
+    );
+
+    // The cluster runs 1.0.0 again and the application is Healthy.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let running = live_image().await;
+        let (_, status) = server.get("/api/status").await.unwrap_or_default();
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap_or_default();
+        let health = status["apps"]
+            .as_array()
+            .and_then(|apps| apps.iter().find(|a| a["name"] == "web"))
+            .map(|a| a["health"].clone());
+        if running.as_deref() == Some(&format!("{image}:1.0.0"))
+            && health == Some(serde_json::json!("Healthy"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not back on 1.0.0 and Healthy: image {running:?}, health {health:?}; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // 1.1.0 again (a retried notification): held, nothing opened.
+    assert_eq!(send(notify("1.1.0")).await, 202);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, body) = server.get("/api/status").await.unwrap();
+        let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if status["running"] == false && status["pending"] == false {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the queue never settled");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        server
+            .log()
+            .contains("held back: a revert undid this version"),
+        "the hold is what kept it out; log:\n{}",
+        server.log()
+    );
+    assert_eq!(gh.pulls(REPO).len(), 2, "{:#?}", gh.pulls(REPO));
+
+    // A newer tag lifts the hold.
+    registry
+        .seed(&repository, &["1.2.0"], registry_support::Media::Docker)
+        .await;
+    assert_eq!(send(notify("1.2.0")).await, 202);
+    let pulls = tokio::task::block_in_place(|| {
+        wait_for("a bump to 1.2.0", &|p| {
+            p.iter().any(|p| p.title.contains("update web to 1.2.0"))
+        })
+    });
+    assert_eq!(pulls.len(), 3, "{pulls:#?}");
+
+    set_image_failing(world.tc.client(), &format!("{image}:1.1.0"), false).await;
+    world.tc.cleanup().await;
+}

@@ -12,8 +12,8 @@ use relbot::cluster::client::ClusterTarget;
 use relbot::config::LoadedConfig;
 use relbot::progress::Progress;
 use relbot::release::bump::{
-    AppHealth, BumpOptions, BumpReport, MergeState, PolicyOutcome, Publisher, StaticHealth,
-    Workspace, run_bumps,
+    BumpOptions, BumpReport, MergeState, PolicyOutcome, PolicyReport, Publisher, RollbackDecision,
+    StaticHealth, Workspace, run_bumps,
 };
 use relbot::release::github::{GitHubClient, GithubSettings};
 use relbot::release::registry::{RegistryClient, RegistryCredentials, RegistrySettings};
@@ -121,12 +121,36 @@ async fn bump(
         dry_run: args.dry_run,
         progress,
     };
-    if args.dry_run {
-        return run_bumps(loaded, &root, &registry, None, &options)
-            .await
-            .map_err(|e| e.to_string());
-    }
+    let github = match github_client(loaded, args) {
+        Ok(github) => github,
+        // A dry run without GitHub still shows the bumps; rollback and
+        // hold need the PR history, so it says they were not checked.
+        Err(reason) if args.dry_run => {
+            eprintln!("note: rollback and hold not checked: {reason}");
+            return run_bumps(loaded, &root, &registry, None, &options)
+                .await
+                .map_err(|e| e.to_string());
+        }
+        Err(reason) => return Err(reason),
+    };
+    let (github, workspace) = github;
+    let health = stored_health(loaded, &args.policies).await;
+    // In a dry run the publisher only reads: PR history and health.
+    let publisher = Publisher {
+        github: &github,
+        workspace: &workspace,
+        health: &health,
+    };
+    run_bumps(loaded, &root, &registry, Some(&publisher), &options)
+        .await
+        .map_err(|e| e.to_string())
+}
 
+/// The GitHub client and the working clone, or why there are none.
+fn github_client(
+    loaded: &LoadedConfig,
+    args: &BumpArgs,
+) -> Result<(GitHubClient, Workspace), String> {
     let github_config = loaded.config.github.as_ref().ok_or(
         "relbot.yaml has no `github:` section; publishing bumps needs github.repository (or use --dry-run)",
     )?;
@@ -142,20 +166,13 @@ async fn bump(
         .unwrap_or_else(|| repo.branch.clone());
     let workspace = Workspace::new(work_dir(args), repo, &base, GitCredentials::from_env())
         .map_err(|e| e.to_string())?;
-    let health = stored_health(loaded, &args.policies).await;
-    let publisher = Publisher {
-        github: &github,
-        workspace: &workspace,
-        health: &health,
-    };
-    run_bumps(loaded, &root, &registry, Some(&publisher), &options)
-        .await
-        .map_err(|e| e.to_string())
+    Ok((github, workspace))
 }
 
 /// The health the reconciler last stored for each policy's application, read
 /// from its status ConfigMaps when a cluster is reachable (read-only). No
-/// cluster, or no status yet: unknown, which never holds a merge back.
+/// cluster, or no status yet: unknown, which never holds a merge back and
+/// never rolls anything back.
 async fn stored_health(loaded: &LoadedConfig, only: &[String]) -> StaticHealth {
     let mut health = StaticHealth::default();
     let mut applications: Vec<&str> = loaded
@@ -186,7 +203,7 @@ async fn stored_health(loaded: &LoadedConfig, only: &[String]) -> StaticHealth {
             .await
             .and_then(|s| s.result)
         {
-            health = health.with(app, AppHealth::parse(result.health.as_str()));
+            health = health.with_observation(app, relbot::server::observed::observation(&result));
         }
     }
     health
@@ -262,6 +279,15 @@ fn print_text(report: &BumpReport, out: &mut dyn std::io::Write) {
             (_, PolicyOutcome::Failed { error }) => {
                 eprintln!("{}: {} failed: {error}", line.policy, line.image);
             }
+            (None, PolicyOutcome::HeldAfterRollback { failed, wanted }) => {
+                let _ = writeln!(
+                    out,
+                    "{}: {} held at {} — a revert undid {failed}, so {wanted} is not proposed; a tag newer than {failed} lifts the hold",
+                    line.policy,
+                    line.image,
+                    line.current.join(", ")
+                );
+            }
             (None, _) => {
                 let current = if line.current.is_empty() {
                     "no references found".to_string()
@@ -278,9 +304,10 @@ fn print_text(report: &BumpReport, out: &mut dyn std::io::Write) {
                 let files: Vec<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
                 let _ = writeln!(
                     out,
-                    "{}: {} {} ({}){}",
+                    "{}: {} {}{} ({}){}",
                     line.policy,
                     line.image,
+                    if line.is_revert() { "revert " } else { "" },
                     plan.versions(),
                     files.join(", "),
                     describe(outcome, line.merge.as_ref())
@@ -299,6 +326,7 @@ fn print_text(report: &BumpReport, out: &mut dyn std::io::Write) {
                 }
             }
         }
+        print_rollback(line, out);
         for skipped in &line.skipped_files {
             eprintln!("    note: {skipped}");
         }
@@ -332,9 +360,57 @@ fn print_text(report: &BumpReport, out: &mut dyn std::io::Write) {
     }
 }
 
+/// What the rollback rule said, under the policy's line.
+fn print_rollback(line: &PolicyReport, out: &mut dyn std::io::Write) {
+    let time = |t: &chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    match &line.rollback {
+        None => {}
+        Some(RollbackDecision::Waiting {
+            failed,
+            pr,
+            degraded_since,
+            due,
+        }) => {
+            let _ = writeln!(
+                out,
+                "    rollback: Degraded since {} after #{pr} brought {failed}; the revert is due at {} unless it recovers",
+                time(degraded_since),
+                time(due)
+            );
+        }
+        Some(RollbackDecision::RollBack {
+            failed,
+            to,
+            pr,
+            degraded_since,
+            unhealthy,
+        }) => {
+            let _ = writeln!(
+                out,
+                "    rollback: Degraded since {} after #{pr} brought {failed}: back to {to}",
+                time(degraded_since)
+            );
+            for object in unhealthy.iter().take(10) {
+                let _ = writeln!(
+                    out,
+                    "      {}: {:?} — {}",
+                    object.object, object.health, object.reason
+                );
+            }
+        }
+        Some(RollbackDecision::Blocked { failed, reason }) => {
+            let _ = writeln!(out, "    rollback of {failed} not possible: {reason}");
+        }
+    }
+}
+
 fn describe(outcome: &PolicyOutcome, merge: Option<&MergeState>) -> String {
     let pr = match outcome {
-        PolicyOutcome::WouldBump | PolicyOutcome::UpToDate | PolicyOutcome::Failed { .. } => {
+        PolicyOutcome::WouldBump
+        | PolicyOutcome::WouldRevert
+        | PolicyOutcome::HeldAfterRollback { .. }
+        | PolicyOutcome::UpToDate
+        | PolicyOutcome::Failed { .. } => {
             return String::new();
         }
         PolicyOutcome::Proposed { pr, url } => format!("opened #{pr} {url}"),

@@ -299,9 +299,42 @@ pub struct ImagePolicySpec {
     /// Overrides `github.automerge` for this policy.
     #[serde(default)]
     pub automerge: Option<bool>,
-    /// The application these images belong to (health gate, PR summary).
+    /// The application these images belong to (health gate, PR summary,
+    /// rollback).
     #[serde(default)]
     pub application: Option<String>,
+    /// Revert a merged bump that leaves `application` Degraded.
+    #[serde(default)]
+    pub rollback: RollbackSettings,
+}
+
+/// `spec.rollback` of an ImagePolicy. On by default: a merged bump that
+/// keeps the application Degraded for the whole grace period gets a revert
+/// PR (which follows the policy's automerge, so with automerge off a person
+/// still decides). Needs `application`, without which relbot cannot see the
+/// application's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RollbackSettings {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How long the application may stay Degraded after the bump before
+    /// relbot reverts it (default 10m): long enough for a slow rollout.
+    #[serde(default = "default_rollback_grace")]
+    pub grace_period: ConfigDuration,
+}
+
+impl Default for RollbackSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            grace_period: default_rollback_grace(),
+        }
+    }
+}
+
+fn default_rollback_grace() -> ConfigDuration {
+    ConfigDuration::from_secs(600)
 }
 
 /// What a tag with fewer than three numbers (`postgres:16`, `ubuntu:22.04`)

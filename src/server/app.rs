@@ -295,6 +295,8 @@ impl Reconciler {
             entry.revision = result.revision.clone();
             entry.sync = sync_word(result.phase).into();
             entry.health = result.health.as_str().into();
+            entry.health_since = result.health_since;
+            entry.unhealthy = super::observed::unhealthy_objects(result);
             entry.last_run = Some(result.started_at);
             entry.message = Some(message);
             s.apps.sort_by(|a, b| a.name.cmp(&b.name));
@@ -353,6 +355,7 @@ impl Executor for Reconciler {
         let index = self.discover(state).await?;
         let settings = RunSettings::from_config(&config.config);
         let mut errors = Vec::new();
+        let mut degraded = Vec::new();
         for desired in rendered {
             if !request.apps.contains(&desired.name) {
                 continue;
@@ -386,6 +389,9 @@ impl Executor for Reconciler {
                 "synced"
             );
             self.record(state, &result);
+            if result.health == crate::cluster::health::HealthStatus::Degraded {
+                degraded.push(result.application.clone());
+            }
             if result.phase == RunPhase::Failed {
                 errors.push(format!(
                     "{}: {}",
@@ -393,6 +399,16 @@ impl Executor for Reconciler {
                     result.errors.join("; ")
                 ));
             }
+        }
+        // A Degraded application may owe its state to a merged bump: its
+        // policies' next bump run asks the rollback rule (a healthy
+        // application costs nothing here).
+        let watched = rollback_policies(&config, &degraded);
+        if !watched.is_empty() {
+            state.queue().submit(Trigger::Bump {
+                policies: Selector::only(watched),
+                reason: format!("rollback check: {} Degraded", degraded.join(", ")),
+            });
         }
         if errors.is_empty() {
             Ok(())
@@ -427,6 +443,7 @@ impl Executor for Reconciler {
             .await
             .map_err(RunError::new)?;
         record_bumps(state, &report);
+        follow_up_bumps(state, &report, &run.cancel);
         let failed: Vec<String> = report
             .policies
             .iter()
@@ -448,6 +465,61 @@ impl Executor for Reconciler {
     async fn continue_merge(&self, prs: &PrSelector, run: &RunContext) -> Result<(), RunError> {
         tracing::debug!(%prs, "continuing merges through a bump run");
         self.bump(&Selector::All, run).await
+    }
+}
+
+/// The policies of `applications` whose rollback is on.
+fn rollback_policies(config: &LoadedConfig, applications: &[String]) -> Vec<String> {
+    config
+        .policies
+        .iter()
+        .map(|p| &p.policy)
+        .filter(|p| p.spec.rollback.enabled)
+        .filter(|p| {
+            p.spec
+                .application
+                .as_ref()
+                .is_some_and(|app| applications.contains(app))
+        })
+        .map(|p| p.metadata.name.clone())
+        .collect()
+}
+
+/// What a bump run leaves for later: a merged PR is a new commit to sync
+/// now (not at the next poll), and a rollback waiting out its grace period
+/// is asked again when the period ends.
+fn follow_up_bumps(state: &AppState, report: &BumpReport, stop: &CancellationToken) {
+    use crate::release::bump::RollbackDecision;
+    if report
+        .policies
+        .iter()
+        .any(|p| matches!(p.merge, Some(MergeState::Merged { .. })))
+    {
+        state
+            .queue()
+            .submit(Trigger::sync_all("a relbot pull request was merged"));
+    }
+    for line in &report.policies {
+        let Some(RollbackDecision::Waiting { due, .. }) = &line.rollback else {
+            continue;
+        };
+        // A second past the end, so the rule sees the period over.
+        let wait = (*due - Utc::now())
+            .to_std()
+            .unwrap_or_default()
+            .saturating_add(Duration::from_secs(1));
+        let (queue, policy, stop) = (state.queue().clone(), line.policy.clone(), stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = tokio::time::sleep(wait) => {
+                    queue.submit(Trigger::Bump {
+                        policies: Selector::only([policy]),
+                        reason: "rollback grace period over".into(),
+                    });
+                }
+            }
+        });
     }
 }
 
@@ -476,11 +548,7 @@ fn record_bumps(state: &AppState, report: &BumpReport) {
             pending.push(PendingPr {
                 policy: line.policy.clone(),
                 number,
-                title: line
-                    .bump
-                    .as_ref()
-                    .map(crate::release::bump::pull::title)
-                    .unwrap_or_default(),
+                title: line.title().unwrap_or_default(),
                 url,
             });
         }
@@ -532,7 +600,7 @@ fn record_registry(
 mod bump {
     use super::*;
     use crate::release::bump::{
-        AppHealth, BumpOptions, Publisher, StaticHealth, Workspace, run_bumps,
+        AppHealth, AppObservation, BumpOptions, Publisher, StaticHealth, Workspace, run_bumps,
     };
     use crate::release::github::{GitHubClient, GithubSettings};
     use crate::release::registry::{
@@ -638,7 +706,16 @@ mod bump {
                 .status()
                 .apps
                 .iter()
-                .map(|a| (a.name.clone(), AppHealth::parse(&a.health)))
+                .map(|a| {
+                    let observed = AppObservation {
+                        health: AppHealth::parse(&a.health),
+                        since: a.health_since,
+                        revision: a.revision.clone(),
+                        synced_at: a.last_run,
+                        unhealthy: a.unhealthy.clone(),
+                    };
+                    (a.name.clone(), observed)
+                })
                 .collect(),
         );
         let publisher = Publisher {

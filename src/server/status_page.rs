@@ -36,6 +36,12 @@ pub struct AppStatus {
     pub last_run: Option<DateTime<Utc>>,
     /// One line about the last run (an error, or "3 changed, 1 pruned").
     pub message: Option<String>,
+    /// Since when `health` holds without a break.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health_since: Option<DateTime<Utc>>,
+    /// The objects that are not healthy, with their reasons.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unhealthy: Vec<crate::release::bump::UnhealthyObject>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

@@ -460,6 +460,11 @@ pub async fn sync_application(
         requests: Default::default(),
         status_recorded: false,
         timings,
+        health_since: Some(status::health_since(
+            previous.as_ref().and_then(|p| p.result.as_ref()),
+            health,
+            Utc::now(),
+        )),
     };
     if settings.record_status {
         let written = status::write(

@@ -80,6 +80,11 @@ pub struct SyncResult {
     pub started_at: DateTime<Utc>,
     pub phase: RunPhase,
     pub health: HealthStatus,
+    /// Since when the application has had `health` without a break: carried
+    /// over from the stored result while the health stays the same, so it
+    /// survives restarts (what rollback's grace period is measured from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_since: Option<DateTime<Utc>>,
     pub objects: Vec<ObjectOutcome>,
     /// Argo CD hooks this sync ran (or would have, had it not stopped).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -385,6 +390,7 @@ mod tests {
             notes: Vec::new(),
             requests: RequestCounts::default(),
             status_recorded: false,
+            health_since: None,
             timings: Timings::default(),
         };
         let text = render_result(&result, Style { color: false }, false);

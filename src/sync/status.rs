@@ -13,6 +13,7 @@
 //! shows it. The write is skipped when nothing but timings changed, so a
 //! no-op sync writes nothing at all.
 
+use chrono::{DateTime, Utc};
 use kube::discovery::ApiResource;
 use serde_json::{Value, json};
 
@@ -20,6 +21,7 @@ use super::inventory::{self, content_hash};
 use super::result::{Outcome, SyncResult};
 use crate::cluster::client::{ApiFailure, Cluster, ReadOnlyCluster};
 use crate::cluster::discovery::ResolvedKind;
+use crate::cluster::health::HealthStatus;
 
 const RESULT_KEY: &str = "result.json";
 const KINDS_KEY: &str = "kinds.json";
@@ -76,19 +78,37 @@ pub async fn read(
     })
 }
 
+/// When the application's current health began: the stored result's moment
+/// while the health is unchanged, else `now` (a result stored before this
+/// was recorded starts the count now).
+pub fn health_since(
+    previous: Option<&SyncResult>,
+    health: HealthStatus,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
+    previous
+        .filter(|p| p.health == health)
+        .and_then(|p| p.health_since)
+        .unwrap_or(now)
+}
+
 /// Room for `result.json`. The API server refuses a ConfigMap whose data
 /// passes 1 MiB; the rest is left for `kinds.json`, which must always fit.
 const RESULT_BUDGET: usize = 768 * 1024;
 
-/// The stored form of a result: unchanged objects dropped; and when that is
+/// The stored form of a result: unchanged healthy objects dropped (an
+/// unchanged object that is not healthy is what the status is about: the
+/// rollback names it); and when that is
 /// still too big (the first sync of thousands of objects), the objects that
 /// were simply applied, then as many of the rest as it takes, each cut said
 /// in a note. What failed or is held back is kept longest.
 fn stored_result(result: &SyncResult) -> String {
     let to_json = |r: &SyncResult| serde_json::to_string(r).unwrap_or_default();
     let mut kept = result.clone();
-    kept.objects
-        .retain(|o| !matches!(o.outcome, Outcome::Unchanged));
+    kept.objects.retain(|o| {
+        !matches!(o.outcome, Outcome::Unchanged)
+            || o.health.as_ref().is_some_and(|h| !h.status.passes_gate())
+    });
     let text = to_json(&kept);
     if text.len() <= RESULT_BUDGET {
         return text;
@@ -132,6 +152,7 @@ fn fingerprint(result: &SyncResult, kinds: &[String]) -> String {
         "revision": result.revision,
         "phase": result.phase,
         "health": result.health,
+        "healthSince": result.health_since,
         "errors": result.errors,
         "unsettled": unsettled,
         "kinds": kinds,
@@ -239,7 +260,7 @@ pub async fn read_all(
 mod tests {
     use super::*;
     use crate::cluster::client::RequestCounts;
-    use crate::cluster::health::HealthStatus;
+    use crate::cluster::health::Health;
     use crate::manifest::ObjectKey;
     use crate::sync::plan::{Action, Reason};
     use crate::sync::result::{ObjectOutcome, RunPhase, Timings};
@@ -276,8 +297,55 @@ mod tests {
             notes: Vec::new(),
             requests: RequestCounts::default(),
             status_recorded: false,
+            health_since: None,
             timings: Timings::default(),
         }
+    }
+
+    #[test]
+    fn health_since_carries_over_while_the_health_stays() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let (then, now) = (t("2026-01-01T12:00:00Z"), t("2026-01-01T12:30:00Z"));
+        let mut previous = result_with(0, 0);
+        previous.health = HealthStatus::Degraded;
+        previous.health_since = Some(then);
+        assert_eq!(
+            health_since(Some(&previous), HealthStatus::Degraded, now),
+            then
+        );
+        assert_eq!(
+            health_since(Some(&previous), HealthStatus::Healthy, now),
+            now
+        );
+        previous.health_since = None;
+        assert_eq!(
+            health_since(Some(&previous), HealthStatus::Degraded, now),
+            now
+        );
+        assert_eq!(health_since(None, HealthStatus::Degraded, now), now);
+    }
+
+    #[test]
+    fn an_unchanged_object_that_is_not_healthy_is_stored() {
+        let mut result = result_with(0, 0);
+        let mut object = result_with(1, 0).objects.remove(0);
+        object.outcome = Outcome::Unchanged;
+        object.health = Some(Health {
+            status: HealthStatus::Degraded,
+            message: "ProgressDeadlineExceeded".into(),
+        });
+        let mut healthy = object.clone();
+        healthy.health = Some(Health {
+            status: HealthStatus::Healthy,
+            message: String::new(),
+        });
+        result.objects = vec![object, healthy];
+        let stored: SyncResult = serde_json::from_str(&stored_result(&result)).unwrap();
+        assert_eq!(stored.objects.len(), 1);
+        assert_eq!(
+            stored.objects[0].health.as_ref().unwrap().status,
+            HealthStatus::Degraded
+        );
     }
 
     #[test]

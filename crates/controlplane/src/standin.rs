@@ -15,6 +15,9 @@
 //! Pod, as on a real node; exit code 1 and phase Failed for one that runs to
 //! completion): list them, one per line, under the key `failing-images` of
 //! the ConfigMap `kube-public/relbot-test-standin`, or pass `--failing-image`.
+//! kubesim reads the same ConfigMap and matches images by the same rule
+//! ([`kubesim::image_fails`]: the reference, or a repository without tag),
+//! so a test written against one behaves the same on the other.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -26,9 +29,9 @@ use kube::{Api, Client};
 use serde_json::{Value, json};
 
 /// The ConfigMap a test writes to choose failing images.
-pub const CONFIG_NAMESPACE: &str = "kube-public";
-pub const CONFIG_NAME: &str = "relbot-test-standin";
-pub const FAILING_IMAGES_KEY: &str = "failing-images";
+pub const CONFIG_NAMESPACE: &str = kubesim::FAILING_IMAGES_NAMESPACE;
+pub const CONFIG_NAME: &str = kubesim::FAILING_IMAGES_CONFIG_MAP;
+pub const FAILING_IMAGES_KEY: &str = kubesim::FAILING_IMAGES_KEY;
 
 /// Runs forever; errors (the server restarting, a Pod deleted mid-patch) are
 /// retried on the next tick.
@@ -38,6 +41,7 @@ pub async fn run(client: Client, failing_images: Vec<String>) {
         tick.tick().await;
         let mut failing: BTreeSet<String> = failing_images.iter().cloned().collect();
         failing.extend(configured_failing_images(&client).await);
+        let failing: Vec<String> = failing.into_iter().collect();
         let _ = mark_pods(&client, &failing).await;
         let _ = bind_claims(&client).await;
         let _ = report_autoscalers(&client).await;
@@ -94,7 +98,7 @@ fn runs_to_completion(pod: &Pod) -> bool {
 
 /// What a kubelet reports once a run-to-completion Pod's containers exited:
 /// Succeeded (exit code 0), or Failed (exit code 1) when an image is failing.
-fn finished_status(pod: &Pod, failing: &BTreeSet<String>) -> Value {
+fn finished_status(pod: &Pod, failing: &[String]) -> Value {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let spec = pod.spec.clone().unwrap_or_default();
     let mut any_failing = false;
@@ -103,7 +107,7 @@ fn finished_status(pod: &Pod, failing: &BTreeSet<String>) -> Value {
         .iter()
         .map(|c| {
             let image = c.image.clone().unwrap_or_default();
-            let fails = failing.contains(&image);
+            let fails = kubesim::image_fails(&image, failing);
             any_failing |= fails;
             let (code, reason) = if fails {
                 (1, "Error")
@@ -129,7 +133,7 @@ fn finished_status(pod: &Pod, failing: &BTreeSet<String>) -> Value {
 
 /// The status a kubelet would report for `pod`: Running and Ready, or, when
 /// one of its images is failing, Pending with that container in ImagePullBackOff.
-fn kubelet_status(pod: &Pod, failing: &BTreeSet<String>) -> Value {
+fn kubelet_status(pod: &Pod, failing: &[String]) -> Value {
     if runs_to_completion(pod) {
         return finished_status(pod, failing);
     }
@@ -141,7 +145,7 @@ fn kubelet_status(pod: &Pod, failing: &BTreeSet<String>) -> Value {
         .iter()
         .map(|c| {
             let image = c.image.clone().unwrap_or_default();
-            let fails = failing.contains(&image);
+            let fails = kubesim::image_fails(&image, failing);
             any_failing |= fails;
             let state = if fails {
                 json!({"waiting": {"reason": "ImagePullBackOff",
@@ -165,15 +169,15 @@ fn kubelet_status(pod: &Pod, failing: &BTreeSet<String>) -> Value {
     }})
 }
 
-async fn mark_pods(client: &Client, failing: &BTreeSet<String>) -> Result<(), kube::Error> {
+async fn mark_pods(client: &Client, failing: &[String]) -> Result<(), kube::Error> {
     let all: Api<Pod> = Api::all(client.clone());
     for pod in all.list(&ListParams::default()).await? {
         let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-        let wants_failure = pod
-            .spec
-            .iter()
-            .flat_map(|s| &s.containers)
-            .any(|c| c.image.as_ref().is_some_and(|i| failing.contains(i)));
+        let wants_failure = pod.spec.iter().flat_map(|s| &s.containers).any(|c| {
+            c.image
+                .as_ref()
+                .is_some_and(|i| kubesim::image_fails(i, failing))
+        });
         let settled = if runs_to_completion(&pod) {
             false
         } else if wants_failure {

@@ -66,15 +66,22 @@ pub(crate) fn spawn(sim: Arc<Sim>, delay: Duration) {
     });
 }
 
-/// Where tests of the real control plane list failing images (its kubelet
-/// stand-in reads the same ConfigMap), so one test can run on both.
-const STANDIN_CONFIG: (&str, &str, &str) = ("kube-public", "relbot-test-standin", "failing-images");
+/// Where a test lists failing images on any cluster: the same ConfigMap
+/// and key the real control plane's kubelet stand-in reads, so one test
+/// works on both (`controlplane`'s `standin.rs`).
+pub const FAILING_IMAGES_NAMESPACE: &str = "kube-public";
+pub const FAILING_IMAGES_CONFIG_MAP: &str = "relbot-test-standin";
+pub const FAILING_IMAGES_KEY: &str = "failing-images";
 
-fn configured_failing_images(inner: &crate::store::Inner) -> Vec<String> {
-    let (ns, name, key) = STANDIN_CONFIG;
+/// The images listed in that ConfigMap, one per line.
+fn configured_failing(inner: &crate::store::Inner) -> Vec<String> {
     inner
-        .get("/configmaps", ns, name)
-        .and_then(|cm| cm["data"][key].as_str())
+        .get(
+            "/configmaps",
+            FAILING_IMAGES_NAMESPACE,
+            FAILING_IMAGES_CONFIG_MAP,
+        )
+        .and_then(|cm| cm["data"][FAILING_IMAGES_KEY].as_str())
         .unwrap_or_default()
         .lines()
         .map(str::trim)
@@ -83,27 +90,32 @@ fn configured_failing_images(inner: &crate::store::Inner) -> Vec<String> {
         .collect()
 }
 
+/// Whether `image` is one of `failing`: the same reference, or a listed
+/// repository without tag or digest (then every tag of it fails).
+pub fn image_fails(image: &str, failing: &[String]) -> bool {
+    failing.iter().any(|f| {
+        image == f || image.starts_with(&format!("{f}:")) || image.starts_with(&format!("{f}@"))
+    })
+}
+
 fn failing(sim: &Sim, configured: &[String], obj: &Value) -> bool {
     let mut failing = sim
         .failing_images
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .clone();
-    failing.extend(configured.iter().cloned());
+    failing.extend_from_slice(configured);
     let spec = if obj["kind"] == "Job" || obj["spec"]["template"].is_object() {
         &obj["spec"]["template"]["spec"]
     } else {
         &obj["spec"]
     };
     ["containers", "initContainers"].iter().any(|l| {
-        spec[l].as_array().into_iter().flatten().any(|c| {
-            let image = c["image"].as_str().unwrap_or_default();
-            failing.iter().any(|f| {
-                image == f
-                    || image.starts_with(&format!("{f}:"))
-                    || image.starts_with(&format!("{f}@"))
-            })
-        })
+        spec[l]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| image_fails(c["image"].as_str().unwrap_or_default(), &failing))
     })
 }
 
@@ -312,7 +324,7 @@ fn reconcile(sim: &Sim, key: &str, ns: &str, name: &str) {
     if obj["metadata"]["deletionTimestamp"].is_string() {
         return;
     }
-    let configured = configured_failing_images(&inner);
+    let configured = configured_failing(&inner);
     let Some(status) = desired_status(sim, &configured, key, &obj) else {
         return;
     };

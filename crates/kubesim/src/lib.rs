@@ -36,7 +36,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use controllers::ControllerOptions;
+pub use controllers::{
+    ControllerOptions, FAILING_IMAGES_CONFIG_MAP, FAILING_IMAGES_KEY, FAILING_IMAGES_NAMESPACE,
+    image_fails,
+};
 pub use faults::Faults;
 
 /// How to start an emulator.

@@ -1,9 +1,11 @@
-//! The merge gate's input: an application's health as the reconciler last
-//! stored it. The bumper never walks the cluster itself; the server hands it
-//! the reconciler's stored status, the CLI what it can read (or nothing).
+//! The merge gate's and the rollback's input: an application's health as
+//! the reconciler last stored it. The bumper never walks the cluster itself;
+//! the server hands it the reconciler's stored status, the CLI what it can
+//! read (or nothing).
 
 use std::collections::HashMap;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// An application's health, in Argo CD's vocabulary.
@@ -39,10 +41,52 @@ impl AppHealth {
     }
 }
 
+/// What the reconciler last stored about an application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AppObservation {
+    pub health: AppHealth,
+    /// Since when the application has had this health without a break
+    /// (`None` when the stored status predates this record).
+    pub since: Option<DateTime<Utc>>,
+    /// The revision of the last sync, and when that sync started.
+    pub revision: Option<String>,
+    pub synced_at: Option<DateTime<Utc>>,
+    /// The objects that are not healthy, with their reasons.
+    pub unhealthy: Vec<UnhealthyObject>,
+}
+
+impl AppObservation {
+    /// Only the health word is known.
+    pub fn health_only(health: AppHealth) -> Self {
+        Self {
+            health,
+            since: None,
+            revision: None,
+            synced_at: None,
+            unhealthy: Vec::new(),
+        }
+    }
+}
+
+/// One object that keeps an application from being healthy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnhealthyObject {
+    /// `Deployment shop/web`.
+    pub object: String,
+    pub health: AppHealth,
+    /// The object's own words (a condition's reason and message).
+    pub reason: String,
+}
+
 /// Where the bumper learns an application's health.
 pub trait HealthSource: Send + Sync {
     /// `None` when nothing is known about `application`.
-    fn health(&self, application: &str) -> Option<AppHealth>;
+    fn observe(&self, application: &str) -> Option<AppObservation>;
+
+    fn health(&self, application: &str) -> Option<AppHealth> {
+        self.observe(application).map(|o| o.health)
+    }
 }
 
 /// Knows nothing: every application's health is unknown (merges allowed).
@@ -50,25 +94,29 @@ pub trait HealthSource: Send + Sync {
 pub struct NoHealth;
 
 impl HealthSource for NoHealth {
-    fn health(&self, _application: &str) -> Option<AppHealth> {
+    fn observe(&self, _application: &str) -> Option<AppObservation> {
         None
     }
 }
 
 /// A fixed map, for callers that read the status once per run (and tests).
 #[derive(Debug, Clone, Default)]
-pub struct StaticHealth(pub HashMap<String, AppHealth>);
+pub struct StaticHealth(pub HashMap<String, AppObservation>);
 
 impl StaticHealth {
-    pub fn with(mut self, application: &str, health: AppHealth) -> Self {
-        self.0.insert(application.to_string(), health);
+    pub fn with(self, application: &str, health: AppHealth) -> Self {
+        self.with_observation(application, AppObservation::health_only(health))
+    }
+
+    pub fn with_observation(mut self, application: &str, observation: AppObservation) -> Self {
+        self.0.insert(application.to_string(), observation);
         self
     }
 }
 
 impl HealthSource for StaticHealth {
-    fn health(&self, application: &str) -> Option<AppHealth> {
-        self.0.get(application).copied()
+    fn observe(&self, application: &str) -> Option<AppObservation> {
+        self.0.get(application).cloned()
     }
 }
 

@@ -18,22 +18,28 @@
 //! Each step has its own file: [`plan`] (what to change), [`workspace`]
 //! (the git working clone), [`pull`] (PR text and GitHub calls),
 //! [`summary`] (what the change does to the application's objects),
-//! [`health`] (the merge gate's input), [`run`] (the whole run).
+//! [`health`] (the merge gate's input), [`rollback`] (reverting a bump that
+//! broke its application, and holding the policy after), [`run`] (the whole
+//! run).
 
 mod error;
 pub mod health;
 pub mod plan;
 pub mod pull;
+pub mod rollback;
 pub mod run;
 pub mod summary;
 pub mod workspace;
 
 pub use error::BumpError;
-pub use health::{AppHealth, HealthSource, NoHealth, StaticHealth};
+pub use health::{
+    AppHealth, AppObservation, HealthSource, NoHealth, StaticHealth, UnhealthyObject,
+};
 pub use plan::{
     BumpFile, BumpLine, BumpPlan, HeldTag, PolicyScan, plan_bumps, plan_policy,
-    plan_policy_observed,
+    plan_policy_observed, plan_revert,
 };
+pub use rollback::RollbackDecision;
 pub use run::{
     BumpOptions, BumpReport, MergeState, PolicyOutcome, PolicyReport, Publisher, RequestCounts,
     run_bumps,

@@ -356,6 +356,89 @@ pub async fn plan_policy_observed(
     Ok(scan)
 }
 
+/// The revert of a bump to `failed`: every reference to the policy's image
+/// at `failed` goes back to `to` (with `to`'s digest where the file pins
+/// one). Only the image fields change; other references are left alone.
+/// `None` when no reference uses `failed` any more.
+pub async fn plan_revert(
+    root: &Path,
+    policy: &ImagePolicy,
+    failed: &str,
+    to: &str,
+    client: &RegistryClient,
+) -> Result<Option<BumpPlan>, BumpError> {
+    let name = policy.name().to_string();
+    let spec = &policy.spec;
+    let image = ImageRef::parse(&spec.image)
+        .map_err(|source| BumpError::Image {
+            policy: name.clone(),
+            image: spec.image.clone(),
+            source,
+        })?
+        .without_version();
+    let rewrite_err = |source| BumpError::Rewrite {
+        policy: name.clone(),
+        source,
+    };
+    let target = PolicyTarget {
+        name: &name,
+        image: &spec.image,
+    };
+    let (found, _) = find_in_files(root, &spec.files, &target).map_err(rewrite_err)?;
+    let at_failed = |r: &ImageReference| r.tag.as_deref() == Some(failed);
+    let pinned = found
+        .iter()
+        .flat_map(|f| f.references.iter())
+        .any(|r| at_failed(r) && r.digest.is_some());
+    let digest =
+        if pinned {
+            Some(client.manifest_digest(&image, to).await.map_err(|source| {
+                BumpError::Registry {
+                    policy: name.clone(),
+                    source: Box::new(source),
+                }
+            })?)
+        } else {
+            None
+        };
+    let mut files = Vec::new();
+    for file in &found {
+        let mut edits: Vec<Edit> = Vec::new();
+        let mut expected = Vec::new();
+        for reference in file.references.iter().filter(|r| at_failed(r)) {
+            // A reference without a digest keeps none.
+            let digest = digest.as_deref().filter(|_| reference.digest.is_some());
+            for (edit, change) in reference.plan(to, digest).map_err(rewrite_err)? {
+                if !edits.contains(&edit) {
+                    edits.push(edit);
+                    expected.push(change);
+                }
+            }
+        }
+        if edits.is_empty() {
+            continue;
+        }
+        let new_text = apply_edits(&file.text, &edits).map_err(rewrite_err)?;
+        verify(&file.path, &file.text, &new_text, &expected).map_err(rewrite_err)?;
+        files.push(BumpFile {
+            path: slash_path(&file.path),
+            changes: changed_lines(&file.text, &new_text, &edits),
+            new_text,
+        });
+    }
+    if files.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(BumpPlan {
+        policy: name,
+        image: image.name(),
+        from: vec![failed.to_string()],
+        to: to.to_string(),
+        digest,
+        files,
+    }))
+}
+
 /// References to the policy in the files its globs match that mention it
 /// ([`files_mentioning`]). Kustomize entries that only rename an image
 /// (no `newTag`, no `digest`) carry no version and are left out.

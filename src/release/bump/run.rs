@@ -7,8 +7,12 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::health::HealthSource;
-use super::plan::{HeldTag, PolicyScan, plan_bumps};
+use super::health::{AppHealth, HealthSource};
+use super::plan::{HeldTag, PolicyScan, plan_bumps, plan_revert};
+use super::pull::RevertReason;
+use super::rollback::{
+    RollbackDecision, RollbackInput, decide_rollback, held_version, is_held, last_merged_bump,
+};
 use super::summary::{render_application, summarize};
 use super::workspace::Workspace;
 use super::{BumpError, BumpPlan, pull};
@@ -16,7 +20,7 @@ use crate::config::{Config, ImagePolicy, LoadedConfig, MergeMethod};
 use crate::progress::{Progress, ProgressEvent};
 use crate::release::github::{
     GitHubClient, MergeOutcome, PrAction, PrState, PrStateFilter, PullRequestInfo, PullSpec,
-    branch_for_policy, decide,
+    branch_for_policy, decide, decide_revert,
 };
 use crate::release::registry::RegistryClient;
 
@@ -39,6 +43,14 @@ pub enum PolicyOutcome {
     UpToDate,
     /// Dry-run: this bump would be proposed.
     WouldBump,
+    /// Dry-run: this revert would be proposed (see the report's `rollback`).
+    WouldRevert,
+    /// A newer tag exists, but a merged revert holds the policy at or below
+    /// the version that failed: nothing proposed.
+    HeldAfterRollback {
+        failed: String,
+        wanted: String,
+    },
     /// A new PR was opened.
     Proposed {
         pr: u64,
@@ -114,6 +126,27 @@ pub struct PolicyReport {
     /// Tags in use left alone on purpose (`latest`), with the reason.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub held: Vec<HeldTag>,
+    /// What the rollback rule said (only when the application is Degraded
+    /// after a merged bump). With `rollBack`, `bump` is the revert.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackDecision>,
+}
+
+impl PolicyReport {
+    /// Whether `bump` is a revert rather than a bump.
+    pub fn is_revert(&self) -> bool {
+        matches!(self.rollback, Some(RollbackDecision::RollBack { .. })) && self.bump.is_some()
+    }
+
+    /// The title of the PR this line proposes.
+    pub fn title(&self) -> Option<String> {
+        let plan = self.bump.as_ref()?;
+        Some(if self.is_revert() {
+            pull::revert_title(plan)
+        } else {
+            pull::title(plan)
+        })
+    }
 }
 
 /// Requests sent during the run, per service.
@@ -150,7 +183,9 @@ impl BumpReport {
     }
 }
 
-/// Everything a publishing run talks to.
+/// Everything a publishing run talks to. A dry run given one only reads
+/// (GitHub's PR history and the health) to say what rollback and hold
+/// would do.
 pub struct Publisher<'a> {
     pub github: &'a GitHubClient,
     pub workspace: &'a Workspace,
@@ -161,6 +196,11 @@ pub struct Publisher<'a> {
 /// directory for a dry-run; ignored when publishing (the workspace's fresh
 /// checkout of the base branch is scanned instead, so plans start from the
 /// branch the PRs target).
+///
+/// Before a policy's bump is published, the rollback rule is asked (only
+/// when its application is Degraded, so a healthy run costs no extra
+/// request): a revert replaces the bump. A bump at or below a version a
+/// merged revert undid is held back.
 pub async fn run_bumps(
     loaded: &LoadedConfig,
     root: &Path,
@@ -218,8 +258,30 @@ pub async fn run_bumps(
                 pushed: false,
                 skipped_files: Vec::new(),
                 held: Vec::new(),
+                rollback: None,
             },
         };
+        let mut history: Option<Vec<PullRequestInfo>> = None;
+        let mut revert: Option<RevertOf> = None;
+        if let Some(reader) =
+            publisher.filter(|_| !matches!(line.outcome, PolicyOutcome::Failed { .. }))
+        {
+            let guard = GuardContext {
+                root: &scan_root,
+                policy: &policy,
+                registry,
+                publishing: publishing.is_some(),
+            };
+            match guard_policy(reader, &guard, &mut line, &mut history).await {
+                Ok(found) => revert = found,
+                Err(error) => {
+                    line.outcome = PolicyOutcome::Failed {
+                        error: error.to_string(),
+                    };
+                    line.bump = None;
+                }
+            }
+        }
         if let (Some(publisher), Some(base_revision), Some(plan)) =
             (publishing, &base_revision, line.bump.clone())
         {
@@ -242,9 +304,19 @@ pub async fn run_bumps(
                 base_revision,
                 policy: &policy,
                 plan: &plan,
+                revert: revert.as_ref(),
             };
             let pulls = open_pulls.as_mut().expect("listed above");
-            if let Err(error) = publish(publisher, &context, pulls, &mut line, progress).await {
+            if let Err(error) = publish(
+                publisher,
+                &context,
+                pulls,
+                &mut history,
+                &mut line,
+                progress,
+            )
+            .await
+            {
                 tracing::warn!(policy = %policy.name(), %error, "publishing the bump failed");
                 line.outcome = PolicyOutcome::Failed {
                     error: error.to_string(),
@@ -287,7 +359,117 @@ fn report_line(policy: &ImagePolicy, scan: PolicyScan) -> PolicyReport {
         pushed: false,
         skipped_files: scan.skipped,
         held: scan.held,
+        rollback: None,
     }
+}
+
+/// What [`guard_policy`] needs besides the publisher.
+struct GuardContext<'a> {
+    root: &'a Path,
+    policy: &'a ImagePolicy,
+    registry: &'a RegistryClient,
+    publishing: bool,
+}
+
+/// The revert a policy's line carries instead of a bump.
+struct RevertOf {
+    failed: String,
+    application: String,
+    bump_pr: u64,
+    degraded_since: chrono::DateTime<chrono::Utc>,
+    unhealthy: Vec<super::health::UnhealthyObject>,
+}
+
+/// Rollback, then hold, for one policy's line. Reads the policy branch's
+/// closed PRs into `history` when it needs them (a Degraded application,
+/// or a bump that a merged revert might hold back).
+async fn guard_policy(
+    reader: &Publisher<'_>,
+    cx: &GuardContext<'_>,
+    line: &mut PolicyReport,
+    history: &mut Option<Vec<PullRequestInfo>>,
+) -> Result<Option<RevertOf>, BumpError> {
+    let name = cx.policy.name();
+    let branch = branch_for_policy(name);
+    let spec = &cx.policy.spec;
+    let observation = spec
+        .application
+        .as_deref()
+        .and_then(|app| reader.health.observe(app));
+    if let (Some(application), Some(observed)) = (&spec.application, &observation)
+        && spec.rollback.enabled
+        && observed.health == AppHealth::Degraded
+    {
+        let closed = closed_pulls(reader.github, &branch, history).await?;
+        let bump = last_merged_bump(name, closed);
+        let synced_holds_merge = match (&bump, &observed.revision, cx.publishing) {
+            (Some(bump), Some(revision), true) => bump
+                .merge_commit
+                .as_deref()
+                .and_then(|merge| reader.workspace.contains(revision, merge)),
+            _ => None,
+        };
+        let decision = decide_rollback(&RollbackInput {
+            settings: spec.rollback,
+            bump: bump.as_ref(),
+            current: &line.current,
+            observation: Some(observed),
+            synced_holds_merge,
+            now: chrono::Utc::now(),
+        });
+        line.rollback = decision.clone();
+        if let Some(RollbackDecision::RollBack {
+            failed,
+            to,
+            pr,
+            degraded_since,
+            unhealthy,
+        }) = decision
+            && let Some(plan) = plan_revert(cx.root, cx.policy, &failed, &to, cx.registry).await?
+        {
+            tracing::info!(policy = %name, %application, %failed, %to, "application Degraded since the bump: proposing a revert");
+            line.bump = Some(plan);
+            line.outcome = PolicyOutcome::WouldRevert;
+            return Ok(Some(RevertOf {
+                failed,
+                application: application.clone(),
+                bump_pr: pr,
+                degraded_since,
+                unhealthy,
+            }));
+        }
+    }
+    let Some(plan) = &line.bump else {
+        return Ok(None);
+    };
+    let closed = closed_pulls(reader.github, &branch, history).await?;
+    if let Some(failed) = held_version(name, closed)
+        && is_held(&plan.to, &failed)
+    {
+        tracing::info!(policy = %name, wanted = %plan.to, %failed, "held back: a revert undid this version; a newer tag lifts the hold");
+        line.outcome = PolicyOutcome::HeldAfterRollback {
+            failed,
+            wanted: plan.to.clone(),
+        };
+        line.bump = None;
+    }
+    Ok(None)
+}
+
+/// The policy branch's closed PRs, read once per policy per run.
+async fn closed_pulls<'h>(
+    github: &GitHubClient,
+    branch: &str,
+    history: &'h mut Option<Vec<PullRequestInfo>>,
+) -> Result<&'h [PullRequestInfo], BumpError> {
+    if history.is_none() {
+        *history = Some(
+            github
+                .find_pulls_for_branch(branch, PrStateFilter::Closed)
+                .await?,
+        );
+    }
+    Ok(history.as_deref().unwrap_or_default())
 }
 
 struct PublishContext<'a> {
@@ -296,6 +478,8 @@ struct PublishContext<'a> {
     base_revision: &'a str,
     policy: &'a ImagePolicy,
     plan: &'a BumpPlan,
+    /// Set when the plan is a revert.
+    revert: Option<&'a RevertOf>,
 }
 
 /// Branch, PR, supersede, merge for one policy. `open_pulls` is the run's
@@ -304,6 +488,7 @@ async fn publish(
     publisher: &Publisher<'_>,
     cx: &PublishContext<'_>,
     open_pulls: &mut Vec<PullRequestInfo>,
+    history: &mut Option<Vec<PullRequestInfo>>,
     line: &mut PolicyReport,
     progress: &Progress,
 ) -> Result<(), BumpError> {
@@ -330,13 +515,12 @@ async fn publish(
         .iter()
         .any(|p| p.head_ref == branch && p.base_ref == base);
     if !has_keeper {
-        pulls.extend(
-            github
-                .find_pulls_for_branch(&branch, PrStateFilter::Closed)
-                .await?,
-        );
+        pulls.extend_from_slice(closed_pulls(github, &branch, history).await?);
     }
-    let decision = decide(name, &cx.plan.to, &base, &pulls);
+    let decision = match cx.revert {
+        None => decide(name, &cx.plan.to, &base, &pulls),
+        Some(revert) => decide_revert(name, &revert.failed, &base, &pulls),
+    };
     match decision.action {
         PrAction::SkipHumanClosed { number } => {
             line.outcome = PolicyOutcome::SkippedHumanClosed { pr: number };
@@ -349,14 +533,33 @@ async fn publish(
         PrAction::Create | PrAction::UpdateInPlace { .. } => {}
     }
 
-    let summary = cx
-        .policy
-        .spec
-        .application
-        .as_deref()
-        .map(|app| application_summary(cx.checkout, cx.config, app, cx.plan));
-    let title = pull::title(cx.plan);
-    let body = pull::body(cx.plan, summary.as_deref());
+    let (title, body) = match cx.revert {
+        None => {
+            let summary = cx
+                .policy
+                .spec
+                .application
+                .as_deref()
+                .map(|app| application_summary(cx.checkout, cx.config, app, cx.plan));
+            (
+                pull::title(cx.plan),
+                pull::body(cx.plan, summary.as_deref()),
+            )
+        }
+        Some(revert) => {
+            let why = RevertReason {
+                application: &revert.application,
+                bump_pr: revert.bump_pr,
+                degraded_since: revert.degraded_since,
+                grace: cx.policy.spec.rollback.grace_period.0,
+                unhealthy: &revert.unhealthy,
+            };
+            (
+                pull::revert_title(cx.plan),
+                pull::revert_body(cx.plan, &why),
+            )
+        }
+    };
 
     progress.emit(|| ProgressEvent::RewritingFiles {
         policy: name.to_string(),
@@ -455,6 +658,7 @@ async fn publish(
             github_config.automerge,
             github_config.merge_method,
             &pull,
+            cx.revert.is_none(),
             progress,
         )
         .await,
@@ -462,20 +666,23 @@ async fn publish(
     Ok(())
 }
 
-/// At most one merge request per policy per run, never for a Degraded
-/// application, never when GitHub already has auto-merge on.
+/// At most one merge request per policy per run, never when GitHub already
+/// has auto-merge on, and never for a bump into a Degraded application
+/// (`gate`; a revert is not gated: it is what mends the application).
 async fn merge(
     publisher: &Publisher<'_>,
     policy: &ImagePolicy,
     automerge_default: bool,
     method: MergeMethod,
     pull: &PullRequestInfo,
+    gate: bool,
     progress: &Progress,
 ) -> MergeState {
     if !policy.spec.automerge.unwrap_or(automerge_default) {
         return MergeState::Disabled;
     }
-    if let Some(app) = &policy.spec.application
+    if gate
+        && let Some(app) = &policy.spec.application
         && publisher
             .health
             .health(app)

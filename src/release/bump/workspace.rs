@@ -213,6 +213,29 @@ impl Workspace {
         Ok(())
     }
 
+    /// Whether commit `descendant` is `ancestor` or has it in its history
+    /// (an application synced at `descendant` runs what `ancestor` merged).
+    /// `None` when either commit is not in this clone.
+    pub fn contains(&self, descendant: &str, ancestor: &str) -> Option<bool> {
+        let repo = self.open().ok()?;
+        let descendant = repo
+            .revparse_single(descendant)
+            .ok()?
+            .peel_to_commit()
+            .ok()?
+            .id();
+        let ancestor = repo
+            .revparse_single(ancestor)
+            .ok()?
+            .peel_to_commit()
+            .ok()?
+            .id();
+        if descendant == ancestor {
+            return Some(true);
+        }
+        repo.graph_descendant_of(descendant, ancestor).ok()
+    }
+
     fn open(&self) -> Result<Repository, BumpError> {
         Repository::open(self.path()).map_err(|e| BumpError::Workspace {
             action: format!("opening the working clone {}", self.path().display()),

@@ -7,6 +7,12 @@
 //! PR itself (superseded), it rewrites the marker with `superseded=true`, which
 //! is how a PR a human closed is told apart from one relbot closed.
 //!
+//! A bump's marker also names the tags it replaced (`from=0.0.17`), which is
+//! what a rollback reverts to; a revert PR's marker names the version it
+//! undoes (`rollback-of=0.0.18`). A revert is "the same PR" as another revert
+//! of the same version, never as a bump, so the rules below apply to each
+//! kind apart ([`decide`], [`decide_revert`]).
+//!
 //! The rules, in order:
 //! 1. A closed, unmerged PR for the wanted version that relbot did not close
 //!    was closed by a human: skip, and touch nothing (it is not reopened and
@@ -35,6 +41,10 @@ pub fn branch_for_policy(policy: &str) -> String {
 pub struct PrMarker {
     pub policy: String,
     pub version: String,
+    /// The tags in use the PR replaces (bumps; empty in older PRs).
+    pub from: Vec<String>,
+    /// On a revert PR: the version it undoes.
+    pub rollback_of: Option<String>,
     /// Set when relbot itself closed the PR because another replaced it.
     pub superseded: bool,
 }
@@ -47,7 +57,25 @@ impl PrMarker {
         Self {
             policy: policy.into(),
             version: version.into(),
+            from: Vec::new(),
+            rollback_of: None,
             superseded: false,
+        }
+    }
+
+    /// A bump's marker, naming the tags it replaces.
+    pub fn bump(policy: &str, version: &str, from: &[String]) -> Self {
+        Self {
+            from: from.to_vec(),
+            ..Self::new(policy, version)
+        }
+    }
+
+    /// A revert's marker: back to `version`, undoing `failed`.
+    pub fn revert(policy: &str, version: &str, failed: &str) -> Self {
+        Self {
+            rollback_of: Some(failed.to_string()),
+            ..Self::new(policy, version)
         }
     }
 
@@ -57,6 +85,13 @@ impl PrMarker {
             "{MARKER_OPEN} policy={} version={}",
             self.policy, self.version
         );
+        // Tags never hold spaces or commas, so the list reads back whole.
+        if !self.from.is_empty() {
+            out.push_str(&format!(" from={}", self.from.join(",")));
+        }
+        if let Some(failed) = &self.rollback_of {
+            out.push_str(&format!(" rollback-of={failed}"));
+        }
         if self.superseded {
             out.push_str(" superseded=true");
         }
@@ -70,10 +105,19 @@ impl PrMarker {
         let start = body.find(MARKER_OPEN)? + MARKER_OPEN.len();
         let len = body[start..].find(MARKER_CLOSE)?;
         let (mut policy, mut version, mut superseded) = (None, None, false);
+        let (mut from, mut rollback_of) = (Vec::new(), None);
         for pair in body[start..start + len].split_whitespace() {
             match pair.split_once('=') {
                 Some(("policy", v)) => policy = Some(v.to_string()),
                 Some(("version", v)) => version = Some(v.to_string()),
+                Some(("from", v)) => {
+                    from = v
+                        .split(',')
+                        .filter(|t| !t.is_empty())
+                        .map(String::from)
+                        .collect()
+                }
+                Some(("rollback-of", v)) => rollback_of = Some(v.to_string()),
                 Some(("superseded", v)) => superseded = v == "true",
                 _ => {}
             }
@@ -81,6 +125,8 @@ impl PrMarker {
         Some(Self {
             policy: policy?,
             version: version?,
+            from,
+            rollback_of,
             superseded,
         })
     }
@@ -130,6 +176,28 @@ pub struct PrPlan {
 /// belong to it (open and closed; those on other branches without this
 /// policy's marker are ignored). `base` is the branch bump PRs target.
 pub fn decide(policy: &str, version: &str, base: &str, pulls: &[PullRequestInfo]) -> PrPlan {
+    decide_for(policy, base, pulls, |m| {
+        m.rollback_of.is_none() && same_version(&m.version, version)
+    })
+}
+
+/// [`decide`] for a revert of `failed`: the same rules, where "the same PR"
+/// is a revert of the same version. A revert uses the policy's branch, so
+/// it replaces an open bump PR for the policy (one open PR per policy).
+pub fn decide_revert(policy: &str, failed: &str, base: &str, pulls: &[PullRequestInfo]) -> PrPlan {
+    decide_for(policy, base, pulls, |m| {
+        m.rollback_of
+            .as_deref()
+            .is_some_and(|of| same_version(of, failed))
+    })
+}
+
+fn decide_for(
+    policy: &str,
+    base: &str,
+    pulls: &[PullRequestInfo],
+    wanted: impl Fn(&PrMarker) -> bool,
+) -> PrPlan {
     let branch = branch_for_policy(policy);
     let ours: Vec<(&PullRequestInfo, Option<PrMarker>)> = pulls
         .iter()
@@ -141,10 +209,7 @@ pub fn decide(policy: &str, version: &str, base: &str, pulls: &[PullRequestInfo]
         })
         .collect();
 
-    let same_version = |m: &Option<PrMarker>| {
-        m.as_ref()
-            .is_some_and(|m| same_version(&m.version, version))
-    };
+    let same_version = |m: &Option<PrMarker>| m.as_ref().is_some_and(&wanted);
     let newest = |a: &&(&PullRequestInfo, Option<PrMarker>),
                   b: &&(&PullRequestInfo, Option<PrMarker>)| {
         a.0.number.cmp(&b.0.number)
@@ -198,7 +263,7 @@ pub fn decide(policy: &str, version: &str, base: &str, pulls: &[PullRequestInfo]
 
 /// Versions compare as semver when both parse (so `v1.2.0` equals `1.2.0`
 /// and build metadata is ignored), else as exact strings.
-fn same_version(a: &str, b: &str) -> bool {
+pub fn same_version(a: &str, b: &str) -> bool {
     let parse = |s: &str| semver::Version::parse(s.trim_start_matches('v')).ok();
     match (parse(a), parse(b)) {
         (Some(x), Some(y)) => x.cmp_precedence(&y) == Ordering::Equal,
@@ -223,6 +288,8 @@ mod tests {
             node_id: format!("PR_{number}"),
             state,
             merged,
+            merged_at: None,
+            merge_commit_sha: None,
             title: format!("PR {number}"),
             body: body.to_string(),
             head_ref: head.to_string(),

@@ -39,7 +39,9 @@ use location::Location;
 use octocrab::Octocrab;
 use octocrab::secrecy::SecretString;
 
-pub use decision::{PrAction, PrMarker, PrPlan, branch_for_policy, decide};
+pub use decision::{
+    PrAction, PrMarker, PrPlan, branch_for_policy, decide, decide_revert, same_version,
+};
 pub use error::GitHubError;
 pub use types::*;
 

@@ -37,6 +37,10 @@ pub struct PullRequestInfo {
     pub node_id: String,
     pub state: PrState,
     pub merged: bool,
+    /// When it was merged (RFC 3339, GitHub's clock).
+    pub merged_at: Option<String>,
+    /// The commit the merge made on the base branch.
+    pub merge_commit_sha: Option<String>,
     pub title: String,
     pub body: String,
     pub head_ref: String,
@@ -149,6 +153,8 @@ pub(crate) struct WirePull {
     #[serde(default)]
     pub merged_at: Option<String>,
     #[serde(default)]
+    pub merge_commit_sha: Option<String>,
+    #[serde(default)]
     pub title: Option<String>,
     #[serde(default)]
     pub body: Option<String>,
@@ -185,6 +191,8 @@ pub(crate) struct WireUser {
 
 impl From<WirePull> for PullRequestInfo {
     fn from(w: WirePull) -> Self {
+        // List endpoints omit `merged`; `merged_at` is on both.
+        let merged = w.merged.unwrap_or(false) || w.merged_at.is_some();
         Self {
             number: w.number,
             node_id: w.node_id,
@@ -193,8 +201,11 @@ impl From<WirePull> for PullRequestInfo {
             } else {
                 PrState::Closed
             },
-            // List endpoints omit `merged`; `merged_at` is on both.
-            merged: w.merged.unwrap_or(false) || w.merged_at.is_some(),
+            merged,
+            merged_at: w.merged_at,
+            // GitHub also fills it for an open PR (a test merge): only a
+            // merged PR's is a commit on the base branch.
+            merge_commit_sha: w.merge_commit_sha.filter(|_| merged),
             title: w.title.unwrap_or_default(),
             body: w.body.unwrap_or_default(),
             head_ref: w.head.ref_name,

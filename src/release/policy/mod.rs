@@ -409,6 +409,7 @@ mod tests {
             schedule: None,
             automerge: None,
             application: None,
+            rollback: Default::default(),
         }
     }
 

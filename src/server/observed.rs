@@ -1,0 +1,124 @@
+//! What the bumper learns of an application from the reconciler: its stored
+//! sync result turned into an [`AppObservation`] (health, since when, the
+//! synced revision, the objects that are not healthy and why). Shared by
+//! `relbot serve` (from its status record) and `relbot bump` (from the
+//! status ConfigMaps).
+
+use crate::cluster::health::HealthStatus;
+use crate::release::bump::{AppHealth, AppObservation, UnhealthyObject};
+use crate::sync::result::SyncResult;
+
+/// The objects of `result` whose health does not pass a gate, worst first.
+/// Secrets are left out whatever their health (their status could echo
+/// data), and only health messages are kept: never a diff or a value.
+pub fn unhealthy_objects(result: &SyncResult) -> Vec<UnhealthyObject> {
+    let mut objects: Vec<(HealthStatus, UnhealthyObject)> = result
+        .objects
+        .iter()
+        .filter(|o| !(o.key.group.is_empty() && o.key.kind == "Secret"))
+        .filter_map(|o| {
+            let health = o.health.as_ref().filter(|h| !h.status.passes_gate())?;
+            Some((
+                health.status,
+                UnhealthyObject {
+                    object: o.key.to_string(),
+                    health: AppHealth::parse(health.status.as_str()),
+                    reason: health.message.clone(),
+                },
+            ))
+        })
+        .collect();
+    objects.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.object.cmp(&b.1.object)));
+    objects.into_iter().map(|(_, o)| o).collect()
+}
+
+/// The whole observation of one stored result.
+pub fn observation(result: &SyncResult) -> AppObservation {
+    AppObservation {
+        health: AppHealth::parse(result.health.as_str()),
+        since: result.health_since,
+        revision: result.revision.clone(),
+        synced_at: Some(result.started_at),
+        unhealthy: unhealthy_objects(result),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::client::RequestCounts;
+    use crate::cluster::health::Health;
+    use crate::manifest::ObjectKey;
+    use crate::sync::plan::{Action, Reason};
+    use crate::sync::result::{ObjectOutcome, Outcome, RunPhase, Timings};
+
+    fn object(kind: &str, name: &str, status: HealthStatus, message: &str) -> ObjectOutcome {
+        ObjectOutcome {
+            key: ObjectKey {
+                group: if kind == "Deployment" {
+                    "apps".into()
+                } else {
+                    String::new()
+                },
+                kind: kind.into(),
+                namespace: Some("shop".into()),
+                name: name.into(),
+            },
+            api_version: "v1".into(),
+            origin: None,
+            action: Action::Unchanged,
+            reason: Reason::InSync,
+            outcome: Outcome::Unchanged,
+            diff: None,
+            health: Some(Health {
+                status,
+                message: message.into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn the_unhealthy_objects_are_named_with_their_reasons_worst_first_and_no_secrets() {
+        let result = SyncResult {
+            application: "shop".into(),
+            revision: Some("abc".into()),
+            server: String::new(),
+            started_at: chrono::Utc::now(),
+            phase: RunPhase::Failed,
+            health: HealthStatus::Degraded,
+            health_since: None,
+            hooks: Vec::new(),
+            objects: vec![
+                object("ConfigMap", "settings", HealthStatus::Healthy, ""),
+                object("Pod", "worker", HealthStatus::Progressing, "starting"),
+                object(
+                    "Deployment",
+                    "web",
+                    HealthStatus::Degraded,
+                    "ProgressDeadlineExceeded",
+                ),
+                object("Secret", "token", HealthStatus::Degraded, "s3cr3t"),
+            ],
+            errors: vec![],
+            notes: vec![],
+            requests: RequestCounts::default(),
+            status_recorded: false,
+            timings: Timings::default(),
+        };
+        let seen = observation(&result);
+        assert_eq!(seen.health, AppHealth::Degraded);
+        assert_eq!(seen.revision.as_deref(), Some("abc"));
+        let named: Vec<(&str, &str)> = seen
+            .unhealthy
+            .iter()
+            .map(|o| (o.object.as_str(), o.reason.as_str()))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("Deployment.apps shop/web", "ProgressDeadlineExceeded"),
+                ("Pod shop/worker", "starting")
+            ]
+        );
+    }
+}
