@@ -24,6 +24,7 @@ use super::guard::{Executor, LeaderState, RunContext, RunError, RunSummary, Upda
 use super::http::{self, AppState, HttpSettings, Readiness};
 use super::lease::{ElectorHandle, LeaseElector, LeaseSettings};
 use super::metrics::Metrics;
+use super::page::links::RepoLinks;
 use super::reload;
 use super::schedule::{self, PolicySchedule};
 use super::shutdown::{self, DrainOutcome};
@@ -228,9 +229,14 @@ impl Reconciler {
             }
             s.apps.sort_by(|a, b| a.name.cmp(&b.name));
         });
+        state.pages().retain(&configured);
+        state
+            .pages()
+            .set_links(RepoLinks::from_config(&config.config));
     }
 
-    fn record(&self, state: &AppState, result: &SyncResult) {
+    fn record(&self, state: &AppState, result: &SyncResult, trigger: &str) {
+        state.pages().finished(result, trigger);
         let metrics = state.metrics();
         let app = result.application.as_str();
         let phase = phase_label(result.phase);
@@ -365,7 +371,19 @@ impl Executor for Reconciler {
             let Some(app) = config.application(&desired.name) else {
                 continue;
             };
-            let sync_settings = SyncSettings::new(app, &settings);
+            let mut sync_settings = SyncSettings::new(app, &settings);
+            sync_settings.trigger = run.reasons.join(", ");
+            if !state.pages().knows(&app.name)
+                && let Some(stored) = crate::sync::status::read(
+                    self.cluster.read_only(),
+                    &sync_settings.status_namespace,
+                    &app.name,
+                )
+                .await
+            {
+                state.pages().seed_runs(&app.name, &stored.runs);
+            }
+            state.pages().started(&app.name, Some(&checkout.revision));
             let result = sync_application(
                 &self.cluster,
                 &index,
@@ -383,7 +401,7 @@ impl Executor for Reconciler {
                 summary = %result.counts().summary(),
                 "synced"
             );
-            self.record(state, &result);
+            self.record(state, &result, &sync_settings.trigger);
             if result.phase == RunPhase::Failed {
                 errors.push(format!(
                     "{}: {}",
@@ -480,6 +498,7 @@ fn record_bumps(state: &AppState, report: &BumpReport) {
                     .map(crate::release::bump::pull::title)
                     .unwrap_or_default(),
                 url,
+                state: line.merge.as_ref().map(super::page::views::merge_words),
             });
         }
     }
@@ -810,6 +829,13 @@ pub async fn run(
         settings,
     );
     let _ = state_cell.set(state.clone());
+    state
+        .pages()
+        .set_links(RepoLinks::from_config(&current.config));
+    state.pages().set_leader_name({
+        let elector = elector_handle.elector().clone();
+        move || elector.holder()
+    });
 
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await

@@ -9,6 +9,7 @@ pub mod guard;
 pub mod http;
 pub mod lease;
 pub mod metrics;
+pub mod page;
 pub mod reload;
 pub mod schedule;
 pub mod shutdown;

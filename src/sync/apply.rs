@@ -43,6 +43,8 @@ pub struct SyncSettings {
     pub health_rules: HealthRules,
     /// Gate the last wave on health as well (see `RunSettings`).
     pub wait_for_last_wave: bool,
+    /// What asked for this run, for the status record's history.
+    pub trigger: String,
 }
 
 impl SyncSettings {
@@ -56,6 +58,7 @@ impl SyncSettings {
             progress: run.progress.clone(),
             health_rules: run.health_rules.clone(),
             wait_for_last_wave: run.wait_for_last_wave,
+            trigger: "relbot sync".into(),
         }
     }
 }
@@ -453,6 +456,7 @@ pub async fn sync_application(
             &result,
             &inventory,
             previous.as_ref(),
+            &settings.trigger,
         )
         .await;
         match written {
