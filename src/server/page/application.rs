@@ -415,6 +415,9 @@ mod tests {
         let page = AppPage::new(&status(), Some(&detail), &RepoLinks::default(), &filter);
         let html = render(&page, &filter);
         assert!(html.len() < 50 * 1024, "{} bytes", html.len());
-        assert!(html.contains("more objects are not shown here"), "the cut is said");
+        assert!(
+            html.contains("more objects are not shown here"),
+            "the cut is said"
+        );
     }
 }

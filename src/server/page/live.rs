@@ -18,6 +18,7 @@ pub const SCRIPT: &str = r#"(function () {
   "use strict";
   var live = document.getElementById("live");
   if (!live || !window.EventSource || !window.fetch || !window.DOMParser) return;
+  document.body.setAttribute("data-live", "connecting");
   var refreshing = false, again = false;
   function refresh() {
     if (refreshing) { again = true; return; }
@@ -36,7 +37,7 @@ pub const SCRIPT: &str = r#"(function () {
       });
   }
   var source = new EventSource("/api/v1/events");
-  source.onopen = function () { live.textContent = "Live: updates appear here as runs start and end."; };
+  source.onopen = function () { document.body.setAttribute("data-live", "connected"); live.textContent = "Live: updates appear here as runs start and end."; };
   source.onmessage = function (e) {
     var event;
     try { event = JSON.parse(e.data); } catch (_) { return; }
