@@ -1179,3 +1179,115 @@ async fn serve_status_pages_show_the_samples_objects_json_and_live_updates() {
     }
     world.tc.cleanup().await;
 }
+
+/// `github.commitStatuses`: each sync of a revision sets `relbot/<app>` on
+/// its commit, pending first, then the outcome with a link to the page; a
+/// status GitHub refuses is counted and the sync goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_commit_statuses_report_each_sync_on_its_commit() {
+    const REPO: &str = "acme/cluster-config";
+    const APP: &str = "checkout";
+    let gh = github_double::GitHubDouble::start().await;
+    gh.add_repo(REPO, "main");
+    let mut world = World::new("serve-statuses", &[APP]).await;
+    gh.attach_git(REPO, world.bare.path());
+    let config = std::fs::read_to_string(world.config_path()).unwrap().replace(
+        "github:\n  repository: acme/cluster-config\n",
+        "github:\n  repository: acme/cluster-config\n  commitStatuses: true\n  statusPageUrl: https://relbot.example/\n",
+    );
+    std::fs::write(world.config_path(), config).unwrap();
+    world.env = vec![
+        ("RELBOT_GITHUB_API_URL".into(), gh.url()),
+        (
+            "RELBOT_GITHUB_TOKEN".into(),
+            github_double::GitHubDouble::TOKEN.into(),
+        ),
+    ];
+    let head = world.work.head();
+    let server = world.start();
+    server.wait_ready().await;
+    let statuses_of = |sha: &str| -> Vec<serde_json::Value> {
+        gh.commit_statuses(REPO)
+            .into_iter()
+            .filter(|(s, _)| s == sha)
+            .map(|(_, status)| status)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while statuses_of(&head).len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no finished status on {head}: {:?}\nlog:\n{}",
+            gh.commit_statuses(REPO),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let first = statuses_of(&head);
+    assert_eq!(first[0]["state"], "pending", "{first:?}");
+    assert_eq!(first[1]["state"], "success", "{first:?}");
+    for status in &first {
+        assert_eq!(status["context"], format!("relbot/{APP}"));
+        assert_eq!(
+            status["target_url"],
+            format!("https://relbot.example/applications/{APP}")
+        );
+    }
+    assert!(
+        first[1]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("synced, Healthy"),
+        "{first:?}"
+    );
+
+    // GitHub refuses the next statuses: the sync still applies the change.
+    gh.inject(
+        Some(axum::http::Method::POST),
+        Some("/statuses/"),
+        2,
+        github_double::FaultAnswer::Status(422, "Validation Failed"),
+    );
+    let before = world.work.head();
+    let after = world.change(APP, "v2");
+    let body = push_body(&before, &after, &[&format!("apps/{APP}/settings.yaml")]);
+    assert_eq!(
+        server
+            .post_github("push", "statuses-1", &body, &sign(&body))
+            .await,
+        202
+    );
+    world
+        .wait_value(&server, APP, "v2", Duration::from_secs(30))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = server.metrics().await;
+        if metrics.sum("relbot_commit_statuses_total", &[("result", "failed")]) >= 2.0 {
+            assert!(metrics.sum("relbot_commit_statuses_total", &[("result", "posted")]) >= 2.0);
+            assert_eq!(
+                metrics.sum(
+                    "relbot_syncs_total",
+                    &[("application", APP), ("result", "failed")]
+                ),
+                0.0,
+                "a refused status fails no sync"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the refused statuses were not counted: {:?}; statuses {:?}\nlog:\n{}",
+            metrics
+                .samples
+                .iter()
+                .filter(|(k, _)| k.contains("commit_statuses"))
+                .collect::<Vec<_>>(),
+            gh.commit_statuses(REPO),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(statuses_of(&after).is_empty());
+    world.tc.cleanup().await;
+}

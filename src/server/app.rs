@@ -356,6 +356,17 @@ impl Executor for Reconciler {
                 })?;
         let index = self.discover(state).await?;
         let settings = RunSettings::from_config(&config.config);
+        let statuses = match super::commit_status::CommitStatuses::from_config(&config) {
+            Some(Ok(statuses)) => Some(statuses),
+            Some(Err(e)) => {
+                state.metrics().commit_statuses.inc(&["failed"]);
+                tracing::warn!(
+                    "github.commitStatuses is on but no GitHub client: {e}; syncing without statuses"
+                );
+                None
+            }
+            None => None,
+        };
         let mut errors = Vec::new();
         for desired in rendered {
             if !request.apps.contains(&desired.name) {
@@ -384,6 +395,11 @@ impl Executor for Reconciler {
                 state.pages().seed_runs(&app.name, &stored.runs);
             }
             state.pages().started(&app.name, Some(&checkout.revision));
+            if let Some(statuses) = &statuses {
+                statuses
+                    .started(state.metrics(), &app.name, &checkout.revision)
+                    .await;
+            }
             let result = sync_application(
                 &self.cluster,
                 &index,
@@ -402,6 +418,9 @@ impl Executor for Reconciler {
                 "synced"
             );
             self.record(state, &result, &sync_settings.trigger);
+            if let Some(statuses) = &statuses {
+                statuses.finished(state.metrics(), &result).await;
+            }
             if result.phase == RunPhase::Failed {
                 errors.push(format!(
                     "{}: {}",

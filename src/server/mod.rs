@@ -5,6 +5,7 @@
 //! executed by whatever implements [`Executor`].
 
 pub mod app;
+pub mod commit_status;
 pub mod guard;
 pub mod http;
 pub mod lease;
