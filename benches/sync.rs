@@ -277,6 +277,7 @@ async fn relbot_run_with(
         progress: Default::default(),
         health_rules: Default::default(),
         wait_for_last_wave: true,
+        trigger: "test".into(),
     };
     reset_peak();
     let before = cluster.counts();

@@ -979,3 +979,81 @@ async fn github_transferred_repository_lists_pulls_under_the_new_owner() {
         PrAction::UpdateInPlace { number: 1, .. }
     ));
 }
+
+/// `POST /repos/{o}/{r}/statuses/{sha}` in the shape GitHub documents; the
+/// double refuses what GitHub refuses (a state outside the four, a
+/// description over 140 characters, a non-URL target).
+#[tokio::test]
+async fn github_commit_statuses_in_the_documented_shape() {
+    use relbot::release::github::statuses::CommitState;
+    let (gh, client) = setup().await;
+    client
+        .create_commit_status(
+            SHA1,
+            CommitState::Pending,
+            "relbot/shop",
+            "relbot is syncing shop",
+            None,
+        )
+        .await
+        .unwrap();
+    let long = "x".repeat(500);
+    client
+        .create_commit_status(
+            SHA1,
+            CommitState::Failure,
+            "relbot/shop",
+            &format!("failed:\n{long}"),
+            Some("https://relbot.example/applications/shop"),
+        )
+        .await
+        .expect("a long description is cut to fit, not refused");
+    let posted = gh.commit_statuses(REPO);
+    assert_eq!(posted.len(), 2);
+    assert_eq!(posted[0].1["state"], "pending");
+    assert_eq!(posted[1].0, SHA1);
+    assert_eq!(posted[1].1["state"], "failure");
+    assert_eq!(posted[1].1["context"], "relbot/shop");
+    assert_eq!(
+        posted[1].1["target_url"],
+        "https://relbot.example/applications/shop"
+    );
+    let description = posted[1].1["description"].as_str().unwrap();
+    assert_eq!(description.chars().count(), 140);
+    assert!(!description.contains('\n'));
+
+    // What GitHub refuses, the double refuses.
+    let http = reqwest::Client::new();
+    let post = |body: serde_json::Value| {
+        http.post(format!("{}/repos/{REPO}/statuses/{SHA2}", gh.url()))
+            .bearer_auth(GitHubDouble::TOKEN)
+            .json(&body)
+            .send()
+    };
+    for (body, field) in [
+        (serde_json::json!({"state": "ok", "context": "c"}), "state"),
+        (serde_json::json!({"context": "c"}), "state"),
+        (
+            serde_json::json!({"state": "success", "description": "d".repeat(141)}),
+            "description",
+        ),
+        (
+            serde_json::json!({"state": "success", "target_url": "ftp://x"}),
+            "target_url",
+        ),
+        (
+            serde_json::json!({"state": "success", "context": 7}),
+            "context",
+        ),
+    ] {
+        let response = post(body.clone()).await.unwrap();
+        assert_eq!(response.status().as_u16(), 422, "{body}");
+        let answer: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(answer["errors"][0]["field"], field, "{body}: {answer}");
+    }
+    assert_eq!(
+        gh.commit_statuses(REPO).len(),
+        2,
+        "nothing refused was kept"
+    );
+}

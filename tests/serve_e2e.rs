@@ -5,6 +5,8 @@
 //! Every test starts its own server with its own namespace (also the status
 //! and Lease namespace), so tests run in parallel.
 
+#[path = "support/chromium.rs"]
+mod chromium;
 #[path = "support/git.rs"]
 mod git_support;
 #[path = "support/github_double.rs"]
@@ -71,7 +73,7 @@ impl World {
         );
         for app in apps {
             config.push_str(&format!(
-                "  - name: {app}\n    path: apps/{app}\n    namespace: {ns}\n    sync: {{ prune: true, selfHeal: true }}\n"
+                "  - name: {app}\n    path: apps/{app}\n    namespace: {ns}\n    sync: {{ prune: true, selfHeal: true, healthTimeout: 15s }}\n"
             ));
             work.write(
                 &format!("apps/{app}/settings.yaml"),
@@ -614,16 +616,6 @@ async fn serve_sigterm_mid_sync_exits_cleanly_releases_the_lease_and_the_next_st
     world.tc.cleanup().await;
 }
 
-fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser"].iter().find_map(|name| {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(name))
-                .find(|candidate| candidate.is_file())
-        })
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_metrics_move_and_the_status_page_shows_the_applications() {
     let world = World::new("serve-observe", &["frontend", "backend"]).await;
@@ -720,7 +712,7 @@ async fn serve_metrics_move_and_the_status_page_shows_the_applications() {
     assert_eq!(printed["apps"][1]["sync"], "Synced");
 
     // The status page in a real browser.
-    let Some(chromium) = chromium() else {
+    let Some(chromium) = chromium::find() else {
         println!("skipped: the status page in Chromium (install Debian's `chromium` package)");
         world.tc.cleanup().await;
         return;
@@ -1176,5 +1168,395 @@ async fn serve_rolls_back_a_merged_bump_that_leaves_its_application_degraded() {
     assert_eq!(pulls.len(), 3, "{pulls:#?}");
 
     set_image_failing(world.tc.client(), &format!("{image}:1.1.0"), false).await;
+    world.tc.cleanup().await;
+}
+
+/// The sample's worker (a Deployment of 2 replicas and its Service), as in
+/// manifests-sample/platform/worker.
+const SAMPLE_WORKER: &str = include_str!("../manifests-sample/platform/worker/deployment.yaml");
+const SAMPLE_WORKER_SERVICE: &str =
+    include_str!("../manifests-sample/platform/worker/service.yaml");
+
+/// Reads an SSE stream until an event's data satisfies `wanted`; returns
+/// every data line seen.
+async fn read_events(
+    response: &mut reqwest::Response,
+    timeout: Duration,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = Instant::now() + timeout;
+    let mut buffer = String::new();
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no wanted event within {timeout:?}; saw {seen:?}"
+        );
+        let chunk = tokio::time::timeout(left, response.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no wanted event within {timeout:?}; saw {seen:?}"))
+            .expect("the event stream stays open")
+            .expect("the event stream stays open");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            for line in event.lines() {
+                if let Some(data) = line.strip_prefix("data:") {
+                    let value: serde_json::Value =
+                        serde_json::from_str(data.trim()).expect("event data is JSON");
+                    let done = wanted(&value);
+                    seen.push(value);
+                    if done {
+                        return seen;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The status pages against a real server process: the sample's objects on
+/// the overview and the application page (in Chromium too: DOM and
+/// screenshot), the JSON API, and a live update over SSE after a push.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_status_pages_show_the_samples_objects_json_and_live_updates() {
+    const APP: &str = "storefront";
+    let world = World::with(
+        "serve-pages",
+        &[APP],
+        "",
+        &[
+            ("apps/storefront/worker.yaml", SAMPLE_WORKER),
+            ("apps/storefront/worker-service.yaml", SAMPLE_WORKER_SERVICE),
+        ],
+    )
+    .await;
+    let ns = world.tc.namespace().to_string();
+    let server = world.start();
+    server.wait_ready().await;
+    let head = world.work.head();
+
+    // The startup run finishes: its result and run are on the page's JSON.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let app = loop {
+        let (code, body) = server
+            .get(&format!("/api/v1/applications/{APP}"))
+            .await
+            .expect("the JSON answers");
+        // 404 until the first fetch has named the applications.
+        assert!(code == 200 || code == 404, "{code}: {body}");
+        let app: serde_json::Value = serde_json::from_str(&body)
+            .unwrap_or_else(|e| panic!("{code} {body:?}: {e}\nlog:\n{}", server.log()));
+        if code == 200
+            && app["runs"].as_array().is_some_and(|r| !r.is_empty())
+            && app["totalObjects"] == 3
+        {
+            break app;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no finished run within 60 s: {app}\nlog:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let objects = app["objects"].as_array().unwrap();
+    let deployment = objects
+        .iter()
+        .find(|o| o["kind"] == "Deployment")
+        .unwrap_or_else(|| panic!("no Deployment: {app}"));
+    assert_eq!(deployment["name"], "idaes-worker");
+    assert_eq!(deployment["namespace"], ns.as_str());
+    assert_eq!(deployment["group"], "apps");
+    assert!(deployment["health"].is_string(), "{deployment}");
+    let source = deployment["source"].as_str().unwrap();
+    assert!(
+        source.starts_with("apps/storefront/worker.yaml:"),
+        "{source}"
+    );
+    let line = source.rsplit(':').next().unwrap();
+    assert_eq!(
+        deployment["sourceUrl"],
+        format!(
+            "https://github.com/acme/cluster-config/blob/{head}/apps/storefront/worker.yaml#L{line}"
+        ),
+        "the source line is linked at the synced revision"
+    );
+    assert!(
+        objects
+            .iter()
+            .any(|o| o["kind"] == "Service" && o["name"] == "idaes-worker")
+    );
+    assert_eq!(app["runs"][0]["trigger"], "startup", "{app}");
+    assert_eq!(app["runs"][0]["revision"], head.as_str());
+    assert!(app["counts"]["applied"].as_u64().unwrap() >= 3, "{app}");
+
+    let (_, body) = server.get("/api/v1/applications").await.unwrap();
+    let overview: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(overview["applications"][0]["name"], APP);
+    assert_eq!(
+        overview["applications"][0]["revisionUrl"],
+        format!("https://github.com/acme/cluster-config/commit/{head}")
+    );
+    assert_eq!(overview["server"]["leader"], true);
+    assert_eq!(
+        overview["server"]["leaderName"],
+        format!("serve-e2e-{}", server.port)
+    );
+    let (missing, _) = server.get("/api/v1/applications/nope").await.unwrap();
+    assert_eq!(missing, 404);
+
+    // Plain and small: both pages under 50 KB, every asset from this server.
+    for path in ["/".to_string(), format!("/applications/{APP}")] {
+        let response = server.http.get(server.url(&path)).send().await.unwrap();
+        let csp = response
+            .headers()
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+        let html = response.text().await.unwrap();
+        assert!(html.len() < 50 * 1024, "{path}: {} bytes", html.len());
+        for attr in ["src=\"", "href=\""] {
+            for (i, _) in html.match_indices(attr) {
+                let target = &html[i + attr.len()..];
+                assert!(
+                    target.starts_with('/') || target.starts_with("https://github.com/"),
+                    "{path}: an external asset or link: {}",
+                    &target[..target.len().min(60)]
+                );
+            }
+        }
+        println!("page {path}: {} bytes", html.len());
+    }
+
+    // Live: a push shows up on the event stream as started, then finished.
+    let mut events = server
+        .http
+        .get(server.url("/api/v1/events"))
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        events.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    read_events(&mut events, Duration::from_secs(10), |e| {
+        e["kind"] == "hello"
+    })
+    .await;
+    let after = world.change(APP, "v2");
+    let body = push_body(&head, &after, &["apps/storefront/settings.yaml"]);
+    assert_eq!(
+        server
+            .post_github("push", "pages-1", &body, &sign(&body))
+            .await,
+        202
+    );
+    let seen = read_events(&mut events, Duration::from_secs(60), |e| {
+        e["kind"] == "finished" && e["application"] == APP && e["revision"] == after.as_str()
+    })
+    .await;
+    assert!(
+        seen.iter()
+            .any(|e| e["kind"] == "started" && e["application"] == APP),
+        "a started event comes first: {seen:?}"
+    );
+    drop(events);
+
+    // In a real browser.
+    let Some(chromium) = chromium::find() else {
+        println!("skipped: the status pages in Chromium (install Debian's `chromium` package)");
+        world.tc.cleanup().await;
+        return;
+    };
+    let chromium_for = chromium.clone();
+    let overview_url = server.url("/");
+    let app_url = server.url(&format!("/applications/{APP}"));
+    let (overview_dom, app_dom) = tokio::task::spawn_blocking({
+        let (overview_url, app_url) = (overview_url.clone(), app_url.clone());
+        move || {
+            (
+                chromium::dump_dom(&chromium_for, &overview_url),
+                chromium::dump_dom(&chromium_for, &app_url),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        overview_dom.contains(&format!("<tr data-app=\"{APP}\">")),
+        "the application's row:\n{overview_dom}"
+    );
+    assert!(
+        overview_dom.contains(&after[..12]),
+        "the new revision:\n{overview_dom}"
+    );
+    for row in [
+        format!("<td>Deployment.apps</td><th scope=\"row\">{ns}/idaes-worker</th>"),
+        format!("<td>Service</td><th scope=\"row\">{ns}/idaes-worker</th>"),
+        format!("<td>ConfigMap</td><th scope=\"row\">{ns}/storefront-settings</th>"),
+    ] {
+        assert!(app_dom.contains(&row), "{row} missing:\n{app_dom}");
+    }
+    assert!(
+        app_dom.contains("<h2 id=\"runs\">Recent runs</h2>"),
+        "{app_dom}"
+    );
+    assert!(
+        app_dom.contains("data-live=\"conn"),
+        "the page's own script ran (the policy lets it):\n{app_dom}"
+    );
+
+    let shots = TempDir::new().unwrap();
+    let (overview_png, app_png) = (
+        shots.path().join("status-overview.png"),
+        shots.path().join("status-application.png"),
+    );
+    let sizes = tokio::task::spawn_blocking({
+        let (overview_png, app_png) = (overview_png.clone(), app_png.clone());
+        move || {
+            (
+                chromium::screenshot(&chromium, &overview_url, &overview_png, 1280, 720),
+                chromium::screenshot(&chromium, &app_url, &app_png, 1280, 900),
+            )
+        }
+    })
+    .await
+    .unwrap();
+    println!(
+        "screenshots: overview {} bytes, application {} bytes",
+        sizes.0, sizes.1
+    );
+    for size in [sizes.0, sizes.1] {
+        // A blank page compresses to a few KB; a page with its tables is
+        // larger, and no screenshot of a 50 KB page reaches 2 MB.
+        assert!(
+            (15_000..2_000_000).contains(&size),
+            "screenshot of {size} bytes"
+        );
+    }
+    // `RELBOT_DOCS_SCREENSHOTS=1` refreshes the pictures in docs/.
+    if std::env::var_os("RELBOT_DOCS_SCREENSHOTS").is_some() {
+        let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/images");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::copy(&overview_png, docs.join("status-overview.png")).unwrap();
+        std::fs::copy(&app_png, docs.join("status-application.png")).unwrap();
+    }
+    world.tc.cleanup().await;
+}
+
+/// `github.commitStatuses`: each sync of a revision sets `relbot/<app>` on
+/// its commit, pending first, then the outcome with a link to the page; a
+/// status GitHub refuses is counted and the sync goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_commit_statuses_report_each_sync_on_its_commit() {
+    const REPO: &str = "acme/cluster-config";
+    const APP: &str = "checkout";
+    let gh = github_double::GitHubDouble::start().await;
+    gh.add_repo(REPO, "main");
+    let mut world = World::new("serve-statuses", &[APP]).await;
+    gh.attach_git(REPO, world.bare.path());
+    let config = std::fs::read_to_string(world.config_path()).unwrap().replace(
+        "github:\n  repository: acme/cluster-config\n",
+        "github:\n  repository: acme/cluster-config\n  commitStatuses: true\n  statusPageUrl: https://relbot.example/\n",
+    );
+    std::fs::write(world.config_path(), config).unwrap();
+    world.env = vec![
+        ("RELBOT_GITHUB_API_URL".into(), gh.url()),
+        (
+            "RELBOT_GITHUB_TOKEN".into(),
+            github_double::GitHubDouble::TOKEN.into(),
+        ),
+    ];
+    let head = world.work.head();
+    let server = world.start();
+    server.wait_ready().await;
+    let statuses_of = |sha: &str| -> Vec<serde_json::Value> {
+        gh.commit_statuses(REPO)
+            .into_iter()
+            .filter(|(s, _)| s == sha)
+            .map(|(_, status)| status)
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while statuses_of(&head).len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no finished status on {head}: {:?}\nlog:\n{}",
+            gh.commit_statuses(REPO),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let first = statuses_of(&head);
+    assert_eq!(first[0]["state"], "pending", "{first:?}");
+    assert_eq!(first[1]["state"], "success", "{first:?}");
+    for status in &first {
+        assert_eq!(status["context"], format!("relbot/{APP}"));
+        assert_eq!(
+            status["target_url"],
+            format!("https://relbot.example/applications/{APP}")
+        );
+    }
+    assert!(
+        first[1]["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("synced, Healthy"),
+        "{first:?}"
+    );
+
+    // GitHub refuses the next statuses: the sync still applies the change.
+    gh.inject(
+        Some(axum::http::Method::POST),
+        Some("/statuses/"),
+        2,
+        github_double::FaultAnswer::Status(422, "Validation Failed"),
+    );
+    let before = world.work.head();
+    let after = world.change(APP, "v2");
+    let body = push_body(&before, &after, &[&format!("apps/{APP}/settings.yaml")]);
+    assert_eq!(
+        server
+            .post_github("push", "statuses-1", &body, &sign(&body))
+            .await,
+        202
+    );
+    world
+        .wait_value(&server, APP, "v2", Duration::from_secs(30))
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = server.metrics().await;
+        if metrics.sum("relbot_commit_statuses_total", &[("result", "failed")]) >= 2.0 {
+            assert!(metrics.sum("relbot_commit_statuses_total", &[("result", "posted")]) >= 2.0);
+            assert_eq!(
+                metrics.sum(
+                    "relbot_syncs_total",
+                    &[("application", APP), ("result", "failed")]
+                ),
+                0.0,
+                "a refused status fails no sync"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the refused statuses were not counted: {:?}; statuses {:?}\nlog:\n{}",
+            metrics
+                .samples
+                .iter()
+                .filter(|(k, _)| k.contains("commit_statuses"))
+                .collect::<Vec<_>>(),
+            gh.commit_statuses(REPO),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(statuses_of(&after).is_empty());
     world.tc.cleanup().await;
 }

@@ -374,10 +374,22 @@ async fn health_readiness_metrics_and_status_page() {
     });
     let (status, page) = server.get("/").await;
     assert_eq!(status, 200);
-    assert!(page.contains("<td>platform</td>"));
+    assert!(page.contains("<a href=\"/applications/platform\">platform</a>"));
     assert!(page.contains("&lt;b&gt;3 changed&lt;/b&gt;"));
     assert!(!page.contains("s3cr3t"));
-    assert!(!page.contains("<script"));
+    // The one script is relbot's own, from this server; the page works without it.
+    assert_eq!(page.matches("<script").count(), 1);
+    assert!(page.contains("<script src=\"/assets/live.js\" defer></script>"));
+    let (status, script) = server.get("/assets/live.js").await;
+    assert_eq!(status, 200);
+    assert!(script.contains("new EventSource(\"/api/v1/events\")"));
+    let (status, app) = server.get("/applications/platform").await;
+    assert_eq!(status, 200);
+    assert!(
+        app.contains("No run of this application has finished"),
+        "{app}"
+    );
+    assert_eq!(server.get("/applications/other").await.0, 404);
 
     let response = server
         .client

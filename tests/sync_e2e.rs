@@ -81,6 +81,7 @@ fn settings(tc: &TestCluster) -> SyncSettings {
         progress: Default::default(),
         health_rules: Default::default(),
         wait_for_last_wave: true,
+        trigger: "test".into(),
     }
 }
 

@@ -78,6 +78,7 @@ fn settings(tc: &TestCluster, progress: Progress) -> SyncSettings {
         progress,
         health_rules: Default::default(),
         wait_for_last_wave: true,
+        trigger: "test".into(),
     }
 }
 

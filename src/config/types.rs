@@ -166,6 +166,15 @@ pub struct GithubConfig {
     pub commit_author: CommitAuthor,
     #[serde(default)]
     pub labels: Vec<String>,
+    /// `relbot serve` sets a commit status `relbot/<application>` on each
+    /// revision it syncs (pending, then success, failure or error).
+    #[serde(default)]
+    pub commit_statuses: bool,
+    /// Where people reach relbot's status page (e.g.
+    /// `https://relbot.example.com`): commit statuses link to the
+    /// application's page there. Without it they carry no link.
+    #[serde(default)]
+    pub status_page_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]

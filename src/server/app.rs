@@ -24,6 +24,7 @@ use super::guard::{Executor, LeaderState, RunContext, RunError, RunSummary, Upda
 use super::http::{self, AppState, HttpSettings, Readiness};
 use super::lease::{ElectorHandle, LeaseElector, LeaseSettings};
 use super::metrics::Metrics;
+use super::page::links::RepoLinks;
 use super::reload;
 use super::schedule::{self, PolicySchedule};
 use super::shutdown::{self, DrainOutcome};
@@ -230,9 +231,14 @@ impl Reconciler {
             }
             s.apps.sort_by(|a, b| a.name.cmp(&b.name));
         });
+        state.pages().retain(&configured);
+        state
+            .pages()
+            .set_links(RepoLinks::from_config(&config.config));
     }
 
-    fn record(&self, state: &AppState, result: &SyncResult) {
+    fn record(&self, state: &AppState, result: &SyncResult, trigger: &str) {
+        state.pages().finished(result, trigger);
         let metrics = state.metrics();
         let app = result.application.as_str();
         let phase = phase_label(result.phase);
@@ -354,6 +360,17 @@ impl Executor for Reconciler {
                 })?;
         let index = self.discover(state).await?;
         let settings = RunSettings::from_config(&config.config);
+        let statuses = match super::commit_status::CommitStatuses::from_config(&config) {
+            Some(Ok(statuses)) => Some(statuses),
+            Some(Err(e)) => {
+                state.metrics().commit_statuses.inc(&["failed"]);
+                tracing::warn!(
+                    "github.commitStatuses is on but no GitHub client: {e}; syncing without statuses"
+                );
+                None
+            }
+            None => None,
+        };
         let mut errors = Vec::new();
         let mut degraded = Vec::new();
         for desired in rendered {
@@ -370,7 +387,24 @@ impl Executor for Reconciler {
             let Some(app) = config.application(&desired.name) else {
                 continue;
             };
-            let sync_settings = SyncSettings::new(app, &settings);
+            let mut sync_settings = SyncSettings::new(app, &settings);
+            sync_settings.trigger = run.reasons.join(", ");
+            if !state.pages().knows(&app.name)
+                && let Some(stored) = crate::sync::status::read(
+                    self.cluster.read_only(),
+                    &sync_settings.status_namespace,
+                    &app.name,
+                )
+                .await
+            {
+                state.pages().seed_runs(&app.name, &stored.runs);
+            }
+            state.pages().started(&app.name, Some(&checkout.revision));
+            if let Some(statuses) = &statuses {
+                statuses
+                    .started(state.metrics(), &app.name, &checkout.revision)
+                    .await;
+            }
             let result = sync_application(
                 &self.cluster,
                 &index,
@@ -388,7 +422,10 @@ impl Executor for Reconciler {
                 summary = %result.counts().summary(),
                 "synced"
             );
-            self.record(state, &result);
+            self.record(state, &result, &sync_settings.trigger);
+            if let Some(statuses) = &statuses {
+                statuses.finished(state.metrics(), &result).await;
+            }
             if result.health == crate::cluster::health::HealthStatus::Degraded {
                 degraded.push(result.application.clone());
             }
@@ -550,6 +587,7 @@ fn record_bumps(state: &AppState, report: &BumpReport) {
                 number,
                 title: line.title().unwrap_or_default(),
                 url,
+                state: line.merge.as_ref().map(super::page::views::merge_words),
             });
         }
     }
@@ -803,11 +841,13 @@ async fn api_status(State(state): State<ApiState>) -> axum::Json<ApiStatus> {
 
 /// The service's routes plus `GET /api/status` (JSON for `relbot status --server`).
 pub fn router(state: AppState, leader: LeaderState) -> Router {
-    http::router(state.clone()).merge(
-        Router::new()
-            .route("/api/status", get(api_status))
-            .with_state(ApiState { app: state, leader }),
-    )
+    http::router(state.clone())
+        .merge(super::page_routes::routes().with_state(state.clone()))
+        .merge(
+            Router::new()
+                .route("/api/status", get(api_status))
+                .with_state(ApiState { app: state, leader }),
+        )
 }
 
 /// Runs `relbot serve` until SIGTERM/SIGINT (or `stop`), then drains.
@@ -889,6 +929,13 @@ pub async fn run(
         settings,
     );
     let _ = state_cell.set(state.clone());
+    state
+        .pages()
+        .set_links(RepoLinks::from_config(&current.config));
+    state.pages().set_leader_name({
+        let elector = elector_handle.elector().clone();
+        move || elector.holder()
+    });
 
     let listener = tokio::net::TcpListener::bind(options.listen)
         .await

@@ -39,6 +39,8 @@ pub struct RunContext {
     /// Tickets this run covers (`first..=last`).
     pub first_ticket: Ticket,
     pub last_ticket: Ticket,
+    /// Why the run happens (the merged triggers' reasons), for run histories.
+    pub reasons: Vec<String>,
 }
 
 /// What a run does. The server wires this to the reconciler and the bump
@@ -366,6 +368,7 @@ async fn run_one<E: Executor>(inner: &Inner, executor: &E, leader: &mut LeaderSt
             cancel: cancel.clone(),
             first_ticket: work.first_ticket,
             last_ticket: work.last_ticket,
+            reasons: work.reasons.clone(),
         };
         let run = execute(executor, &work, &context, &inner.metrics);
         tokio::pin!(run);

@@ -11,14 +11,15 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
 use tokio::sync::watch;
 
 use super::guard::{LeaderState, UpdateQueue};
 use super::metrics::{Metrics, webhook_event_label};
-use super::status_page::{self, RuntimeView, StatusSnapshot};
+use super::page::store::PageStore;
+use super::status_page::StatusSnapshot;
 use super::webhook::{
     DeliveryCache, Routed, Routes, Secret, Verdict, route_github_event, route_registry_event,
     verify_github_signature,
@@ -147,6 +148,7 @@ struct Shared {
     routes: watch::Sender<Arc<Routes>>,
     status: RwLock<StatusSnapshot>,
     deliveries: Mutex<DeliveryCache>,
+    pages: PageStore,
 }
 
 impl AppState {
@@ -169,6 +171,7 @@ impl AppState {
                 routes,
                 status: RwLock::new(StatusSnapshot::default()),
                 deliveries: Mutex::new(DeliveryCache::new(DELIVERY_CACHE_SIZE)),
+                pages: PageStore::default(),
             }),
         }
     }
@@ -203,12 +206,20 @@ impl AppState {
     pub fn readiness(&self) -> &Arc<Readiness> {
         &self.inner.readiness
     }
+
+    /// Runs, objects and live events behind the pages.
+    pub fn pages(&self) -> &PageStore {
+        &self.inner.pages
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.inner.leader.is_leader()
+    }
 }
 
 /// The service's routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(status_page))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -241,16 +252,6 @@ async fn metrics(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     response
-}
-
-async fn status_page(State(state): State<AppState>) -> Html<String> {
-    let runtime = RuntimeView {
-        ready: state.inner.readiness.is_ready(),
-        leader: state.inner.leader.is_leader(),
-        progress: state.inner.queue.progress(),
-        last_run: state.inner.queue.last_run(),
-    };
-    Html(status_page::render(&state.status(), &runtime))
 }
 
 /// Reads at most `limit` bytes; `Err(())` when the body is larger.

@@ -162,6 +162,19 @@ impl LeaseElector {
         });
     }
 
+    /// Who holds the Lease: this replica while it leads, else the holder
+    /// last read from the Lease.
+    pub fn holder(&self) -> Option<String> {
+        if self.is_leader() {
+            return Some(self.settings.identity.clone());
+        }
+        self.observed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|o| o.holder.clone())
+    }
+
     pub fn settings(&self) -> &LeaseSettings {
         &self.settings
     }

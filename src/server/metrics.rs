@@ -349,6 +349,8 @@ pub struct Metrics {
     pub registry_rate_limit_wait_seconds: Counter,
     /// `action` (`opened`, `updated`, `merged`, `closed`).
     pub pull_requests: Counter,
+    /// Commit statuses posted to GitHub by `result` (`posted`, `failed`).
+    pub commit_statuses: Counter,
     /// 1 while this replica holds the leader Lease.
     pub lease_held: Gauge,
     /// `kind` (`sync`, `bump`, `continue_merge`): triggers submitted.
@@ -438,6 +440,12 @@ impl Metrics {
                 "Bump pull requests by action.",
                 &["action"],
             ),
+            commit_statuses: counter(
+                &d,
+                "relbot_commit_statuses_total",
+                "Commit statuses posted to GitHub, by result.",
+                &["result"],
+            ),
             lease_held: gauge(
                 &d,
                 "relbot_lease_held",
@@ -493,6 +501,7 @@ impl Metrics {
         self.registry_rate_limit_waits.render(&mut out);
         self.registry_rate_limit_wait_seconds.render(&mut out);
         self.pull_requests.render(&mut out);
+        self.commit_statuses.render(&mut out);
         self.lease_held.render(&mut out);
         self.triggers.render(&mut out);
         self.triggers_coalesced.render(&mut out);

@@ -5,11 +5,14 @@
 //! executed by whatever implements [`Executor`].
 
 pub mod app;
+pub mod commit_status;
 pub mod guard;
 pub mod http;
 pub mod lease;
 pub mod metrics;
 pub mod observed;
+pub mod page;
+pub mod page_routes;
 pub mod reload;
 pub mod schedule;
 pub mod shutdown;

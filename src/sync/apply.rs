@@ -473,6 +473,7 @@ pub async fn sync_application(
             &result,
             &inventory,
             previous.as_ref(),
+            &settings.trigger,
         )
         .await;
         match written {

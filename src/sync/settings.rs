@@ -53,6 +53,8 @@ pub struct SyncSettings {
     pub health_rules: HealthRules,
     /// Gate the last wave on health as well (see `RunSettings`).
     pub wait_for_last_wave: bool,
+    /// What asked for this run, for the status record's history.
+    pub trigger: String,
 }
 
 impl SyncSettings {
@@ -66,6 +68,7 @@ impl SyncSettings {
             progress: run.progress.clone(),
             health_rules: run.health_rules.clone(),
             wait_for_last_wave: run.wait_for_last_wave,
+            trigger: "relbot sync".into(),
         }
     }
 }

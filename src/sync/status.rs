@@ -6,7 +6,10 @@
 //!   the API server's 1 MiB ConfigMap limit);
 //! - `kinds.json`: the inventory — every `group/version/kind` relbot owns
 //!   objects of for the application, so a kind that left git entirely is
-//!   still listed and its objects pruned.
+//!   still listed and its objects pruned;
+//! - `runs.json`: the last [`RUNS_KEPT`] runs that changed what the record
+//!   says (trigger, revision, duration, outcome, error), newest first, each
+//!   a few hundred bytes at most.
 //!
 //! A ConfigMap rather than a CRD: it needs no cluster-wide install step and
 //! no extra RBAC beyond the namespace, and `kubectl get cm -n relbot -o yaml`
@@ -15,16 +18,24 @@
 
 use chrono::{DateTime, Utc};
 use kube::discovery::ApiResource;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::inventory::{self, content_hash};
-use super::result::{Outcome, SyncResult};
+use super::result::{Outcome, RunPhase, SyncResult};
 use crate::cluster::client::{ApiFailure, Cluster, ReadOnlyCluster};
 use crate::cluster::discovery::ResolvedKind;
 use crate::cluster::health::HealthStatus;
 
 const RESULT_KEY: &str = "result.json";
 const KINDS_KEY: &str = "kinds.json";
+const RUNS_KEY: &str = "runs.json";
+/// Runs kept in the record (and on the status page).
+pub const RUNS_KEPT: usize = 20;
+/// Longest error text kept per run: the full text is in the result.
+const RUN_ERROR_CHARS: usize = 300;
+/// Longest trigger text kept per run.
+const RUN_TRIGGER_CHARS: usize = 120;
 const FINGERPRINT_ANNOTATION: &str = "relbot.dev/status-fingerprint";
 
 pub fn config_map_name(application: &str) -> String {
@@ -50,7 +61,65 @@ fn core_kind(kind: &str, plural: &str, namespaced: bool) -> ResolvedKind {
 pub struct StoredStatus {
     pub result: Option<SyncResult>,
     pub kinds: Vec<String>,
+    /// Newest first.
+    pub runs: Vec<RunRecord>,
     fingerprint: Option<String>,
+}
+
+/// One run in the history: small on purpose (20 of them share the
+/// ConfigMap with the result).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunRecord {
+    pub started_at: DateTime<Utc>,
+    /// What asked for the run (`push abc123`, `poll`, `startup`…).
+    pub trigger: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    pub duration_ms: u64,
+    /// `Synced`, `OutOfSync` or `Failed`.
+    pub outcome: String,
+    pub health: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn cut(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+impl RunRecord {
+    /// The history line of `result`, asked for by `trigger`.
+    pub fn of(result: &SyncResult, trigger: &str) -> RunRecord {
+        RunRecord {
+            started_at: result.started_at,
+            trigger: cut(trigger, RUN_TRIGGER_CHARS),
+            revision: result.revision.clone(),
+            duration_ms: result.timings.total_ms,
+            outcome: match result.phase {
+                RunPhase::Synced => "Synced",
+                RunPhase::OutOfSync => "OutOfSync",
+                RunPhase::Failed => "Failed",
+            }
+            .into(),
+            health: result.health.as_str().into(),
+            error: (!result.errors.is_empty())
+                .then(|| cut(&result.errors.join("; "), RUN_ERROR_CHARS)),
+        }
+    }
+}
+
+/// `runs` with `newest` in front, at most [`RUNS_KEPT`] long.
+pub fn push_run(runs: &[RunRecord], newest: RunRecord) -> Vec<RunRecord> {
+    std::iter::once(newest)
+        .chain(runs.iter().cloned())
+        .take(RUNS_KEPT)
+        .collect()
 }
 
 /// Reads an application's stored status; `None` when there is none yet or it
@@ -71,6 +140,10 @@ pub async fn read(
             .as_str()
             .and_then(|s| serde_json::from_str(s).ok()),
         kinds: data[KINDS_KEY]
+            .as_str()
+            .and_then(|s| serde_json::from_str(s).ok())
+            .unwrap_or_default(),
+        runs: data[RUNS_KEY]
             .as_str()
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default(),
@@ -167,20 +240,27 @@ pub struct StatusError {
     pub failure: ApiFailure,
 }
 
-/// Stores a result (creating relbot's namespace when needed). Returns
-/// whether anything was written.
+/// Stores a result (creating relbot's namespace when needed), with this
+/// run in front of the stored history. Returns whether anything was written:
+/// a run that changed nothing the record says is not added to the history
+/// either, so a no-op sync still writes nothing.
 pub async fn write(
     cluster: &Cluster,
     namespace: &str,
     result: &SyncResult,
     kinds: &[String],
     previous: Option<&StoredStatus>,
+    trigger: &str,
 ) -> Result<bool, StatusError> {
     let name = config_map_name(&result.application);
     let print = fingerprint(result, kinds);
     if previous.and_then(|p| p.fingerprint.as_deref()) == Some(print.as_str()) {
         return Ok(false);
     }
+    let runs = push_run(
+        previous.map(|p| p.runs.as_slice()).unwrap_or_default(),
+        RunRecord::of(result, trigger),
+    );
     let body = json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -197,6 +277,7 @@ pub async fn write(
         "data": {
             RESULT_KEY: stored_result(result),
             KINDS_KEY: serde_json::to_string(kinds).unwrap_or_default(),
+            RUNS_KEY: serde_json::to_string(&runs).unwrap_or_default(),
         },
     });
     let config_maps = core_kind("ConfigMap", "configmaps", true);
@@ -346,6 +427,24 @@ mod tests {
             stored.objects[0].health.as_ref().unwrap().status,
             HealthStatus::Degraded
         );
+    }
+
+    #[test]
+    fn the_run_history_keeps_twenty_small_runs_newest_first() {
+        let mut result = result_with(1, 1);
+        result.errors = vec!["x".repeat(5000)];
+        let mut runs = Vec::new();
+        for i in 0..25 {
+            runs = push_run(&runs, RunRecord::of(&result, &format!("push {i}")));
+        }
+        assert_eq!(runs.len(), RUNS_KEPT);
+        assert_eq!(runs[0].trigger, "push 24");
+        assert_eq!(runs[0].outcome, "Failed");
+        let error = runs[0].error.as_deref().unwrap();
+        assert_eq!(error.chars().count(), RUN_ERROR_CHARS);
+        assert!(error.ends_with('…'));
+        let stored = serde_json::to_string(&runs).unwrap();
+        assert!(stored.len() < 10 * 1024, "{} bytes", stored.len());
     }
 
     #[test]

@@ -161,6 +161,8 @@ struct RepoState {
     pulls: BTreeMap<u64, PullState>,
     checks: HashMap<String, CheckState>,
     merges: Vec<MergeRecord>,
+    /// Commit statuses accepted, in order: (sha, the status as answered).
+    posted_statuses: Vec<(String, Value)>,
 }
 
 #[derive(Debug)]
@@ -523,6 +525,11 @@ impl GitHubDouble {
             .collect()
     }
 
+    /// Commit statuses accepted for `full_name`, in order: (sha, status).
+    pub fn commit_statuses(&self, full_name: &str) -> Vec<(String, Value)> {
+        self.lock().repos[full_name].posted_statuses.clone()
+    }
+
     pub fn merges(&self, full_name: &str) -> Vec<MergeRecord> {
         self.with_repo(full_name, |r| r.merges.clone())
     }
@@ -837,6 +844,81 @@ fn pull_json(base: &str, r: &RepoState, p: &PullState, full: bool) -> Value {
     v
 }
 
+/// `POST /repos/{owner}/{repo}/statuses/{sha}` as GitHub documents it:
+/// `state` one of error, failure, pending, success (required); `target_url`,
+/// `description` (GitHub cuts nothing: over 140 characters is a 422) and
+/// `context` optional strings; a full 40-hex commit id that exists. 201
+/// with the status. Each accepted status is kept in order for tests.
+fn create_status(
+    base: &str,
+    repo: &mut RepoState,
+    sha: &str,
+    body: Option<&Value>,
+    bot: &str,
+    id: u64,
+) -> Response {
+    let Some(body) = body.and_then(Value::as_object) else {
+        return answer(400, error_body("Problems parsing JSON"));
+    };
+    let invalid = |field: &str, code: &str| {
+        answer(
+            422,
+            json!({
+                "message": "Validation Failed",
+                "errors": [{"resource": "Status", "field": field, "code": code}],
+                "documentation_url": "https://docs.github.com/rest/commits/statuses#create-a-commit-status",
+                "status": "422",
+            }),
+        )
+    };
+    let state = match body.get("state").and_then(Value::as_str) {
+        Some(s @ ("error" | "failure" | "pending" | "success")) => s.to_string(),
+        Some(_) => return invalid("state", "invalid"),
+        None => return invalid("state", "missing_field"),
+    };
+    for field in ["target_url", "description", "context"] {
+        if body
+            .get(field)
+            .is_some_and(|v| !v.is_string() && !v.is_null())
+        {
+            return invalid(field, "invalid");
+        }
+    }
+    if let Some(known) = body
+        .keys()
+        .find(|k| !["state", "target_url", "description", "context"].contains(&k.as_str()))
+    {
+        return invalid(known, "unexpected_field");
+    }
+    let text = |field: &str| body.get(field).and_then(Value::as_str).map(str::to_string);
+    if text("description").is_some_and(|d| d.chars().count() > 140) {
+        return invalid("description", "custom");
+    }
+    if text("target_url").is_some_and(|u| !(u.starts_with("https://") || u.starts_with("http://")))
+    {
+        return invalid("target_url", "invalid");
+    }
+    if sha.len() != 40 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return answer(422, error_body(&format!("No commit found for SHA: {sha}")));
+    }
+    let context = text("context").unwrap_or_else(|| "default".into());
+    repo.checks
+        .entry(sha.to_string())
+        .or_default()
+        .statuses
+        .insert(context.clone(), state.clone());
+    let status = json!({
+        "url": format!("{base}/repos/{}/{}/statuses/{sha}", repo.owner, repo.name),
+        "id": id, "node_id": format!("SC_{id}"),
+        "state": state, "description": text("description"), "target_url": text("target_url"),
+        "context": context, "creator": {"login": bot},
+        "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z",
+    });
+    repo.posted_statuses.push((sha.to_string(), status.clone()));
+    run_auto_merges(repo);
+    answer(201, status)
+}
+
 fn error_body(message: &str) -> Value {
     json!({ "message": message, "documentation_url": "https://docs.github.com/rest", "status": "" })
 }
@@ -1058,6 +1140,7 @@ fn route(
         (Method::GET, ["commits", sha, "status"]) => {
             combined_status(base, repo, sha, &q, original_path)
         }
+        (Method::POST, ["statuses", sha]) => create_status(base, repo, sha, body, &bot, fresh_id),
         (Method::GET, ["commits", sha, "check-runs"]) => {
             check_runs(base, repo, sha, &q, original_path)
         }

@@ -27,6 +27,7 @@ mod location;
 mod pages;
 mod redirect;
 mod rest;
+pub mod statuses;
 mod transport;
 mod types;
 
@@ -376,6 +377,8 @@ mod tests {
             base_branch: None,
             commit_author: Default::default(),
             labels: vec![],
+            commit_statuses: false,
+            status_page_url: None,
         };
         let s = GithubSettings::from_config(&config, env(&[("RELBOT_GITHUB_TOKEN", "t")])).unwrap();
         assert_eq!(s.api_url, "https://ghe.example.com/api/v3");

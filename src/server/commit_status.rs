@@ -1,0 +1,137 @@
+//! Commit statuses for each sync: `relbot/<application>` on the synced
+//! commit, pending when the application's run starts, then success, failure
+//! or error with one line and a link to the application's page. Opt-in
+//! (`github.commitStatuses`). Posting is best effort: a refusal is logged
+//! and counted (`relbot_commit_statuses_total{result="failed"}`), never
+//! a reason to fail the sync.
+
+use crate::config::LoadedConfig;
+use crate::release::github::statuses::CommitState;
+use crate::release::github::{GitHubClient, GithubSettings};
+use crate::sync::result::{RunPhase, SyncResult};
+
+use super::metrics::Metrics;
+use super::page::overview::url_segment;
+
+pub struct CommitStatuses {
+    client: GitHubClient,
+    page_url: Option<String>,
+}
+
+impl CommitStatuses {
+    /// None when statuses are off; an error when they are on but no GitHub
+    /// client can be built (e.g. no token).
+    pub fn from_config(config: &LoadedConfig) -> Option<Result<CommitStatuses, String>> {
+        let github = config
+            .config
+            .github
+            .as_ref()
+            .filter(|g| g.commit_statuses)?;
+        let client = GithubSettings::from_config(github, |name| std::env::var(name).ok())
+            .map_err(|e| e.to_string())
+            .and_then(|settings| GitHubClient::new(settings).map_err(|e| e.to_string()));
+        Some(client.map(|client| {
+            CommitStatuses {
+                client,
+                page_url: github
+                    .status_page_url
+                    .as_deref()
+                    .map(|u| u.trim_end_matches('/').to_string())
+                    .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+            }
+        }))
+    }
+
+    fn target_url(&self, application: &str) -> Option<String> {
+        self.page_url
+            .as_ref()
+            .map(|base| format!("{base}/applications/{}", url_segment(application)))
+    }
+
+    pub async fn started(&self, metrics: &Metrics, application: &str, sha: &str) {
+        self.post(
+            metrics,
+            application,
+            sha,
+            CommitState::Pending,
+            &format!("relbot is syncing {application}"),
+        )
+        .await;
+    }
+
+    pub async fn finished(&self, metrics: &Metrics, result: &SyncResult) {
+        let Some(sha) = result.revision.as_deref() else {
+            return;
+        };
+        let (state, description) = outcome(result);
+        self.post(metrics, &result.application, sha, state, &description)
+            .await;
+    }
+
+    async fn post(
+        &self,
+        metrics: &Metrics,
+        application: &str,
+        sha: &str,
+        state: CommitState,
+        description: &str,
+    ) {
+        let context = format!("relbot/{application}");
+        let target = self.target_url(application);
+        match self
+            .client
+            .create_commit_status(sha, state, &context, description, target.as_deref())
+            .await
+        {
+            Ok(()) => metrics.commit_statuses.inc(&["posted"]),
+            Err(e) => {
+                metrics.commit_statuses.inc(&["failed"]);
+                tracing::warn!(
+                    application,
+                    revision = sha,
+                    state = state.as_str(),
+                    "could not set commit status {context}: {e}; the sync goes on"
+                );
+            }
+        }
+    }
+}
+
+/// The state and one line for a finished run: success when synced (or held
+/// back on purpose) and not Degraded; failure when the cluster refused or
+/// the application is Degraded; error when relbot could not judge (a plan
+/// or render error, nothing applied).
+pub fn outcome(result: &SyncResult) -> (CommitState, String) {
+    let health = result.health.as_str();
+    let summary = result.counts().summary();
+    match result.phase {
+        RunPhase::Failed
+            if result
+                .objects
+                .iter()
+                .all(|o| !matches!(o.outcome, crate::sync::result::Outcome::Applied))
+                && !result.errors.is_empty() =>
+        {
+            (
+                CommitState::Error,
+                format!("not applied: {}", result.errors.join("; ")),
+            )
+        }
+        RunPhase::Failed => (
+            CommitState::Failure,
+            match result.errors.first() {
+                Some(e) => format!("failed ({health}): {e}"),
+                None => format!("failed ({health}): {summary}"),
+            },
+        ),
+        _ if result.health == crate::cluster::health::HealthStatus::Degraded => (
+            CommitState::Failure,
+            format!("synced but Degraded: {summary}"),
+        ),
+        RunPhase::OutOfSync => (
+            CommitState::Success,
+            format!("synced, some changes held back ({health}): {summary}"),
+        ),
+        RunPhase::Synced => (CommitState::Success, format!("synced, {health}: {summary}")),
+    }
+}
