@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use relbot::release::registry::ImageRef;
 use relbot::server::http::{AppState, HttpSettings, Readiness, router};
+use relbot::server::page_routes;
 use relbot::server::status_page::AppStatus;
 use relbot::server::webhook::{Routes, Secret, github_signature};
 use relbot::server::{
@@ -91,7 +92,7 @@ async fn start(body_limit: usize) -> Server {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = router(state.clone());
+    let app = router(state.clone()).merge(page_routes::routes().with_state(state.clone()));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     Server {
         base: format!("http://{addr}"),

@@ -266,11 +266,30 @@ pub async fn run_bumps(
         if let Some(reader) =
             publisher.filter(|_| !matches!(line.outcome, PolicyOutcome::Failed { .. }))
         {
+            // A PR kept open on the policy's branch was opened after any
+            // revert there, so the closed list cannot hold this bump back.
+            let mut keeper_open = false;
+            if let (Some(publisher), Some(_)) = (publishing, &line.bump) {
+                match list_open_pulls_once(publisher.github, &mut open_pulls).await {
+                    Ok(pulls) => {
+                        let branch = branch_for_policy(policy.name());
+                        keeper_open = pulls.iter().any(|p| p.head_ref == branch);
+                    }
+                    Err(error) => {
+                        line.outcome = PolicyOutcome::Failed {
+                            error: error.to_string(),
+                        };
+                        report.policies.push(line);
+                        continue;
+                    }
+                }
+            }
             let guard = GuardContext {
                 root: &scan_root,
                 policy: &policy,
                 registry,
                 publishing: publishing.is_some(),
+                keeper_open,
             };
             match guard_policy(reader, &guard, &mut line, &mut history).await {
                 Ok(found) => revert = found,
@@ -285,18 +304,12 @@ pub async fn run_bumps(
         if let (Some(publisher), Some(base_revision), Some(plan)) =
             (publishing, &base_revision, line.bump.clone())
         {
-            // The open PRs are listed once per run, and only when needed.
-            if open_pulls.is_none() {
-                match publisher.github.list_open_pulls().await {
-                    Ok(pulls) => open_pulls = Some(pulls),
-                    Err(error) => {
-                        line.outcome = PolicyOutcome::Failed {
-                            error: error.to_string(),
-                        };
-                        report.policies.push(line);
-                        continue;
-                    }
-                }
+            if let Err(error) = list_open_pulls_once(publisher.github, &mut open_pulls).await {
+                line.outcome = PolicyOutcome::Failed {
+                    error: error.to_string(),
+                };
+                report.policies.push(line);
+                continue;
             }
             let context = PublishContext {
                 config: &loaded.config,
@@ -369,6 +382,8 @@ struct GuardContext<'a> {
     policy: &'a ImagePolicy,
     registry: &'a RegistryClient,
     publishing: bool,
+    /// An open PR is kept on the policy's branch (see `publish`).
+    keeper_open: bool,
 }
 
 /// The revert a policy's line carries instead of a bump.
@@ -442,6 +457,9 @@ async fn guard_policy(
     let Some(plan) = &line.bump else {
         return Ok(None);
     };
+    if cx.keeper_open {
+        return Ok(None);
+    }
     let closed = closed_pulls(reader.github, &branch, history).await?;
     if let Some(failed) = held_version(name, closed)
         && is_held(&plan.to, &failed)
@@ -454,6 +472,17 @@ async fn guard_policy(
         line.bump = None;
     }
     Ok(None)
+}
+
+/// The repository's open PRs, listed once per run and only when needed.
+async fn list_open_pulls_once<'p>(
+    github: &GitHubClient,
+    open_pulls: &'p mut Option<Vec<PullRequestInfo>>,
+) -> Result<&'p mut Vec<PullRequestInfo>, crate::release::github::GitHubError> {
+    if open_pulls.is_none() {
+        *open_pulls = Some(github.list_open_pulls().await?);
+    }
+    Ok(open_pulls.as_mut().expect("listed above"))
 }
 
 /// The policy branch's closed PRs, read once per policy per run.

@@ -193,7 +193,7 @@ mod tests {
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(!html.contains("ghp_SECRET"));
-        assert!(html.contains("https://github.com/acme/&lt;repo&gt;.git"));
+        assert!(html.contains("https://x-access-token:***@github.com/acme/&lt;repo&gt;.git"));
         assert!(!html.contains("onmouseover=\"x"));
         assert!(!html.contains("href=\"javascript"));
         assert!(html.contains("<a href=\"https://github.com/acme/x/pull/4\">#4 bump api</a>"));
