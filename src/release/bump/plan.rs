@@ -13,8 +13,8 @@ use crate::progress::{Progress, ProgressEvent};
 use crate::release::policy::{Choice, Held, TagPolicy, TagVersion};
 use crate::release::registry::{ImageRef, RegistryClient};
 use crate::release::rewrite::{
-    Edit, ImageReference, PolicyTarget, ReferenceKind, RewriteError, apply_edits, files_mentioning,
-    find_references, matches_policy, verify,
+    Edit, ExpectedChange, ImageReference, PolicyTarget, ReferenceKind, RewriteError, apply_edits,
+    files_mentioning, find_references, matches_policy, verify,
 };
 
 /// The bump one policy proposes.
@@ -154,6 +154,27 @@ struct Found {
     path: PathBuf,
     text: String,
     references: Vec<ImageReference>,
+}
+
+impl Found {
+    /// The file with `edits` applied and checked by re-parsing (only the
+    /// `expected` values changed); None when there is nothing to edit.
+    fn rewritten(
+        &self,
+        edits: &[Edit],
+        expected: &[ExpectedChange],
+    ) -> Result<Option<BumpFile>, RewriteError> {
+        if edits.is_empty() {
+            return Ok(None);
+        }
+        let new_text = apply_edits(&self.text, edits)?;
+        verify(&self.path, &self.text, &new_text, expected)?;
+        Ok(Some(BumpFile {
+            path: slash_path(&self.path),
+            changes: changed_lines(&self.text, &new_text, edits),
+            new_text,
+        }))
+    }
 }
 
 /// The scan of one policy against the files under `root`.
@@ -326,16 +347,9 @@ pub async fn plan_policy_observed(
                 }
             }
         }
-        if edits.is_empty() {
-            continue;
+        if let Some(rewritten) = file.rewritten(&edits, &expected).map_err(rewrite_err)? {
+            files.push(rewritten);
         }
-        let new_text = apply_edits(&file.text, &edits).map_err(rewrite_err)?;
-        verify(&file.path, &file.text, &new_text, &expected).map_err(rewrite_err)?;
-        files.push(BumpFile {
-            path: slash_path(&file.path),
-            changes: changed_lines(&file.text, &new_text, &edits),
-            new_text,
-        });
     }
     if files.is_empty() {
         return Ok(scan);
@@ -415,16 +429,9 @@ pub async fn plan_revert(
                 }
             }
         }
-        if edits.is_empty() {
-            continue;
+        if let Some(rewritten) = file.rewritten(&edits, &expected).map_err(rewrite_err)? {
+            files.push(rewritten);
         }
-        let new_text = apply_edits(&file.text, &edits).map_err(rewrite_err)?;
-        verify(&file.path, &file.text, &new_text, &expected).map_err(rewrite_err)?;
-        files.push(BumpFile {
-            path: slash_path(&file.path),
-            changes: changed_lines(&file.text, &new_text, &edits),
-            new_text,
-        });
     }
     if files.is_empty() {
         return Ok(None);
