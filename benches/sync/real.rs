@@ -160,6 +160,7 @@ impl Bench {
             "1,000 objects (800 ConfigMaps, 100 Services, 100 Deployments in 100 files), one application"
         );
         let (mut full, mut kubectl, mut floor) = (Vec::new(), Vec::new(), Vec::new());
+        let mut floor_requests = 0;
         let (mut noop, mut one) = (Vec::new(), Vec::new());
         let (mut first_check, mut first_runs) = (Vec::new(), Vec::new());
         let (mut full_runs, mut noop_runs, mut one_runs) = (Vec::new(), Vec::new(), Vec::new());
@@ -183,7 +184,9 @@ impl Bench {
             one_runs.push(run);
 
             let ns = self.namespace(&format!("floor-{round}")).await;
-            floor.push(self.floor(&app_dir, &ns).await);
+            let (wall, sent) = self.floor(&app_dir, &ns).await;
+            floor.push(wall);
+            floor_requests = sent;
             self.settle(&ns, Duration::from_secs(60)).await;
 
             let ns = self.namespace(&format!("kubectl-{round}")).await;
@@ -233,8 +236,8 @@ impl Bench {
             secs(floor_m),
             secs(*floor.iter().min().expect("runs")),
             secs(*floor.iter().max().expect("runs")),
-            1_000,
-            1_000,
+            floor_requests,
+            floor_requests,
             "-"
         );
         line(
@@ -427,7 +430,7 @@ impl Bench {
     /// The floor: relbot's apply requests for the same objects (bodies,
     /// labels, annotations, strict field validation, force) from a bare
     /// client, 8 in flight, nothing else done.
-    async fn floor(&self, dir: &Path, ns: &str) -> Duration {
+    async fn floor(&self, dir: &Path, ns: &str) -> (Duration, usize) {
         let app: Application =
             serde_saphyr::from_str(&format!("name: {ns}\npath: .\nnamespace: {ns}\n"))
                 .expect("application");
@@ -463,6 +466,7 @@ impl Bench {
             .collect();
         let mut params = PatchParams::apply("relbot").force();
         params.field_validation = Some(kube::api::ValidationDirective::Strict);
+        let sent = bodies.len();
         let start = Instant::now();
         stream::iter(bodies)
             .map(|(kind, body)| {
@@ -483,7 +487,7 @@ impl Bench {
             .buffer_unordered(FLOOR_CONCURRENCY)
             .collect::<Vec<()>>()
             .await;
-        start.elapsed()
+        (start.elapsed(), sent)
     }
 
     /// `kubectl apply --server-side` of the same files: `None` when there is
@@ -533,10 +537,9 @@ impl Bench {
 /// Runs `command` to its end; its output and its peak resident memory (KiB),
 /// read from the kernel's accounting of the reaped child.
 fn run_with_peak_rss(mut command: Command) -> (std::process::Output, i64) {
-    let child = command.spawn().expect("run relbot");
+    let mut child = command.spawn().expect("run relbot");
     let pid = child.id() as libc::pid_t;
     // Read the pipes on threads so a full pipe cannot stall the child.
-    let mut child = child;
     let mut stdout = child.stdout.take().expect("stdout");
     let mut stderr = child.stderr.take().expect("stderr");
     let out = std::thread::spawn(move || {
