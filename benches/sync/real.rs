@@ -536,6 +536,8 @@ impl Bench {
 
 /// Runs `command` to its end; its output and its peak resident memory (KiB),
 /// read from the kernel's accounting of the reaped child.
+// The child is reaped by wait4 below (std's wait cannot return its rusage).
+#[allow(clippy::zombie_processes)]
 fn run_with_peak_rss(mut command: Command) -> (std::process::Output, i64) {
     let mut child = command.spawn().expect("run relbot");
     let pid = child.id() as libc::pid_t;
