@@ -13,6 +13,12 @@
 //! /proc/self/clear_refs) is relbot's alone.
 //!
 //! `cargo bench --bench sync` (all sizes) or `cargo bench --bench sync -- 100 1000`.
+//!
+//! `RELBOT_BENCH_REAL=1 cargo bench --bench sync` (or `-- --real`) measures
+//! against a real API server instead: see `sync/real.rs`.
+
+#[path = "sync/real.rs"]
+mod real;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -40,6 +46,11 @@ fn main() {
             .map(Duration::from_millis)
             .unwrap_or_default();
         serve_kubesim(&args[1], latency);
+        return;
+    }
+    if real::wanted(&args) {
+        relbot::tls::init();
+        real::run();
         return;
     }
     let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();

@@ -268,6 +268,12 @@ impl std::ops::Deref for Cluster {
     }
 }
 
+/// Items a list request asks for at once: large enough that an application
+/// of 1,000 objects lists each kind in one request (a page more is a round
+/// trip more on every no-op re-check), small enough that a very large one is
+/// never parsed whole.
+pub const LIST_PAGE: u32 = 1_000;
+
 fn build_client(config: kube::Config) -> Result<(kube::Client, String), ClusterError> {
     let server = config
         .cluster_url
@@ -380,40 +386,64 @@ impl ReadOnlyCluster {
         namespace: Option<&str>,
         selector: Option<&str>,
     ) -> Result<Vec<Value>, ApiFailure> {
-        self.count_read(1);
-        let mut params = ListParams::default();
+        self.list_mapped(kind, namespace, selector, Some).await
+    }
+
+    /// Lists a kind page by page ([`LIST_PAGE`] items a request), passing each
+    /// item through `keep` as its page arrives: what `keep` drops or trims is
+    /// never held for the whole list. A large application's list is then
+    /// never in memory twice over (response text and parsed objects) at once.
+    pub async fn list_mapped<T>(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+        mut keep: impl FnMut(Value) -> Option<T>,
+    ) -> Result<Vec<T>, ApiFailure> {
+        let mut params = ListParams::default().limit(LIST_PAGE);
         if let Some(selector) = selector {
             params = params.labels(selector);
         }
-        let request = Request::new(kind.collection_path(namespace))
-            .list(&params)
-            .map_err(request_error)?;
-        let list: Value = self
-            .client
-            .request(request)
-            .await
-            .map_err(ApiFailure::from_kube)?;
         let api_version = kind.resource.api_version.clone();
-        let items = match list {
-            Value::Object(mut map) => match map.remove("items") {
-                Some(Value::Array(items)) => items,
-                _ => Vec::new(),
-            },
-            _ => Vec::new(),
-        };
-        // List items omit apiVersion/kind; put them back so they read like objects.
-        Ok(items
-            .into_iter()
-            .map(|mut item| {
-                if let Some(map) = item.as_object_mut() {
-                    map.entry("apiVersion")
-                        .or_insert_with(|| api_version.clone().into());
-                    map.entry("kind")
-                        .or_insert_with(|| kind.resource.kind.clone().into());
-                }
-                item
-            })
-            .collect())
+        let mut out = Vec::new();
+        loop {
+            self.count_read(1);
+            let request = Request::new(kind.collection_path(namespace))
+                .list(&params)
+                .map_err(request_error)?;
+            let list: Value = self
+                .client
+                .request(request)
+                .await
+                .map_err(ApiFailure::from_kube)?;
+            let Value::Object(mut map) = list else {
+                break;
+            };
+            let next = map
+                .get("metadata")
+                .and_then(|m| m.get("continue"))
+                .and_then(Value::as_str)
+                .filter(|token| !token.is_empty())
+                .map(str::to_string);
+            if let Some(Value::Array(items)) = map.remove("items") {
+                out.extend(items.into_iter().filter_map(|mut item| {
+                    // List items omit apiVersion/kind; put them back so they
+                    // read like objects.
+                    if let Some(map) = item.as_object_mut() {
+                        map.entry("apiVersion")
+                            .or_insert_with(|| api_version.clone().into());
+                        map.entry("kind")
+                            .or_insert_with(|| kind.resource.kind.clone().into());
+                    }
+                    keep(item)
+                }));
+            }
+            match next {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+        Ok(out)
     }
 
     /// One object, or `None` when it does not exist.

@@ -97,6 +97,41 @@ fn uid(object: &Value) -> Option<&str> {
     object["metadata"]["uid"].as_str()
 }
 
+/// An object of the application as listed: whether it is unchanged was
+/// judged on arrival against its desired body, and the object kept without
+/// `metadata.managedFields`. Those are most of a small object's size (for a
+/// Deployment, the controller's status fields too) and, once relbot's own set
+/// has been compared, nothing later reads them: the diff takes relbot's set
+/// from the dry-run's answer, health reads spec and status, prune and
+/// re-create read the uid and annotations. For 5,000 objects this is the
+/// difference between holding every list whole and holding what the plan
+/// uses.
+struct Listed {
+    key: ObjectKey,
+    object: Value,
+    unchanged: bool,
+}
+
+impl Listed {
+    fn judge(
+        key: ObjectKey,
+        mut object: Value,
+        wanted: &HashMap<&ObjectKey, &DesiredBody>,
+    ) -> Self {
+        let unchanged = wanted
+            .get(&key)
+            .is_some_and(|desired| is_unchanged(&object, desired));
+        if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.remove("managedFields");
+        }
+        Listed {
+            key,
+            object,
+            unchanged,
+        }
+    }
+}
+
 struct Resolved {
     manifest: Manifest,
     key: ObjectKey,
@@ -213,28 +248,36 @@ pub async fn plan_application(
         }
     }
     let selector = inventory::selector(&app.name);
-    let listed: Vec<(ResolvedKind, Result<Vec<Value>, ApiFailure>)> =
+    let wanted: HashMap<&ObjectKey, &DesiredBody> =
+        resolved.iter().map(|r| (&r.key, &r.desired)).collect();
+    let listed: Vec<(ResolvedKind, Result<Vec<Listed>, ApiFailure>)> =
         stream::iter(list_kinds.values().cloned())
             .map(|kind| {
                 let selector = selector.clone();
+                let wanted = &wanted;
                 async move {
-                    let items = cluster.list(&kind, None, Some(&selector)).await;
+                    // Each item is judged and trimmed as its page arrives,
+                    // so the whole list is never held with managedFields.
+                    let items = cluster
+                        .list_mapped(&kind, None, Some(&selector), |item| {
+                            let key = live_key(&item);
+                            (ownership(&app.name, &key, &item) == Ownership::Ours)
+                                .then(|| Listed::judge(key, item, wanted))
+                        })
+                        .await;
                     (kind, items)
                 }
             })
             .buffer_unordered(concurrency)
             .collect()
             .await;
-    let mut owned: HashMap<ObjectKey, (ResolvedKind, Value)> = HashMap::new();
+    let mut owned: HashMap<ObjectKey, (ResolvedKind, Listed)> = HashMap::new();
     let mut list_failed = false;
     for (kind, items) in listed {
         match items {
             Ok(items) => {
                 for item in items {
-                    let key = live_key(&item);
-                    if ownership(&app.name, &key, &item) == Ownership::Ours {
-                        owned.insert(key, (kind.clone(), item));
-                    }
+                    owned.insert(item.key.clone(), (kind.clone(), item));
                 }
             }
             Err(failure) => {
@@ -314,8 +357,11 @@ pub async fn plan_application(
             notes: Vec::new(),
         };
         let mut live = None;
-        if let Some((_, object)) = owned.remove(&r.key) {
-            if is_unchanged(&object, &r.desired) {
+        if let Some((_, listed)) = owned.remove(&r.key) {
+            let Listed {
+                object, unchanged, ..
+            } = listed;
+            if unchanged {
                 change.action = Action::Unchanged;
                 change.reason = Reason::InSync;
             } else {
@@ -506,46 +552,52 @@ pub async fn plan_application(
     let total_owned = owned.len() + changes.iter().filter(|c| objects_live(c)).count();
     let mut prunes: Vec<(Phase, Change, PlannedObject)> = owned
         .into_values()
-        .map(|(kind, live)| {
-            let key = live_key(&live);
-            let as_manifest = Manifest {
-                object: live.clone(),
-                origin: Origin {
-                    file: "".into(),
-                    line: 0,
+        .map(
+            |(
+                kind,
+                Listed {
+                    key, object: live, ..
                 },
-            };
-            let held = if !app.sync.prune {
-                Some("prune is off for this application".to_string())
-            } else {
-                prune_protection(&live, &key, app)
-            };
-            let phase = phase_of(&as_manifest);
-            let change = Change {
-                key,
-                api_version: live["apiVersion"].as_str().unwrap_or("").to_string(),
-                origin: None,
-                phase,
-                action: Action::Prune,
-                reason: Reason::NoLongerInGit,
-                validation: Validation::NotNeeded,
-                diff: None,
-                held,
-                notes: uid(&live)
-                    .map(|u| vec![format!("uid {u}")])
-                    .unwrap_or_default(),
-            };
-            (
-                phase,
-                change,
-                PlannedObject {
-                    kind,
-                    desired: None,
-                    live: Some(live),
-                    dry_run: None,
-                },
-            )
-        })
+            )| {
+                let as_manifest = Manifest {
+                    object: live.clone(),
+                    origin: Origin {
+                        file: "".into(),
+                        line: 0,
+                    },
+                };
+                let held = if !app.sync.prune {
+                    Some("prune is off for this application".to_string())
+                } else {
+                    prune_protection(&live, &key, app)
+                };
+                let phase = phase_of(&as_manifest);
+                let change = Change {
+                    key,
+                    api_version: live["apiVersion"].as_str().unwrap_or("").to_string(),
+                    origin: None,
+                    phase,
+                    action: Action::Prune,
+                    reason: Reason::NoLongerInGit,
+                    validation: Validation::NotNeeded,
+                    diff: None,
+                    held,
+                    notes: uid(&live)
+                        .map(|u| vec![format!("uid {u}")])
+                        .unwrap_or_default(),
+                };
+                (
+                    phase,
+                    change,
+                    PlannedObject {
+                        kind,
+                        desired: None,
+                        live: Some(live),
+                        dry_run: None,
+                    },
+                )
+            },
+        )
         .collect();
     prunes.sort_by(|a, b| (b.0, &b.1.key).cmp(&(a.0, &a.1.key)));
     let prunable = prunes.iter().filter(|p| p.1.held.is_none()).count();
