@@ -2,8 +2,6 @@
 //! synced: everything looks new to it there, which reads like a problem
 //! unless it is said plainly, with the command to run next.
 
-use std::collections::BTreeSet;
-
 use relbot::cluster::client::ReadOnlyCluster;
 use relbot::sync::status;
 
@@ -15,13 +13,12 @@ pub async fn never_synced(
     namespace: &str,
     wanted: &[&str],
 ) -> Vec<String> {
-    let Ok(results) = status::read_all(cluster, namespace).await else {
+    let Ok(synced) = status::recorded_applications(cluster, namespace).await else {
         return Vec::new();
     };
-    let synced: BTreeSet<&str> = results.iter().map(|r| r.application.as_str()).collect();
     wanted
         .iter()
-        .filter(|app| !synced.contains(*app))
+        .filter(|app| !synced.contains(**app))
         .map(|app| app.to_string())
         .collect()
 }

@@ -16,6 +16,8 @@
 //! shows it. The write is skipped when nothing but timings changed, so a
 //! no-op sync writes nothing at all.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 use kube::discovery::ApiResource;
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,8 @@ const RUN_ERROR_CHARS: usize = 300;
 /// Longest trigger text kept per run.
 const RUN_TRIGGER_CHARS: usize = 120;
 const FINGERPRINT_ANNOTATION: &str = "relbot.dev/status-fingerprint";
+/// Names the application a status record belongs to.
+const STATUS_OF_LABEL: &str = "relbot.dev/status-of";
 
 pub fn config_map_name(application: &str) -> String {
     format!("relbot-status-{application}")
@@ -270,7 +274,7 @@ pub async fn write(
             "labels": {
                 inventory::MANAGED_BY_LABEL: inventory::MANAGED_BY_VALUE,
                 "app.kubernetes.io/component": "sync-status",
-                "relbot.dev/status-of": result.application,
+                STATUS_OF_LABEL: result.application,
             },
             "annotations": { FINGERPRINT_ANNOTATION: print },
         },
@@ -309,18 +313,46 @@ pub async fn write(
     }
 }
 
+/// The applications with a stored result in the namespace, read from each
+/// record's label: the results themselves (a large application's is a
+/// sizeable JSON text) are neither kept nor parsed.
+pub async fn recorded_applications(
+    cluster: &ReadOnlyCluster,
+    namespace: &str,
+) -> Result<BTreeSet<String>, ApiFailure> {
+    let kind = core_kind("ConfigMap", "configmaps", true);
+    let names = cluster
+        .list_mapped(&kind, Some(namespace), Some(&status_selector()), |cm| {
+            cm["metadata"]["labels"][STATUS_OF_LABEL]
+                .as_str()
+                .map(str::to_string)
+        })
+        .await;
+    match names {
+        Ok(names) => Ok(names.into_iter().collect()),
+        Err(failure) if failure.is_not_found() => Ok(BTreeSet::new()),
+        Err(failure) => Err(failure),
+    }
+}
+
+fn status_selector() -> String {
+    format!(
+        "{}={},app.kubernetes.io/component=sync-status",
+        inventory::MANAGED_BY_LABEL,
+        inventory::MANAGED_BY_VALUE
+    )
+}
+
 /// Every application's stored result in the namespace (for `relbot status`).
 pub async fn read_all(
     cluster: &ReadOnlyCluster,
     namespace: &str,
 ) -> Result<Vec<SyncResult>, ApiFailure> {
     let kind = core_kind("ConfigMap", "configmaps", true);
-    let selector = format!(
-        "{}={},app.kubernetes.io/component=sync-status",
-        inventory::MANAGED_BY_LABEL,
-        inventory::MANAGED_BY_VALUE
-    );
-    let items = match cluster.list(&kind, Some(namespace), Some(&selector)).await {
+    let items = match cluster
+        .list(&kind, Some(namespace), Some(&status_selector()))
+        .await
+    {
         Ok(items) => items,
         Err(failure) if failure.is_not_found() => Vec::new(),
         Err(failure) => return Err(failure),
