@@ -8,9 +8,11 @@ use clap::Args;
 use relbot::cluster::client::{ClusterTarget, ReadOnlyCluster, locate};
 use relbot::config::LoadedConfig;
 use relbot::progress::ProgressEvent;
-use relbot::sync::engine::{self, DesiredApplication, PlanTarget};
+use relbot::sync::change_set::ChangeSet;
+use relbot::sync::engine::{self, DesiredApplication, PlanTarget, ResourceManager};
+use relbot::sync::plan::Plan;
 use relbot::sync::report::{PlanDocument, Style, plans_exit_code, render_plans};
-use relbot::sync::result::{ResultDocument, render_result, results_exit_code};
+use relbot::sync::result::{ResultDocument, SyncResult, render_result, results_exit_code};
 use relbot::sync::settings::RunSettings;
 use relbot::sync::status;
 use serde::Serialize;
@@ -274,17 +276,21 @@ pub fn run_sync(global: &GlobalArgs, args: SyncArgs) -> Outcome {
                 &settings.status_namespace,
             ));
         }
-        let results = match engine::sync_all(
-            &cluster,
-            &desired.applications,
-            desired.revision.as_deref(),
-            &settings,
-        )
-        .await
-        {
-            Ok(r) => r,
+        let manager = match ResourceManager::writable(cluster).await {
+            Ok(m) => m,
             Err(e) => return fail(format!("{e}; nothing was changed")),
         };
+        let changes = manager
+            .run_all(
+                &desired.applications,
+                desired.revision.as_deref(),
+                &settings,
+            )
+            .await;
+        let results: Vec<SyncResult> = changes
+            .into_iter()
+            .filter_map(ChangeSet::into_result)
+            .collect();
         finish(shown);
         let code = results_exit_code(&results);
         match args.output {
@@ -342,17 +348,21 @@ fn run_plan(global: &GlobalArgs, args: &SyncArgs) -> Outcome {
                 }
             }
         }
-        let plans = match engine::plan_all(
-            &plan_target,
-            &desired.applications,
-            desired.revision.as_deref(),
-            &settings,
-        )
-        .await
-        {
-            Ok(p) => p,
+        let manager = match ResourceManager::read_only(plan_target).await {
+            Ok(m) => m,
             Err(e) => return fail(e),
         };
+        let changes = manager
+            .run_all(
+                &desired.applications,
+                desired.revision.as_deref(),
+                &settings,
+            )
+            .await;
+        let plans: Vec<Plan> = changes
+            .into_iter()
+            .filter_map(ChangeSet::into_plan)
+            .collect();
         finish(shown);
         match args.output {
             OutputFormat::Text => print!("{}", render_plans(&plans, style, global.verbose > 0)),

@@ -19,7 +19,8 @@ use crate::config::LoadedConfig;
 use crate::redact::redact_userinfo;
 use crate::release::bump::PolicyOutcome;
 use crate::source::git::{Checkout, GitCredentials, GitSource};
-use crate::sync::apply::sync_application;
+use crate::sync::change_set::Detail;
+use crate::sync::engine::{DesiredApplication, ResourceManager};
 use crate::sync::plan::{Action, Reason};
 use crate::sync::result::{Outcome, RunPhase, SyncResult};
 use crate::sync::settings::{RunSettings, SyncSettings};
@@ -257,6 +258,8 @@ impl Executor for Reconciler {
                     ))
                 })?;
         let index = self.discover(state).await?;
+        // The engine the CLI syncs through, on this run's discovered kinds.
+        let engine = ResourceManager::with_index(self.cluster.clone(), index);
         let settings = RunSettings::from_config(&config.config);
         let statuses = match super::commit_status::CommitStatuses::from_config(&config) {
             Some(Ok(statuses)) => Some(statuses),
@@ -303,15 +306,21 @@ impl Executor for Reconciler {
                     .started(state.metrics(), &app.name, &checkout.revision)
                     .await;
             }
-            let result = sync_application(
-                &self.cluster,
-                &index,
-                app,
-                &desired.manifests,
-                Some(&checkout.revision),
-                &sync_settings,
-            )
-            .await;
+            let wanted = DesiredApplication {
+                app: app.clone(),
+                manifests: desired.manifests,
+            };
+            let changes = engine
+                .run(&wanted, Some(&checkout.revision), &sync_settings)
+                .await;
+            let result = match changes.detail {
+                Detail::Result(result) => *result,
+                // Only a read-only manager stops at the plan.
+                Detail::Plan(_) => {
+                    errors.push(format!("{}: planned but not synced", app.name));
+                    continue;
+                }
+            };
             tracing::info!(
                 application = %result.application,
                 revision = %checkout.revision,

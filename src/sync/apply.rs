@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::{StreamExt, stream};
 use serde_json::Value;
 
@@ -16,13 +16,13 @@ use super::diff::object_diff;
 use super::gate::{Entry, Gate, Latest, health_gate, resolve_pending, wait_for_crds};
 use super::hook_run::HookRunner;
 use super::hooks::HookPhase;
-use super::plan::Action;
-use super::planner::{LivePlan, PlanOptions, kind_id, plan_application};
+use super::plan::{Action, Plan};
+use super::planner::{LivePlan, PlanOptions, PlannedObject, kind_id, plan_application};
 use super::result::{ObjectOutcome, Outcome, RunPhase, SyncResult, Timings};
 use super::settings::SyncSettings;
-use super::status;
+use super::status::{self, StoredStatus};
 use super::write::write_entry;
-use crate::cluster::client::{ApiFailure, Cluster};
+use crate::cluster::client::{ApiFailure, Cluster, ReadOnlyCluster, RequestCounts};
 use crate::cluster::discovery::KindIndex;
 use crate::cluster::health::{self, Health};
 use crate::config::Application;
@@ -33,7 +33,23 @@ fn ms(d: Duration) -> u64 {
     d.as_millis() as u64
 }
 
-/// Syncs one application: plan (no dry-runs: the apply validates), apply,
+/// A plan made for a sync, with what carrying it out needs besides the
+/// plan itself: the live objects, the inventory after the sync, the last
+/// stored status and where the run's clock and request counters started.
+/// Made through a read-only handle, so a dry-run and a sync plan alike.
+#[derive(Debug)]
+pub struct StagedPlan {
+    pub plan: Plan,
+    objects: Vec<PlannedObject>,
+    kinds: BTreeSet<String>,
+    previous: Option<StoredStatus>,
+    started_at: DateTime<Utc>,
+    start: Instant,
+    before: RequestCounts,
+    plan_ms: u64,
+}
+
+/// Syncs one application: plan (every change server-validated), apply,
 /// gate, prune, record.
 pub async fn sync_application(
     cluster: &Cluster,
@@ -43,15 +59,37 @@ pub async fn sync_application(
     revision: Option<&str>,
     settings: &SyncSettings,
 ) -> SyncResult {
+    let staged = plan_sync(
+        cluster.read_only(),
+        index,
+        app,
+        manifests,
+        revision,
+        settings,
+    )
+    .await;
+    apply_plan(cluster, index, app, manifests, staged, revision, settings).await
+}
+
+/// Plans one application against the live cluster: reads its last status
+/// (for the inventory of kinds to look for prunes in) and server-validates
+/// every change, never writing.
+pub async fn plan_sync(
+    cluster: &ReadOnlyCluster,
+    index: &KindIndex,
+    app: &Application,
+    manifests: &[Manifest],
+    revision: Option<&str>,
+    settings: &SyncSettings,
+) -> StagedPlan {
     let started_at = Utc::now();
     let start = Instant::now();
     let before = cluster.counts();
-    let progress = &settings.progress;
-    progress.emit(|| ProgressEvent::Planning {
+    settings.progress.emit(|| ProgressEvent::Planning {
         app: app.name.clone(),
         objects: manifests.len(),
     });
-    let previous = status::read(cluster.read_only(), &settings.status_namespace, &app.name).await;
+    let previous = status::read(cluster, &settings.status_namespace, &app.name).await;
     let previous_kinds = previous
         .as_ref()
         .map(|p| p.kinds.clone())
@@ -67,7 +105,7 @@ pub async fn sync_application(
         objects,
         kinds,
     } = plan_application(
-        cluster.read_only(),
+        cluster,
         index,
         app,
         manifests,
@@ -76,7 +114,40 @@ pub async fn sync_application(
         options,
     )
     .await;
-    let plan_ms = ms(start.elapsed());
+    StagedPlan {
+        plan,
+        objects,
+        kinds,
+        previous,
+        started_at,
+        start,
+        before,
+        plan_ms: ms(start.elapsed()),
+    }
+}
+
+/// Carries out a staged plan: stage by stage and wave by wave, then prune,
+/// hooks, health and the status record.
+pub async fn apply_plan(
+    cluster: &Cluster,
+    index: &KindIndex,
+    app: &Application,
+    manifests: &[Manifest],
+    staged: StagedPlan,
+    revision: Option<&str>,
+    settings: &SyncSettings,
+) -> SyncResult {
+    let StagedPlan {
+        plan,
+        objects,
+        kinds,
+        previous,
+        started_at,
+        start,
+        before,
+        plan_ms,
+    } = staged;
+    let progress = &settings.progress;
 
     let mut errors: Vec<String> = plan.problems.iter().map(|p| p.to_string()).collect();
     let mut notes = plan.notes.clone();

@@ -1,16 +1,16 @@
 //! One run of the reconciler, shared by the CLI and the server:
 //! desired applications (already rendered from a resolved source) →
-//! plan → (apply → report). Callers fetch and render; the engine never
-//! touches git.
+//! plan → (apply → report), through one [`ResourceManager`] whose answer is
+//! a [`ChangeSet`] for a dry-run and a sync alike. Callers fetch and
+//! render; the engine never touches git.
 
 use std::time::Duration;
 
-use super::apply::sync_application;
+use super::apply::{StagedPlan, apply_plan, plan_sync};
+use super::change_set::ChangeSet;
 use super::plan::{Plan, offline_plan};
-use super::planner::{PlanOptions, plan_application};
 use super::result::SyncResult;
 use super::settings::{RunSettings, SyncSettings};
-use super::status;
 use crate::cluster::client::{Cluster, ClusterError, ClusterTarget, ReadOnlyCluster, locate};
 use crate::cluster::discovery::KindIndex;
 use crate::config::Application;
@@ -82,58 +82,12 @@ pub async fn plan_all(
     revision: Option<&str>,
     settings: &RunSettings,
 ) -> Result<Vec<Plan>, EngineError> {
-    match target {
-        PlanTarget::Offline { reason } => Ok(desired
-            .iter()
-            .map(|d| offline_plan(&d.app, revision, &d.manifests, reason))
-            .collect()),
-        PlanTarget::Live(cluster) => {
-            let index = cluster.discover().await?;
-            let mut plans = Vec::new();
-            for d in desired {
-                let app = &d.app.name;
-                settings.progress.emit(|| ProgressEvent::Planning {
-                    app: app.clone(),
-                    objects: d.manifests.len(),
-                });
-                plans.push(plan_live(cluster, &index, d, revision, settings, true).await);
-                settings
-                    .progress
-                    .emit(|| ProgressEvent::AppFinished { app: app.clone() });
-            }
-            Ok(plans)
-        }
-    }
-}
-
-async fn plan_live(
-    cluster: &ReadOnlyCluster,
-    index: &KindIndex,
-    desired: &DesiredApplication,
-    revision: Option<&str>,
-    settings: &RunSettings,
-    validate: bool,
-) -> Plan {
-    let previous = status::read(cluster, &settings.status_namespace, &desired.app.name).await;
-    let options = PlanOptions {
-        validate,
-        concurrency: settings.concurrency,
-    };
-    let kinds = previous
-        .as_ref()
-        .map(|p| p.kinds.clone())
-        .unwrap_or_default();
-    plan_application(
-        cluster,
-        index,
-        &desired.app,
-        &desired.manifests,
-        revision,
-        &kinds,
-        options,
-    )
-    .await
-    .plan
+    let manager = ResourceManager::read_only(target.clone()).await?;
+    let changes = manager.run_all(desired, revision, settings).await;
+    Ok(changes
+        .into_iter()
+        .filter_map(ChangeSet::into_plan)
+        .collect())
 }
 
 /// Syncs every application, one after another, and records each result.
@@ -143,23 +97,195 @@ pub async fn sync_all(
     revision: Option<&str>,
     settings: &RunSettings,
 ) -> Result<Vec<SyncResult>, EngineError> {
-    let index = cluster.discover().await?;
-    let mut results = Vec::new();
-    for d in desired {
-        let sync_settings = SyncSettings::new(&d.app, settings);
-        results.push(
-            sync_application(
-                cluster,
-                &index,
-                &d.app,
-                &d.manifests,
+    let manager = ResourceManager::writable(cluster.clone()).await?;
+    let changes = manager.run_all(desired, revision, settings).await;
+    Ok(changes
+        .into_iter()
+        .filter_map(ChangeSet::into_result)
+        .collect())
+}
+
+/// The cluster a [`ResourceManager`] works on.
+#[derive(Debug, Clone)]
+enum Handle {
+    /// Nothing reachable: every object "would create".
+    Offline { reason: String },
+    /// `sync --dry-run` and `diff`: reads and server-side dry-runs only.
+    ReadOnly(ReadOnlyCluster),
+    /// A sync.
+    Writable(Cluster),
+}
+
+/// The engine's one entry point for the CLI and `relbot serve`, shaped like
+/// Flux's `ssa.ResourceManager`: [`plan`](Self::plan) what git wants against
+/// what the cluster has (every change server-validated), then
+/// [`execute`](Self::execute) the plan. A read-only manager stops after the
+/// plan; a writable one applies it stage by stage and wave by wave, waits
+/// for health between waves, prunes last and records the result. Either
+/// way the answer is one [`ChangeSet`].
+#[derive(Debug, Clone)]
+pub struct ResourceManager {
+    handle: Handle,
+    /// Served kinds; empty offline.
+    index: KindIndex,
+}
+
+/// A plan on its way to [`ResourceManager::execute`].
+#[derive(Debug)]
+pub enum Staged {
+    /// Planned without a cluster.
+    Offline(Plan),
+    /// Planned against the live cluster, with what applying it needs.
+    Live(Box<StagedPlan>),
+}
+
+impl Staged {
+    pub fn plan(&self) -> &Plan {
+        match self {
+            Staged::Offline(plan) => plan,
+            Staged::Live(staged) => &staged.plan,
+        }
+    }
+
+    fn into_plan(self) -> Plan {
+        match self {
+            Staged::Offline(plan) => plan,
+            Staged::Live(staged) => staged.plan,
+        }
+    }
+}
+
+impl ResourceManager {
+    /// A manager that never writes: it plans against `target` (discovering
+    /// its kinds first) or offline.
+    pub async fn read_only(target: PlanTarget) -> Result<Self, EngineError> {
+        Ok(match target {
+            PlanTarget::Offline { reason } => ResourceManager {
+                handle: Handle::Offline { reason },
+                index: KindIndex::default(),
+            },
+            PlanTarget::Live(cluster) => ResourceManager {
+                index: cluster.discover().await?,
+                handle: Handle::ReadOnly(cluster),
+            },
+        })
+    }
+
+    /// A manager that syncs into `cluster`, with the kinds it serves now.
+    pub async fn writable(cluster: Cluster) -> Result<Self, EngineError> {
+        let index = cluster.discover().await?;
+        Ok(Self::with_index(cluster, index))
+    }
+
+    /// As [`writable`](Self::writable), with kinds the caller discovered
+    /// (`relbot serve` does every run, for its readiness).
+    pub fn with_index(cluster: Cluster, index: KindIndex) -> Self {
+        ResourceManager {
+            handle: Handle::Writable(cluster),
+            index,
+        }
+    }
+
+    /// Whether [`execute`](Self::execute) stops after the plan.
+    pub fn is_dry_run(&self) -> bool {
+        !matches!(self.handle, Handle::Writable(_))
+    }
+
+    /// Plans one application: its last status read, every object compared
+    /// with the cluster and every change server-validated (in a stand-in
+    /// namespace when its own is created by the plan; against the CRD's
+    /// schema when the plan creates the CRD). Never writes.
+    pub async fn plan(
+        &self,
+        desired: &DesiredApplication,
+        revision: Option<&str>,
+        settings: &SyncSettings,
+    ) -> Staged {
+        let read = match &self.handle {
+            Handle::Offline { reason } => {
+                return Staged::Offline(offline_plan(
+                    &desired.app,
+                    revision,
+                    &desired.manifests,
+                    reason,
+                ));
+            }
+            Handle::ReadOnly(cluster) => cluster,
+            Handle::Writable(cluster) => cluster.read_only(),
+        };
+        Staged::Live(Box::new(
+            plan_sync(
+                read,
+                &self.index,
+                &desired.app,
+                &desired.manifests,
                 revision,
-                &sync_settings,
+                settings,
             )
             .await,
-        );
+        ))
     }
-    Ok(results)
+
+    /// Carries out a plan of [`plan`](Self::plan): nothing at all for a
+    /// read-only manager; otherwise the waves (none of them when the plan
+    /// has a problem), health between them, prune, hooks and the status
+    /// record.
+    pub async fn execute(
+        &self,
+        desired: &DesiredApplication,
+        staged: Staged,
+        revision: Option<&str>,
+        settings: &SyncSettings,
+    ) -> ChangeSet {
+        match (&self.handle, staged) {
+            (Handle::Writable(cluster), Staged::Live(staged)) => ChangeSet::synced(
+                apply_plan(
+                    cluster,
+                    &self.index,
+                    &desired.app,
+                    &desired.manifests,
+                    *staged,
+                    revision,
+                    settings,
+                )
+                .await,
+            ),
+            (handle, staged) => {
+                if !matches!(handle, Handle::Offline { .. }) {
+                    settings.progress.emit(|| ProgressEvent::AppFinished {
+                        app: desired.app.name.clone(),
+                    });
+                }
+                ChangeSet::planned(staged.into_plan())
+            }
+        }
+    }
+
+    /// [`plan`](Self::plan), then [`execute`](Self::execute).
+    pub async fn run(
+        &self,
+        desired: &DesiredApplication,
+        revision: Option<&str>,
+        settings: &SyncSettings,
+    ) -> ChangeSet {
+        let staged = self.plan(desired, revision, settings).await;
+        self.execute(desired, staged, revision, settings).await
+    }
+
+    /// Every application, one after another, with the run's settings.
+    pub async fn run_all(
+        &self,
+        desired: &[DesiredApplication],
+        revision: Option<&str>,
+        settings: &RunSettings,
+    ) -> Vec<ChangeSet> {
+        let mut changes = Vec::with_capacity(desired.len());
+        for d in desired {
+            let sync_settings = SyncSettings::new(&d.app, settings);
+            changes.push(self.run(d, revision, &sync_settings).await);
+        }
+        changes
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The reconciler: plan, diff, apply, prune and report one application run.
 
 pub mod apply;
+pub mod change_set;
 pub mod crd_schema;
 pub mod diff;
 pub mod engine;

@@ -1,0 +1,376 @@
+//! The one sync engine end to end: `ResourceManager` plans and executes for
+//! the CLI and `relbot serve` alike, and its dry-run reports what the sync
+//! would hit. Runs on the emulator by default, on a real kube-apiserver with
+//! RELBOT_TEST_KUBECONFIG. Every test works in its own namespace.
+
+#[path = "support/git.rs"]
+mod git_support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use git_support::{BareRepo, TestRepo, free_port};
+use kubesim::testing::TestCluster;
+use relbot::cluster::client::{Cluster, ReadOnlyCluster};
+use relbot::config::Application;
+use relbot::manifest::{Manifest, Origin};
+use relbot::sync::change_set::ChangeSet;
+use relbot::sync::engine::{DesiredApplication, PlanTarget, ResourceManager};
+use relbot::sync::result::{Outcome, SyncResult};
+use relbot::sync::settings::SyncSettings;
+use serde_json::{Value, json};
+
+fn desired(tc: &TestCluster, objects: &[(Value, usize)]) -> DesiredApplication {
+    let app: Application = serde_saphyr::from_str(&format!(
+        "name: {ns}\npath: apps/{ns}\nnamespace: {ns}\n",
+        ns = tc.namespace()
+    ))
+    .expect("application YAML");
+    DesiredApplication {
+        app,
+        manifests: objects
+            .iter()
+            .map(|(object, line)| Manifest {
+                object: object.clone(),
+                origin: Origin {
+                    file: "apps/shop/all.yaml".into(),
+                    line: *line,
+                },
+            })
+            .collect(),
+    }
+}
+
+fn settings(tc: &TestCluster) -> SyncSettings {
+    SyncSettings {
+        concurrency: 8,
+        status_namespace: tc.namespace().to_string(),
+        health_timeout: Duration::from_secs(10),
+        poll_interval: Duration::from_millis(100),
+        record_status: true,
+        progress: Default::default(),
+        health_rules: Default::default(),
+        wait_for_last_wave: false,
+        trigger: "test".into(),
+    }
+}
+
+fn writable(tc: &TestCluster) -> Cluster {
+    Cluster::from_client(tc.client(), "test-cluster")
+}
+
+async fn dry_run(tc: &TestCluster, want: &DesiredApplication) -> ChangeSet {
+    let read: ReadOnlyCluster = writable(tc).read_only().clone();
+    let manager = ResourceManager::read_only(PlanTarget::Live(read))
+        .await
+        .expect("discovery");
+    assert!(manager.is_dry_run());
+    manager.run(want, Some("rev1"), &settings(tc)).await
+}
+
+async fn sync(tc: &TestCluster, want: &DesiredApplication) -> ChangeSet {
+    let manager = ResourceManager::writable(writable(tc))
+        .await
+        .expect("discovery");
+    manager.run(want, Some("rev1"), &settings(tc)).await
+}
+
+fn config_map(ns: &str, name: &str, wave: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": ns,
+            "annotations": {"argocd.argoproj.io/sync-wave": wave}},
+        "data": {"greeting": "hello"}})
+}
+
+fn strict_widget_crd(group: &str) -> Value {
+    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {"group": group, "scope": "Namespaced",
+            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "required": ["size"],
+                        "properties": {"size": {"type": "integer", "minimum": 1}}}}}}}]}})
+}
+
+fn bad_widget(group: &str, ns: &str) -> Value {
+    json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
+        "metadata": {"name": "w1", "namespace": ns,
+            "annotations": {"argocd.argoproj.io/sync-wave": "0"}},
+        "spec": {"size": 2, "foo": 1}})
+}
+
+async fn delete_crd(tc: &TestCluster, group: &str) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(tc.client());
+    let _ = crds
+        .delete(&format!("widgets.{group}"), &Default::default())
+        .await;
+}
+
+async fn config_map_exists(tc: &TestCluster, ns: &str, name: &str) -> bool {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(tc.client(), ns);
+    api.get_opt(name).await.expect("read ConfigMap").is_some()
+}
+
+#[tokio::test]
+async fn a_wave_with_one_server_rejected_object_writes_nothing() {
+    let tc = TestCluster::acquire("engine-half-wave").await;
+    let ns = tc.namespace().to_string();
+    let group = format!("{ns}.example.com");
+    // The CRD first, so the server itself judges the widget.
+    let crd = (strict_widget_crd(&group), 1);
+    let installed = sync(&tc, &desired(&tc, std::slice::from_ref(&crd))).await;
+    assert!(installed.errors.is_empty(), "{installed:#?}");
+
+    let want = desired(
+        &tc,
+        &[
+            crd,
+            (config_map(&ns, "first", "0"), 20),
+            (config_map(&ns, "second", "0"), 30),
+            (bad_widget(&group, &ns), 40),
+            (config_map(&ns, "later", "1"), 50),
+        ],
+    );
+    let changes = sync(&tc, &want).await;
+    assert_eq!(
+        changes.written(),
+        0,
+        "nothing is half-applied: {changes:#?}"
+    );
+    let errors = changes.errors.join("\n");
+    assert!(
+        errors.contains("apps/shop/all.yaml:40") && errors.contains("spec.foo"),
+        "the rejection names the object's file:line and the server's words: {errors}"
+    );
+    for name in ["first", "second", "later"] {
+        assert!(
+            !config_map_exists(&tc, &ns, name).await,
+            "{name} was written"
+        );
+    }
+    assert!(
+        changes
+            .entries
+            .iter()
+            .filter(|e| e.key.kind == "ConfigMap")
+            .all(|e| matches!(e.outcome, Some(Outcome::NotAttempted(_)))),
+        "{changes:#?}"
+    );
+    delete_crd(&tc, &group).await;
+    tc.cleanup().await;
+}
+
+/// The dry-run and the sync of the same objects on a cluster that has none
+/// of them stop on the same errors; the sync writes nothing.
+async fn assert_dry_run_tells_what_the_sync_hits(
+    tc: &TestCluster,
+    want: &DesiredApplication,
+    expected: &[&str],
+) {
+    let dry = dry_run(tc, want).await;
+    assert!(dry.dry_run);
+    let text = dry.errors.join("\n");
+    for words in expected {
+        assert!(
+            text.contains(words),
+            "{words:?} missing from the dry-run's errors: {dry:#?}"
+        );
+    }
+    let real = sync(tc, want).await;
+    assert_eq!(
+        dry.errors, real.errors,
+        "the dry-run reports the errors the sync hits"
+    );
+    assert_eq!(real.written(), 0, "{real:#?}");
+}
+
+#[tokio::test]
+async fn dry_run_on_an_empty_cluster_reports_the_sync_errors_for_a_new_namespace() {
+    let tc = TestCluster::acquire("engine-dry-ns").await;
+    let ns = tc.namespace().to_string();
+    let group = format!("{ns}.example.com");
+    let crd = (strict_widget_crd(&group), 1);
+    let installed = sync(&tc, &desired(&tc, std::slice::from_ref(&crd))).await;
+    assert!(installed.errors.is_empty(), "{installed:#?}");
+
+    let fresh = format!("{ns}-fresh");
+    let want = desired(
+        &tc,
+        &[
+            crd,
+            (
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": fresh}}),
+                10,
+            ),
+            (config_map(&fresh, "settings", "0"), 20),
+            (bad_widget(&group, &fresh), 40),
+        ],
+    );
+    assert_dry_run_tells_what_the_sync_hits(&tc, &want, &["apps/shop/all.yaml:40", "spec.foo"])
+        .await;
+    use k8s_openapi::api::core::v1::Namespace;
+    let namespaces: kube::Api<Namespace> = kube::Api::all(tc.client());
+    let created = namespaces.get_opt(&fresh).await.expect("read Namespace");
+    if created.is_some() {
+        let _ = namespaces.delete(&fresh, &Default::default()).await;
+    }
+    assert!(created.is_none(), "the new namespace was not written");
+    delete_crd(&tc, &group).await;
+    tc.cleanup().await;
+}
+
+#[tokio::test]
+async fn dry_run_on_an_empty_cluster_reports_the_sync_errors_for_a_cr_of_a_new_crd() {
+    let tc = TestCluster::acquire("engine-dry-crd").await;
+    let ns = tc.namespace().to_string();
+    let group = format!("{ns}.example.com");
+    let want = desired(
+        &tc,
+        &[
+            (strict_widget_crd(&group), 1),
+            (config_map(&ns, "settings", "0"), 20),
+            (bad_widget(&group, &ns), 40),
+        ],
+    );
+    assert_dry_run_tells_what_the_sync_hits(
+        &tc,
+        &want,
+        &["apps/shop/all.yaml:40", "unknown field \"spec.foo\""],
+    )
+    .await;
+    delete_crd(&tc, &group).await;
+    tc.cleanup().await;
+}
+
+/// A ChangeSet as JSON with the test's namespace and application name
+/// replaced, so runs in two namespaces compare.
+fn normalised(changes: &ChangeSet, ns: &str) -> Value {
+    let text = serde_json::to_string(changes).expect("JSON");
+    serde_json::from_str(&text.replace(ns, "NS")).expect("JSON")
+}
+
+async fn wait_for_stored_result(
+    tc: &TestCluster,
+    revision: &str,
+    log: &std::path::Path,
+) -> SyncResult {
+    let read = writable(tc).read_only().clone();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        if let Some(result) = relbot::sync::status::read(&read, tc.namespace(), tc.namespace())
+            .await
+            .and_then(|s| s.result)
+            .filter(|r| r.revision.as_deref() == Some(revision))
+        {
+            return result;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "relbot serve recorded no result for {revision} within 90 s; log:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn serve_and_the_cli_produce_the_same_change_set_for_one_revision() {
+    let cli_tc = TestCluster::acquire("engine-cli").await;
+    let serve_tc = TestCluster::acquire("engine-serve").await;
+    let application = |ns: &str| {
+        format!(
+            "  - name: {ns}\n    path: apps/shop\n    namespace: {ns}\n    sync: {{ prune: true, selfHeal: true }}\n"
+        )
+    };
+    let bare = BareRepo::new("engine-config");
+    let work = TestRepo::clone_from(&bare.url());
+    work.write(
+        "apps/shop/a.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  greeting: hello\n",
+    );
+    work.write(
+        "apps/shop/b.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n  annotations:\n    argocd.argoproj.io/sync-wave: \"1\"\ndata:\n  greeting: later\n",
+    );
+    work.write(
+        "apps/shop/svc.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  ports:\n    - port: 80\n      targetPort: 8080\n  selector:\n    app: web\n",
+    );
+    // The CLI reads the repository's relbot.yaml; serve its own --config.
+    let cli_ns = cli_tc.namespace().to_string();
+    work.write(
+        "relbot.yaml",
+        &format!(
+            "status:\n  namespace: {cli_ns}\napplications:\n{}",
+            application(&cli_ns)
+        ),
+    );
+    let revision = work.commit("shop");
+    work.git(&["push", "-q", "origin", "main"]);
+
+    let cli = Command::new(env!("CARGO_BIN_EXE_relbot"))
+        .args(["sync", "--no-progress", "-o", "json", "--source"])
+        .arg(work.path())
+        .env("KUBECONFIG", cli_tc.kubeconfig_path())
+        .env("HOME", work.path())
+        .output()
+        .expect("run relbot sync");
+    let document: Value = serde_json::from_slice(&cli.stdout).unwrap_or_else(|e| {
+        panic!(
+            "relbot sync -o json: {e}\n{}",
+            String::from_utf8_lossy(&cli.stderr)
+        )
+    });
+    let cli_result: SyncResult =
+        serde_json::from_value(document["applications"][0].clone()).expect("a SyncResult");
+    assert_eq!(cli_result.revision.as_deref(), Some(revision.as_str()));
+
+    let serve_ns = serve_tc.namespace().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("relbot.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "repo:\n  url: {}\n  branch: main\n  interval: 1h\nstatus:\n  namespace: {serve_ns}\napplications:\n{}",
+            bare.url(),
+            application(&serve_ns)
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("serve.log");
+    let port = free_port();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_relbot"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--config")
+        .arg(&config)
+        .arg("--kubeconfig")
+        .arg(serve_tc.kubeconfig_path())
+        .arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        .env("POD_NAME", format!("engine-{port}"))
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start relbot serve");
+    let serve_result = wait_for_stored_result(&serve_tc, &revision, &log).await;
+    let _ = serve.kill();
+    let _ = serve.wait();
+
+    // Every object was created, so the stored result keeps them all.
+    let from_cli = ChangeSet::synced(cli_result);
+    let from_serve = ChangeSet::synced(serve_result);
+    assert_eq!(from_cli.entries.len(), 3, "{from_cli:#?}");
+    assert_eq!(from_cli.written(), 3, "{from_cli:#?}");
+    assert_eq!(
+        normalised(&from_cli, &cli_ns),
+        normalised(&from_serve, &serve_ns),
+        "the CLI and serve made the same changes"
+    );
+    cli_tc.cleanup().await;
+    serve_tc.cleanup().await;
+}
