@@ -638,7 +638,7 @@ fn record_registry(
 mod bump {
     use super::*;
     use crate::release::bump::{
-        AppHealth, AppObservation, BumpOptions, Publisher, StaticHealth, Workspace, run_bumps,
+        AppObservation, BumpOptions, Publisher, StaticHealth, Workspace, run_bumps,
     };
     use crate::release::github::{GitHubClient, GithubSettings};
     use crate::release::registry::{
@@ -746,7 +746,7 @@ mod bump {
                 .iter()
                 .map(|a| {
                     let observed = AppObservation {
-                        health: AppHealth::parse(&a.health),
+                        health: crate::cluster::health::HealthStatus::parse(&a.health),
                         since: a.health_since,
                         revision: a.revision.clone(),
                         synced_at: a.last_run,
