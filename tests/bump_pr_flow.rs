@@ -21,10 +21,11 @@ use bump_samples::{SAMPLE_TAGS, write_sample_tree};
 use git_support::{BareRepo, TestRepo};
 use github_double::GitHubDouble;
 use registry_support::{Auth, Media, RealRegistry};
+use relbot::cluster::health::HealthStatus;
 use relbot::config::LoadedConfig;
 use relbot::release::bump::{
-    AppHealth, BumpOptions, BumpReport, HealthSource, MergeState, NoHealth, PolicyOutcome,
-    Publisher, StaticHealth, Workspace, run_bumps,
+    BumpOptions, BumpReport, HealthSource, MergeState, NoHealth, PolicyOutcome, Publisher,
+    StaticHealth, Workspace, run_bumps,
 };
 use relbot::release::github::{GitHubClient, PrMarker};
 use relbot::release::registry::{RegistryClient, RegistryCredentials, RegistrySettings};
@@ -264,7 +265,7 @@ async fn bump_flow_opens_updates_and_then_leaves_one_pr_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bump_flow_never_merges_into_a_degraded_application() {
     let w = World::start().await;
-    let degraded = StaticHealth::default().with("platform", AppHealth::Degraded);
+    let degraded = StaticHealth::default().with("platform", HealthStatus::Degraded);
     let report = w.run(&["idaes", "pgbouncer"], &degraded).await;
     for line in &report.policies {
         assert!(
@@ -288,7 +289,7 @@ async fn bump_flow_never_merges_into_a_degraded_application() {
     );
 
     // Healthy again: the next run asks for the merge, once per policy.
-    let healthy = StaticHealth::default().with("platform", AppHealth::Healthy);
+    let healthy = StaticHealth::default().with("platform", HealthStatus::Healthy);
     w.gh.clear_requests();
     let report = w.run(&["idaes", "pgbouncer"], &healthy).await;
     for line in &report.policies {

@@ -386,8 +386,10 @@ fn print_rollback(line: &PolicyReport, out: &mut dyn std::io::Write) {
             for object in unhealthy.iter().take(10) {
                 let _ = writeln!(
                     out,
-                    "      {}: {:?} — {}",
-                    object.object, object.health, object.reason
+                    "      {}: {} — {}",
+                    object.object,
+                    object.health.as_str(),
+                    object.reason
                 );
             }
         }

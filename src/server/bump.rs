@@ -14,10 +14,11 @@ use tokio_util::sync::CancellationToken;
 use super::http::AppState;
 use super::status_page::PendingPr;
 use super::trigger::{Selector, Trigger};
+use crate::cluster::health::HealthStatus;
 use crate::config::LoadedConfig;
 use crate::release::bump::{
-    AppHealth, AppObservation, BumpError, BumpOptions, BumpReport, MergeState, PolicyOutcome,
-    Publisher, PublisherError, RollbackDecision, StaticHealth, run_bumps,
+    AppObservation, BumpError, BumpOptions, BumpReport, MergeState, PolicyOutcome, Publisher,
+    PublisherError, RollbackDecision, StaticHealth, run_bumps,
 };
 use crate::release::registry::{
     CredentialsError, RegistryClient, RegistryCredentials, RegistryError, RegistrySettings,
@@ -112,7 +113,7 @@ pub async fn run(
             .iter()
             .map(|a| {
                 let observed = AppObservation {
-                    health: AppHealth::parse(&a.health),
+                    health: HealthStatus::parse(&a.health),
                     since: a.health_since,
                     revision: a.revision.clone(),
                     synced_at: a.last_run,

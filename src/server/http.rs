@@ -17,7 +17,7 @@ use futures::StreamExt;
 use tokio::sync::watch;
 
 use super::guard::{LeaderState, UpdateQueue};
-use super::metrics::{Metrics, webhook_event_label};
+use super::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics, webhook_event_label};
 use super::page::store::PageStore;
 use super::status_page::StatusSnapshot;
 use super::webhook::{
@@ -249,7 +249,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
     let mut response = state.inner.metrics.render().into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        HeaderValue::from_static(METRICS_CONTENT_TYPE),
     );
     response
 }

@@ -1,17 +1,32 @@
-//! Prometheus metrics, hand-written: a few counter, gauge and histogram
-//! families rendered in the text exposition format (0.0.4).
+//! Prometheus metrics: families kept by the `prometheus-client` crate and
+//! encoded by its Prometheus text encoder (exposition format 0.0.4).
 //!
-//! Hand-written rather than a client crate because relbot needs a dozen
-//! families and one guarantee a generic crate does not give: a hard cap on
-//! series per family, so a label fed from outside (an event name, a registry
-//! host) can never grow the scrape without bound. Callers pass label values
-//! from small fixed sets (results, actions) or from configuration
-//! (application, policy, registry names); anything else is normalised first.
+//! Around the crate's families relbot keeps one guarantee the crate does not
+//! give: a hard cap on series per family, so a label fed from outside (an
+//! event name, a registry host) can never grow the scrape without bound.
+//! Callers pass label values from small fixed sets (results, actions) or from
+//! configuration (application, policy, registry names); anything else is
+//! normalised first.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64};
+
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, prometheus_text};
+use prometheus_client::metrics::counter::Counter as ClientCounter;
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge as ClientGauge;
+use prometheus_client::metrics::histogram::Histogram as ClientHistogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::Registry;
+
+/// The `Content-Type` of [`Metrics::render`]: the Prometheus text format
+/// 0.0.4, not OpenMetrics. Every Prometheus version scrapes it (as do the
+/// agents that read Prometheus endpoints), it is what relbot always served,
+/// and in it a counter's `# TYPE` line names the family as exported
+/// (`relbot_syncs_total`), so scraped metadata stays as it was. OpenMetrics
+/// would name that family `relbot_syncs` and end the body with `# EOF`.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Series per family before new label sets are dropped (and counted in
 /// `relbot_metrics_series_dropped_total`).
@@ -24,34 +39,65 @@ pub const DURATION_BUCKETS: &[f64] = &[
     0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
 ];
 
-/// One family's series, keyed by label values in the family's label order.
-struct Family<V> {
+/// Label names with their values, in the family's label order.
+type LabelSet = Vec<(&'static str, String)>;
+
+/// One family's series with the cap on their number.
+struct Series<M> {
     name: &'static str,
-    help: &'static str,
     labels: &'static [&'static str],
-    series: Mutex<BTreeMap<Vec<String>, V>>,
+    family: Family<LabelSet, M, fn() -> M>,
+    /// Label values of the series in `family`: the crate counts a family's
+    /// series only in its own tests, and the cap needs the count.
+    present: Mutex<BTreeSet<Vec<String>>>,
     /// Shared by all families of one [`Metrics`].
-    dropped: Arc<AtomicU64>,
+    dropped: ClientCounter,
 }
 
-impl<V: Default> Family<V> {
+impl<M> Series<M>
+where
+    M: EncodeMetric + TypedMetric + std::fmt::Debug + Send + Sync + 'static,
+{
     fn new(
+        builder: &mut Builder,
         name: &'static str,
         help: &'static str,
         labels: &'static [&'static str],
-        dropped: &Arc<AtomicU64>,
+        new_series: fn() -> M,
     ) -> Self {
-        Family {
+        // The crate adds `_total` to counters and a full stop to every help
+        // text; relbot's tables carry both, as they appear in the scrape.
+        let registered = match M::TYPE {
+            MetricType::Counter => name
+                .strip_suffix("_total")
+                .unwrap_or_else(|| panic!("counter {name} must end in _total")),
+            _ => name,
+        };
+        let help = help
+            .strip_suffix('.')
+            .unwrap_or_else(|| panic!("help of {name} must end in a full stop"));
+        let family = Family::new_with_constructor(new_series);
+        builder
+            .registry
+            .register(registered, help, Listed(family.clone()));
+        Series {
             name,
-            help,
             labels,
-            series: Mutex::new(BTreeMap::new()),
-            dropped: dropped.clone(),
+            family,
+            present: Mutex::new(BTreeSet::new()),
+            dropped: builder.dropped.clone(),
         }
     }
 
-    /// Runs `f` on the series for `values`, creating it if the cap allows.
-    fn with<R>(&self, values: &[&str], f: impl FnOnce(&mut V) -> R) -> Option<R> {
+    fn label_set(&self, values: &[String]) -> LabelSet {
+        self.labels
+            .iter()
+            .copied()
+            .zip(values.iter().cloned())
+            .collect()
+    }
+
+    fn values(&self, values: &[&str]) -> Vec<String> {
         assert_eq!(
             values.len(),
             self.labels.len(),
@@ -59,81 +105,72 @@ impl<V: Default> Family<V> {
             self.name,
             self.labels
         );
-        let key: Vec<String> = values.iter().map(|v| truncate(v)).collect();
-        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        if !series.contains_key(&key) && series.len() >= MAX_SERIES_PER_FAMILY {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
-        Some(f(series.entry(key).or_default()))
+        values
+            .iter()
+            .map(|v| v.chars().take(MAX_LABEL_VALUE_LEN).collect())
+            .collect()
     }
 
-    fn read<R>(&self, values: &[&str], f: impl FnOnce(&V) -> R) -> Option<R> {
-        let key: Vec<String> = values.iter().map(|v| truncate(v)).collect();
-        let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        series.get(&key).map(f)
+    /// Runs `f` on the series for `values`, creating it if the cap allows.
+    fn with<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> Option<R> {
+        let values = self.values(values);
+        // Held while the family changes, so `present` and the family agree.
+        let mut present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+        if !present.contains(&values) {
+            if present.len() >= MAX_SERIES_PER_FAMILY {
+                self.dropped.inc();
+                return None;
+            }
+            present.insert(values.clone());
+        }
+        Some(f(&self.family.get_or_create(&self.label_set(&values))))
+    }
+
+    fn read<R>(&self, values: &[&str], f: impl FnOnce(&M) -> R) -> Option<R> {
+        let values = self.values(values);
+        self.family.get(&self.label_set(&values)).map(|m| f(&m))
     }
 
     fn retain(&self, keep: impl Fn(&[String]) -> bool) {
-        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
-        series.retain(|k, _| keep(k));
-    }
-
-    fn header(&self, out: &mut String, kind: &str) {
-        let _ = writeln!(out, "# HELP {} {}", self.name, escape_help(self.help));
-        let _ = writeln!(out, "# TYPE {} {}", self.name, kind);
-    }
-
-    fn label_text(&self, values: &[String], extra: Option<(&str, &str)>) -> String {
-        let mut pairs: Vec<String> = self
-            .labels
-            .iter()
-            .zip(values)
-            .map(|(k, v)| format!("{k}=\"{}\"", escape_label(v)))
-            .collect();
-        if let Some((k, v)) = extra {
-            pairs.push(format!("{k}=\"{}\"", escape_label(v)));
-        }
-        if pairs.is_empty() {
-            String::new()
-        } else {
-            format!("{{{}}}", pairs.join(","))
-        }
+        let mut present = self.present.lock().unwrap_or_else(|e| e.into_inner());
+        present.retain(|values| {
+            let kept = keep(values);
+            if !kept {
+                self.family.remove(&self.label_set(values));
+            }
+            kept
+        });
     }
 }
 
-fn truncate(value: &str) -> String {
-    value.chars().take(MAX_LABEL_VALUE_LEN).collect()
-}
+/// A family that keeps its `# HELP` and `# TYPE` lines while it has no
+/// series: the crate leaves empty families out, and a scraper (or a person
+/// reading `/metrics`) should see every family relbot exports from the start.
+#[derive(Debug)]
+struct Listed<M>(Family<LabelSet, M, fn() -> M>);
 
-fn escape_label(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
+impl<M> EncodeMetric for Listed<M>
+where
+    M: EncodeMetric + TypedMetric,
+    fn() -> M: MetricConstructor<M>,
+{
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
 
-fn escape_help(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('\n', "\\n")
-}
-
-fn format_value(v: f64) -> String {
-    if v.is_infinite() {
-        if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else if v.fract() == 0.0 && v.abs() < 1e15 {
-        format!("{}", v as i64)
-    } else {
-        format!("{v}")
+    fn metric_type(&self) -> MetricType {
+        M::TYPE
     }
 }
 
 /// A monotonically increasing count.
-pub struct Counter {
-    family: Family<f64>,
+pub struct Counter(CounterSeries);
+
+enum CounterSeries {
+    /// Counts of things: exported as integers (`2`).
+    Whole(Series<ClientCounter<u64>>),
+    /// Measured amounts such as seconds: exported as decimals (`2.5`).
+    Measured(Series<ClientCounter<f64, AtomicU64>>),
 }
 
 impl Counter {
@@ -141,188 +178,144 @@ impl Counter {
         self.inc_by(labels, 1.0);
     }
 
+    /// Adds `by`; a negative or not-a-number `by` is ignored (a counter never
+    /// goes down), and a counter of whole things rounds it.
     pub fn inc_by(&self, labels: &[&str], by: f64) {
-        if by >= 0.0 {
-            self.family.with(labels, |v| *v += by);
+        if by.is_nan() || by < 0.0 {
+            return;
         }
+        match &self.0 {
+            CounterSeries::Whole(s) => s.with(labels, |c| {
+                c.inc_by(by.round() as u64);
+            }),
+            CounterSeries::Measured(s) => s.with(labels, |c| {
+                c.inc_by(by);
+            }),
+        };
     }
 
     /// Current value (0 for a series never touched).
     pub fn get(&self, labels: &[&str]) -> f64 {
-        self.family.read(labels, |v| *v).unwrap_or(0.0)
-    }
-
-    fn render(&self, out: &mut String) {
-        self.family.header(out, "counter");
-        for (key, value) in self
-            .family
-            .series
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "{}{} {}",
-                self.family.name,
-                self.family.label_text(key, None),
-                format_value(*value)
-            );
+        match &self.0 {
+            CounterSeries::Whole(s) => s.read(labels, |c| c.get() as f64),
+            CounterSeries::Measured(s) => s.read(labels, |c| c.get()),
         }
+        .unwrap_or(0.0)
     }
 }
 
 /// A value that goes up and down.
-pub struct Gauge {
-    family: Family<f64>,
-}
+pub struct Gauge(GaugeSeries);
+
+/// Numbers of things and 0/1 flags: exported as integers (`1`). A gauge of
+/// a measured amount (seconds) would hold `ClientGauge<f64, AtomicU64>`.
+type GaugeSeries = Series<ClientGauge<i64, AtomicI64>>;
 
 impl Gauge {
+    /// Sets the value, rounded to a whole number.
     pub fn set(&self, labels: &[&str], value: f64) {
-        self.family.with(labels, |v| *v = value);
+        self.0.with(labels, |g| g.set(value.round() as i64));
     }
 
     pub fn add(&self, labels: &[&str], by: f64) {
-        self.family.with(labels, |v| *v += by);
+        self.0.with(labels, |g| g.inc_by(by.round() as i64));
     }
 
+    /// Current value (0 for a series never set).
     pub fn get(&self, labels: &[&str]) -> f64 {
-        self.family.read(labels, |v| *v).unwrap_or(0.0)
+        self.0.read(labels, |g| g.get() as f64).unwrap_or(0.0)
     }
 
     /// Drops series (e.g. an application's old sync/health combinations
     /// before setting the new ones).
     pub fn retain(&self, keep: impl Fn(&[String]) -> bool) {
-        self.family.retain(keep);
-    }
-
-    fn render(&self, out: &mut String) {
-        self.family.header(out, "gauge");
-        for (key, value) in self
-            .family
-            .series
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "{}{} {}",
-                self.family.name,
-                self.family.label_text(key, None),
-                format_value(*value)
-            );
-        }
+        self.0.retain(keep);
     }
 }
 
-#[derive(Default)]
-struct HistogramSeries {
-    /// Count per bucket (not cumulative; summed when rendering).
-    buckets: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
-
-/// Observations in fixed buckets.
-pub struct Histogram {
-    family: Family<HistogramSeries>,
-    bounds: &'static [f64],
-}
+/// Observations in fixed buckets ([`DURATION_BUCKETS`]).
+pub struct Histogram(Series<ClientHistogram>);
 
 impl Histogram {
     pub fn observe(&self, labels: &[&str], value: f64) {
-        let bounds = self.bounds;
-        self.family.with(labels, |s| {
-            if s.buckets.is_empty() {
-                s.buckets = vec![0; bounds.len()];
-            }
-            if let Some(i) = bounds.iter().position(|b| value <= *b) {
-                s.buckets[i] += 1;
-            }
-            s.sum += value;
-            s.count += 1;
-        });
+        self.0.with(labels, |h| h.observe(value));
     }
+}
 
-    /// Number of observations in a series.
-    pub fn count(&self, labels: &[&str]) -> u64 {
-        self.family.read(labels, |s| s.count).unwrap_or(0)
-    }
+fn duration_histogram() -> ClientHistogram {
+    ClientHistogram::new(DURATION_BUCKETS.iter().copied())
+}
 
-    fn render(&self, out: &mut String) {
-        let name = self.family.name;
-        self.family.header(out, "histogram");
-        for (key, s) in self
-            .family
-            .series
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-        {
-            let mut cumulative = 0;
-            for (i, bound) in self.bounds.iter().enumerate() {
-                cumulative += s.buckets.get(i).copied().unwrap_or(0);
-                let le = format_value(*bound);
-                let _ = writeln!(
-                    out,
-                    "{name}_bucket{} {cumulative}",
-                    self.family.label_text(key, Some(("le", &le)))
-                );
-            }
-            let _ = writeln!(
-                out,
-                "{name}_bucket{} {}",
-                self.family.label_text(key, Some(("le", "+Inf"))),
-                s.count
-            );
-            let _ = writeln!(
-                out,
-                "{name}_sum{} {}",
-                self.family.label_text(key, None),
-                format_value(s.sum)
-            );
-            let _ = writeln!(
-                out,
-                "{name}_count{} {}",
-                self.family.label_text(key, None),
-                s.count
-            );
+/// Registers families in the order they appear in the scrape.
+struct Builder {
+    registry: Registry,
+    dropped: ClientCounter,
+}
+
+impl Builder {
+    fn new() -> Self {
+        Builder {
+            registry: Registry::default(),
+            dropped: ClientCounter::default(),
         }
     }
-}
 
-fn counter(
-    d: &Arc<AtomicU64>,
-    name: &'static str,
-    help: &'static str,
-    labels: &'static [&'static str],
-) -> Counter {
-    Counter {
-        family: Family::new(name, help, labels, d),
+    fn counter(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Counter {
+        Counter(CounterSeries::Whole(Series::new(
+            self,
+            name,
+            help,
+            labels,
+            Default::default,
+        )))
     }
-}
 
-fn gauge(
-    d: &Arc<AtomicU64>,
-    name: &'static str,
-    help: &'static str,
-    labels: &'static [&'static str],
-) -> Gauge {
-    Gauge {
-        family: Family::new(name, help, labels, d),
+    fn measured_counter(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Counter {
+        Counter(CounterSeries::Measured(Series::new(
+            self,
+            name,
+            help,
+            labels,
+            Default::default,
+        )))
     }
-}
 
-fn histogram(
-    d: &Arc<AtomicU64>,
-    name: &'static str,
-    help: &'static str,
-    labels: &'static [&'static str],
-) -> Histogram {
-    Histogram {
-        family: Family::new(name, help, labels, d),
-        bounds: DURATION_BUCKETS,
+    fn gauge(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Gauge {
+        Gauge(Series::new(self, name, help, labels, Default::default))
+    }
+
+    fn histogram(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Histogram {
+        Histogram(Series::new(self, name, help, labels, duration_histogram))
+    }
+
+    /// The cap's own counter comes last, as it always did.
+    fn finish(mut self) -> Registry {
+        self.registry.register(
+            "relbot_metrics_series_dropped",
+            "Observations dropped by the per-family series cap",
+            self.dropped,
+        );
+        self.registry
     }
 }
 
@@ -367,7 +360,7 @@ pub struct Metrics {
     pub config_reloads: Counter,
     /// 1 once ready (first fetch done and, in a cluster, discovery).
     pub ready: Gauge,
-    series_dropped: Arc<AtomicU64>,
+    registry: Registry,
 }
 
 impl Default for Metrics {
@@ -378,148 +371,109 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let d = Arc::new(AtomicU64::new(0));
+        let mut b = Builder::new();
+        // Fields are built in the order written, which is the scrape's order.
         Metrics {
-            syncs: counter(
-                &d,
+            syncs: b.counter(
                 "relbot_syncs_total",
                 "Application syncs by result.",
                 &["application", "result"],
             ),
-            sync_duration: histogram(
-                &d,
+            sync_duration: b.histogram(
                 "relbot_sync_duration_seconds",
                 "Duration of application syncs.",
                 &["application", "result"],
             ),
-            objects: gauge(
-                &d,
+            objects: b.gauge(
                 "relbot_objects",
                 "Objects per application by sync status and health.",
                 &["application", "sync_status", "health"],
             ),
-            drift_corrections: counter(
-                &d,
+            drift_corrections: b.counter(
                 "relbot_drift_corrections_total",
                 "Live objects changed back to the state in git.",
                 &["application"],
             ),
-            prunes: counter(
-                &d,
+            prunes: b.counter(
                 "relbot_prunes_total",
                 "Objects deleted because they left git.",
                 &["application"],
             ),
-            webhook_deliveries: counter(
-                &d,
+            webhook_deliveries: b.counter(
                 "relbot_webhook_deliveries_total",
                 "Webhook deliveries by event and verdict.",
                 &["event", "verdict"],
             ),
-            registry_requests: counter(
-                &d,
+            registry_requests: b.counter(
                 "relbot_registry_requests_total",
                 "Requests to container registries by result.",
                 &["registry", "result"],
             ),
-            registry_rate_limit_waits: counter(
-                &d,
+            registry_rate_limit_waits: b.counter(
                 "relbot_registry_rate_limit_waits_total",
                 "Times relbot waited for a registry rate limit.",
                 &["registry"],
             ),
-            registry_rate_limit_wait_seconds: counter(
-                &d,
+            registry_rate_limit_wait_seconds: b.measured_counter(
                 "relbot_registry_rate_limit_wait_seconds_total",
                 "Seconds spent waiting for registry rate limits.",
                 &["registry"],
             ),
-            pull_requests: counter(
-                &d,
+            pull_requests: b.counter(
                 "relbot_pull_requests_total",
                 "Bump pull requests by action.",
                 &["action"],
             ),
-            commit_statuses: counter(
-                &d,
+            commit_statuses: b.counter(
                 "relbot_commit_statuses_total",
                 "Commit statuses posted to GitHub, by result.",
                 &["result"],
             ),
-            lease_held: gauge(
-                &d,
+            lease_held: b.gauge(
                 "relbot_lease_held",
                 "1 while this replica holds the leader Lease.",
                 &[],
             ),
-            triggers: counter(
-                &d,
+            triggers: b.counter(
                 "relbot_triggers_total",
                 "Update triggers submitted, by kind.",
                 &["kind"],
             ),
-            triggers_coalesced: counter(
-                &d,
+            triggers_coalesced: b.counter(
                 "relbot_triggers_coalesced_total",
                 "Triggers merged into an already pending update.",
                 &["kind"],
             ),
-            updates: counter(
-                &d,
+            updates: b.counter(
                 "relbot_updates_total",
                 "Parts of updates run, by result.",
                 &["part", "result"],
             ),
-            update_duration: histogram(
-                &d,
+            update_duration: b.histogram(
                 "relbot_update_duration_seconds",
                 "Duration of update parts.",
                 &["part"],
             ),
-            update_running: gauge(&d, "relbot_update_running", "1 while an update runs.", &[]),
-            config_reloads: counter(
-                &d,
+            update_running: b.gauge("relbot_update_running", "1 while an update runs.", &[]),
+            config_reloads: b.counter(
                 "relbot_config_reloads_total",
                 "Configuration reloads by result.",
                 &["result"],
             ),
-            ready: gauge(&d, "relbot_ready", "1 once relbot is ready to serve.", &[]),
-            series_dropped: d,
+            ready: b.gauge("relbot_ready", "1 once relbot is ready to serve.", &[]),
+            registry: b.finish(),
         }
     }
 
-    /// The whole registry in the Prometheus text format.
+    /// The whole registry in the Prometheus text format ([`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        self.syncs.render(&mut out);
-        self.sync_duration.render(&mut out);
-        self.objects.render(&mut out);
-        self.drift_corrections.render(&mut out);
-        self.prunes.render(&mut out);
-        self.webhook_deliveries.render(&mut out);
-        self.registry_requests.render(&mut out);
-        self.registry_rate_limit_waits.render(&mut out);
-        self.registry_rate_limit_wait_seconds.render(&mut out);
-        self.pull_requests.render(&mut out);
-        self.commit_statuses.render(&mut out);
-        self.lease_held.render(&mut out);
-        self.triggers.render(&mut out);
-        self.triggers_coalesced.render(&mut out);
-        self.updates.render(&mut out);
-        self.update_duration.render(&mut out);
-        self.update_running.render(&mut out);
-        self.config_reloads.render(&mut out);
-        self.ready.render(&mut out);
-        let _ = writeln!(
-            out,
-            "# HELP relbot_metrics_series_dropped_total Observations dropped by the per-family series cap."
-        );
-        let _ = writeln!(out, "# TYPE relbot_metrics_series_dropped_total counter");
-        let _ = writeln!(
-            out,
-            "relbot_metrics_series_dropped_total {}",
-            self.series_dropped.load(Ordering::Relaxed)
-        );
+        // Writing to a String cannot fail and relbot's label sets always
+        // encode, so an error here is a bug in the encoder; the scrape still
+        // gets what was written.
+        if prometheus_text::encode(&mut out, &self.registry).is_err() {
+            tracing::error!("the metrics encoder failed part way; /metrics is incomplete");
+        }
         out
     }
 }
@@ -549,74 +503,4 @@ pub fn webhook_event_label(event: &str) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counters_and_gauges_move() {
-        let m = Metrics::new();
-        m.syncs.inc(&["app", "synced"]);
-        m.syncs.inc(&["app", "synced"]);
-        m.lease_held.set(&[], 1.0);
-        assert_eq!(m.syncs.get(&["app", "synced"]), 2.0);
-        assert_eq!(m.lease_held.get(&[]), 1.0);
-        let text = m.render();
-        assert!(
-            text.contains("relbot_syncs_total{application=\"app\",result=\"synced\"} 2\n"),
-            "{text}"
-        );
-        assert!(text.contains("relbot_lease_held 1\n"));
-    }
-
-    #[test]
-    fn histogram_buckets_are_cumulative() {
-        let m = Metrics::new();
-        m.update_duration.observe(&["sync"], 0.07);
-        m.update_duration.observe(&["sync"], 3.0);
-        let text = m.render();
-        assert!(
-            text.contains("relbot_update_duration_seconds_bucket{part=\"sync\",le=\"0.05\"} 0\n")
-        );
-        assert!(
-            text.contains("relbot_update_duration_seconds_bucket{part=\"sync\",le=\"0.1\"} 1\n")
-        );
-        assert!(text.contains("relbot_update_duration_seconds_bucket{part=\"sync\",le=\"5\"} 2\n"));
-        assert!(
-            text.contains("relbot_update_duration_seconds_bucket{part=\"sync\",le=\"+Inf\"} 2\n")
-        );
-        assert!(text.contains("relbot_update_duration_seconds_count{part=\"sync\"} 2\n"));
-        assert!(text.contains("relbot_update_duration_seconds_sum{part=\"sync\"} 3.07\n"));
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        let m = Metrics::new();
-        m.prunes.inc(&["a\"b\\c\nd"]);
-        assert!(
-            m.render()
-                .contains(r#"relbot_prunes_total{application="a\"b\\c\nd"} 1"#)
-        );
-    }
-
-    #[test]
-    fn series_are_capped() {
-        let m = Metrics::new();
-        for i in 0..(MAX_SERIES_PER_FAMILY + 10) {
-            m.prunes.inc(&[&format!("app{i}")]);
-        }
-        let text = m.render();
-        assert_eq!(
-            text.lines()
-                .filter(|l| l.starts_with("relbot_prunes_total{"))
-                .count(),
-            MAX_SERIES_PER_FAMILY
-        );
-        assert!(text.contains("relbot_metrics_series_dropped_total 10\n"));
-    }
-
-    #[test]
-    fn unknown_events_collapse_to_other() {
-        assert_eq!(webhook_event_label("push"), "push");
-        assert_eq!(webhook_event_label("x-attacker-chosen"), "other");
-    }
-}
+mod tests;

@@ -5,7 +5,7 @@
 //! status ConfigMaps).
 
 use crate::cluster::health::HealthStatus;
-use crate::release::bump::{AppHealth, AppObservation, UnhealthyObject};
+use crate::release::bump::{AppObservation, UnhealthyObject};
 use crate::sync::result::SyncResult;
 
 /// The objects of `result` whose health does not pass a gate, worst first.
@@ -22,7 +22,7 @@ pub fn unhealthy_objects(result: &SyncResult) -> Vec<UnhealthyObject> {
                 health.status,
                 UnhealthyObject {
                     object: o.key.to_string(),
-                    health: AppHealth::parse(health.status.as_str()),
+                    health: health.status,
                     reason: health.message.clone(),
                 },
             ))
@@ -35,7 +35,7 @@ pub fn unhealthy_objects(result: &SyncResult) -> Vec<UnhealthyObject> {
 /// The whole observation of one stored result.
 pub fn observation(result: &SyncResult) -> AppObservation {
     AppObservation {
-        health: AppHealth::parse(result.health.as_str()),
+        health: result.health,
         since: result.health_since,
         revision: result.revision.clone(),
         synced_at: Some(result.started_at),
@@ -106,7 +106,7 @@ mod tests {
             timings: Timings::default(),
         };
         let seen = observation(&result);
-        assert_eq!(seen.health, AppHealth::Degraded);
+        assert_eq!(seen.health, HealthStatus::Degraded);
         assert_eq!(seen.revision.as_deref(), Some("abc"));
         let named: Vec<(&str, &str)> = seen
             .unhealthy

@@ -45,6 +45,24 @@ impl HealthStatus {
         }
     }
 
+    /// Reads a stored health word (`Healthy`, `degraded`…): the inverse of
+    /// [`Self::as_str`], case and surrounding blanks ignored; any other word
+    /// is `Unknown`.
+    pub fn parse(word: &str) -> Self {
+        const ALL: [HealthStatus; 6] = [
+            HealthStatus::Healthy,
+            HealthStatus::Suspended,
+            HealthStatus::Progressing,
+            HealthStatus::Unknown,
+            HealthStatus::Missing,
+            HealthStatus::Degraded,
+        ];
+        let word = word.trim();
+        ALL.into_iter()
+            .find(|h| h.as_str().eq_ignore_ascii_case(word))
+            .unwrap_or(HealthStatus::Unknown)
+    }
+
     /// Whether a wave gate may move on. Suspended counts: it is what git
     /// asked for. Unknown counts too: relbot cannot judge the object, and
     /// waiting would not teach it more (Argo CD lets kinds without a health
@@ -156,6 +174,23 @@ pub fn worst<'a>(healths: impl IntoIterator<Item = &'a HealthStatus>) -> HealthS
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn stored_words_read_back_as_the_status_they_name() {
+        for status in [
+            HealthStatus::Healthy,
+            HealthStatus::Suspended,
+            HealthStatus::Progressing,
+            HealthStatus::Unknown,
+            HealthStatus::Missing,
+            HealthStatus::Degraded,
+        ] {
+            assert_eq!(HealthStatus::parse(status.as_str()), status);
+        }
+        assert_eq!(HealthStatus::parse(" degraded "), HealthStatus::Degraded);
+        assert_eq!(HealthStatus::parse(""), HealthStatus::Unknown);
+        assert_eq!(HealthStatus::parse("on fire"), HealthStatus::Unknown);
+    }
 
     #[test]
     fn anything_being_deleted_is_progressing() {

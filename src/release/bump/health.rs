@@ -6,46 +6,29 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
-/// An application's health, in Argo CD's vocabulary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum AppHealth {
-    Healthy,
-    Progressing,
-    Degraded,
-    Suspended,
-    Missing,
-    Unknown,
+use crate::cluster::health::HealthStatus;
+
+/// Only a Degraded application holds merges back: merging more changes into
+/// a broken application makes the breakage harder to read. Unknown (no
+/// cluster reachable, never synced) does not block.
+pub fn blocks_merge(health: HealthStatus) -> bool {
+    health == HealthStatus::Degraded
 }
 
-impl AppHealth {
-    /// Reads the status word the reconciler stores (`Healthy`, `degraded`…);
-    /// anything else is `Unknown`.
-    pub fn parse(word: &str) -> Self {
-        match word.trim().to_ascii_lowercase().as_str() {
-            "healthy" => Self::Healthy,
-            "progressing" => Self::Progressing,
-            "degraded" => Self::Degraded,
-            "suspended" => Self::Suspended,
-            "missing" => Self::Missing,
-            _ => Self::Unknown,
-        }
-    }
-
-    /// Only a Degraded application holds merges back: merging more changes
-    /// into a broken application makes the breakage harder to read. Unknown
-    /// (no cluster reachable, never synced) does not block.
-    pub fn blocks_merge(self) -> bool {
-        self == Self::Degraded
-    }
+/// The word the status page and its JSON show (`Degraded`), not the stored
+/// status's camelCase.
+fn health_word<S: Serializer>(health: &HealthStatus, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(health.as_str())
 }
 
 /// What the reconciler last stored about an application.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AppObservation {
-    pub health: AppHealth,
+    #[serde(serialize_with = "health_word")]
+    pub health: HealthStatus,
     /// Since when the application has had this health without a break
     /// (`None` when the stored status predates this record).
     pub since: Option<DateTime<Utc>>,
@@ -58,7 +41,7 @@ pub struct AppObservation {
 
 impl AppObservation {
     /// Only the health word is known.
-    pub fn health_only(health: AppHealth) -> Self {
+    pub fn health_only(health: HealthStatus) -> Self {
         Self {
             health,
             since: None,
@@ -74,7 +57,8 @@ impl AppObservation {
 pub struct UnhealthyObject {
     /// `Deployment shop/web`.
     pub object: String,
-    pub health: AppHealth,
+    #[serde(serialize_with = "health_word")]
+    pub health: HealthStatus,
     /// The object's own words (a condition's reason and message).
     pub reason: String,
 }
@@ -84,7 +68,7 @@ pub trait HealthSource: Send + Sync {
     /// `None` when nothing is known about `application`.
     fn observe(&self, application: &str) -> Option<AppObservation>;
 
-    fn health(&self, application: &str) -> Option<AppHealth> {
+    fn health(&self, application: &str) -> Option<HealthStatus> {
         self.observe(application).map(|o| o.health)
     }
 }
@@ -104,7 +88,7 @@ impl HealthSource for NoHealth {
 pub struct StaticHealth(pub HashMap<String, AppObservation>);
 
 impl StaticHealth {
-    pub fn with(self, application: &str, health: AppHealth) -> Self {
+    pub fn with(self, application: &str, health: HealthStatus) -> Self {
         self.with_observation(application, AppObservation::health_only(health))
     }
 
@@ -126,13 +110,29 @@ mod tests {
 
     #[test]
     fn only_degraded_blocks() {
-        assert!(AppHealth::parse("Degraded").blocks_merge());
+        assert!(blocks_merge(HealthStatus::parse("Degraded")));
         for word in ["Healthy", "progressing", "", "Missing", "weird"] {
-            assert!(!AppHealth::parse(word).blocks_merge(), "{word}");
+            assert!(!blocks_merge(HealthStatus::parse(word)), "{word}");
         }
-        let source = StaticHealth::default().with("platform", AppHealth::Degraded);
-        assert_eq!(source.health("platform"), Some(AppHealth::Degraded));
+        let source = StaticHealth::default().with("platform", HealthStatus::Degraded);
+        assert_eq!(source.health("platform"), Some(HealthStatus::Degraded));
         assert_eq!(source.health("other"), None);
         assert_eq!(NoHealth.health("platform"), None);
+    }
+
+    #[test]
+    fn the_json_names_health_as_the_status_page_does() {
+        let object = UnhealthyObject {
+            object: "Deployment shop/web".into(),
+            health: HealthStatus::Progressing,
+            reason: "rolling out".into(),
+        };
+        let json = serde_json::to_value(AppObservation {
+            unhealthy: vec![object],
+            ..AppObservation::health_only(HealthStatus::Degraded)
+        })
+        .unwrap();
+        assert_eq!(json["health"], "Degraded");
+        assert_eq!(json["unhealthy"][0]["health"], "Progressing");
     }
 }

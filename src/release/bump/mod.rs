@@ -34,7 +34,7 @@ pub mod workspace;
 
 pub use error::BumpError;
 pub use health::{
-    AppHealth, AppObservation, HealthSource, NoHealth, StaticHealth, UnhealthyObject,
+    AppObservation, HealthSource, NoHealth, StaticHealth, UnhealthyObject, blocks_merge,
 };
 pub use plan::{
     BumpFile, BumpLine, BumpPlan, HeldTag, PolicyScan, plan_bumps, plan_policy,

@@ -134,8 +134,9 @@ pub fn revert_body(plan: &BumpPlan, why: &RevertReason<'_>) -> String {
             reason.replace('`', "'")
         };
         out.push_str(&format!(
-            "- `{}`: {:?} — {reason}\n",
-            object.object, object.health
+            "- `{}`: {} — {reason}\n",
+            object.object,
+            object.health.as_str()
         ));
     }
     if why.unhealthy.len() > UNHEALTHY_SHOWN {
@@ -235,7 +236,7 @@ mod tests {
         plan.to = "0.0.17".into();
         let unhealthy = [UnhealthyObject {
             object: "Deployment ahuora/django-api".into(),
-            health: crate::release::bump::AppHealth::Degraded,
+            health: crate::cluster::health::HealthStatus::Degraded,
             reason: "ProgressDeadlineExceeded: ReplicaSet `x` has\ntimed out".into(),
         }];
         let why = RevertReason {

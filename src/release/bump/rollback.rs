@@ -19,7 +19,8 @@ use std::cmp::Ordering;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::health::{AppHealth, AppObservation, UnhealthyObject};
+use super::health::{AppObservation, UnhealthyObject};
+use crate::cluster::health::HealthStatus;
 use crate::config::RollbackSettings;
 use crate::release::github::{PrMarker, PullRequestInfo, same_version};
 
@@ -141,7 +142,7 @@ pub fn decide_rollback(input: &RollbackInput<'_>) -> Option<RollbackDecision> {
     }
     let bump = input.bump?;
     let observed = input.observation?;
-    if observed.health != AppHealth::Degraded {
+    if observed.health != HealthStatus::Degraded {
         return None;
     }
     if !input.current.iter().any(|t| same_version(t, &bump.version)) {
@@ -249,13 +250,13 @@ mod tests {
 
     fn degraded(since: i64) -> AppObservation {
         AppObservation {
-            health: AppHealth::Degraded,
+            health: HealthStatus::Degraded,
             since: Some(at(since)),
             revision: Some("def".into()),
             synced_at: Some(at(since)),
             unhealthy: vec![UnhealthyObject {
                 object: "Deployment shop/web".into(),
-                health: AppHealth::Degraded,
+                health: HealthStatus::Degraded,
                 reason: "ProgressDeadlineExceeded".into(),
             }],
         }
@@ -331,7 +332,7 @@ mod tests {
     fn nothing_to_do_when_healthy_off_moved_on_or_without_a_merged_bump() {
         let (bump, current) = (bump_to_2(), vec!["2.0.0".to_string()]);
         let healthy = AppObservation {
-            health: AppHealth::Healthy,
+            health: HealthStatus::Healthy,
             ..degraded(1)
         };
         assert_eq!(decide_rollback(&input(&bump, &current, &healthy, 60)), None);

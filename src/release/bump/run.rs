@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::health::AppHealth;
+use super::health::{HealthSource, blocks_merge};
 use super::plan::{HeldTag, PolicyScan, plan_bumps, plan_revert};
 use super::publisher::Publisher;
 use super::pull::RevertReason;
@@ -16,6 +16,7 @@ use super::rollback::{
 };
 use super::summary::{render_application, summarize};
 use super::{BumpError, BumpPlan, pull};
+use crate::cluster::health::HealthStatus;
 use crate::config::{Config, ImagePolicy, LoadedConfig, MergeMethod};
 use crate::progress::{Progress, ProgressEvent};
 use crate::release::github::{
@@ -404,7 +405,7 @@ async fn guard_policy(
         .and_then(|app| reader.health.observe(app));
     if let (Some(application), Some(observed)) = (&spec.application, &observation)
         && spec.rollback.enabled
-        && observed.health == AppHealth::Degraded
+        && observed.health == HealthStatus::Degraded
     {
         let closed = closed_pulls(&reader.github, &branch, history).await?;
         let bump = last_merged_bump(name, closed);
@@ -703,10 +704,7 @@ async fn merge(
     }
     if gate
         && let Some(app) = &policy.spec.application
-        && publisher
-            .health
-            .health(app)
-            .is_some_and(|h| h.blocks_merge())
+        && publisher.health.health(app).is_some_and(blocks_merge)
     {
         tracing::info!(policy = %policy.name(), application = %app, "application is Degraded; not merging");
         return MergeState::HeldDegraded {
