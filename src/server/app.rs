@@ -177,6 +177,7 @@ pub struct Reconciler {
     cache_dir: PathBuf,
     cluster: Cluster,
     registries: bump::RegistryCache,
+    announce: super::announce::Announcer,
     /// The queue is built before the HTTP state that holds it, so the
     /// executor receives the state a moment after it starts.
     state: Arc<OnceLock<AppState>>,
@@ -400,6 +401,14 @@ impl Executor for Reconciler {
                 state.pages().seed_runs(&app.name, &stored.runs);
             }
             state.pages().started(&app.name, Some(&checkout.revision));
+            (self.announce)
+                .started(
+                    &config,
+                    &app.name,
+                    &checkout.revision,
+                    &sync_settings.trigger,
+                )
+                .await;
             if let Some(statuses) = &statuses {
                 statuses
                     .started(state.metrics(), &app.name, &checkout.revision)
@@ -423,6 +432,9 @@ impl Executor for Reconciler {
                 "synced"
             );
             self.record(state, &result, &sync_settings.trigger);
+            self.announce
+                .finished(&config, state.metrics(), &result)
+                .await;
             if let Some(statuses) = &statuses {
                 statuses.finished(state.metrics(), &result).await;
             }
@@ -918,6 +930,7 @@ pub async fn run(
         cache_dir: options.cache_dir.clone(),
         cluster: cluster.clone(),
         registries: bump::RegistryCache::default(),
+        announce: super::announce::Announcer::new(cluster.clone(), &options.identity),
     };
     let queue = UpdateQueue::start(executor, leader.clone(), metrics.clone());
     let state = AppState::new(

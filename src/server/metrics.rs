@@ -351,6 +351,11 @@ pub struct Metrics {
     pub pull_requests: Counter,
     /// Commit statuses posted to GitHub by `result` (`posted`, `failed`).
     pub commit_statuses: Counter,
+    /// Webhook notifications by `result` (`sent`, `failed`).
+    pub notifications: Counter,
+    /// `peer` (`apiserver`, `registry`, `github`): local clock minus the
+    /// peer's `Date`, filled from [`crate::clock`] at each scrape.
+    pub clock_skew: Gauge,
     /// 1 while this replica holds the leader Lease.
     pub lease_held: Gauge,
     /// `kind` (`sync`, `bump`, `continue_merge`): triggers submitted.
@@ -446,6 +451,18 @@ impl Metrics {
                 "Commit statuses posted to GitHub, by result.",
                 &["result"],
             ),
+            notifications: counter(
+                &d,
+                "relbot_notifications_total",
+                "Webhook notifications about failed, Degraded or recovered applications, by result.",
+                &["result"],
+            ),
+            clock_skew: gauge(
+                &d,
+                "relbot_clock_skew_seconds",
+                "Local clock minus the Date of the peer's last answer, by peer.",
+                &["peer"],
+            ),
             lease_held: gauge(
                 &d,
                 "relbot_lease_held",
@@ -502,6 +519,11 @@ impl Metrics {
         self.registry_rate_limit_wait_seconds.render(&mut out);
         self.pull_requests.render(&mut out);
         self.commit_statuses.render(&mut out);
+        self.notifications.render(&mut out);
+        for skew in crate::clock::book().skews() {
+            self.clock_skew.set(&[skew.peer.as_str()], skew.seconds);
+        }
+        self.clock_skew.render(&mut out);
         self.lease_held.render(&mut out);
         self.triggers.render(&mut out);
         self.triggers_coalesced.render(&mut out);
