@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -58,6 +59,9 @@ pub struct EventWriter {
     instance: String,
     /// (namespace, application, reason, note) → the event that counts repeats.
     series: Mutex<HashMap<(String, String, &'static str, String), Series>>,
+    /// The first refusal is a warning (usually RBAC); later ones are debug
+    /// lines, so a cluster without the grant is not flooded every run.
+    warned: AtomicBool,
 }
 
 fn events_kind() -> ResolvedKind {
@@ -96,6 +100,7 @@ impl EventWriter {
             cluster,
             instance: instance.chars().take(128).collect(),
             series: Mutex::default(),
+            warned: AtomicBool::new(false),
         }
     }
 
@@ -168,6 +173,11 @@ impl EventWriter {
                     },
                 );
             }
+            Err(e) if !self.warned.swap(true, Ordering::Relaxed) => tracing::warn!(
+                application,
+                reason = event.reason,
+                "could not write a Kubernetes Event in namespace {namespace}: {e}; relbot needs create and patch on events.k8s.io events there (deploy/rbac.yaml); syncs go on without Events"
+            ),
             Err(e) => tracing::debug!(
                 application,
                 reason = event.reason,
