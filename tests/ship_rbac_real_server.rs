@@ -211,14 +211,21 @@ async fn deploy_rbac_lets_relbot_sync_the_samples_on_a_real_server_and_nothing_m
         .into_iter()
         .filter(|e| e.note.as_deref() == Some(event.note.as_str()))
         .collect();
-    assert_eq!(written.len(), 1, "one Event for a repeated failure: {written:?}");
+    assert_eq!(
+        written.len(),
+        1,
+        "one Event for a repeated failure: {written:?}"
+    );
     assert_eq!(
         written[0].series.as_ref().map(|s| s.count),
         Some(2),
         "the repeat is counted (patch): {written:?}"
     );
     let _ = events
-        .delete(written[0].metadata.name.as_deref().unwrap(), &Default::default())
+        .delete(
+            written[0].metadata.name.as_deref().unwrap(),
+            &Default::default(),
+        )
         .await;
 
     // createNamespace, or a Namespace new in git: the apply creates it, and

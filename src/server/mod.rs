@@ -5,7 +5,9 @@
 //! executed by whatever implements [`Executor`].
 
 pub mod announce;
+pub mod api;
 pub mod app;
+pub mod bump;
 pub mod commit_status;
 pub mod guard;
 pub mod http;
@@ -14,6 +16,7 @@ pub mod metrics;
 pub mod observed;
 pub mod page;
 pub mod page_routes;
+pub mod reconciler;
 pub mod reload;
 pub mod schedule;
 pub mod shutdown;
