@@ -48,6 +48,9 @@ pub struct SyncEvent {
     pub note: String,
 }
 
+/// (namespace, application, reason, note): what makes two events one series.
+type SeriesKey = (String, String, &'static str, String);
+
 struct Series {
     name: String,
     count: u32,
@@ -57,8 +60,8 @@ struct Series {
 pub struct EventWriter {
     cluster: Cluster,
     instance: String,
-    /// (namespace, application, reason, note) → the event that counts repeats.
-    series: Mutex<HashMap<(String, String, &'static str, String), Series>>,
+    /// The event that counts each key's repeats.
+    series: Mutex<HashMap<SeriesKey, Series>>,
     /// The first refusal is a warning (usually RBAC); later ones are debug
     /// lines, so a cluster without the grant is not flooded every run.
     warned: AtomicBool,
