@@ -6,6 +6,7 @@
 //! depend downwards only: `server` → (`sync`, `release`) → `source` →
 //! (`cluster`, `config`, `manifest`). See `docs/architecture.md`.
 
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod dns_name;

@@ -18,6 +18,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("dns_name", 0),
     ("redact", 0),
     ("revision", 0),
+    ("clock", 0),
     ("config", 1),
     ("cluster", 1),
     ("source", 2),

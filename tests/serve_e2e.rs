@@ -1560,3 +1560,292 @@ async fn serve_commit_statuses_report_each_sync_on_its_commit() {
     assert!(statuses_of(&after).is_empty());
     world.tc.cleanup().await;
 }
+
+/// A local receiver for webhook notifications: records each POSTed JSON
+/// body and answers with the status set in `answer`.
+struct Receiver {
+    url: String,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    answer: std::sync::Arc<std::sync::atomic::AtomicU16>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        use std::sync::atomic::Ordering;
+        let bodies: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>> = Default::default();
+        let answer = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(200));
+        let (kept, status) = (bodies.clone(), answer.clone());
+        let app = axum::Router::new().route(
+            "/hooks/T000/s3cr3t-path",
+            axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+                let (kept, status) = (kept.clone(), status.clone());
+                async move {
+                    kept.lock().unwrap().push(body);
+                    axum::http::StatusCode::from_u16(status.load(Ordering::SeqCst)).unwrap()
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver {
+            url: format!("http://{addr}/hooks/T000/s3cr3t-path"),
+            bodies,
+            answer,
+        }
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| b["event"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    async fn wait_for(&self, count: usize, server: &Server) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let bodies = self.bodies.lock().unwrap().clone();
+            if bodies.len() >= count {
+                return bodies;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{count} notifications expected, got {bodies:?}\nlog:\n{}",
+                server.log()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// The Events (events.k8s.io/v1) in the test's namespace, oldest first.
+async fn sync_events(world: &World) -> Vec<k8s_openapi::api::events::v1::Event> {
+    let api: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(world.tc.client(), world.tc.namespace());
+    let mut events = api.list(&Default::default()).await.unwrap().items;
+    events.retain(|e| e.reporting_controller.as_deref() == Some("relbot.dev/relbot"));
+    events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+    events
+}
+
+async fn wait_event(
+    world: &World,
+    server: &Server,
+    reason: &str,
+    note_has: &str,
+) -> k8s_openapi::api::events::v1::Event {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let events = sync_events(world).await;
+        if let Some(e) = events.iter().find(|e| {
+            e.reason.as_deref() == Some(reason)
+                && e.note.as_deref().unwrap_or_default().contains(note_has)
+        }) {
+            return e.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {reason} event naming {note_has:?}; events: {:?}\nlog:\n{}",
+            events
+                .iter()
+                .map(|e| format!("{:?}: {:?}", e.reason, e.note))
+                .collect::<Vec<_>>(),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Events tell the story of the syncs on the status ConfigMap, and the
+/// webhook hears each change of standing exactly once: failed, recovered,
+/// Degraded, recovered — not a repeated failure, not again after a restart.
+/// A receiver that refuses is counted and fails no sync; the URL (a secret)
+/// is never logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_events_and_notifications_tell_each_change_once() {
+    const APP: &str = "web";
+    let receiver = Receiver::start().await;
+    let image = format!("docker.io/acme/notify-web-{}", free_port());
+    let mut world = World::with(
+        "serve-notify",
+        &[APP],
+        "notifications:\n  webhook: true\n",
+        &[],
+    )
+    .await;
+    world.env = vec![("RELBOT_NOTIFY_WEBHOOK_URL".into(), receiver.url.clone())];
+    let head = world.work.head();
+    let mut server = world.start();
+    server.wait_ready().await;
+    let regarding = format!("relbot-status-{APP}");
+    let started = wait_event(&world, &server, "SyncStarted", &head[..12]).await;
+    assert_eq!(
+        started.regarding.as_ref().and_then(|r| r.name.as_deref()),
+        Some(regarding.as_str())
+    );
+    let synced = wait_event(&world, &server, "Synced", &head[..12]).await;
+    assert_eq!(synced.type_.as_deref(), Some("Normal"));
+    assert!(
+        receiver.events().is_empty(),
+        "a healthy first sync is no news"
+    );
+
+    // An unknown kind: the run fails.
+    let push = |before: &str, after: &str| push_body(before, after, &["apps/web/extra.yaml"]);
+    let broken = world.work.commit_file(
+        "apps/web/extra.yaml",
+        "apiVersion: nowhere.example.com/v1\nkind: Gadget\nmetadata:\n  name: g\n",
+        "web: a kind the cluster does not serve",
+    );
+    world.work.git(&["push", "-q", "origin", "main"]);
+    let body = push(&head, &broken);
+    assert_eq!(
+        server.post_github("push", "n-1", &body, &sign(&body)).await,
+        202
+    );
+    let first = receiver.wait_for(1, &server).await;
+    assert_eq!(first[0]["event"], "failed");
+    assert_eq!(first[0]["application"], APP);
+    let text = first[0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "relbot: web failed to sync revision {}",
+            &broken[..12]
+        )) && text.contains("Gadget"),
+        "{text}"
+    );
+    let failed = wait_event(&world, &server, "SyncFailed", &broken[..12]).await;
+    assert_eq!(failed.type_.as_deref(), Some("Warning"));
+
+    // The same failure again: counted on the same event, no second message.
+    assert_eq!(
+        server.post_github("push", "n-2", &body, &sign(&body)).await,
+        202
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let again = wait_event(&world, &server, "SyncFailed", &broken[..12]).await;
+        if again.series.as_ref().map(|s| s.count) == Some(2) {
+            assert_eq!(again.metadata.name, failed.metadata.name);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the repeated failure was not counted: {again:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(receiver.events(), ["failed"]);
+
+    // Fixed: one recovery.
+    let fixed = world.work.commit_file(
+        "apps/web/extra.yaml",
+        &config_map_yaml("web-extra", "x"),
+        "web: back to a ConfigMap",
+    );
+    world.work.git(&["push", "-q", "origin", "main"]);
+    let body = push(&broken, &fixed);
+    assert_eq!(
+        server.post_github("push", "n-3", &body, &sign(&body)).await,
+        202
+    );
+    let second = receiver.wait_for(2, &server).await;
+    assert_eq!(second[1]["event"], "recovered");
+    wait_event(&world, &server, "Recovered", &fixed[..12]).await;
+
+    // A restart remembers what was told (the annotation on the record).
+    assert!(
+        !server.log().contains("s3cr3t"),
+        "the webhook URL is a secret"
+    );
+    server.terminate();
+    let server = world.start();
+    server.wait_ready().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server
+        .metrics()
+        .await
+        .sum("relbot_syncs_total", &[("application", APP)])
+        < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no sync after the restart; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The message, if any, follows the count within moments.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.events(), ["failed", "recovered"]);
+
+    // A rollout that never becomes ready: Degraded, once.
+    set_image_failing(world.tc.client(), &format!("{image}:2"), true).await;
+    let deployment = |tag: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  progressDeadlineSeconds: 2\n  selector:\n    matchLabels: {{ app: web }}\n  template:\n    metadata:\n      labels: {{ app: web }}\n    spec:\n      containers:\n        - name: web\n          image: {image}:{tag}\n"
+        )
+    };
+    let degraded = world
+        .work
+        .commit_file("apps/web/extra.yaml", &deployment("2"), "web: image 2");
+    world.work.git(&["push", "-q", "origin", "main"]);
+    let body = push(&fixed, &degraded);
+    assert_eq!(
+        server.post_github("push", "n-5", &body, &sign(&body)).await,
+        202
+    );
+    let third = receiver.wait_for(3, &server).await;
+    assert_eq!(third[2]["event"], "degraded", "{third:?}");
+    assert_eq!(third[2]["health"], "Degraded");
+    wait_event(&world, &server, "Degraded", &degraded[..12]).await;
+
+    // The receiver refuses the recovery: counted, the sync still succeeds,
+    // and not sent again.
+    receiver
+        .answer
+        .store(500, std::sync::atomic::Ordering::SeqCst);
+    let healed = world
+        .work
+        .commit_file("apps/web/extra.yaml", &deployment("1"), "web: image 1");
+    world.work.git(&["push", "-q", "origin", "main"]);
+    let body = push(&degraded, &healed);
+    assert_eq!(
+        server.post_github("push", "n-6", &body, &sign(&body)).await,
+        202
+    );
+    let fourth = receiver.wait_for(4, &server).await;
+    assert_eq!(fourth[3]["event"], "recovered");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let metrics = server.metrics().await;
+        if metrics.sum("relbot_notifications_total", &[("result", "failed")]) == 1.0 {
+            assert_eq!(
+                metrics.sum("relbot_notifications_total", &[("result", "sent")]),
+                1.0,
+                "this process sent the Degraded message"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the refused notification was not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_event(&world, &server, "Recovered", &healed[..12]).await;
+    set_image_failing(world.tc.client(), &format!("{image}:2"), false).await;
+    let log = server.log();
+    assert!(
+        !log.contains("s3cr3t"),
+        "the webhook URL is a secret:\n{log}"
+    );
+    assert_eq!(
+        receiver.events(),
+        ["failed", "recovered", "degraded", "recovered"]
+    );
+    world.tc.cleanup().await;
+}

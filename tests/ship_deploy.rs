@@ -199,6 +199,7 @@ fn ship_deploy_refers_to_secrets_by_name_only() {
         ("relbot-github", "token"),
         ("relbot-github", "webhook-secret"),
         ("relbot-registry", "webhook-token"),
+        ("relbot-notify", "url"),
     ] {
         assert!(
             secret_keys

@@ -188,6 +188,46 @@ async fn deploy_rbac_lets_relbot_sync_the_samples_on_a_real_server_and_nothing_m
     );
     lease.release().await.expect("release");
 
+    // Events on the status ConfigMaps: created, then a repeat counted on the
+    // same Event (`create` and `patch`), written as `relbot serve` writes them.
+    let writer = relbot::server::announce::EventWriter::new(
+        relbot::cluster::client::Cluster::from_client(sa_client.clone(), "sa"),
+        "rbac-test",
+    );
+    let event = relbot::server::announce::SyncEvent {
+        type_: relbot::server::announce::EventType::Warning,
+        reason: "SyncFailed",
+        note: format!("revision rbac-check failed in {}", tc.namespace()),
+    };
+    writer.publish("relbot", "rbac-test", &event).await;
+    writer.publish("relbot", "rbac-test", &event).await;
+    let events: kube::Api<k8s_openapi::api::events::v1::Event> =
+        kube::Api::namespaced(admin.clone(), "relbot");
+    let written: Vec<_> = events
+        .list(&Default::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| e.note.as_deref() == Some(event.note.as_str()))
+        .collect();
+    assert_eq!(
+        written.len(),
+        1,
+        "one Event for a repeated failure: {written:?}"
+    );
+    assert_eq!(
+        written[0].series.as_ref().map(|s| s.count),
+        Some(2),
+        "the repeat is counted (patch): {written:?}"
+    );
+    let _ = events
+        .delete(
+            written[0].metadata.name.as_deref().unwrap(),
+            &Default::default(),
+        )
+        .await;
+
     // createNamespace, or a Namespace new in git: the apply creates it, and
     // the server checks `create` as well as `patch`.
     let fresh = format!("{}-new", tc.namespace());

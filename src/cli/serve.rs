@@ -18,6 +18,7 @@ use super::{GlobalArgs, Outcome, OutputFormat, SourceArgs};
 #[command(after_help = "Environment:
   RELBOT_GITHUB_WEBHOOK_SECRET (or _FILE)  secret for POST /webhooks/github (HMAC-SHA256)
   RELBOT_REGISTRY_WEBHOOK_TOKEN (or _FILE) token for POST /webhooks/registry/<token>
+  RELBOT_NOTIFY_WEBHOOK_URL (or _FILE)     where notifications.webhook posts (a secret)
   RELBOT_CACHE_DIR                         where the repository is cached
   POD_NAME                                 this replica's name in the Lease
   RELBOT_LOG                               log filter (e.g. info,relbot=debug)

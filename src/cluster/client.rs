@@ -83,11 +83,24 @@ pub struct ApiFailure {
 impl ApiFailure {
     pub fn from_kube(error: kube::Error) -> Self {
         match error {
-            kube::Error::Api(status) => ApiFailure {
-                code: status.code,
-                reason: status.reason.clone(),
-                message: status.message.clone(),
-            },
+            kube::Error::Api(status) => {
+                let mut message = status.message.clone();
+                // A token refused for its validity time: name the clock.
+                if status.code == 401
+                    && let Some(hint) = crate::clock::refusal_hint(
+                        crate::clock::Peer::ApiServer,
+                        status.code,
+                        &status.message,
+                    )
+                {
+                    message = format!("{message} ({hint})");
+                }
+                ApiFailure {
+                    code: status.code,
+                    reason: status.reason.clone(),
+                    message,
+                }
+            }
             other => ApiFailure {
                 code: 0,
                 reason: "Transport".into(),
@@ -280,10 +293,19 @@ fn build_client(config: kube::Config) -> Result<(kube::Client, String), ClusterE
         .to_string()
         .trim_end_matches('/')
         .to_string();
-    let client = kube::Client::try_from(config).map_err(|source| ClusterError::Client {
-        server: server.clone(),
-        source,
-    })?;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(|source| ClusterError::Client {
+            server: server.clone(),
+            source,
+        })?
+        // Every answer's Date against the local clock (see crate::clock).
+        .with_layer(&tower::util::MapResponseLayer::new(
+            |response: http::Response<_>| {
+                crate::clock::observe(crate::clock::Peer::ApiServer, response.headers());
+                response
+            },
+        ))
+        .build();
     Ok((client, server))
 }
 
@@ -601,6 +623,30 @@ impl Cluster {
             field_manager: Some(FIELD_MANAGER.into()),
         };
         self.read.post(kind, namespace, body, &params).await
+    }
+
+    /// A JSON merge patch: for relbot's own bookkeeping on objects it does
+    /// not apply (an Event's series count, a note on a status ConfigMap).
+    pub async fn merge_patch(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        name: &str,
+        body: &Value,
+    ) -> Result<Value, ApiFailure> {
+        self.read.counters.writes.fetch_add(1, Ordering::Relaxed);
+        let params = PatchParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..PatchParams::default()
+        };
+        let request = Request::new(kind.collection_path(namespace))
+            .patch(name, &params, &Patch::Merge(body))
+            .map_err(request_error)?;
+        self.read
+            .client
+            .request::<Value>(request)
+            .await
+            .map_err(ApiFailure::from_kube)
     }
 
     /// Deletes exactly the object with this uid (a re-created namesake is

@@ -96,6 +96,7 @@ pub fn for_folder(dir: &Path, name: &str, namespace: &str) -> Result<LoadedConfi
         apply: super::ApplySettings::default(),
         status: super::StatusSettings::default(),
         health: Vec::new(),
+        notifications: super::NotificationSettings::default(),
     };
     let problems: Vec<ConfigProblem> = validate_config(&path, &config)
         .into_iter()

@@ -28,6 +28,9 @@ pub struct Config {
     /// Per-kind health rules, tried before relbot's built-in assessment.
     #[serde(default)]
     pub health: Vec<HealthRule>,
+    /// Who else hears of failures, Degraded applications and recoveries.
+    #[serde(default)]
+    pub notifications: NotificationSettings,
 }
 
 /// The git repository relbot syncs from.
@@ -252,6 +255,18 @@ impl Default for StatusSettings {
             namespace: default_status_namespace(),
         }
     }
+}
+
+/// Opt-in notifications from `relbot serve`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NotificationSettings {
+    /// POST a JSON message (with a Slack-compatible `text`) when an
+    /// application fails, turns Degraded or recovers. The URL is a secret
+    /// (a Slack incoming-webhook URL is its own credential), so it comes
+    /// from `RELBOT_NOTIFY_WEBHOOK_URL` (or `_FILE`), never from here.
+    #[serde(default)]
+    pub webhook: bool,
 }
 
 fn default_status_namespace() -> String {

@@ -215,6 +215,7 @@ pub async fn run(
         options.cache_dir.clone(),
         cluster.clone(),
         state_cell.clone(),
+        &options.identity,
     );
     let queue = UpdateQueue::start(executor, leader.clone(), metrics.clone());
     let state = AppState::new(

@@ -207,29 +207,53 @@ impl Counter {
 /// A value that goes up and down.
 pub struct Gauge(GaugeSeries);
 
-/// Numbers of things and 0/1 flags: exported as integers (`1`). A gauge of
-/// a measured amount (seconds) would hold `ClientGauge<f64, AtomicU64>`.
-type GaugeSeries = Series<ClientGauge<i64, AtomicI64>>;
+enum GaugeSeries {
+    /// Numbers of things and 0/1 flags: exported as integers (`1`).
+    Whole(Series<ClientGauge<i64, AtomicI64>>),
+    /// Measured amounts such as seconds: exported as decimals (`-42.5`).
+    Measured(Series<ClientGauge<f64, AtomicU64>>),
+}
 
 impl Gauge {
-    /// Sets the value, rounded to a whole number.
+    /// Sets the value; a gauge of whole things rounds it.
     pub fn set(&self, labels: &[&str], value: f64) {
-        self.0.with(labels, |g| g.set(value.round() as i64));
+        match &self.0 {
+            GaugeSeries::Whole(s) => s.with(labels, |g| {
+                g.set(value.round() as i64);
+            }),
+            GaugeSeries::Measured(s) => s.with(labels, |g| {
+                g.set(value);
+            }),
+        };
     }
 
     pub fn add(&self, labels: &[&str], by: f64) {
-        self.0.with(labels, |g| g.inc_by(by.round() as i64));
+        match &self.0 {
+            GaugeSeries::Whole(s) => s.with(labels, |g| {
+                g.inc_by(by.round() as i64);
+            }),
+            GaugeSeries::Measured(s) => s.with(labels, |g| {
+                g.inc_by(by);
+            }),
+        };
     }
 
     /// Current value (0 for a series never set).
     pub fn get(&self, labels: &[&str]) -> f64 {
-        self.0.read(labels, |g| g.get() as f64).unwrap_or(0.0)
+        match &self.0 {
+            GaugeSeries::Whole(s) => s.read(labels, |g| g.get() as f64),
+            GaugeSeries::Measured(s) => s.read(labels, |g| g.get()),
+        }
+        .unwrap_or(0.0)
     }
 
     /// Drops series (e.g. an application's old sync/health combinations
     /// before setting the new ones).
     pub fn retain(&self, keep: impl Fn(&[String]) -> bool) {
-        self.0.retain(keep);
+        match &self.0 {
+            GaugeSeries::Whole(s) => s.retain(keep),
+            GaugeSeries::Measured(s) => s.retain(keep),
+        }
     }
 }
 
@@ -296,7 +320,28 @@ impl Builder {
         help: &'static str,
         labels: &'static [&'static str],
     ) -> Gauge {
-        Gauge(Series::new(self, name, help, labels, Default::default))
+        Gauge(GaugeSeries::Whole(Series::new(
+            self,
+            name,
+            help,
+            labels,
+            Default::default,
+        )))
+    }
+
+    fn measured_gauge(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+    ) -> Gauge {
+        Gauge(GaugeSeries::Measured(Series::new(
+            self,
+            name,
+            help,
+            labels,
+            Default::default,
+        )))
     }
 
     fn histogram(
@@ -344,6 +389,11 @@ pub struct Metrics {
     pub pull_requests: Counter,
     /// Commit statuses posted to GitHub by `result` (`posted`, `failed`).
     pub commit_statuses: Counter,
+    /// Webhook notifications by `result` (`sent`, `failed`).
+    pub notifications: Counter,
+    /// `peer` (`apiserver`, `registry`, `github`): local clock minus the
+    /// peer's `Date`, filled from [`crate::clock`] at each scrape.
+    pub clock_skew: Gauge,
     /// 1 while this replica holds the leader Lease.
     pub lease_held: Gauge,
     /// `kind` (`sync`, `bump`, `continue_merge`): triggers submitted.
@@ -429,6 +479,16 @@ impl Metrics {
                 "Commit statuses posted to GitHub, by result.",
                 &["result"],
             ),
+            notifications: b.counter(
+                "relbot_notifications_total",
+                "Webhook notifications about failed, Degraded or recovered applications, by result.",
+                &["result"],
+            ),
+            clock_skew: b.measured_gauge(
+                "relbot_clock_skew_seconds",
+                "Local clock minus the Date of the peer's last answer, by peer.",
+                &["peer"],
+            ),
             lease_held: b.gauge(
                 "relbot_lease_held",
                 "1 while this replica holds the leader Lease.",
@@ -467,6 +527,9 @@ impl Metrics {
 
     /// The whole registry in the Prometheus text format ([`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
+        for skew in crate::clock::book().skews() {
+            self.clock_skew.set(&[skew.peer.as_str()], skew.seconds);
+        }
         let mut out = String::with_capacity(4096);
         // Writing to a String cannot fail and relbot's label sets always
         // encode, so an error here is a bug in the encoder; the scrape still

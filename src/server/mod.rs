@@ -4,6 +4,7 @@
 //! described by [`Trigger`]s, merged into [`Work`] by the [`UpdateQueue`], and
 //! executed by whatever implements [`Executor`].
 
+pub mod announce;
 pub mod api;
 pub mod app;
 pub mod bump;

@@ -37,6 +37,11 @@ fn server_view(state: &AppState) -> ServerView {
             submitted: stats.submitted,
             runs: stats.executed,
         },
+        clock: crate::clock::book()
+            .skews()
+            .iter()
+            .map(super::page::views::ClockView::from_skew)
+            .collect(),
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::watch;
 
+use super::announce::Announcer;
 use super::bump;
 use super::guard::{Executor, RunContext, RunError};
 use super::http::AppState;
@@ -60,22 +61,27 @@ pub struct Reconciler {
     cache_dir: PathBuf,
     cluster: Cluster,
     registries: bump::RegistryCache,
+    /// Events and notifications about each application's runs.
+    announce: Announcer,
     /// The queue is built before the HTTP state that holds it, so the
     /// executor receives the state a moment after it starts.
     state: Arc<OnceLock<AppState>>,
 }
 
 impl Reconciler {
-    /// `state` is filled in once the HTTP state holding the queue exists.
+    /// `state` is filled in once the HTTP state holding the queue exists;
+    /// `identity` is this replica's name (its Events carry it).
     pub fn new(
         config: watch::Receiver<Arc<LoadedConfig>>,
         cache_dir: PathBuf,
         cluster: Cluster,
         state: Arc<OnceLock<AppState>>,
+        identity: &str,
     ) -> Self {
         Reconciler {
             config,
             cache_dir,
+            announce: Announcer::new(cluster.clone(), identity),
             cluster,
             registries: bump::RegistryCache::default(),
             state,
@@ -301,6 +307,14 @@ impl Executor for Reconciler {
                 state.pages().seed_runs(&app.name, &stored.runs);
             }
             state.pages().started(&app.name, Some(&checkout.revision));
+            self.announce
+                .started(
+                    &config,
+                    &app.name,
+                    &checkout.revision,
+                    &sync_settings.trigger,
+                )
+                .await;
             if let Some(statuses) = &statuses {
                 statuses
                     .started(state.metrics(), &app.name, &checkout.revision)
@@ -330,6 +344,9 @@ impl Executor for Reconciler {
                 "synced"
             );
             self.record(state, &result, &sync_settings.trigger);
+            self.announce
+                .finished(&config, state.metrics(), &result)
+                .await;
             if let Some(statuses) = &statuses {
                 statuses.finished(state.metrics(), &result).await;
             }

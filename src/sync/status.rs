@@ -155,6 +155,45 @@ pub async fn read(
     })
 }
 
+/// One of relbot's own notes on an application's record (e.g. the standing
+/// it last notified people of); `None` when there is no record or note.
+pub async fn read_annotation(
+    cluster: &ReadOnlyCluster,
+    namespace: &str,
+    application: &str,
+    key: &str,
+) -> Option<String> {
+    let kind = core_kind("ConfigMap", "configmaps", true);
+    let object = cluster
+        .get(&kind, Some(namespace), &config_map_name(application))
+        .await
+        .ok()??;
+    inventory::annotation(&object, key).map(str::to_string)
+}
+
+/// Sets a note on the record (a merge patch: the record's content and the
+/// apply that writes it are left alone). Fails with 404 before the first
+/// record is written.
+pub async fn annotate(
+    cluster: &Cluster,
+    namespace: &str,
+    application: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), ApiFailure> {
+    let kind = core_kind("ConfigMap", "configmaps", true);
+    let patch = json!({"metadata": {"annotations": {key: value}}});
+    cluster
+        .merge_patch(
+            &kind,
+            Some(namespace),
+            &config_map_name(application),
+            &patch,
+        )
+        .await
+        .map(|_| ())
+}
+
 /// When the application's current health began: the stored result's moment
 /// while the health is unchanged, else `now` (a result stored before this
 /// was recorded starts the count now).

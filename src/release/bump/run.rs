@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::health::{HealthSource, blocks_merge};
+use super::health::blocks_merge;
 use super::plan::{HeldTag, PolicyScan, plan_bumps, plan_revert};
 use super::publisher::Publisher;
 use super::pull::RevertReason;

@@ -46,11 +46,18 @@ impl RawResponse {
     }
 
     pub fn into_error(self, method: &Method, path: &str) -> GitHubError {
+        let mut message = self.message();
+        if self.status == 401
+            && let Some(hint) =
+                crate::clock::refusal_hint(crate::clock::Peer::GitHub, self.status, &message)
+        {
+            message = format!("{message}; {hint}");
+        }
         GitHubError::Status {
             method: method.to_string(),
             path: path.to_string(),
             status: self.status,
-            message: self.message(),
+            message,
             hint: hint_for(self.status),
         }
     }
@@ -278,6 +285,7 @@ async fn send_once(
         }
     };
     let response = result.map_err(|e| describe_octocrab_error(&e))?;
+    crate::clock::observe(crate::clock::Peer::GitHub, response.headers());
     let status = response.status().as_u16();
     let headers = response.headers().clone();
     let body = crab
@@ -298,8 +306,12 @@ async fn send_once(
 pub(crate) fn describe_octocrab_error(error: &octocrab::Error) -> AttemptError {
     if let octocrab::Error::GitHub { source, .. } = error {
         let status = source.status_code.as_u16();
+        // The App's JWT carries iat/exp: a clock far off is refused here.
+        let clock = crate::clock::refusal_hint(crate::clock::Peer::GitHub, status, &source.message)
+            .map(|hint| format!("; {hint}"))
+            .unwrap_or_default();
         return AttemptError::AppToken(format!(
-            "minting an installation token answered {status}: {} (check RELBOT_GITHUB_APP_ID, RELBOT_GITHUB_APP_INSTALLATION_ID and the App's private key)",
+            "minting an installation token answered {status}: {} (check RELBOT_GITHUB_APP_ID, RELBOT_GITHUB_APP_INSTALLATION_ID and the App's private key){clock}",
             source.message
         ));
     }

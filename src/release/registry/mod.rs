@@ -588,6 +588,7 @@ impl RegistryClient {
                     });
                 }
             };
+            crate::clock::observe(crate::clock::Peer::Registry, response.headers());
             self.note_ratelimit(&origin, response.headers());
             let status = response.status();
             if status == StatusCode::UNAUTHORIZED && !challenged {
@@ -602,10 +603,16 @@ impl RegistryClient {
             }
             if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
                 // Docker Hub answers 401, not 404, for a repository that does not exist.
-                let reason = format!(
+                let mut reason = format!(
                     "HTTP {}: wrong or missing credentials, or no such repository",
                     status.as_u16()
                 );
+                // Registry tokens expire: a clock far off refuses fresh ones.
+                if let Some(hint) =
+                    crate::clock::refusal_hint(crate::clock::Peer::Registry, status.as_u16(), "")
+                {
+                    reason = format!("{reason}; {hint}");
+                }
                 return Err(self.unauthorized(request, &host, &reason));
             }
             let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();

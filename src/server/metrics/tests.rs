@@ -237,6 +237,18 @@ const EXPECTED: &[(&str, &str, &[&str], &str)] = &[
         "Commit statuses posted to GitHub, by result.",
     ),
     (
+        "relbot_notifications_total",
+        "counter",
+        &["result"],
+        "Webhook notifications about failed, Degraded or recovered applications, by result.",
+    ),
+    (
+        "relbot_clock_skew_seconds",
+        "gauge",
+        &["peer"],
+        "Local clock minus the Date of the peer's last answer, by peer.",
+    ),
+    (
         "relbot_lease_held",
         "gauge",
         &[],
@@ -306,6 +318,8 @@ fn touched() -> Metrics {
     m.registry_rate_limit_wait_seconds.inc_by(&["ghcr.io"], 1.5);
     m.pull_requests.inc(&["opened"]);
     m.commit_statuses.inc(&["posted"]);
+    m.notifications.inc(&["sent"]);
+    m.clock_skew.set(&["github"], -42.5);
     m.lease_held.set(&[], 1.0);
     m.triggers.inc(&["sync"]);
     m.triggers_coalesced.inc(&["sync"]);

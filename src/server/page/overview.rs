@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::views::{Overview, QueueView};
+use super::views::{ClockView, Overview, QueueView};
 use super::{badge, duration, escape_html, layout, link, short, time};
 use crate::redact::redact_userinfo;
 
@@ -17,6 +17,35 @@ fn queue_words(queue: &QueueView) -> String {
     format!(
         "{now}. {} triggers received, {} merged into a queued run, {} runs since start.",
         queue.submitted, queue.coalesced, queue.runs
+    )
+}
+
+/// The clock line: each peer's figure, and in words (never colour alone)
+/// when one is beyond the bar.
+fn clock_item(clock: &[ClockView]) -> String {
+    if clock.is_empty() {
+        return String::new();
+    }
+    let figures: Vec<String> = clock
+        .iter()
+        .map(|c| format!("{} {:+.0} s", c.peer, c.skew_seconds))
+        .collect();
+    let off: Vec<&str> = clock
+        .iter()
+        .filter(|c| c.beyond_warning)
+        .map(|c| c.sentence.as_str())
+        .collect();
+    let verdict = if off.is_empty() {
+        "in step (within 30 s)".to_string()
+    } else {
+        format!(
+            "<strong>off: {}</strong>; tokens and signatures may be refused and health ages are wrong: set this node's time (NTP)",
+            escape_html(&off.join("; "))
+        )
+    };
+    format!(
+        "<li>Clock (local minus peer): {}, {verdict}</li>",
+        escape_html(&figures.join(", "))
     )
 }
 
@@ -51,13 +80,14 @@ pub fn render(view: &Overview) -> String {
     };
     let _ = writeln!(
         main,
-        "<ul><li>Readiness: {}</li><li>Leader: {leader}</li><li>Update queue: {}</li></ul>",
+        "<ul><li>Readiness: {}</li><li>Leader: {leader}</li><li>Update queue: {}</li>{}</ul>",
         if server.ready {
             "ready"
         } else {
             "not ready yet"
         },
         escape_html(&queue_words(&server.queue)),
+        clock_item(&server.clock),
     );
 
     main.push_str("<h2 id=\"applications\">Applications</h2>\n");
@@ -152,6 +182,21 @@ mod tests {
                 ready: true,
                 leader: true,
                 leader_name: Some("relbot-0".into()),
+                clock: vec![
+                    ClockView {
+                        peer: "apiserver".into(),
+                        skew_seconds: 1.0,
+                        beyond_warning: false,
+                        sentence: "the local clock is 1 s ahead of the Kubernetes API server's"
+                            .into(),
+                    },
+                    ClockView {
+                        peer: "github".into(),
+                        skew_seconds: -2700.0,
+                        beyond_warning: true,
+                        sentence: "the local clock is 2700 s behind GitHub's".into(),
+                    },
+                ],
                 queue: QueueView {
                     running: true,
                     queued: true,
@@ -220,5 +265,19 @@ mod tests {
         assert_eq!(html.matches("<script").count(), 1);
         assert!(html.contains("<script src=\"/assets/live.js\" defer></script>"));
         assert!(!html.contains("://cdn"), "no external assets");
+    }
+
+    #[test]
+    fn shows_the_clock_against_each_peer_and_says_when_it_is_off() {
+        let html = render(&view());
+        assert!(
+            html.contains("<li>Clock (local minus peer): apiserver +1 s, github -2700 s, <strong>off: the local clock is 2700 s behind GitHub&#39;s</strong>"),
+            "{html}"
+        );
+        let mut in_step = view();
+        in_step.server.clock.truncate(1);
+        assert!(render(&in_step).contains("apiserver +1 s, in step (within 30 s)"));
+        in_step.server.clock.clear();
+        assert!(!render(&in_step).contains("Clock"));
     }
 }

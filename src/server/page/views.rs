@@ -134,6 +134,33 @@ pub struct ServerView {
     /// Who holds the Lease (this replica's name when it leads).
     pub leader_name: Option<String>,
     pub queue: QueueView,
+    /// The local clock against each peer's (see `crate::clock`).
+    pub clock: Vec<ClockView>,
+}
+
+/// The local clock against one peer's.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClockView {
+    /// `apiserver`, `registry`, `github`.
+    pub peer: String,
+    /// Local minus the peer's: positive when the local clock is ahead.
+    pub skew_seconds: f64,
+    /// Beyond the 30 s bar: worth fixing.
+    pub beyond_warning: bool,
+    /// The figure in words.
+    pub sentence: String,
+}
+
+impl ClockView {
+    pub fn from_skew(skew: &crate::clock::Skew) -> ClockView {
+        ClockView {
+            peer: skew.peer.as_str().into(),
+            skew_seconds: skew.seconds.round(),
+            beyond_warning: skew.beyond_warning(),
+            sentence: skew.sentence(),
+        }
+    }
 }
 
 /// `GET /api/v1/applications` and the overview page.
