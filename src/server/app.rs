@@ -27,6 +27,9 @@ use super::metrics::Metrics;
 use super::page::links::RepoLinks;
 use super::reload;
 use super::schedule::{self, PolicySchedule};
+use super::shard::mailbox::Address;
+use super::shard::route::Sharding;
+use super::shard::{ShardManager, ShardSet, ShardSettings};
 use super::shutdown::{self, DrainOutcome};
 use super::status_page::{AppStatus, PendingPr, StatusSnapshot};
 use super::trigger::{PolicySelector, PrSelector, Selector, SyncRequest, Trigger};
@@ -65,6 +68,9 @@ pub struct ServeOptions {
     /// This replica's name in the Lease (`POD_NAME`, else host name and pid).
     pub identity: String,
     pub drain_deadline: Duration,
+    /// Split applications across replicas into this many shards
+    /// (`--shards`); None: one replica, the Lease holder, syncs everything.
+    pub shards: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -177,6 +183,8 @@ pub struct Reconciler {
     cache_dir: PathBuf,
     cluster: Cluster,
     registries: bump::RegistryCache,
+    /// Set when sharded: which applications this replica may sync.
+    sharding: Option<Sharding>,
     /// The queue is built before the HTTP state that holds it, so the
     /// executor receives the state a moment after it starts.
     state: Arc<OnceLock<AppState>>,
@@ -373,10 +381,23 @@ impl Executor for Reconciler {
         };
         let mut errors = Vec::new();
         let mut degraded = Vec::new();
+        let mut elsewhere = Vec::new();
         for desired in rendered {
             if !request.apps.contains(&desired.name) {
                 continue;
             }
+            // Sharded: only while this replica holds the application's
+            // shard, kept until the application's sync is over.
+            let hold = match &self.sharding {
+                None => None,
+                Some(sharding) => match sharding.set.hold(&desired.name) {
+                    Some(hold) => Some(hold),
+                    None => {
+                        elsewhere.push(desired.name.clone());
+                        continue;
+                    }
+                },
+            };
             // A safe point: between applications, never inside one.
             if run.cancel.is_cancelled() {
                 return Err(RunError::new(format!(
@@ -389,6 +410,15 @@ impl Executor for Reconciler {
             };
             let mut sync_settings = SyncSettings::new(app, &settings);
             sync_settings.trigger = run.reasons.join(", ");
+            if let (Some(sharding), Some(hold)) = (&self.sharding, &hold) {
+                // The history says who synced: one replica per shard at a time.
+                sync_settings.trigger = format!(
+                    "{} shard {}: {}",
+                    sharding.set.identity(),
+                    hold.shard,
+                    sync_settings.trigger
+                );
+            }
             if !state.pages().knows(&app.name)
                 && let Some(stored) = crate::sync::status::read(
                     self.cluster.read_only(),
@@ -436,6 +466,13 @@ impl Executor for Reconciler {
                     result.errors.join("; ")
                 ));
             }
+            drop(hold);
+        }
+        // Named applications whose shard moved away since the trigger was
+        // routed: their new holder syncs them (a full sync needs no
+        // forwarding, every replica polls its own shards).
+        if let (Some(sharding), false) = (&self.sharding, request.apps.is_all()) {
+            sharding.forward_sync(elsewhere, request.revision.clone(), &run.reasons.join(", "));
         }
         // A Degraded application may owe its state to a merged bump: its
         // policies' next bump run asks the rollback rule (a healthy
@@ -459,6 +496,19 @@ impl Executor for Reconciler {
         let config = self.config.borrow().clone();
         if run.cancel.is_cancelled() {
             return Err(RunError::new("bump skipped: shutdown or leadership lost"));
+        }
+        // Sharded: the release bot runs on the `relbot` Lease holder only.
+        if let Some(sharding) = &self.sharding
+            && !sharding.is_leader()
+        {
+            sharding.forward(
+                Address::Leader,
+                Trigger::Bump {
+                    policies: policies.clone(),
+                    reason: run.reasons.join(", "),
+                },
+            );
+            return Ok(());
         }
         let only: Vec<String> = match policies {
             Selector::All => Vec::new(),
@@ -501,6 +551,18 @@ impl Executor for Reconciler {
     /// registry has nothing newer).
     async fn continue_merge(&self, prs: &PrSelector, run: &RunContext) -> Result<(), RunError> {
         tracing::debug!(%prs, "continuing merges through a bump run");
+        if let Some(sharding) = &self.sharding
+            && !sharding.is_leader()
+        {
+            sharding.forward(
+                Address::Leader,
+                Trigger::ContinueMerge {
+                    prs: prs.clone(),
+                    reason: run.reasons.join(", "),
+                },
+            );
+            return Ok(());
+        }
         self.bump(&Selector::All, run).await
     }
 }
@@ -532,9 +594,8 @@ fn follow_up_bumps(state: &AppState, report: &BumpReport, stop: &CancellationTok
         .iter()
         .any(|p| matches!(p.merge, Some(MergeState::Merged { .. })))
     {
-        state
-            .queue()
-            .submit(Trigger::sync_all("a relbot pull request was merged"));
+        // Through the sharding router: every shard's holder syncs it.
+        state.submit(Trigger::sync_all("a relbot pull request was merged"));
     }
     for line in &report.policies {
         let Some(RollbackDecision::Waiting { due, .. }) = &line.rollback else {
@@ -882,7 +943,7 @@ pub async fn run(
         }
     })?;
     let elector = Arc::new(LeaseElector::new(
-        kube_client,
+        kube_client.clone(),
         LeaseSettings::new(&lease_namespace, LEASE_NAME, &options.identity),
         metrics.clone(),
     ));
@@ -911,15 +972,39 @@ pub async fn run(
             }
         }
     });
+    // Sharded: every replica runs its queue; which applications it syncs
+    // follows the shard Leases, and bumps stay with the leader.
+    let shards = options.shards.map(|count| {
+        let settings = ShardSettings::new(&lease_namespace, &options.identity, count);
+        let set = Arc::new(ShardSet::new(
+            settings.shards,
+            &options.identity,
+            settings.renew_deadline,
+        ));
+        let manager = Arc::new(ShardManager::new(
+            kube_client.clone(),
+            settings,
+            set.clone(),
+            leader.clone(),
+        ));
+        let sharding = Sharding::new(set, manager.mailbox().clone(), leader.clone());
+        (manager, sharding)
+    });
     let state_cell: Arc<OnceLock<AppState>> = Arc::default();
     let executor = Reconciler {
+        sharding: shards.as_ref().map(|(_, s)| s.clone()),
         state: state_cell.clone(),
         config: config.clone(),
         cache_dir: options.cache_dir.clone(),
         cluster: cluster.clone(),
         registries: bump::RegistryCache::default(),
     };
-    let queue = UpdateQueue::start(executor, leader.clone(), metrics.clone());
+    let queue_gate = if shards.is_some() {
+        LeaderState::always()
+    } else {
+        leader.clone()
+    };
+    let queue = UpdateQueue::start(executor, queue_gate, metrics.clone());
     let state = AppState::new(
         queue.clone(),
         metrics.clone(),
@@ -929,6 +1014,34 @@ pub async fn run(
         settings,
     );
     let _ = state_cell.set(state.clone());
+    let shard_handle = shards.map(|(manager, sharding)| {
+        state.set_submit({
+            let (sharding, queue) = (sharding.clone(), queue.clone());
+            move |trigger| sharding.route(&queue, trigger)
+        });
+        let (queue, config) = (queue.clone(), config.clone());
+        manager.spawn(move |gained, letters| {
+            if !gained.is_empty() {
+                let apps: std::collections::BTreeSet<String> = config
+                    .borrow()
+                    .config
+                    .applications
+                    .iter()
+                    .map(|a| a.name.clone())
+                    .filter(|name| gained.contains(&sharding.set.shard_of(name)))
+                    .collect();
+                let shards: Vec<String> = gained.iter().map(u32::to_string).collect();
+                queue.submit(Trigger::Sync {
+                    apps: Selector::Only(apps),
+                    revision: None,
+                    reason: format!("took shard {}", shards.join(", ")),
+                });
+            }
+            for letter in letters {
+                queue.submit(letter);
+            }
+        })
+    });
     state
         .pages()
         .set_links(RepoLinks::from_config(&current.config));
@@ -944,7 +1057,7 @@ pub async fn run(
             source,
         })?;
     let bound = listener.local_addr().unwrap_or(options.listen);
-    tracing::info!(listen = %bound, identity = %options.identity, lease_namespace = %lease_namespace, "relbot serve listening");
+    tracing::info!(listen = %bound, identity = %options.identity, lease_namespace = %lease_namespace, shards = options.shards.unwrap_or(0), "relbot serve listening");
 
     shutdown::cancel_on_signal(stop.clone());
     let server = tokio::spawn(http::serve(
@@ -995,6 +1108,9 @@ pub async fn run(
         _ => {}
     }
     let outcome = shutdown::drain(&queue, Some(elector_handle), options.drain_deadline).await;
+    if let Some(handle) = shard_handle {
+        handle.stop_and_release().await;
+    }
     drop(watch);
     Ok(outcome)
 }

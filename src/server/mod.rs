@@ -15,6 +15,7 @@ pub mod page;
 pub mod page_routes;
 pub mod reload;
 pub mod schedule;
+pub mod shard;
 pub mod shutdown;
 pub mod status_page;
 pub mod trigger;
