@@ -107,7 +107,7 @@ mod tests {
         let held: BTreeSet<u32> = (0..8).collect();
         let p = plan(8, &held, 3, 0);
         assert_eq!(p.keep, vec![0, 1, 2]);
-        assert_eq!(p.release, vec![3, 4, 5, 6, 7]);
+        assert_eq!(p.release, vec![7, 6, 5, 4, 3]);
         assert!(p.probe.is_empty());
     }
 
