@@ -154,8 +154,8 @@ async fn fifty_policies() -> bool {
     )
     .unwrap();
     let publisher = Publisher {
-        github: &github,
-        workspace: &workspace,
+        github,
+        workspace,
         health: &NoHealth,
     };
     let options = BumpOptions::default();

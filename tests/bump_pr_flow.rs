@@ -95,8 +95,8 @@ impl World {
 
     async fn run(&self, only: &[&str], health: &dyn HealthSource) -> BumpReport {
         let publisher = Publisher {
-            github: &self.github,
-            workspace: &self.workspace,
+            github: self.github.clone(),
+            workspace: self.workspace.clone(),
             health,
         };
         run_bumps(

@@ -1,6 +1,6 @@
 //! The module map holds: every `crate::` import points down the floors of
-//! docs/architecture.md, and no two modules of one folder import each other
-//! (directly or round a loop). Read from the source, so a new upward import
+//! docs/architecture.md, and no two modules of one folder, at any depth,
+//! import each other (directly or round a loop). Read from the source, so a new upward import
 //! fails here with the file and the line that made it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,8 +60,8 @@ fn production_code(text: &str) -> &str {
     text.split("#[cfg(test)]\nmod ").next().unwrap_or(text)
 }
 
-/// Each `crate::a::b` path in `text` as (line, ["a", "b"]); a capitalised
-/// second segment is an item, not a module, and is left out.
+/// Each `crate::a::b::…` path in `text` as (line, ["a", "b", …]): the
+/// lower-case segments, so a capitalised item ends it.
 fn crate_paths(text: &str) -> Vec<(usize, Vec<String>)> {
     let mut found = Vec::new();
     for (index, line) in text.lines().enumerate() {
@@ -69,16 +69,7 @@ fn crate_paths(text: &str) -> Vec<(usize, Vec<String>)> {
         let mut rest = code;
         while let Some(at) = rest.find("crate::") {
             rest = &rest[at + "crate::".len()..];
-            let segments: Vec<String> = rest
-                .split("::")
-                .take(2)
-                .map(|s| {
-                    s.chars()
-                        .take_while(|c| c.is_alphanumeric() || *c == '_')
-                        .collect::<String>()
-                })
-                .take_while(|s| !s.is_empty() && s.chars().next().unwrap().is_lowercase())
-                .collect();
+            let segments = module_segments(rest);
             if !segments.is_empty() {
                 found.push((index + 1, segments));
             }
@@ -87,19 +78,33 @@ fn crate_paths(text: &str) -> Vec<(usize, Vec<String>)> {
     found
 }
 
-/// Each `super::x` in a file directly inside a folder, as the sibling `x`.
-fn sibling_paths(text: &str) -> Vec<String> {
+/// The leading `a::b::…` of `text` while each segment is a lower-case name.
+fn module_segments(text: &str) -> Vec<String> {
+    text.split("::")
+        .map(|s| {
+            s.chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect::<String>()
+        })
+        .take_while(|s| !s.is_empty() && s.chars().next().unwrap().is_lowercase())
+        .collect()
+}
+
+/// Each `super::x::…` (or `super::super::x`) as (how many levels up, ["x", …]).
+fn super_paths(text: &str) -> Vec<(usize, Vec<String>)> {
     let mut found = BTreeSet::new();
     for line in text.lines() {
         let mut rest = line.split("//").next().unwrap_or("");
         while let Some(at) = rest.find("super::") {
-            rest = &rest[at + "super::".len()..];
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            if name.chars().next().is_some_and(char::is_lowercase) && name != "super" {
-                found.insert(name);
+            let mut ups = 0;
+            rest = &rest[at..];
+            while let Some(after) = rest.strip_prefix("super::") {
+                ups += 1;
+                rest = after;
+            }
+            let segments = module_segments(rest);
+            if !segments.is_empty() {
+                found.insert((ups, segments));
             }
         }
     }
@@ -166,34 +171,35 @@ fn no_module_imports_one_above_it() {
     assert!(upward.is_empty(), "upward imports:\n{}", upward.join("\n"));
 }
 
-/// Module-to-module edges at the level of a folder's children
-/// (`source::render` → `source::kustomize`), plus top-level modules.
+/// Module-to-module edges between the children of one folder, at every
+/// depth: `release::github::clients` naming `super::transport` is the edge
+/// clients → transport inside `release::github`; `source::render` naming
+/// `crate::sync::plan` is the edge source → sync between top-level modules.
 fn edges() -> BTreeMap<String, BTreeSet<String>> {
     let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for source in sources() {
-        let me = source
-            .module
-            .iter()
-            .take(2)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("::");
-        let mut targets = BTreeSet::new();
-        for (_, path) in crate_paths(&source.code) {
-            let same_folder = path.len() == 2 && path[0] == source.module[0];
-            targets.insert(if same_folder {
-                path.join("::")
-            } else {
-                path[0].clone()
-            });
-        }
-        if source.module.len() == 2 {
-            for sibling in sibling_paths(&source.code) {
-                targets.insert(format!("{}::{sibling}", source.module[0]));
+        let me = &source.module;
+        let mut targets: Vec<Vec<String>> = crate_paths(&source.code)
+            .into_iter()
+            .map(|(_, path)| path)
+            .collect();
+        // A file's `super` is its folder's module (`mod.rs` is the folder's own).
+        for (ups, path) in super_paths(&source.code) {
+            if let Some(base) = me.len().checked_sub(ups) {
+                targets.push(me[..base].iter().chain(&path).cloned().collect());
             }
         }
-        targets.retain(|t| *t != me && !me.starts_with(&format!("{t}::")));
-        edges.entry(me).or_default().extend(targets);
+        for target in targets {
+            let shared = me.iter().zip(&target).take_while(|(a, b)| a == b).count();
+            // An ancestor of this module, or one of its own children: not a sibling.
+            if shared == target.len() || shared == me.len() {
+                continue;
+            }
+            edges
+                .entry(me[..=shared].join("::"))
+                .or_default()
+                .insert(target[..=shared].join("::"));
+        }
     }
     edges
 }
@@ -233,5 +239,9 @@ fn the_reader_sees_paths_and_siblings() {
         crate_paths(code),
         vec![(1, vec!["sync".to_string(), "plan".to_string()])]
     );
-    assert_eq!(sibling_paths(code), vec!["read".to_string()]);
+    assert_eq!(super_paths(code), vec![(1, vec!["read".to_string()])]);
+    assert_eq!(
+        super_paths("use super::super::health::X;"),
+        vec![(2, vec!["health".to_string()])]
+    );
 }

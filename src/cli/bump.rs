@@ -12,12 +12,12 @@ use relbot::cluster::client::ClusterTarget;
 use relbot::config::LoadedConfig;
 use relbot::progress::Progress;
 use relbot::release::bump::{
-    BumpOptions, BumpReport, MergeState, PolicyOutcome, PolicyReport, Publisher, RollbackDecision,
-    StaticHealth, Workspace, run_bumps,
+    BumpError, BumpOptions, BumpReport, MergeState, PolicyOutcome, PolicyReport, Publisher,
+    PublisherError, RollbackDecision, StaticHealth, run_bumps,
 };
-use relbot::release::github::{GitHubClient, GithubSettings};
-use relbot::release::registry::{RegistryClient, RegistryCredentials, RegistrySettings};
-use relbot::source::git::GitCredentials;
+use relbot::release::registry::{
+    CredentialsError, RegistryClient, RegistryCredentials, RegistryError, RegistrySettings,
+};
 use relbot::sync::engine::{PlanTarget, open_for_plan};
 
 use super::validate::print_structured;
@@ -99,74 +99,67 @@ pub fn run(global: &GlobalArgs, args: BumpArgs) -> Outcome {
     }
 }
 
+/// Why `relbot bump` could not run (a policy's own failure is in the report).
+#[derive(Debug, thiserror::Error)]
+enum BumpFailure {
+    #[error("--registry-mirror {0:?}: expected HOST=MIRROR, e.g. docker.io=127.0.0.1:5000")]
+    Mirror(String),
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("{}", publisher_words(.0))]
+    Publisher(#[from] PublisherError),
+    #[error(transparent)]
+    Bump(#[from] BumpError),
+}
+
+/// A missing section of relbot.yaml points at the way round it.
+fn publisher_words(error: &PublisherError) -> String {
+    if error.is_missing_section() {
+        format!("{error} (or use --dry-run)")
+    } else {
+        error.to_string()
+    }
+}
+
 async fn bump(
     loaded: &LoadedConfig,
     args: &BumpArgs,
     progress: Progress,
-) -> Result<BumpReport, String> {
+) -> Result<BumpReport, BumpFailure> {
     let mut settings = RegistrySettings::from_config(&loaded.config.registries);
     for mirror in &args.registry_mirrors {
-        let (host, to) = mirror.split_once('=').ok_or_else(|| {
-            format!(
-                "--registry-mirror {mirror:?}: expected HOST=MIRROR, e.g. docker.io=127.0.0.1:5000"
-            )
-        })?;
+        let (host, to) = mirror
+            .split_once('=')
+            .ok_or_else(|| BumpFailure::Mirror(mirror.clone()))?;
         settings.set_host(host.trim(), Some(to.trim()), false);
     }
-    let credentials = RegistryCredentials::from_environment().map_err(|e| e.to_string())?;
-    let registry = RegistryClient::new(settings, credentials).map_err(|e| e.to_string())?;
+    let credentials = RegistryCredentials::from_environment()?;
+    let registry = RegistryClient::new(settings, credentials)?;
     let root = root_of(loaded, args);
     let options = BumpOptions {
         only: args.policies.clone(),
         dry_run: args.dry_run,
         progress,
     };
-    let github = match github_client(loaded, args) {
-        Ok(github) => github,
+    let publisher = match Publisher::from_config(&loaded.config, work_dir(args)) {
+        Ok(publisher) => publisher,
         // A dry run without GitHub still shows the bumps; rollback and
         // hold need the PR history, so it says they were not checked.
         Err(reason) if args.dry_run => {
-            eprintln!("note: rollback and hold not checked: {reason}");
-            return run_bumps(loaded, &root, &registry, None, &options)
-                .await
-                .map_err(|e| e.to_string());
+            eprintln!(
+                "note: rollback and hold not checked: {}",
+                publisher_words(&reason)
+            );
+            return Ok(run_bumps(loaded, &root, &registry, None, &options).await?);
         }
-        Err(reason) => return Err(reason),
+        Err(reason) => return Err(reason.into()),
     };
-    let (github, workspace) = github;
     let health = stored_health(loaded, &args.policies).await;
     // In a dry run the publisher only reads: PR history and health.
-    let publisher = Publisher {
-        github: &github,
-        workspace: &workspace,
-        health: &health,
-    };
-    run_bumps(loaded, &root, &registry, Some(&publisher), &options)
-        .await
-        .map_err(|e| e.to_string())
-}
-
-/// The GitHub client and the working clone, or why there are none.
-fn github_client(
-    loaded: &LoadedConfig,
-    args: &BumpArgs,
-) -> Result<(GitHubClient, Workspace), String> {
-    let github_config = loaded.config.github.as_ref().ok_or(
-        "relbot.yaml has no `github:` section; publishing bumps needs github.repository (or use --dry-run)",
-    )?;
-    let repo = loaded.config.repo.as_ref().ok_or(
-        "relbot.yaml has no `repo:` section; publishing bumps needs repo.url to push to (or use --dry-run)",
-    )?;
-    let settings = GithubSettings::from_config(github_config, |name| std::env::var(name).ok())
-        .map_err(|e| e.to_string())?;
-    let github = GitHubClient::new(settings).map_err(|e| e.to_string())?;
-    let base = github_config
-        .base_branch
-        .clone()
-        .unwrap_or_else(|| repo.branch.clone());
-    let workspace = Workspace::new(work_dir(args), repo, &base, GitCredentials::from_env())
-        .map_err(|e| e.to_string())?;
-    Ok((github, workspace))
+    let publisher = publisher.with_health(&health);
+    Ok(run_bumps(loaded, &root, &registry, Some(&publisher), &options).await?)
 }
 
 /// The health the reconciler last stored for each policy's application, read

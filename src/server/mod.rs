@@ -4,7 +4,9 @@
 //! described by [`Trigger`]s, merged into [`Work`] by the [`UpdateQueue`], and
 //! executed by whatever implements [`Executor`].
 
+pub mod api;
 pub mod app;
+pub mod bump;
 pub mod commit_status;
 pub mod guard;
 pub mod http;
@@ -13,6 +15,7 @@ pub mod metrics;
 pub mod observed;
 pub mod page;
 pub mod page_routes;
+pub mod reconciler;
 pub mod reload;
 pub mod schedule;
 pub mod shard;

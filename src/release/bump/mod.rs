@@ -25,6 +25,7 @@
 mod error;
 pub mod health;
 pub mod plan;
+pub mod publisher;
 pub mod pull;
 pub mod rollback;
 pub mod run;
@@ -39,10 +40,10 @@ pub use plan::{
     BumpFile, BumpLine, BumpPlan, HeldTag, PolicyScan, plan_bumps, plan_policy,
     plan_policy_observed, plan_revert,
 };
+pub use publisher::{Publisher, PublisherError};
 pub use rollback::RollbackDecision;
 pub use run::{
-    BumpOptions, BumpReport, MergeState, PolicyOutcome, PolicyReport, Publisher, RequestCounts,
-    run_bumps,
+    BumpOptions, BumpReport, MergeState, PolicyOutcome, PolicyReport, RequestCounts, run_bumps,
 };
 pub use workspace::Workspace;
 

@@ -7,14 +7,14 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::health::{AppHealth, HealthSource};
+use super::health::AppHealth;
 use super::plan::{HeldTag, PolicyScan, plan_bumps, plan_revert};
+use super::publisher::Publisher;
 use super::pull::RevertReason;
 use super::rollback::{
     RollbackDecision, RollbackInput, decide_rollback, held_version, is_held, last_merged_bump,
 };
 use super::summary::{render_application, summarize};
-use super::workspace::Workspace;
 use super::{BumpError, BumpPlan, pull};
 use crate::config::{Config, ImagePolicy, LoadedConfig, MergeMethod};
 use crate::progress::{Progress, ProgressEvent};
@@ -183,15 +183,6 @@ impl BumpReport {
     }
 }
 
-/// Everything a publishing run talks to. A dry run given one only reads
-/// (GitHub's PR history and the health) to say what rollback and hold
-/// would do.
-pub struct Publisher<'a> {
-    pub github: &'a GitHubClient,
-    pub workspace: &'a Workspace,
-    pub health: &'a dyn HealthSource,
-}
-
 /// A run over the configuration. `root` is the tree to scan: the `--source`
 /// directory for a dry-run; ignored when publishing (the workspace's fresh
 /// checkout of the base branch is scanned instead, so plans start from the
@@ -270,7 +261,7 @@ pub async fn run_bumps(
             // revert there, so the closed list cannot hold this bump back.
             let mut keeper_open = false;
             if let (Some(publisher), Some(_)) = (publishing, &line.bump) {
-                match list_open_pulls_once(publisher.github, &mut open_pulls).await {
+                match list_open_pulls_once(&publisher.github, &mut open_pulls).await {
                     Ok(pulls) => {
                         let branch = branch_for_policy(policy.name());
                         keeper_open = pulls.iter().any(|p| p.head_ref == branch);
@@ -304,7 +295,7 @@ pub async fn run_bumps(
         if let (Some(publisher), Some(base_revision), Some(plan)) =
             (publishing, &base_revision, line.bump.clone())
         {
-            if let Err(error) = list_open_pulls_once(publisher.github, &mut open_pulls).await {
+            if let Err(error) = list_open_pulls_once(&publisher.github, &mut open_pulls).await {
                 line.outcome = PolicyOutcome::Failed {
                     error: error.to_string(),
                 };
@@ -415,7 +406,7 @@ async fn guard_policy(
         && spec.rollback.enabled
         && observed.health == AppHealth::Degraded
     {
-        let closed = closed_pulls(reader.github, &branch, history).await?;
+        let closed = closed_pulls(&reader.github, &branch, history).await?;
         let bump = last_merged_bump(name, closed);
         let synced_holds_merge = match (&bump, &observed.revision, cx.publishing) {
             (Some(bump), Some(revision), true) => bump
@@ -460,7 +451,7 @@ async fn guard_policy(
     if cx.keeper_open {
         return Ok(None);
     }
-    let closed = closed_pulls(reader.github, &branch, history).await?;
+    let closed = closed_pulls(&reader.github, &branch, history).await?;
     if let Some(failed) = held_version(name, closed)
         && is_held(&plan.to, &failed)
     {
@@ -521,7 +512,7 @@ async fn publish(
     line: &mut PolicyReport,
     progress: &Progress,
 ) -> Result<(), BumpError> {
-    let github = publisher.github;
+    let github = &publisher.github;
     let github_config = cx.config.github.clone().ok_or_else(|| {
         BumpError::Settings(
             "relbot.yaml has no `github:` section; bump PRs need github.repository".into(),

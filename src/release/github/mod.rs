@@ -26,6 +26,7 @@ mod graphql;
 mod location;
 mod pages;
 mod redirect;
+mod request;
 mod rest;
 pub mod statuses;
 mod transport;

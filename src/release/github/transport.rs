@@ -13,9 +13,8 @@ use octocrab::Octocrab;
 use rand::Rng;
 use serde_json::Value;
 
-use super::clients::{GraphqlAuth, installation_bearer};
 use super::error::{GitHubError, hint_for};
-use super::{GitHubClient, GitHubStats, RetryPolicy};
+use super::{GitHubStats, RetryPolicy};
 
 /// A response as relbot reads it.
 #[derive(Debug)]
@@ -146,39 +145,6 @@ fn now_epoch() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-impl GitHubClient {
-    /// One REST request, redirects followed (see [`super::redirect`]).
-    pub(crate) async fn rest_once(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&Value>,
-    ) -> Result<RawResponse, GitHubError> {
-        let sender = Sender {
-            crab: &self.rest,
-            authorization: None,
-            policy: &self.retry,
-            stats: &self.stats,
-        };
-        super::redirect::follow(&sender, &self.api_origin, method, path, body).await
-    }
-
-    pub(crate) async fn graphql_raw(&self, body: &Value) -> Result<RawResponse, GitHubError> {
-        let authorization = match self.graphql_auth {
-            GraphqlAuth::Own => None,
-            GraphqlAuth::RestInstallationToken => Some(installation_bearer(&self.rest).await?),
-        };
-        Sender {
-            crab: &self.graphql,
-            authorization,
-            policy: &self.retry,
-            stats: &self.stats,
-        }
-        .send(Method::POST, "/graphql", Some(body))
-        .await
-    }
 }
 
 /// What one request is sent with.
