@@ -20,7 +20,8 @@ use super::{GlobalArgs, Outcome, OutputFormat, SourceArgs};
   RELBOT_REGISTRY_WEBHOOK_TOKEN (or _FILE) token for POST /webhooks/registry/<token>
   RELBOT_NOTIFY_WEBHOOK_URL (or _FILE)     where notifications.webhook posts (a secret)
   RELBOT_CACHE_DIR                         where the repository is cached
-  POD_NAME                                 this replica's name in the Lease
+  POD_NAME                                 this replica's name in the Leases
+  RELBOT_SHARDS                            --shards
   RELBOT_LOG                               log filter (e.g. info,relbot=debug)
 
 Endpoints: / (status page), /api/status (JSON), /healthz, /readyz, /metrics")]
@@ -39,6 +40,11 @@ pub struct ServeArgs {
     /// Namespace of the leader-election Lease [default: the config's status.namespace]
     #[arg(long, value_name = "NAMESPACE", env = "RELBOT_LEASE_NAMESPACE")]
     pub lease_namespace: Option<String>,
+    /// Split applications across replicas into N shards, one Lease each
+    /// (relbot-shard-0 …); every replica of the Deployment passes the same N.
+    /// Without it, the replica holding the `relbot` Lease syncs everything
+    #[arg(long, value_name = "N", env = "RELBOT_SHARDS", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub shards: Option<u32>,
     /// Repository cache [default: $RELBOT_CACHE_DIR, $XDG_CACHE_HOME/relbot, ~/.cache/relbot]
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -68,6 +74,7 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> Outcome {
         lease_namespace: args.lease_namespace,
         identity: app::default_identity(),
         drain_deadline: DRAIN_DEADLINE,
+        shards: args.shards,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -26,8 +26,10 @@ pub use super::reconciler::{READY_DISCOVERY, READY_FETCH};
 use super::reconciler::{Reconciler, git_source};
 use super::reload;
 use super::schedule::{self, PolicySchedule};
+use super::shard::route::Sharding;
+use super::shard::{ShardManager, ShardSet, ShardSettings};
 use super::shutdown::{self, DrainOutcome};
-use super::trigger::Trigger;
+use super::trigger::{Selector, Trigger};
 use super::webhook::Routes;
 use crate::cluster::client::{Cluster, ClusterTarget, locate};
 use crate::config::{Config, LoadedConfig};
@@ -52,6 +54,9 @@ pub struct ServeOptions {
     /// This replica's name in the Lease (`POD_NAME`, else host name and pid).
     pub identity: String,
     pub drain_deadline: Duration,
+    /// Split applications across replicas into this many shards
+    /// (`--shards`); None: one replica, the Lease holder, syncs everything.
+    pub shards: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +185,7 @@ pub async fn run(
         }
     })?;
     let elector = Arc::new(LeaseElector::new(
-        kube_client,
+        kube_client.clone(),
         LeaseSettings::new(&lease_namespace, LEASE_NAME, &options.identity),
         metrics.clone(),
     ));
@@ -209,15 +214,40 @@ pub async fn run(
             }
         }
     });
+    // Sharded: every replica runs its queue; which applications it syncs
+    // follows the shard Leases, and bumps stay with the leader.
+    let shards = options.shards.map(|count| {
+        let settings = ShardSettings::new(&lease_namespace, &options.identity, count);
+        let set = Arc::new(ShardSet::new(
+            settings.shards,
+            &options.identity,
+            settings.renew_deadline,
+        ));
+        let manager = Arc::new(ShardManager::new(
+            kube_client.clone(),
+            settings,
+            set.clone(),
+            leader.clone(),
+        ));
+        let sharding = Sharding::new(set, manager.mailbox().clone(), leader.clone());
+        (manager, sharding)
+    });
     let state_cell: Arc<OnceLock<AppState>> = Arc::default();
-    let executor = Reconciler::new(
+    let mut executor = Reconciler::new(
         config.clone(),
         options.cache_dir.clone(),
         cluster.clone(),
         state_cell.clone(),
         &options.identity,
     );
-    let queue = UpdateQueue::start(executor, leader.clone(), metrics.clone());
+    let queue_gate = match &shards {
+        Some((_, sharding)) => {
+            executor = executor.with_sharding(sharding.clone());
+            LeaderState::always()
+        }
+        None => leader.clone(),
+    };
+    let queue = UpdateQueue::start(executor, queue_gate, metrics.clone());
     let state = AppState::new(
         queue.clone(),
         metrics.clone(),
@@ -227,6 +257,34 @@ pub async fn run(
         settings,
     );
     let _ = state_cell.set(state.clone());
+    let shard_handle = shards.map(|(manager, sharding)| {
+        state.set_submit({
+            let (sharding, queue) = (sharding.clone(), queue.clone());
+            move |trigger| sharding.route(&queue, trigger)
+        });
+        let (queue, config) = (queue.clone(), config.clone());
+        manager.spawn(move |gained, letters| {
+            if !gained.is_empty() {
+                let apps: std::collections::BTreeSet<String> = config
+                    .borrow()
+                    .config
+                    .applications
+                    .iter()
+                    .map(|a| a.name.clone())
+                    .filter(|name| gained.contains(&sharding.set.shard_of(name)))
+                    .collect();
+                let shards: Vec<String> = gained.iter().map(u32::to_string).collect();
+                queue.submit(Trigger::Sync {
+                    apps: Selector::Only(apps),
+                    revision: None,
+                    reason: format!("took shard {}", shards.join(", ")),
+                });
+            }
+            for letter in letters {
+                queue.submit(letter);
+            }
+        })
+    });
     state
         .pages()
         .set_links(RepoLinks::from_config(&current.config));
@@ -242,7 +300,7 @@ pub async fn run(
             source,
         })?;
     let bound = listener.local_addr().unwrap_or(options.listen);
-    tracing::info!(listen = %bound, identity = %options.identity, lease_namespace = %lease_namespace, "relbot serve listening");
+    tracing::info!(listen = %bound, identity = %options.identity, lease_namespace = %lease_namespace, shards = options.shards.unwrap_or(0), "relbot serve listening");
 
     shutdown::cancel_on_signal(stop.clone());
     let server = tokio::spawn(http::serve(
@@ -293,6 +351,9 @@ pub async fn run(
         _ => {}
     }
     let outcome = shutdown::drain(&queue, Some(elector_handle), options.drain_deadline).await;
+    if let Some(handle) = shard_handle {
+        handle.stop_and_release().await;
+    }
     drop(watch);
     Ok(outcome)
 }

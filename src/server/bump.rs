@@ -159,9 +159,8 @@ pub fn follow_up_bumps(state: &AppState, report: &BumpReport, stop: &Cancellatio
         .iter()
         .any(|p| matches!(p.merge, Some(MergeState::Merged { .. })))
     {
-        state
-            .queue()
-            .submit(Trigger::sync_all("a relbot pull request was merged"));
+        // Through the sharding router: every shard's holder syncs it.
+        state.submit(Trigger::sync_all("a relbot pull request was merged"));
     }
     for line in &report.policies {
         let Some(RollbackDecision::Waiting { due, .. }) = &line.rollback else {

@@ -20,6 +20,7 @@ use super::guard::{LeaderState, UpdateQueue};
 use super::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics, webhook_event_label};
 use super::page::store::PageStore;
 use super::status_page::StatusSnapshot;
+use super::trigger::Trigger;
 use super::webhook::{
     DeliveryCache, Routed, Routes, Secret, Verdict, route_github_event, route_registry_event,
     verify_github_signature,
@@ -149,7 +150,12 @@ struct Shared {
     status: RwLock<StatusSnapshot>,
     deliveries: Mutex<DeliveryCache>,
     pages: PageStore,
+    /// Where webhook triggers go instead of the local queue (a sharded
+    /// replica forwards what it does not hold).
+    submit: std::sync::OnceLock<Submit>,
 }
+
+type Submit = Arc<dyn Fn(Trigger) -> Option<u64> + Send + Sync>;
 
 impl AppState {
     pub fn new(
@@ -172,6 +178,7 @@ impl AppState {
                 status: RwLock::new(StatusSnapshot::default()),
                 deliveries: Mutex::new(DeliveryCache::new(DELIVERY_CACHE_SIZE)),
                 pages: PageStore::default(),
+                submit: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -197,6 +204,20 @@ impl AppState {
 
     pub fn queue(&self) -> &UpdateQueue {
         &self.inner.queue
+    }
+
+    /// Sends webhook triggers through `submit` instead of the local queue.
+    pub fn set_submit(&self, submit: impl Fn(Trigger) -> Option<u64> + Send + Sync + 'static) {
+        let _ = self.inner.submit.set(Arc::new(submit));
+    }
+
+    /// Queues a trigger from outside (webhooks, merged PRs): the local
+    /// queue, or wherever `set_submit` routes it.
+    pub fn submit(&self, trigger: Trigger) -> Option<u64> {
+        match self.inner.submit.get() {
+            Some(submit) => submit(trigger),
+            None => self.inner.queue.submit(trigger),
+        }
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -462,7 +483,7 @@ fn dispatch(state: &AppState, event: &'static str, delivery: &str, routed: Route
     let tickets: Vec<u64> = routed
         .triggers
         .into_iter()
-        .filter_map(|t| state.inner.queue.submit(t))
+        .filter_map(|t| state.submit(t))
         .collect();
     tracing::info!(
         event,

@@ -331,7 +331,7 @@ impl LeaseElector {
             .await
         {
             Ok(_) => {
-                tracing::info!(identity = %self.settings.identity, "released the leader Lease");
+                tracing::info!(identity = %self.settings.identity, lease = %self.settings.name, "released the Lease");
                 Ok(())
             }
             // Someone took it meanwhile: nothing of ours to release.

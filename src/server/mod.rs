@@ -19,6 +19,7 @@ pub mod page_routes;
 pub mod reconciler;
 pub mod reload;
 pub mod schedule;
+pub mod shard;
 pub mod shutdown;
 pub mod status_page;
 pub mod trigger;

@@ -12,6 +12,8 @@ use super::bump;
 use super::guard::{Executor, RunContext, RunError};
 use super::http::AppState;
 use super::page::links::RepoLinks;
+use super::shard::mailbox::Address;
+use super::shard::route::Sharding;
 use super::status_page::AppStatus;
 use super::trigger::{PolicySelector, PrSelector, Selector, SyncRequest, Trigger};
 use crate::cluster::client::Cluster;
@@ -63,6 +65,8 @@ pub struct Reconciler {
     registries: bump::RegistryCache,
     /// Events and notifications about each application's runs.
     announce: Announcer,
+    /// Set when sharded: which applications this replica may sync.
+    sharding: Option<Sharding>,
     /// The queue is built before the HTTP state that holds it, so the
     /// executor receives the state a moment after it starts.
     state: Arc<OnceLock<AppState>>,
@@ -84,8 +88,16 @@ impl Reconciler {
             announce: Announcer::new(cluster.clone(), identity),
             cluster,
             registries: bump::RegistryCache::default(),
+            sharding: None,
             state,
         }
+    }
+
+    /// Sharded: syncs only the applications of shards held here, and runs
+    /// bumps only while holding the `relbot` Lease (else forwards them).
+    pub fn with_sharding(mut self, sharding: Sharding) -> Self {
+        self.sharding = Some(sharding);
+        self
     }
 
     fn state(&self) -> Result<&AppState, RunError> {
@@ -280,10 +292,23 @@ impl Executor for Reconciler {
         };
         let mut errors = Vec::new();
         let mut degraded = Vec::new();
+        let mut elsewhere = Vec::new();
         for desired in rendered {
             if !request.apps.contains(&desired.name) {
                 continue;
             }
+            // Sharded: only while this replica holds the application's
+            // shard, kept until the application's sync is over.
+            let hold = match &self.sharding {
+                None => None,
+                Some(sharding) => match sharding.set.hold(&desired.name) {
+                    Some(hold) => Some(hold),
+                    None => {
+                        elsewhere.push(desired.name.clone());
+                        continue;
+                    }
+                },
+            };
             // A safe point: between applications, never inside one.
             if run.cancel.is_cancelled() {
                 return Err(RunError::new(format!(
@@ -296,6 +321,15 @@ impl Executor for Reconciler {
             };
             let mut sync_settings = SyncSettings::new(app, &settings);
             sync_settings.trigger = run.reasons.join(", ");
+            if let (Some(sharding), Some(hold)) = (&self.sharding, &hold) {
+                // The history says who synced: one replica per shard at a time.
+                sync_settings.trigger = format!(
+                    "{} shard {}: {}",
+                    sharding.set.identity(),
+                    hold.shard,
+                    sync_settings.trigger
+                );
+            }
             if !state.pages().knows(&app.name)
                 && let Some(stored) = crate::sync::status::read(
                     self.cluster.read_only(),
@@ -360,6 +394,13 @@ impl Executor for Reconciler {
                     result.errors.join("; ")
                 ));
             }
+            drop(hold);
+        }
+        // Named applications whose shard moved away since the trigger was
+        // routed: their new holder syncs them (a full sync needs no
+        // forwarding, every replica polls its own shards).
+        if let (Some(sharding), false) = (&self.sharding, request.apps.is_all()) {
+            sharding.forward_sync(elsewhere, request.revision.clone(), &run.reasons.join(", "));
         }
         // A Degraded application may owe its state to a merged bump: its
         // policies' next bump run asks the rollback rule (a healthy
@@ -383,6 +424,19 @@ impl Executor for Reconciler {
         let config = self.config.borrow().clone();
         if run.cancel.is_cancelled() {
             return Err(RunError::new("bump skipped: shutdown or leadership lost"));
+        }
+        // Sharded: the release bot runs on the `relbot` Lease holder only.
+        if let Some(sharding) = &self.sharding
+            && !sharding.is_leader()
+        {
+            sharding.forward(
+                Address::Leader,
+                Trigger::Bump {
+                    policies: policies.clone(),
+                    reason: run.reasons.join(", "),
+                },
+            );
+            return Ok(());
         }
         let only: Vec<String> = match policies {
             Selector::All => Vec::new(),
@@ -425,6 +479,18 @@ impl Executor for Reconciler {
     /// registry has nothing newer).
     async fn continue_merge(&self, prs: &PrSelector, run: &RunContext) -> Result<(), RunError> {
         tracing::debug!(%prs, "continuing merges through a bump run");
+        if let Some(sharding) = &self.sharding
+            && !sharding.is_leader()
+        {
+            sharding.forward(
+                Address::Leader,
+                Trigger::ContinueMerge {
+                    prs: prs.clone(),
+                    reason: run.reasons.join(", "),
+                },
+            );
+            return Ok(());
+        }
         self.bump(&Selector::All, run).await
     }
 }
