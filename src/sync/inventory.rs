@@ -15,6 +15,7 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::cluster::discovery::{KindIndex, ResolvedKind};
 use crate::cluster::fields;
 use crate::config::{Application, IgnoreRule};
 use crate::manifest::{Manifest, ObjectKey};
@@ -27,6 +28,25 @@ pub const TRACKING_ANNOTATION: &str = "relbot.dev/tracking-id";
 pub const HASH_ANNOTATION: &str = "relbot.dev/applied-hash";
 pub const PRUNE_ANNOTATION: &str = "relbot.dev/prune";
 pub const SYNC_OPTIONS_ANNOTATION: &str = "relbot.dev/sync-options";
+
+/// `group/version/kind` as kept in the inventory.
+pub fn kind_id(kind: &ResolvedKind) -> String {
+    format!(
+        "{}/{}/{}",
+        kind.resource.group, kind.resource.version, kind.resource.kind
+    )
+}
+
+/// The kind a stored `group/version/kind` names, if the server still serves it
+/// (at that version, else at any version of the group and kind).
+pub fn resolve_kind_id(index: &KindIndex, id: &str) -> Option<ResolvedKind> {
+    let mut parts = id.splitn(3, '/');
+    let (group, version, kind) = (parts.next()?, parts.next()?, parts.next()?);
+    index
+        .resolve(group, version, kind)
+        .or_else(|| index.resolve_group_kind(group, kind))
+        .cloned()
+}
 
 /// The label selector that lists an application's live objects.
 pub fn selector(application: &str) -> String {

@@ -19,8 +19,8 @@ use super::crd_schema::CrdSchemas;
 use super::diff::object_diff;
 use super::hooks;
 use super::inventory::{
-    self, DesiredBody, Ownership, desired_body, is_unchanged, ownership, prune_protection,
-    recreate_allowed,
+    self, DesiredBody, Ownership, desired_body, is_unchanged, kind_id, ownership, prune_protection,
+    recreate_allowed, resolve_kind_id,
 };
 use super::order::{Phase, phase_of};
 use super::plan::{Action, Change, ClusterView, Plan, Reason, Validation, with_created_namespace};
@@ -60,23 +60,6 @@ pub struct LivePlan {
     /// Every kind relbot owns objects of for this application after the
     /// sync (the inventory kept with the status, for finding prunes).
     pub kinds: BTreeSet<String>,
-}
-
-/// `group/version/kind` as kept in the inventory.
-pub fn kind_id(kind: &ResolvedKind) -> String {
-    format!(
-        "{}/{}/{}",
-        kind.resource.group, kind.resource.version, kind.resource.kind
-    )
-}
-
-fn resolve_kind_id(index: &KindIndex, id: &str) -> Option<ResolvedKind> {
-    let mut parts = id.splitn(3, '/');
-    let (group, version, kind) = (parts.next()?, parts.next()?, parts.next()?);
-    index
-        .resolve(group, version, kind)
-        .or_else(|| index.resolve_group_kind(group, kind))
-        .cloned()
 }
 
 /// The identity of a live object (as listed).
