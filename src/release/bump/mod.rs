@@ -20,13 +20,14 @@
 //! [`summary`] (what the change does to the application's objects),
 //! [`health`] (the merge gate's input), [`rollback`] (reverting a bump that
 //! broke its application, and holding the policy after), [`run`] (the whole
-//! run).
+//! run) and [`report`] (what it is told and what it reports).
 
 mod error;
 pub mod health;
 pub mod plan;
 pub mod publisher;
 pub mod pull;
+pub mod report;
 pub mod rollback;
 pub mod run;
 pub mod summary;
@@ -41,10 +42,9 @@ pub use plan::{
     plan_policy_observed, plan_revert,
 };
 pub use publisher::{Publisher, PublisherError};
+pub use report::{BumpOptions, BumpReport, MergeState, PolicyOutcome, PolicyReport, RequestCounts};
 pub use rollback::RollbackDecision;
-pub use run::{
-    BumpOptions, BumpReport, MergeState, PolicyOutcome, PolicyReport, RequestCounts, run_bumps,
-};
+pub use run::run_bumps;
 pub use workspace::Workspace;
 
 #[cfg(doc)]
