@@ -1411,6 +1411,49 @@ async fn serve_status_pages_show_the_samples_objects_json_and_live_updates() {
         "the page's own script ran (the policy lets it):\n{app_dom}"
     );
 
+    // Live inside the browser: a push changes the open page in place (a
+    // marker set on the page survives, so it was not reloaded).
+    let mut live = tokio::task::spawn_blocking({
+        let (chromium, app_url) = (chromium.clone(), app_url.clone());
+        move || {
+            let mut page = chromium::LivePage::open(&chromium, &app_url);
+            let connected = page.wait_until(
+                "document.body.getAttribute('data-live') === 'connected'",
+                Duration::from_secs(30),
+            );
+            assert!(connected, "the page's event stream did not connect");
+            page.eval("window.relbotNotReloaded = true");
+            page
+        }
+    })
+    .await
+    .unwrap();
+    let before = after.clone();
+    let after = world.change(APP, "v3");
+    let body = push_body(&before, &after, &["apps/storefront/settings.yaml"]);
+    assert_eq!(
+        server
+            .post_github("push", "pages-2", &body, &sign(&body))
+            .await,
+        202
+    );
+    let short = after[..12].to_string();
+    let (updated, not_reloaded, main_text) = tokio::task::spawn_blocking(move || {
+        let updated = live.wait_until(
+            &format!("document.querySelector('main').textContent.includes('{short}')"),
+            Duration::from_secs(60),
+        );
+        (
+            updated,
+            live.eval("window.relbotNotReloaded === true"),
+            live.eval("document.querySelector('main').textContent"),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(updated, "the open page never showed {after}:\n{main_text}");
+    assert_eq!(not_reloaded, true, "the page reloaded instead of updating");
+
     let shots = TempDir::new().unwrap();
     let (overview_png, app_png) = (
         shots.path().join("status-overview.png"),
