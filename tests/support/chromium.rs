@@ -174,10 +174,10 @@ impl LivePage {
                 if message.last() == Some(&0) {
                     message.pop();
                 }
-                if let Ok(value) = serde_json::from_slice(&message) {
-                    if sender.send(value).is_err() {
-                        break;
-                    }
+                if let Ok(value) = serde_json::from_slice(&message)
+                    && sender.send(value).is_err()
+                {
+                    break;
                 }
                 message.clear();
             }
