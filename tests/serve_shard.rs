@@ -29,6 +29,9 @@ use tempfile::TempDir;
 const SECRET: &str = "shard-webhook-secret";
 const REGISTRY_TOKEN: &str = "shard-registry-token";
 const SHARDS: u32 = 6;
+/// A dead replica's shards are synced elsewhere within one Lease duration
+/// (15 s) of the kill plus a little slack.
+const TAKEOVER_BOUND: Duration = Duration::from_secs(20);
 
 fn config_map_yaml(name: &str, value: &str) -> String {
     format!(
@@ -401,7 +404,8 @@ impl Server {
                     .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
             })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
+            // An empty sum is -0.0; none is 0.
+            .fold(0.0, |sum, v| sum + v)
     }
 
     /// A crash: no SIGTERM, nothing released.
@@ -500,8 +504,10 @@ async fn three_replicas_sync_each_application_once_and_take_over_a_killed_ones_s
     eprintln!("applications per replica: {by_replica:?}");
 
     // Kill replica-b (no SIGTERM): its shards expire and the others take
-    // them over; its applications sync again within one Lease period plus
-    // the takeover's pass and the sync.
+    // them over one Lease period (15 s) after its last renewal, which was
+    // at most one retry period (2 s) before the kill; its applications
+    // sync again at once. 20 s from the kill leaves 3 s for the pass that
+    // notices, the sync and the emulator or API server.
     let dead = "replica-b";
     let orphans: Vec<String> = apps
         .iter()
@@ -511,6 +517,7 @@ async fn three_replicas_sync_each_application_once_and_take_over_a_killed_ones_s
     assert!(!orphans.is_empty());
     servers[1].kill();
     let killed = Instant::now();
+    let killed_at = Utc::now();
     let before = world.work.head();
     let v3 = world.change_all("v3");
     assert_eq!(servers[2].push(&before, &v3, &paths).await, 202);
@@ -521,10 +528,10 @@ async fn three_replicas_sync_each_application_once_and_take_over_a_killed_ones_s
         .cloned()
         .collect();
     world
-        .wait_values(&others, "v3", Duration::from_secs(30), &survivors)
+        .wait_values(&others, "v3", Duration::from_secs(20), &survivors)
         .await;
     world
-        .wait_values(&orphans, "v3", Duration::from_secs(35), &survivors)
+        .wait_values(&orphans, "v3", TAKEOVER_BOUND, &survivors)
         .await;
     let takeover = killed.elapsed();
     eprintln!(
@@ -547,6 +554,54 @@ async fn three_replicas_sync_each_application_once_and_take_over_a_killed_ones_s
             .find(|r| r.revision.as_deref() == Some(v3.as_str()))
             .unwrap_or_else(|| panic!("{app}: no v3 run: {runs:?}"));
         assert_ne!(v3_run.replica(), Some(dead), "{app}: {v3_run:?}");
+        // The status record proves it: the run that applied v3 finished
+        // within the bound after the kill (on the test's clock; same host).
+        let after_kill = (v3_run.finished_at() - killed_at)
+            .to_std()
+            .unwrap_or_default();
+        assert!(
+            after_kill <= TAKEOVER_BOUND,
+            "{app}: synced {after_kill:?} after the kill: {v3_run:?}"
+        );
+        // relbot's write of v3 is no later than that run's end.
+        let (_, written) = world.data_owners(app).await;
+        assert!(
+            written <= v3_run.finished_at() + chrono::Duration::seconds(1),
+            "{app}: managedFields written at {written}, after {v3_run:?}"
+        );
+    }
+    let takeovers: f64 = futures::future::join_all(
+        survivors
+            .iter()
+            .map(|s| s.metric("relbot_shard_takeovers_total", &[])),
+    )
+    .await
+    .into_iter()
+    .sum();
+    let dead_shards = holders.values().filter(|h| *h == dead).count() as f64;
+    assert_eq!(
+        takeovers, dead_shards,
+        "each of the dead replica's shards taken over once"
+    );
+    // The gauge is set at the end of each pass, just after the renewals.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let held: f64 = futures::future::join_all(
+            survivors
+                .iter()
+                .map(|s| s.metric("relbot_shards_held", &[])),
+        )
+        .await
+        .into_iter()
+        .sum();
+        if held == f64::from(SHARDS) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "relbot_shards_held sums to {held} over the survivors, not {SHARDS}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     for server in &mut servers {
         server.kill();
@@ -636,8 +691,35 @@ async fn fifty_webhooks_to_random_replicas_give_one_bump_pr_from_the_leader() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // Letters are read every 2 s: wait for every replica to settle.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Every trigger reaches the leader (directly, or as a letter through
+    // the ConfigMap, read every 2 s): wait until all 50 arrived there.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        let mut arrived = BTreeMap::new();
+        for server in &servers {
+            let triggers = server
+                .metric("relbot_triggers_total", &[("kind", "bump")])
+                .await;
+            arrived.insert(server.name.clone(), triggers);
+        }
+        if let Some((name, _)) = arrived.iter().find(|(_, n)| **n >= 50.0) {
+            break name.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the 50 bump triggers never all reached one replica: {arrived:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let leader = servers.iter().find(|s| s.name == leader).unwrap();
+    // The last ones are queued a moment before the worker looks at them.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The queue settles: no run is pending or running on the leader.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while leader.metric("relbot_update_running", &[]).await > 0.0 {
+        assert!(Instant::now() < deadline, "the leader never went idle");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let pulls = gh.pulls(REPO);
     assert_eq!(pulls.len(), 1, "exactly one bump PR: {pulls:?}");
     let mut opened = 0.0;
@@ -652,21 +734,26 @@ async fn fifty_webhooks_to_random_replicas_give_one_bump_pr_from_the_leader() {
         bump_runs.insert(server.name.clone(), runs);
     }
     assert_eq!(opened, 1.0, "one PR opened across the replicas");
-    let leaders: Vec<&String> = bump_runs
-        .iter()
-        .filter(|(_, runs)| **runs > 0.0)
-        .map(|(name, _)| name)
-        .collect();
+    let coalesced = leader
+        .metric("relbot_triggers_coalesced_total", &[("kind", "bump")])
+        .await;
+    let without_news = leader
+        .metric("relbot_triggers_without_news_total", &[("kind", "bump")])
+        .await;
+    eprintln!(
+        "50 webhooks gave {bump_runs:?} bump runs on {}: {coalesced} merged into a pending run, {without_news} dropped as already seen",
+        leader.name
+    );
     assert_eq!(
-        leaders.len(),
-        1,
-        "bumps run on the leader only: {bump_runs:?}"
+        bump_runs.values().sum::<f64>(),
+        1.0,
+        "50 triggers for one pushed tag give exactly one bump run: {bump_runs:?}"
     );
-    let total: f64 = bump_runs.values().sum();
-    eprintln!("50 webhooks gave {total} bump runs, all on {}", leaders[0]);
-    assert!(
-        total <= 3.0,
-        "50 triggers coalesce into a few runs, not {total}: {bump_runs:?}"
-    );
+    assert_eq!(bump_runs[&leader.name], 1.0, "the run is the leader's");
+    // The PR's branch got one push: no run after the first touched it.
+    let pushes = leader
+        .metric("relbot_pull_requests_total", &[("action", "updated")])
+        .await;
+    assert_eq!(pushes, 0.0, "no run updated the PR afterwards");
     world.tc.cleanup().await;
 }

@@ -228,6 +228,7 @@ pub async fn run(
             settings,
             set.clone(),
             leader.clone(),
+            metrics.clone(),
         ));
         let sharding = Sharding::new(set, manager.mailbox().clone(), leader.clone());
         (manager, sharding)

@@ -4,6 +4,7 @@
 //! status page's last sync results — and what a run leaves behind: PR
 //! counters, pending PRs on the page, follow-up syncs and rollback checks.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,6 +151,42 @@ pub async fn run(
     Ok(report)
 }
 
+/// The tags the last bump run of each policy found (in use in git, or
+/// proposed as the newest allowed): a registry webhook announcing one of
+/// them again is no news ([`crate::server::trigger::News`]). Replaced per
+/// policy at each run, so a tag re-pushed much later is judged against the
+/// latest run only; a scheduled bump covers a moved tag in any case.
+#[derive(Default)]
+pub struct SeenTags(std::sync::Mutex<std::collections::BTreeMap<String, BTreeSet<String>>>);
+
+impl SeenTags {
+    pub fn record(&self, report: &BumpReport) {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for line in &report.policies {
+            if matches!(line.outcome, PolicyOutcome::Failed { .. }) {
+                // The registry may not have answered: nothing was seen.
+                seen.remove(&line.policy);
+                continue;
+            }
+            let tags = line
+                .current
+                .iter()
+                .cloned()
+                .chain(line.bump.as_ref().map(|plan| plan.to.clone()))
+                .collect();
+            seen.insert(line.policy.clone(), tags);
+        }
+    }
+
+    pub fn contains(&self, policy: &str, tag: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(policy)
+            .is_some_and(|tags| tags.contains(tag))
+    }
+}
+
 /// What a bump run leaves for later: a merged PR is a new commit to sync
 /// now (not at the next poll), and a rollback waiting out its grace period
 /// is asked again when the period ends.
@@ -176,10 +213,10 @@ pub fn follow_up_bumps(state: &AppState, report: &BumpReport, stop: &Cancellatio
             tokio::select! {
                 _ = stop.cancelled() => {}
                 _ = tokio::time::sleep(wait) => {
-                    queue.submit(Trigger::Bump {
-                        policies: Selector::only([policy]),
-                        reason: "rollback grace period over".into(),
-                    });
+                    queue.submit(Trigger::bump(
+                        Selector::only([policy]),
+                        "rollback grace period over",
+                    ));
                 }
             }
         });

@@ -61,6 +61,11 @@ pub trait Executor: Send + Sync + 'static {
         prs: &PrSelector,
         run: &RunContext,
     ) -> impl Future<Output = Result<(), RunError>> + Send;
+    /// Whether a finished bump run already saw `tag` for `policy`: then a
+    /// trigger announcing only that is no news and starts no run.
+    fn has_seen(&self, _policy: &str, _tag: &str) -> bool {
+        false
+    }
 }
 
 /// Whether this replica may run updates. A single replica without a cluster
@@ -337,7 +342,30 @@ async fn worker<E: Executor>(inner: Arc<Inner>, executor: E, mut leader: LeaderS
         }
         let work = {
             let mut state = inner.lock();
-            let work = state.pending.take();
+            let mut work = state.pending.take();
+            // Triggers that queued up while a run went on are checked
+            // against what it found: the same pushed tag announced again
+            // (by any replica) runs nothing more.
+            if let Some(pending) = &mut work {
+                let dropped = pending.drop_bump_without_news(|p, t| executor.has_seen(p, t));
+                if dropped > 0 {
+                    tracing::info!(
+                        triggers = dropped,
+                        "bump triggers dropped: the last bump run already saw the tags they announce"
+                    );
+                    inner
+                        .metrics
+                        .triggers_without_news
+                        .inc_by(&["bump"], dropped as f64);
+                }
+                if pending.is_idle() {
+                    let last = pending.last_ticket;
+                    work = None;
+                    inner
+                        .progress
+                        .send_modify(|p| p.done_through = p.done_through.max(last));
+                }
+            }
             if work.is_some() {
                 state.running = true;
                 state.stats.executed += 1;

@@ -244,6 +244,25 @@ impl LeaseElector {
         }
     }
 
+    /// Notes the Lease as read by someone else's request (the shard loop
+    /// lists every Lease once a pass), so its expiry is timed from when the
+    /// record was first seen, not from when this replica first asked for it.
+    pub fn note(&self, lease: &Lease) {
+        self.observe(lease);
+    }
+
+    /// How long until the Lease, held by another replica, may be taken
+    /// (on this replica's clock); None when it is not held by another.
+    pub fn expires_in(&self) -> Option<Duration> {
+        let observed = self.observed.lock().unwrap_or_else(|e| e.into_inner());
+        let observed = observed.as_ref()?;
+        let other = observed
+            .holder
+            .as_deref()
+            .is_some_and(|h| h != self.settings.identity);
+        other.then(|| observed.duration.saturating_sub(observed.seen_at.elapsed()))
+    }
+
     /// One attempt to take or keep the Lease; true when this replica holds it
     /// afterwards. Does not change the published leader state.
     pub async fn try_acquire_or_renew(&self) -> Result<bool, LeaseError> {

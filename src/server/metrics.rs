@@ -400,6 +400,9 @@ pub struct Metrics {
     pub triggers: Counter,
     /// `kind`: triggers merged into an already pending run.
     pub triggers_coalesced: Counter,
+    /// `kind`: triggers dropped because a finished run already saw what
+    /// they announced (a pushed tag a bump run found).
+    pub triggers_without_news: Counter,
     /// `part` (`sync`, `bump`, `continue_merge`), `result` (`ok`, `error`, `cancelled`).
     pub updates: Counter,
     /// `part`.
@@ -410,6 +413,10 @@ pub struct Metrics {
     pub config_reloads: Counter,
     /// 1 once ready (first fetch done and, in a cluster, discovery).
     pub ready: Gauge,
+    /// Shard Leases this replica holds (`--shards`).
+    pub shards_held: Gauge,
+    /// Shards taken over from a replica that stopped renewing.
+    pub shard_takeovers: Counter,
     registry: Registry,
 }
 
@@ -504,6 +511,11 @@ impl Metrics {
                 "Triggers merged into an already pending update.",
                 &["kind"],
             ),
+            triggers_without_news: b.counter(
+                "relbot_triggers_without_news_total",
+                "Triggers dropped because a finished update already saw what they announced.",
+                &["kind"],
+            ),
             updates: b.counter(
                 "relbot_updates_total",
                 "Parts of updates run, by result.",
@@ -521,6 +533,16 @@ impl Metrics {
                 &["result"],
             ),
             ready: b.gauge("relbot_ready", "1 once relbot is ready to serve.", &[]),
+            shards_held: b.gauge(
+                "relbot_shards_held",
+                "Shard Leases this replica holds.",
+                &[],
+            ),
+            shard_takeovers: b.counter(
+                "relbot_shard_takeovers_total",
+                "Shards taken over from a replica that stopped renewing.",
+                &[],
+            ),
             registry: b.finish(),
         }
     }

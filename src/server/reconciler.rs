@@ -63,6 +63,8 @@ pub struct Reconciler {
     cache_dir: PathBuf,
     cluster: Cluster,
     registries: bump::RegistryCache,
+    /// Tags the last bump runs found, to tell webhooks with news.
+    seen_tags: bump::SeenTags,
     /// Events and notifications about each application's runs.
     announce: Announcer,
     /// Set when sharded: which applications this replica may sync.
@@ -88,6 +90,7 @@ impl Reconciler {
             announce: Announcer::new(cluster.clone(), identity),
             cluster,
             registries: bump::RegistryCache::default(),
+            seen_tags: bump::SeenTags::default(),
             sharding: None,
             state,
         }
@@ -407,10 +410,10 @@ impl Executor for Reconciler {
         // application costs nothing here).
         let watched = rollback_policies(&config, &degraded);
         if !watched.is_empty() {
-            state.queue().submit(Trigger::Bump {
-                policies: Selector::only(watched),
-                reason: format!("rollback check: {} Degraded", degraded.join(", ")),
-            });
+            state.queue().submit(Trigger::bump(
+                Selector::only(watched),
+                format!("rollback check: {} Degraded", degraded.join(", ")),
+            ));
         }
         if errors.is_empty() {
             Ok(())
@@ -431,10 +434,7 @@ impl Executor for Reconciler {
         {
             sharding.forward(
                 Address::Leader,
-                Trigger::Bump {
-                    policies: policies.clone(),
-                    reason: run.reasons.join(", "),
-                },
+                Trigger::bump(policies.clone(), run.reasons.join(", ")),
             );
             return Ok(());
         }
@@ -458,6 +458,7 @@ impl Executor for Reconciler {
             .await
             .map_err(RunError::new)?;
         bump::record_bumps(state, &report);
+        self.seen_tags.record(&report);
         bump::follow_up_bumps(state, &report, &run.cancel);
         let failed: Vec<String> = report
             .policies
@@ -492,6 +493,10 @@ impl Executor for Reconciler {
             return Ok(());
         }
         self.bump(&Selector::All, run).await
+    }
+
+    fn has_seen(&self, policy: &str, tag: &str) -> bool {
+        self.seen_tags.contains(policy, tag)
     }
 }
 

@@ -165,10 +165,7 @@ async fn run_cron_fixed(
 
 fn fire(sink: &impl TriggerSink, due: BTreeSet<String>) {
     tracing::debug!(policies = ?due, "cron schedule fired");
-    sink.send(Trigger::Bump {
-        policies: Selector::Only(due),
-        reason: "schedule".into(),
-    });
+    sink.send(Trigger::bump(Selector::Only(due), "schedule"));
 }
 
 #[cfg(test)]
@@ -241,10 +238,10 @@ mod tests {
         assert_eq!(fired.len(), 12, "{fired:?}");
         assert_eq!(
             fired.last().unwrap(),
-            &Trigger::Bump {
-                policies: Selector::only(["every-5".to_string(), "hourly".to_string()]),
-                reason: "schedule".into()
-            }
+            &Trigger::bump(
+                Selector::only(["every-5".to_string(), "hourly".to_string()]),
+                "schedule"
+            )
         );
         assert!(fired[..11].iter().all(|t| matches!(t, Trigger::Bump { policies, .. } if !policies.contains(&"hourly".to_string()))));
     }

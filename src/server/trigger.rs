@@ -75,10 +75,35 @@ pub enum Trigger {
     /// Look for newer tags for these policies and open/update bump PRs.
     Bump {
         policies: PolicySelector,
+        /// What the sender announced (a registry webhook: the tags pushed).
+        news: News,
         reason: String,
     },
     /// Checks or reviews changed: see whether pending auto-merges can proceed.
     ContinueMerge { prs: PrSelector, reason: String },
+}
+
+/// What a bump trigger announces. A registry webhook names the tags pushed;
+/// once a bump run has seen those tags, more webhooks for them (the same
+/// push delivered 50 times, to any replica) carry no news and start no run.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum News {
+    /// Nothing said (a schedule, a dispatch, a rollback check): always run.
+    #[default]
+    Unknown,
+    /// These tags were pushed for the trigger's policies.
+    Tags(BTreeSet<String>),
+}
+
+impl News {
+    pub fn tags(tags: impl IntoIterator<Item = String>) -> Self {
+        let tags: BTreeSet<String> = tags.into_iter().filter(|t| !t.is_empty()).collect();
+        if tags.is_empty() {
+            News::Unknown
+        } else {
+            News::Tags(tags)
+        }
+    }
 }
 
 impl Trigger {
@@ -93,6 +118,16 @@ impl Trigger {
     pub fn bump_all(reason: impl Into<String>) -> Self {
         Trigger::Bump {
             policies: Selector::All,
+            news: News::Unknown,
+            reason: reason.into(),
+        }
+    }
+
+    /// A bump of `policies` announcing nothing in particular.
+    pub fn bump(policies: PolicySelector, reason: impl Into<String>) -> Self {
+        Trigger::Bump {
+            policies,
+            news: News::Unknown,
             reason: reason.into(),
         }
     }
@@ -139,6 +174,11 @@ pub struct SyncRequest {
 pub struct Work {
     pub sync: Option<SyncRequest>,
     pub bump: Option<PolicySelector>,
+    /// The (policy, tag) pairs the bump triggers announced; None when any
+    /// of them announced nothing in particular (then the bump always runs).
+    pub bump_news: Option<BTreeSet<(String, String)>>,
+    /// Bump triggers merged into `bump`.
+    pub bump_triggers: u64,
     pub continue_merge: Option<PrSelector>,
     /// Distinct reasons, in arrival order (bounded; for logs and the status page).
     pub reasons: Vec<String>,
@@ -155,6 +195,8 @@ impl Work {
         let mut work = Work {
             sync: None,
             bump: None,
+            bump_news: None,
+            bump_triggers: 0,
             continue_merge: None,
             reasons: Vec::new(),
             first_ticket: ticket,
@@ -183,7 +225,10 @@ impl Work {
                 }
                 None => self.sync = Some(SyncRequest { apps, revision }),
             },
-            Trigger::Bump { policies, .. } => merge_into(&mut self.bump, policies),
+            Trigger::Bump { policies, news, .. } => {
+                let pairs = announced(&policies, news);
+                self.merge_bump(policies, pairs, 1);
+            }
             Trigger::ContinueMerge { prs, .. } => merge_into(&mut self.continue_merge, prs),
         }
     }
@@ -206,7 +251,7 @@ impl Work {
             }
         }
         if let Some(bump) = older.bump {
-            merge_into(&mut self.bump, bump);
+            self.merge_bump(bump, older.bump_news, older.bump_triggers);
         }
         if let Some(prs) = older.continue_merge {
             merge_into(&mut self.continue_merge, prs);
@@ -217,6 +262,61 @@ impl Work {
             }
         }
     }
+}
+
+impl Work {
+    fn merge_bump(
+        &mut self,
+        policies: PolicySelector,
+        news: Option<BTreeSet<(String, String)>>,
+        triggers: u64,
+    ) {
+        self.bump_news = match (self.bump.is_some(), self.bump_news.take(), news) {
+            (false, _, news) => news,
+            (true, Some(mut mine), Some(theirs)) => {
+                mine.extend(theirs);
+                Some(mine)
+            }
+            // Something announced nothing in particular: the bump runs.
+            (true, _, _) => None,
+        };
+        self.bump_triggers += triggers;
+        merge_into(&mut self.bump, policies);
+    }
+
+    /// Drops the bump part when every (policy, tag) its triggers announced
+    /// was already seen (`seen`) by a finished run; returns the number of
+    /// triggers dropped.
+    pub fn drop_bump_without_news(&mut self, seen: impl Fn(&str, &str) -> bool) -> u64 {
+        let Some(news) = &self.bump_news else {
+            return 0;
+        };
+        if self.bump.is_none() || news.is_empty() || !news.iter().all(|(p, t)| seen(p, t)) {
+            return 0;
+        }
+        self.bump = None;
+        self.bump_news = None;
+        std::mem::take(&mut self.bump_triggers)
+    }
+
+    /// Nothing left to run.
+    pub fn is_idle(&self) -> bool {
+        self.sync.is_none() && self.bump.is_none() && self.continue_merge.is_none()
+    }
+}
+
+/// The (policy, tag) pairs a bump trigger announced; None for a trigger
+/// without tags or for every policy.
+fn announced(policies: &PolicySelector, news: News) -> Option<BTreeSet<(String, String)>> {
+    let (Selector::Only(policies), News::Tags(tags)) = (policies, news) else {
+        return None;
+    };
+    Some(
+        policies
+            .iter()
+            .flat_map(|p| tags.iter().map(move |t| (p.clone(), t.clone())))
+            .collect(),
+    )
 }
 
 fn merge_into<T: Ord>(slot: &mut Option<Selector<T>>, selector: Selector<T>) {
@@ -262,13 +362,7 @@ mod tests {
 
     #[test]
     fn kinds_merge_independently() {
-        let mut work = Work::new(
-            1,
-            Trigger::Bump {
-                policies: Selector::only(["p".to_string()]),
-                reason: "r".into(),
-            },
-        );
+        let mut work = Work::new(1, Trigger::bump(Selector::only(["p".to_string()]), "r"));
         work.absorb(
             2,
             Trigger::ContinueMerge {
@@ -276,13 +370,7 @@ mod tests {
                 reason: "c".into(),
             },
         );
-        work.absorb(
-            3,
-            Trigger::Bump {
-                policies: Selector::only(["q".to_string()]),
-                reason: "r".into(),
-            },
-        );
+        work.absorb(3, Trigger::bump(Selector::only(["q".to_string()]), "r"));
         assert!(work.sync.is_none());
         assert_eq!(
             work.bump,
@@ -301,5 +389,58 @@ mod tests {
         assert_eq!(s.revision.as_deref(), Some("new"));
         assert!(s.apps.contains(&"a".to_string()) && s.apps.contains(&"b".to_string()));
         assert_eq!((new.first_ticket, new.last_ticket), (1, 5));
+    }
+
+    fn pushed(policy: &str, tags: &[&str]) -> Trigger {
+        Trigger::Bump {
+            policies: Selector::only([policy.to_string()]),
+            news: News::tags(tags.iter().map(|t| t.to_string())),
+            reason: "registry notification".into(),
+        }
+    }
+
+    #[test]
+    fn bumps_announcing_only_seen_tags_are_dropped() {
+        let seen = |policy: &str, tag: &str| policy == "web" && tag == "1.1.0";
+        let mut work = Work::new(1, pushed("web", &["1.1.0"]));
+        for ticket in 2..=50 {
+            work.absorb(ticket, pushed("web", &["1.1.0"]));
+        }
+        assert_eq!(work.bump_triggers, 50);
+        assert_eq!(work.drop_bump_without_news(seen), 50);
+        assert!(work.bump.is_none() && work.is_idle());
+
+        // One new tag among them is news: the bump stays.
+        let mut work = Work::new(1, pushed("web", &["1.1.0"]));
+        work.absorb(2, pushed("web", &["1.2.0"]));
+        assert_eq!(work.drop_bump_without_news(seen), 0);
+        assert!(work.bump.is_some());
+
+        // A trigger that names no tag (a schedule) always runs.
+        let mut work = Work::new(1, pushed("web", &["1.1.0"]));
+        work.absorb(
+            2,
+            Trigger::bump(Selector::only(["web".to_string()]), "schedule"),
+        );
+        assert_eq!(work.drop_bump_without_news(seen), 0);
+        let mut work = Work::new(1, Trigger::bump_all("schedule"));
+        work.absorb(2, pushed("web", &["1.1.0"]));
+        assert_eq!(work.drop_bump_without_news(seen), 0);
+
+        // A sync merged with old news still runs, without the bump.
+        let mut work = Work::new(1, sync(&["a"], None));
+        work.absorb(2, pushed("web", &["1.1.0"]));
+        assert_eq!(work.drop_bump_without_news(seen), 1);
+        assert!(work.sync.is_some() && !work.is_idle());
+    }
+
+    #[test]
+    fn an_abandoned_runs_news_is_kept() {
+        let old = Work::new(1, pushed("web", &["1.2.0"]));
+        let mut new = Work::new(5, pushed("web", &["1.1.0"]));
+        new.absorb_work(old);
+        assert_eq!(new.bump_triggers, 2);
+        let seen = |_: &str, tag: &str| tag == "1.1.0";
+        assert_eq!(new.drop_bump_without_news(seen), 0, "1.2.0 was not seen");
     }
 }

@@ -11,6 +11,8 @@ struct Recorder {
     in_flight: Arc<AtomicUsize>,
     overlaps: Arc<AtomicUsize>,
     gate: Option<Arc<tokio::sync::Semaphore>>,
+    /// `policy:tag` pairs a bump run saw (filled by the test).
+    seen: Arc<Mutex<Vec<String>>>,
 }
 
 impl Recorder {
@@ -48,6 +50,12 @@ impl Executor for Recorder {
         self.enter(format!("merge {prs}")).await;
         Err(RunError::new("checks still pending"))
     }
+    fn has_seen(&self, policy: &str, tag: &str) -> bool {
+        self.seen
+            .lock()
+            .unwrap()
+            .contains(&format!("{policy}:{tag}"))
+    }
 }
 
 fn sync(app: &str, rev: &str) -> Trigger {
@@ -72,10 +80,7 @@ async fn triggers_while_running_coalesce_into_one_next_run() {
     rx.wait_for(|p| p.running).await.unwrap();
     queue.submit(sync("b", "r2"));
     queue.submit(sync("c", "r3"));
-    queue.submit(Trigger::Bump {
-        policies: Selector::only(["p".to_string()]),
-        reason: "registry".into(),
-    });
+    queue.submit(Trigger::bump(Selector::only(["p".to_string()]), "registry"));
     gate.add_permits(10);
     queue.wait_idle().await;
     assert_eq!(rec.calls(), vec!["sync a @r1", "sync b,c @r3", "bump p"]);
@@ -86,6 +91,50 @@ async fn triggers_while_running_coalesce_into_one_next_run() {
     );
     assert_eq!(queue.progress().done_through, 4);
     assert_eq!(rec.overlaps.load(Ordering::SeqCst), 0);
+}
+
+fn pushed(policy: &str, tag: &str) -> Trigger {
+    Trigger::Bump {
+        policies: Selector::only([policy.to_string()]),
+        news: crate::server::trigger::News::tags([tag.to_string()]),
+        reason: "registry notification".into(),
+    }
+}
+
+#[tokio::test]
+async fn the_same_pushed_tag_announced_during_a_run_runs_nothing_more() {
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let rec = Recorder {
+        gate: Some(gate.clone()),
+        ..Default::default()
+    };
+    let metrics = Arc::new(Metrics::new());
+    let queue = UpdateQueue::start(rec.clone(), LeaderState::always(), metrics.clone());
+    queue.submit(pushed("web", "1.1.0")).unwrap();
+    let mut rx = queue.inner.progress.subscribe();
+    rx.wait_for(|p| p.running).await.unwrap();
+    // 49 more deliveries of the same push while the run goes on; the run
+    // finds the tag.
+    for _ in 0..49 {
+        queue.submit(pushed("web", "1.1.0"));
+    }
+    rec.seen.lock().unwrap().push("web:1.1.0".into());
+    gate.add_permits(10);
+    queue.wait_idle().await;
+    assert_eq!(rec.calls(), vec!["bump web"]);
+    assert_eq!(queue.stats().executed, 1);
+    assert_eq!(queue.progress().done_through, 50, "every ticket covered");
+    assert!(
+        metrics
+            .render()
+            .contains("relbot_triggers_without_news_total{kind=\"bump\"} 49"),
+        "{}",
+        metrics.render()
+    );
+    // A tag the run did not see is news.
+    let ticket = queue.submit(pushed("web", "1.2.0")).unwrap();
+    queue.wait_done(ticket).await;
+    assert_eq!(rec.calls(), vec!["bump web", "bump web"]);
 }
 
 #[tokio::test]

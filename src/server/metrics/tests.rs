@@ -267,6 +267,12 @@ const EXPECTED: &[(&str, &str, &[&str], &str)] = &[
         "Triggers merged into an already pending update.",
     ),
     (
+        "relbot_triggers_without_news_total",
+        "counter",
+        &["kind"],
+        "Triggers dropped because a finished update already saw what they announced.",
+    ),
+    (
         "relbot_updates_total",
         "counter",
         &["part", "result"],
@@ -297,6 +303,18 @@ const EXPECTED: &[(&str, &str, &[&str], &str)] = &[
         "1 once relbot is ready to serve.",
     ),
     (
+        "relbot_shards_held",
+        "gauge",
+        &[],
+        "Shard Leases this replica holds.",
+    ),
+    (
+        "relbot_shard_takeovers_total",
+        "counter",
+        &[],
+        "Shards taken over from a replica that stopped renewing.",
+    ),
+    (
         "relbot_metrics_series_dropped_total",
         "counter",
         &[],
@@ -323,11 +341,14 @@ fn touched() -> Metrics {
     m.lease_held.set(&[], 1.0);
     m.triggers.inc(&["sync"]);
     m.triggers_coalesced.inc(&["sync"]);
+    m.triggers_without_news.inc(&["bump"]);
     m.updates.inc(&["sync", "ok"]);
     m.update_duration.observe(&["sync"], 12.0);
     m.update_running.set(&[], 0.0);
     m.config_reloads.inc(&["ok"]);
     m.ready.set(&[], 1.0);
+    m.shards_held.set(&[], 2.0);
+    m.shard_takeovers.inc(&[]);
     m
 }
 

@@ -15,7 +15,7 @@ use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde::{Deserialize, Serialize};
 
-use crate::server::trigger::{Selector, Trigger};
+use crate::server::trigger::{News, Selector, Trigger};
 
 /// Name of the ConfigMap the letters go through.
 pub const MAILBOX_NAME: &str = "relbot-triggers";
@@ -59,6 +59,9 @@ struct Letter {
     prs: Option<Vec<u64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revision: Option<String>,
+    /// A bump's announced tags (see [`News`]); absent: nothing announced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    tags: Vec<String>,
     reason: String,
 }
 
@@ -88,13 +91,22 @@ impl Letter {
                 names: names(apps),
                 prs: None,
                 revision: revision.clone(),
+                tags: Vec::new(),
                 reason: reason.clone(),
             },
-            Trigger::Bump { policies, reason } => Letter {
+            Trigger::Bump {
+                policies,
+                news,
+                reason,
+            } => Letter {
                 kind: "bump".into(),
                 names: names(policies),
                 prs: None,
                 revision: None,
+                tags: match news {
+                    News::Unknown => Vec::new(),
+                    News::Tags(tags) => tags.iter().cloned().collect(),
+                },
                 reason: reason.clone(),
             },
             Trigger::ContinueMerge { prs, reason } => Letter {
@@ -105,6 +117,7 @@ impl Letter {
                     Selector::Only(set) => Some(set.iter().copied().collect()),
                 },
                 revision: None,
+                tags: Vec::new(),
                 reason: reason.clone(),
             },
         }
@@ -124,6 +137,7 @@ impl Letter {
             }),
             "bump" => Some(Trigger::Bump {
                 policies: selector(self.names),
+                news: News::tags(self.tags),
                 reason,
             }),
             "continue_merge" => Some(Trigger::ContinueMerge {
@@ -265,6 +279,7 @@ mod tests {
             Trigger::bump_all("registry"),
             Trigger::Bump {
                 policies: Selector::only(["web".to_string()]),
+                news: News::tags(["1.1.0".to_string()]),
                 reason: "registry".into(),
             },
             Trigger::ContinueMerge {
@@ -296,9 +311,18 @@ mod tests {
                         ..
                     },
                 ) => assert_eq!((a, r), (b, s)),
-                (Trigger::Bump { policies: a, .. }, Trigger::Bump { policies: b, .. }) => {
-                    assert_eq!(a, b)
-                }
+                (
+                    Trigger::Bump {
+                        policies: a,
+                        news: m,
+                        ..
+                    },
+                    Trigger::Bump {
+                        policies: b,
+                        news: n,
+                        ..
+                    },
+                ) => assert_eq!((a, m), (b, n)),
                 (Trigger::ContinueMerge { prs: a, .. }, Trigger::ContinueMerge { prs: b, .. }) => {
                     assert_eq!(a, b)
                 }

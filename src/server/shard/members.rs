@@ -42,22 +42,30 @@ impl Members {
         }
     }
 
-    /// Replicas alive, this one included. Membership Leases expired for
-    /// twice their duration are deleted (a replica that is only slow
-    /// creates its own again on its next pass).
-    pub(super) async fn count(&self) -> Result<usize, MembersError> {
-        let list = self
-            .leases
+    /// Every Lease of the namespace: one request a pass serves both the
+    /// membership count and the shard Leases' expiry.
+    pub(super) async fn list(&self) -> Result<Vec<Lease>, MembersError> {
+        self.leases
             .list(&ListParams::default())
             .await
-            .map_err(MembersError)?;
+            .map(|list| list.items)
+            .map_err(MembersError)
+    }
+
+    /// Replicas alive among `leases`, this one included, and how long until
+    /// the first of the others may expire (so the shard loop wakes then,
+    /// not up to a retry period later). Membership Leases expired for twice
+    /// their duration are deleted (a replica that is only slow creates its
+    /// own again on its next pass).
+    pub(super) async fn count(&self, leases: &[Lease]) -> (usize, Option<Duration>) {
         let now = Instant::now();
         let mut alive = 1;
+        let mut next_expiry: Option<Duration> = None;
         let mut stale = Vec::new();
         {
             let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
             let mut present = Vec::new();
-            for lease in list.items {
+            for lease in leases.iter().cloned() {
                 let Some(name) = lease.metadata.name.clone() else {
                     continue;
                 };
@@ -81,6 +89,8 @@ impl Members {
                 let age = now.duration_since(since);
                 if record.holder.is_some() && age < duration {
                     alive += 1;
+                    let left = duration - age;
+                    next_expiry = Some(next_expiry.map_or(left, |n| n.min(left)));
                 } else if age >= duration * 2 {
                     stale.push((name.clone(), record.resource_version.clone()));
                 }
@@ -104,7 +114,7 @@ impl Members {
                 tracing::info!(lease = %name, "deleted the membership Lease of a replica gone for good");
             }
         }
-        Ok(alive)
+        (alive, next_expiry)
     }
 
     /// Shutdown: this replica leaves at once.

@@ -241,6 +241,27 @@ impl ShardSet {
     }
 }
 
+/// What one pass of the shard loop found.
+pub struct Pass {
+    /// Shards held now and not before.
+    pub gained: BTreeSet<u32>,
+    /// Triggers addressed to what this replica holds.
+    pub letters: Vec<Trigger>,
+    /// How long until another replica's Lease (shard or membership) may
+    /// expire, if any is held elsewhere.
+    pub wake: Option<Duration>,
+}
+
+/// Slack after an expiry before the pass that acts on it.
+const EXPIRY_MARGIN: Duration = Duration::from_millis(50);
+
+fn earliest(a: Option<Duration>, b: Option<Duration>) -> Option<Duration> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// The shard loop of one replica.
 pub struct ShardManager {
     settings: ShardSettings,
@@ -250,6 +271,7 @@ pub struct ShardManager {
     members: Members,
     mailbox: Mailbox,
     leader: LeaderState,
+    metrics: Arc<Metrics>,
 }
 
 impl ShardManager {
@@ -258,6 +280,7 @@ impl ShardManager {
         settings: ShardSettings,
         set: Arc<ShardSet>,
         leader: LeaderState,
+        metrics: Arc<Metrics>,
     ) -> Self {
         // The electors' own leader gauge is for the `relbot` Lease; shard
         // electors report into a registry nobody scrapes.
@@ -289,6 +312,7 @@ impl ShardManager {
             shards,
             member,
             leader,
+            metrics,
         }
     }
 
@@ -302,14 +326,33 @@ impl ShardManager {
     }
 
     /// One pass: membership, renewals, hand-backs, take-overs, letters.
-    /// Returns the shards gained and the letters taken.
-    pub async fn pass(&self) -> (BTreeSet<u32>, Vec<Trigger>) {
+    pub async fn pass(&self) -> Pass {
         if let Err(e) = self.member.try_acquire_or_renew().await {
             tracing::warn!("{e}");
         }
         let held = self.set.held();
-        let plan = match self.members.count().await {
-            Ok(members) => assign::plan(self.settings.shards, &held, members, self.start()),
+        let mut wake = None;
+        let plan = match self.members.list().await {
+            Ok(leases) => {
+                // Every shard Lease is watched, held or not, so a dead
+                // replica's shard expires one Lease duration after its last
+                // renewal was seen, not after this replica first probes it.
+                for lease in &leases {
+                    let shard = lease
+                        .metadata
+                        .name
+                        .as_deref()
+                        .and_then(|n| n.strip_prefix(SHARD_LEASE_PREFIX))
+                        .and_then(|i| i.parse::<u32>().ok());
+                    if let Some(elector) = shard.and_then(|i| self.shards.get(i as usize)) {
+                        elector.note(lease);
+                        wake = earliest(wake, elector.expires_in());
+                    }
+                }
+                let (members, member_expiry) = self.members.count(&leases).await;
+                wake = earliest(wake, member_expiry);
+                assign::plan(self.settings.shards, &held, members, self.start())
+            }
             Err(e) => {
                 tracing::warn!("{e}");
                 // Unknown membership: keep what is held, take nothing new.
@@ -331,17 +374,33 @@ impl ShardManager {
             tracing::info!(shard, cap = plan.cap, "handed a shard back");
         }
         let mut holding = self.set.held().len();
+        let mut taken = Vec::new();
         for shard in &plan.probe {
             if holding >= plan.cap {
                 break;
             }
+            let held_elsewhere = self.shards[*shard as usize].expires_in().is_some();
             if self.renew(*shard).await {
                 holding += 1;
+                if held_elsewhere {
+                    taken.push(*shard);
+                }
             }
         }
         let gained = self.set.publish();
+        for shard in taken.iter().filter(|s| gained.contains(s)) {
+            tracing::info!(shard, "took over a shard whose holder stopped renewing");
+            self.metrics.shard_takeovers.inc(&[]);
+        }
+        self.metrics
+            .shards_held
+            .set(&[], self.set.held().len() as f64);
         let letters = self.letters().await;
-        (gained, letters)
+        Pass {
+            gained,
+            letters,
+            wake,
+        }
     }
 
     /// Takes or renews `shard`; true when held afterwards.
@@ -395,6 +454,7 @@ impl ShardManager {
             }
         }
         self.set.publish();
+        self.metrics.shards_held.set(&[], 0.0);
         if let Err(e) = self.members.leave().await {
             tracing::warn!("{e}");
         }
@@ -413,19 +473,29 @@ impl ShardManager {
                 loop {
                     let pass =
                         tokio::time::timeout(manager.settings.renew_deadline, manager.pass());
+                    let mut wake = None;
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         done = pass => match done {
-                            Ok((gained, letters)) => deliver(gained, letters),
+                            Ok(pass) => {
+                                wake = pass.wake;
+                                deliver(pass.gained, pass.letters);
+                            }
                             Err(_) => tracing::warn!("a shard pass did not finish within the renew deadline"),
                         },
                     }
                     // Whatever could not be renewed in time is no longer held.
                     manager.set.publish();
-                    let pause = manager
+                    let mut pause = manager
                         .settings
                         .retry_period
                         .mul_f64(1.0 + rand::random::<f64>() * 0.1);
+                    // Wake just after another replica's Lease may expire, so
+                    // its shards move one Lease duration after its last
+                    // renewal rather than up to a retry period later.
+                    if let Some(wake) = wake {
+                        pause = pause.min(wake + EXPIRY_MARGIN);
+                    }
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         _ = tokio::time::sleep(pause) => {}

@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::registry::bump_for_images;
 use super::{Routed, Routes, Verdict};
 use crate::revision::short_revision;
-use crate::server::trigger::{Selector, Trigger};
+use crate::server::trigger::{News, Selector, Trigger};
 
 #[derive(Debug, thiserror::Error)]
 #[error("cannot parse the {event} payload: {source}")]
@@ -284,13 +284,7 @@ fn route_dispatch(value: &Value, routes: &Routes) -> Routed {
         None => Selector::All,
     };
     let note = format!("repository_dispatch {action} → bump {policies}");
-    Routed::accepted(
-        Trigger::Bump {
-            policies,
-            reason: "repository_dispatch".into(),
-        },
-        note,
-    )
+    Routed::accepted(Trigger::bump(policies, "repository_dispatch"), note)
 }
 
 /// GitHub Packages: a container version was published to ghcr.io.
@@ -328,7 +322,7 @@ fn route_package(value: &Value, routes: &Routes) -> Routed {
     let Some(image) = image else {
         return Routed::ignored("package event without a name");
     };
-    bump_for_images(&[image], routes, "registry_package")
+    bump_for_images(&[image], News::Unknown, routes, "registry_package")
 }
 #[cfg(test)]
 mod tests {
@@ -462,10 +456,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             r.triggers[0],
-            Trigger::Bump {
-                policies: Selector::only(["web".to_string()]),
-                reason: "repository_dispatch".into()
-            }
+            Trigger::bump(Selector::only(["web".to_string()]), "repository_dispatch")
         );
         let sync =
             json!({"action": "relbot-sync", "client_payload": {"applications": ["platform"]}});
@@ -487,10 +478,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             r.triggers[0],
-            Trigger::Bump {
-                policies: Selector::only(["web".to_string()]),
-                reason: "registry_package".into()
-            }
+            Trigger::bump(Selector::only(["web".to_string()]), "registry_package")
         );
         // GitHub spells the owner as the account does; ghcr.io lower-cases it.
         for package in [

@@ -7,9 +7,14 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Routed, Routes};
-use crate::server::trigger::{Selector, Trigger};
+use crate::server::trigger::{News, Selector, Trigger};
 
-pub(super) fn bump_for_images(images: &[String], routes: &Routes, reason: &str) -> Routed {
+pub(super) fn bump_for_images(
+    images: &[String],
+    news: News,
+    routes: &Routes,
+    reason: &str,
+) -> Routed {
     let mut policies = BTreeSet::new();
     let mut names = Vec::new();
     for image in images {
@@ -25,6 +30,7 @@ pub(super) fn bump_for_images(images: &[String], routes: &Routes, reason: &str) 
     Routed::accepted(
         Trigger::Bump {
             policies: selector,
+            news,
             reason: reason.to_string(),
         },
         note,
@@ -92,12 +98,14 @@ pub fn route_registry_event(body: &[u8], routes: &Routes) -> Result<Routed, Regi
             serde_json::from_value(value).map_err(|e| RegistryPayloadError(e.to_string()))?;
         let mut policies = BTreeSet::new();
         let mut images = Vec::new();
+        let mut tags = Vec::new();
         for event in notification.events {
             // Blob uploads and pushes by digest carry no tag; only a tagged
             // manifest push can be a new version.
             if event.action != "push" || event.target.tag.as_deref().unwrap_or("").is_empty() {
                 continue;
             }
+            tags.extend(event.target.tag.clone());
             let matched = match &event.request.host {
                 Some(host) => {
                     let (matched, name) =
@@ -128,6 +136,7 @@ pub fn route_registry_event(body: &[u8], routes: &Routes) -> Result<Routed, Regi
         return Ok(Routed::accepted(
             Trigger::Bump {
                 policies: selector,
+                news: News::tags(tags),
                 reason: "registry notification".into(),
             },
             note,
@@ -140,6 +149,7 @@ pub fn route_registry_event(body: &[u8], routes: &Routes) -> Result<Routed, Regi
     }
     Ok(bump_for_images(
         &[format!("docker.io/{}", hub.repository.repo_name)],
+        News::tags(hub.push_data.tag),
         routes,
         "docker hub",
     ))
@@ -160,6 +170,7 @@ mod tests {
             r.triggers[0],
             Trigger::Bump {
                 policies: Selector::only(["django-api".to_string()]),
+                news: News::tags(["0.3.1".to_string()]),
                 reason: "docker hub".into()
             }
         );
@@ -170,6 +181,7 @@ mod tests {
             r.triggers[0],
             Trigger::Bump {
                 policies: Selector::only(["postgres".to_string()]),
+                news: News::tags(["16.4".to_string()]),
                 reason: "docker hub".into()
             }
         );
@@ -195,6 +207,7 @@ mod tests {
             r.triggers[0],
             Trigger::Bump {
                 policies: Selector::only(["local".to_string()]),
+                news: News::tags(["1.4.0".to_string()]),
                 reason: "registry notification".into()
             }
         );
