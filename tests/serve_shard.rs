@@ -46,6 +46,8 @@ struct World {
     dir: TempDir,
     apps: Vec<String>,
     env: Vec<(String, String)>,
+    /// Pass `--shards`; false: relbot.yaml's `serve.shards` says it.
+    shards_flag: bool,
 }
 
 impl World {
@@ -94,6 +96,7 @@ impl World {
             dir,
             apps: apps.to_vec(),
             env: Vec::new(),
+            shards_flag: true,
         }
     }
 
@@ -305,7 +308,11 @@ impl Server {
             // Each replica is its own pod: its own cache.
             .arg("--cache-dir")
             .arg(world.dir.path().join(format!("cache-{name}")))
-            .args(["--shards", &SHARDS.to_string()])
+            .args(if world.shards_flag {
+                vec!["--shards".to_string(), SHARDS.to_string()]
+            } else {
+                Vec::new()
+            })
             .env("RELBOT_GITHUB_WEBHOOK_SECRET", SECRET)
             .env("RELBOT_REGISTRY_WEBHOOK_TOKEN", REGISTRY_TOKEN)
             .env("RELBOT_LOG", "info,relbot=debug")
@@ -625,8 +632,9 @@ async fn fifty_webhooks_to_random_replicas_give_one_bump_pr_from_the_leader() {
     gh.set_required_checks(REPO, "main", &["ci/test"]);
     let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: { app: web }\n  template:\n    metadata:\n      labels: { app: web }\n    spec:\n      containers:\n        - name: web\n          image: docker.io/acme/web:1.0.0 # the web front end\n";
     let policy = "apiVersion: relbot.dev/v1alpha1\nkind: ImagePolicy\nmetadata: { name: web }\nspec:\n  image: docker.io/acme/web\n  semver: \">=1.0.0 <2.0.0\"\n  files: [ \"apps/web/**/*.yaml\" ]\n  application: web\n";
+    // The shard count from relbot.yaml this time, not from --shards.
     let extra = format!(
-        "policies: policies\nregistries:\n  - host: docker.io\n    mirror: {}\n",
+        "policies: policies\nregistries:\n  - host: docker.io\n    mirror: {}\nserve:\n  shards: {SHARDS}\n",
         registry.host
     );
     let mut apps = app_names(5);
@@ -642,6 +650,7 @@ async fn fifty_webhooks_to_random_replicas_give_one_bump_pr_from_the_leader() {
     )
     .await;
     gh.attach_git(REPO, world.bare.path());
+    world.shards_flag = false;
     world.env = vec![
         ("RELBOT_GITHUB_API_URL".into(), gh.url()),
         (

@@ -21,7 +21,7 @@ use super::{GlobalArgs, Outcome, OutputFormat, SourceArgs};
   RELBOT_NOTIFY_WEBHOOK_URL (or _FILE)     where notifications.webhook posts (a secret)
   RELBOT_CACHE_DIR                         where the repository is cached
   POD_NAME                                 this replica's name in the Leases
-  RELBOT_SHARDS                            --shards
+  RELBOT_SHARDS                            --shards (overrides serve.shards in relbot.yaml)
   RELBOT_LOG                               log filter (e.g. info,relbot=debug)
 
 Endpoints: / (status page), /api/status (JSON), /healthz, /readyz, /metrics")]
@@ -42,7 +42,8 @@ pub struct ServeArgs {
     pub lease_namespace: Option<String>,
     /// Split applications across replicas into N shards, one Lease each
     /// (relbot-shard-0 …); every replica of the Deployment passes the same N.
-    /// Without it, the replica holding the `relbot` Lease syncs everything
+    /// Overrides `serve.shards` in relbot.yaml. Without either, the replica
+    /// holding the `relbot` Lease syncs everything
     #[arg(long, value_name = "N", env = "RELBOT_SHARDS", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub shards: Option<u32>,
     /// Repository cache [default: $RELBOT_CACHE_DIR, $XDG_CACHE_HOME/relbot, ~/.cache/relbot]

@@ -97,6 +97,7 @@ pub fn for_folder(dir: &Path, name: &str, namespace: &str) -> Result<LoadedConfi
         status: super::StatusSettings::default(),
         health: Vec::new(),
         notifications: super::NotificationSettings::default(),
+        serve: super::ServeSettings::default(),
     };
     let problems: Vec<ConfigProblem> = validate_config(&path, &config)
         .into_iter()
@@ -286,6 +287,17 @@ fn validate_config(path: &Path, config: &Config) -> Vec<ConfigProblem> {
     if config.apply.concurrency == 0 {
         field_problem("apply.concurrency".into(), "must be at least 1".into());
     }
+    if let Some(shards) = config.serve.shards
+        && !(1..=super::types::MAX_SHARDS).contains(&shards)
+    {
+        field_problem(
+            "serve.shards".into(),
+            format!(
+                "{shards} shards: must be between 1 and {} (leave it out to have one replica sync everything)",
+                super::types::MAX_SHARDS
+            ),
+        );
+    }
     problems
 }
 
@@ -397,5 +409,29 @@ mod tests {
             problem("repo:\n  url: file:///tmp/x\n  interval: 3 fortnights\napplications: []\n");
         assert_eq!(p.line, 3, "{p}");
         assert!(p.message.contains("bad duration"), "{p}");
+    }
+
+    #[test]
+    fn serve_shards_must_be_at_least_one() {
+        let text = |shards: &str| {
+            format!(
+                "applications:\n  - name: web\n    path: apps/web\nserve:\n  shards: {shards}\n"
+            )
+        };
+        let config: Config = parse_str(Path::new("relbot.yaml"), &text("3")).unwrap();
+        assert_eq!(config.serve.shards, Some(3));
+        assert!(validate_config(Path::new("relbot.yaml"), &config).is_empty());
+        for bad in ["0", "257"] {
+            let config: Config = parse_str(Path::new("relbot.yaml"), &text(bad)).unwrap();
+            let problems = validate_config(Path::new("relbot.yaml"), &config);
+            assert_eq!(
+                problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                vec![format!(
+                    "relbot.yaml: serve.shards: {bad} shards: must be between 1 and 256 (leave it out to have one replica sync everything)"
+                )]
+            );
+        }
+        let p = problem("applications: []\nserve:\n  shard: 3\n");
+        assert!(p.message.contains("shard"), "{p}");
     }
 }

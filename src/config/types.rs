@@ -31,7 +31,26 @@ pub struct Config {
     /// Who else hears of failures, Degraded applications and recoveries.
     #[serde(default)]
     pub notifications: NotificationSettings,
+    /// How `relbot serve` runs across replicas.
+    #[serde(default)]
+    pub serve: ServeSettings,
 }
+
+/// `serve:`: settings of `relbot serve` that every replica must share.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ServeSettings {
+    /// Split the applications across replicas into this many shards (one
+    /// Lease each, `relbot-shard-<i>`); `--shards` / `RELBOT_SHARDS`
+    /// override it. Absent: the `relbot` Lease holder syncs everything.
+    /// Read at start: a change needs every replica restarted.
+    #[serde(default)]
+    pub shards: Option<u32>,
+}
+
+/// The most shards `serve.shards` and `--shards` accept: each is a Lease
+/// renewed every 2 s.
+pub const MAX_SHARDS: u32 = 256;
 
 /// The git repository relbot syncs from.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

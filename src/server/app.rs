@@ -153,6 +153,22 @@ pub fn router(state: AppState, leader: LeaderState) -> Router {
         .merge(api::routes(state, leader))
 }
 
+/// The shard count: `--shards` / `RELBOT_SHARDS` over `serve.shards` in
+/// relbot.yaml (validated when the file loaded).
+fn shard_count(flag: Option<u32>, config: &crate::config::LoadedConfig) -> Option<u32> {
+    let file = config.config.serve.shards;
+    if let (Some(flag), Some(file)) = (flag, file)
+        && flag != file
+    {
+        tracing::info!(
+            shards = flag,
+            "--shards (or RELBOT_SHARDS) overrides serve.shards: {file} in {}",
+            config.path.display()
+        );
+    }
+    flag.or(file)
+}
+
 /// Runs `relbot serve` until SIGTERM/SIGINT (or `stop`), then drains.
 pub async fn run(
     options: ServeOptions,
@@ -216,7 +232,8 @@ pub async fn run(
     });
     // Sharded: every replica runs its queue; which applications it syncs
     // follows the shard Leases, and bumps stay with the leader.
-    let shards = options.shards.map(|count| {
+    let shard_count = shard_count(options.shards, &current);
+    let shards = shard_count.map(|count| {
         let settings = ShardSettings::new(&lease_namespace, &options.identity, count);
         let set = Arc::new(ShardSet::new(
             settings.shards,
@@ -301,7 +318,7 @@ pub async fn run(
             source,
         })?;
     let bound = listener.local_addr().unwrap_or(options.listen);
-    tracing::info!(listen = %bound, identity = %options.identity, lease_namespace = %lease_namespace, shards = options.shards.unwrap_or(0), "relbot serve listening");
+    tracing::info!(listen = %bound, identity = %options.identity, lease_namespace = %lease_namespace, shards = shard_count.unwrap_or(0), "relbot serve listening");
 
     shutdown::cancel_on_signal(stop.clone());
     let server = tokio::spawn(http::serve(
@@ -458,5 +475,20 @@ mod tests {
         assert_eq!(poll_interval(&config), Duration::from_secs(7));
         let none: Config = serde_saphyr::from_str("applications: []\n").unwrap();
         assert_eq!(poll_interval(&none), Duration::from_secs(180));
+    }
+
+    #[test]
+    fn the_flag_or_environment_overrides_serve_shards() {
+        let loaded = |yaml: &str| crate::config::LoadedConfig {
+            path: std::path::PathBuf::from("relbot.yaml"),
+            config: serde_saphyr::from_str(yaml).unwrap(),
+            policies: Vec::new(),
+        };
+        let file = loaded("applications: []\nserve: { shards: 4 }\n");
+        assert_eq!(shard_count(None, &file), Some(4));
+        assert_eq!(shard_count(Some(2), &file), Some(2));
+        let plain = loaded("applications: []\n");
+        assert_eq!(shard_count(None, &plain), None);
+        assert_eq!(shard_count(Some(3), &plain), Some(3));
     }
 }

@@ -59,7 +59,7 @@ pub const MEMBER_LEASE_PREFIX: &str = "relbot-member-";
 /// `--shards` from the environment.
 pub const SHARDS_ENV: &str = "RELBOT_SHARDS";
 /// The most shards accepted: each is a Lease renewed every 2 s.
-pub const MAX_SHARDS: u32 = 256;
+pub use crate::config::MAX_SHARDS;
 
 pub fn shard_lease_name(shard: u32) -> String {
     format!("{SHARD_LEASE_PREFIX}{shard}")
