@@ -1,15 +1,22 @@
-//! `relbot serve` under load: webhook-to-applied latency for a one-object
-//! change (p50/p99 over 100 pushes) and the memory of the serve process
-//! managing 1,000 objects in 100 applications (idle after the first sync,
-//! after the pushes, and the peak).
+//! `relbot serve` under load, two shapes:
 //!
-//! Targets (issue 7): p50 under 1 s, peak RSS under 64 MiB.
+//! - `latency`: webhook-to-applied latency for a one-object change (p50/p99
+//!   over 100 pushes) and the memory of the serve process managing 1,000
+//!   objects in 100 applications (idle after the first sync, after the
+//!   pushes, and the peak). Targets (issue 7): p50 under 1 s, peak RSS
+//!   under 64 MiB. Always against the in-process emulator.
+//! - `many`: 1,000 applications of 4 objects each ([`many`]): the first full
+//!   sync, a no-op pass and its writes, the peak RSS. Targets (issue 17):
+//!   < 20 s, < 5 s with 0 writes, < 64 MiB. Against the emulator, or a real
+//!   API server with `RELBOT_BENCH_REAL=1`.
 //!
-//! Run: `cargo bench --bench serve` (builds relbot in release). The API
-//! server is the in-process emulator; git is a real bare repository.
+//! Run: `cargo bench --bench serve [-- latency|many]` (both by default;
+//! builds relbot in release). Git is a real bare repository.
 
 #[path = "../tests/support/git.rs"]
 mod git_support;
+#[path = "serve/many.rs"]
+mod many;
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -77,10 +84,62 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[index.min(sorted.len() - 1)]
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() {
     relbot::tls::init();
-    let tc = TestCluster::acquire("serve-bench").await;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let picked = |name: &str| {
+        let named: Vec<&String> = args
+            .iter()
+            .filter(|a| *a == "latency" || *a == "many")
+            .collect();
+        named.is_empty() || named.iter().any(|a| *a == name)
+    };
+    let real = std::env::var("RELBOT_BENCH_REAL").is_ok_and(|v| !v.is_empty() && v != "0");
+    // Real mode without a given cluster: a control plane of our own, started
+    // on this (main) thread, since its processes die with the thread that
+    // started them.
+    let given = std::env::var_os(kubesim::testing::KUBECONFIG_ENV).filter(|v| !v.is_empty());
+    let control_plane = (real && given.is_none() && picked("many")).then(|| {
+        let assets = controlplane::asset_folders()
+            .pop()
+            .expect("no kube-apiserver found: set RELBOT_TEST_KUBECONFIG or KUBEBUILDER_ASSETS");
+        println!("starting a control plane from {}", assets.display());
+        controlplane::ControlPlane::start(&assets)
+            .unwrap_or_else(|e| panic!("cannot start the control plane: {e}"))
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        if picked("latency") {
+            latency().await;
+        }
+        if picked("many") {
+            match (&control_plane, &given) {
+                (Some(cp), _) => {
+                    let kubeconfig = cp.kubeconfig();
+                    let client = controlplane::client_from(&kubeconfig)
+                        .await
+                        .unwrap_or_else(|e| panic!("{e}"));
+                    tokio::spawn(controlplane::standin::run(client, Vec::new()));
+                    many::run(Some(kubeconfig)).await;
+                }
+                (None, Some(path)) if real => many::run(Some(path.into())).await,
+                _ => many::run(None).await,
+            }
+        }
+    });
+    drop(runtime);
+    drop(control_plane);
+}
+
+/// The `latency` shape (always the emulator).
+async fn latency() {
+    let tc = TestCluster::emulator("serve-bench", Default::default())
+        .await
+        .expect("kubesim");
     let ns = tc.namespace().to_string();
     let bare = BareRepo::new("cluster-config");
     let work = TestRepo::clone_from(&bare.url());

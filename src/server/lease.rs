@@ -110,6 +110,9 @@ pub struct LeaseElector {
     /// Why the last Lease request failed; `None` once one succeeded.
     problem: watch::Sender<Option<String>>,
     observed: Mutex<Option<Observed>>,
+    /// The last successful attempt took the Lease from another holder
+    /// whose record had expired (not from nobody, not a renewal).
+    took_over: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
 }
 
@@ -125,6 +128,7 @@ impl LeaseElector {
             leader,
             problem,
             observed: Mutex::new(None),
+            took_over: Default::default(),
             metrics,
         }
     }
@@ -263,6 +267,12 @@ impl LeaseElector {
         other.then(|| observed.duration.saturating_sub(observed.seen_at.elapsed()))
     }
 
+    /// Whether the last successful attempt took the Lease over from another
+    /// holder that stopped renewing.
+    pub fn took_over(&self) -> bool {
+        self.took_over.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// One attempt to take or keep the Lease; true when this replica holds it
     /// afterwards. Does not change the published leader state.
     pub async fn try_acquire_or_renew(&self) -> Result<bool, LeaseError> {
@@ -283,6 +293,8 @@ impl LeaseElector {
             return match self.api.create(&PostParams::default(), &lease).await {
                 Ok(created) => {
                     self.observe(&created);
+                    self.took_over
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
                     Ok(true)
                 }
                 Err(kube::Error::Api(status))
@@ -317,6 +329,8 @@ impl LeaseElector {
         {
             Ok(written) => {
                 self.observe(&written);
+                self.took_over
+                    .store(held_by_other, std::sync::atomic::Ordering::Relaxed);
                 Ok(true)
             }
             // Someone else wrote first (renewed, or won the race to take it).

@@ -379,10 +379,11 @@ impl ShardManager {
             if holding >= plan.cap {
                 break;
             }
-            let held_elsewhere = self.shards[*shard as usize].expires_in().is_some();
             if self.renew(*shard).await {
                 holding += 1;
-                if held_elsewhere {
+                // Judged on the record replaced, not on the list read at the
+                // start of the pass (a shard handed back meanwhile is free).
+                if self.shards[*shard as usize].took_over() {
                     taken.push(*shard);
                 }
             }

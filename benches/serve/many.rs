@@ -1,0 +1,247 @@
+//! `relbot serve` with many applications: 1,000 applications of 4 objects
+//! each (a ConfigMap, a Service, a Deployment and a ServiceAccount), each in
+//! its own folder of one git repository. Printed, never asserted:
+//!
+//! - the first full sync of all (process start to every application Synced);
+//! - a no-op pass of all (a forced push: every application re-checked,
+//!   nothing changed), its wall time and the writes it made, counted as
+//!   objects whose resourceVersion moved plus Events created (must be 0);
+//! - the serve process's peak RSS (VmHWM).
+//!
+//! Targets (issue 17): first full sync < 20 s, no-op pass < 5 s with 0
+//! writes, RSS < 64 MiB.
+//!
+//! Against the in-process emulator by default; with `RELBOT_BENCH_REAL=1`
+//! against the cluster of `RELBOT_TEST_KUBECONFIG`, else a control plane
+//! started from the newest folder of `/usr/local/kubebuilder` (with its
+//! kubelet stand-in, so Deployments roll out as on a real cluster).
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Service, ServiceAccount};
+use kube::Api;
+use kube::api::ListParams;
+use kubesim::testing::TestCluster;
+
+use super::git_support::{BareRepo, TestRepo, free_port};
+use super::{Serve, mib, proc_status_kib};
+
+const APPS: usize = 1_000;
+const SECRET: &str = "bench-secret";
+
+fn app_files(app: &str, ns: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {app}\n  namespace: {ns}\ndata:\n  value: \"v1\"\n\
+---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: {app}\n  namespace: {ns}\n\
+---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {app}\n  namespace: {ns}\nspec:\n  selector: {{ app: {app} }}\n  ports:\n    - port: 80\n      targetPort: 8080\n\
+---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {app}\n  namespace: {ns}\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {{ app: {app} }}\n  template:\n    metadata:\n      labels: {{ app: {app} }}\n    spec:\n      serviceAccountName: {app}\n      containers:\n        - name: app\n          image: registry.k8s.io/pause:3.9\n"
+    )
+}
+
+/// resourceVersion of every object of the four kinds (and the status
+/// records, which are ConfigMaps too) in `ns`.
+async fn versions(client: &kube::Client, ns: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let params = ListParams::default();
+    macro_rules! collect {
+        ($kind:ty, $label:expr) => {
+            let api: Api<$kind> = Api::namespaced(client.clone(), ns);
+            for item in api.list(&params).await.expect("list").items {
+                out.insert(
+                    format!("{}/{}", $label, item.metadata.name.unwrap_or_default()),
+                    item.metadata.resource_version.unwrap_or_default(),
+                );
+            }
+        };
+    }
+    collect!(ConfigMap, "configmap");
+    collect!(ServiceAccount, "serviceaccount");
+    collect!(Service, "service");
+    collect!(Deployment, "deployment");
+    collect!(Event, "event");
+    out
+}
+
+/// Objects that changed or appeared between two listings.
+fn writes(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<String> {
+    after
+        .iter()
+        .filter(|(name, version)| before.get(*name) != Some(*version))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+async fn metric(http: &reqwest::Client, base: &str, name: &str, labels: &str) -> f64 {
+    let Ok(response) = http.get(format!("{base}/metrics")).send().await else {
+        return -1.0;
+    };
+    let text = response.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with(name) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .fold(0.0, |sum, v| sum + v)
+}
+
+async fn all_synced(http: &reqwest::Client, base: &str) -> bool {
+    let Ok(response) = http.get(format!("{base}/api/status")).send().await else {
+        return false;
+    };
+    let Ok(status) = response.json::<serde_json::Value>().await else {
+        return false;
+    };
+    status["ready"] == true
+        && status["running"] == false
+        && status["pending"] == false
+        && status["apps"]
+            .as_array()
+            .is_some_and(|apps| apps.len() == APPS && apps.iter().all(|a| a["sync"] == "Synced"))
+}
+
+/// `kubeconfig`: a real API server; None: the emulator.
+pub async fn run(kubeconfig: Option<std::path::PathBuf>) {
+    let real = kubeconfig.is_some();
+    let tc = match &kubeconfig {
+        Some(path) => TestCluster::external(path, "serve-many").await,
+        None => TestCluster::emulator("serve-many", Default::default()).await,
+    }
+    .unwrap_or_else(|e| panic!("{e}"));
+    let ns = tc.namespace().to_string();
+    let client = tc.client();
+    let version = client
+        .apiserver_version()
+        .await
+        .map(|v| v.git_version)
+        .unwrap_or_default();
+    let bare = BareRepo::new("cluster-config");
+    let work = TestRepo::clone_from(&bare.url());
+    let mut config = format!(
+        "repo:\n  url: {}\n  branch: main\n  interval: 1h\ngithub:\n  repository: acme/cluster-config\nstatus:\n  namespace: {ns}\napplications:\n",
+        bare.url()
+    );
+    for i in 0..APPS {
+        let app = format!("app-{i:04}");
+        config.push_str(&format!(
+            "  - name: {app}\n    path: apps/{app}\n    namespace: {ns}\n"
+        ));
+        work.write(&format!("apps/{app}/objects.yaml"), &app_files(&app, &ns));
+    }
+    work.write("relbot.yaml", &config);
+    work.commit("initial");
+    work.git(&["push", "-q", "origin", "main"]);
+    let dir = tempfile::TempDir::new().unwrap();
+    std::fs::write(dir.path().join("relbot.yaml"), &config).unwrap();
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    let serve = Serve(
+        Command::new(env!("CARGO_BIN_EXE_relbot"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--config")
+            .arg(dir.path().join("relbot.yaml"))
+            .arg("--kubeconfig")
+            .arg(tc.kubeconfig_path())
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .env("RELBOT_GITHUB_WEBHOOK_SECRET", SECRET)
+            .env("RELBOT_LOG", "warn")
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start relbot serve"),
+    );
+    let pid = serve.0.id();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    while !all_synced(&http, &base).await {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the first sync of {APPS} applications did not finish within 600 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let first_sync = started.elapsed();
+    let peak_first = proc_status_kib(pid, "VmHWM:");
+    // Let rollouts (real server) and Events settle before counting.
+    tokio::time::sleep(Duration::from_secs(if real { 10 } else { 2 })).await;
+
+    // A no-op pass of all: a forced push of the same head re-checks every
+    // application.
+    let before = versions(&client, &ns).await;
+    let runs_before = metric(&http, &base, "relbot_updates_total", "part=\"sync\"").await;
+    let head = work.head();
+    let body = serde_json::to_vec(&serde_json::json!({
+        "ref": "refs/heads/main", "before": head, "after": head, "forced": true,
+        "repository": {"full_name": "acme/cluster-config"},
+        "commits": [],
+    }))
+    .unwrap();
+    let sent = Instant::now();
+    let status = http
+        .post(format!("{base}/webhooks/github"))
+        .header("x-github-event", "push")
+        .header("x-github-delivery", "bench-noop")
+        .header(
+            "x-hub-signature-256",
+            relbot::server::webhook::github_signature(SECRET.as_bytes(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("webhook")
+        .status();
+    assert_eq!(status.as_u16(), 202, "the forced push was not accepted");
+    loop {
+        let runs = metric(&http, &base, "relbot_updates_total", "part=\"sync\"").await;
+        if runs > runs_before && all_synced(&http, &base).await {
+            break;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(300),
+            "the no-op pass did not finish within 300 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let noop = sent.elapsed();
+    let after = versions(&client, &ns).await;
+    let written = writes(&before, &after);
+    let peak = proc_status_kib(pid, "VmHWM:");
+    let idle = proc_status_kib(pid, "VmRSS:");
+
+    println!(
+        "relbot serve: {APPS} applications × 4 objects (ConfigMap, ServiceAccount, Service, Deployment), {}",
+        if real {
+            format!("real API server {version}")
+        } else {
+            "API-server emulator".to_string()
+        }
+    );
+    println!(
+        "  first full sync of all: {:.2} s (target < 20 s)",
+        first_sync.as_secs_f64()
+    );
+    println!(
+        "  no-op pass of all: {:.2} s, {} writes (target < 5 s, 0 writes){}",
+        noop.as_secs_f64(),
+        written.len(),
+        if written.is_empty() {
+            String::new()
+        } else {
+            format!("; first: {:?}", written.iter().take(5).collect::<Vec<_>>())
+        }
+    );
+    println!(
+        "  memory: peak RSS after the first sync {:.1} MiB, peak overall {:.1} MiB, RSS now {:.1} MiB (target < 64 MiB)",
+        mib(peak_first),
+        mib(peak),
+        mib(idle)
+    );
+    drop(serve);
+    tc.cleanup().await;
+}
