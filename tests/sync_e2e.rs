@@ -121,7 +121,7 @@ async fn plan(
         health_rules: Default::default(),
         wait_for_last_wave: true,
     };
-    let mut plans = plan_all(&target, &desired, Some("rev2"), &settings)
+    let mut plans = plan_all(&target, desired.to_vec(), Some("rev2"), &settings)
         .await
         .expect("plan");
     (plans.remove(0), read_only)

@@ -65,14 +65,14 @@ async fn dry_run(tc: &TestCluster, want: &DesiredApplication) -> ChangeSet {
         .await
         .expect("discovery");
     assert!(manager.is_dry_run());
-    manager.run(want, Some("rev1"), &settings(tc)).await
+    manager.run(want.clone(), Some("rev1"), &settings(tc)).await
 }
 
 async fn sync(tc: &TestCluster, want: &DesiredApplication) -> ChangeSet {
     let manager = ResourceManager::writable(writable(tc))
         .await
         .expect("discovery");
-    manager.run(want, Some("rev1"), &settings(tc)).await
+    manager.run(want.clone(), Some("rev1"), &settings(tc)).await
 }
 
 fn config_map(ns: &str, name: &str, wave: &str) -> Value {

@@ -187,7 +187,7 @@ async fn hooks_run_before_with_and_after_the_waves_and_follow_their_delete_polic
             health_rules: Default::default(),
             wait_for_last_wave: true,
         };
-        plan_all(&target, &desired, None, &run)
+        plan_all(&target, desired.to_vec(), None, &run)
             .await
             .expect("plan")
             .remove(0)

@@ -2,27 +2,6 @@
 //! synced: everything looks new to it there, which reads like a problem
 //! unless it is said plainly, with the command to run next.
 
-use relbot::cluster::client::ReadOnlyCluster;
-use relbot::sync::status;
-
-/// Applications among `wanted` with no stored sync result in `namespace`
-/// (relbot's status namespace). Empty when the results cannot be read: a
-/// guess would mislead more than silence.
-pub async fn never_synced(
-    cluster: &ReadOnlyCluster,
-    namespace: &str,
-    wanted: &[&str],
-) -> Vec<String> {
-    let Ok(synced) = status::recorded_applications(cluster, namespace).await else {
-        return Vec::new();
-    };
-    wanted
-        .iter()
-        .filter(|app| !synced.contains(**app))
-        .map(|app| app.to_string())
-        .collect()
-}
-
 /// Before a diff or dry-run's plans: why every object is "create".
 pub fn before_plan(apps: &[String], server: &str) -> String {
     format!(

@@ -6,14 +6,14 @@ use std::path::Path;
 
 use clap::Args;
 use relbot::cluster::client::{ClusterTarget, ReadOnlyCluster, locate};
-use relbot::config::LoadedConfig;
+use relbot::config::{ConfigDuration, LoadedConfig};
 use relbot::progress::ProgressEvent;
 use relbot::sync::change_set::ChangeSet;
-use relbot::sync::engine::{self, DesiredApplication, PlanTarget, ResourceManager};
+use relbot::sync::engine::{self, DesiredApplication, ResourceManager};
 use relbot::sync::plan::Plan;
 use relbot::sync::report::{PlanDocument, Style, plans_exit_code, render_plans};
 use relbot::sync::result::{ResultDocument, SyncResult, render_result, results_exit_code};
-use relbot::sync::settings::RunSettings;
+use relbot::sync::settings::{RunSettings, SyncSettings};
 use relbot::sync::status;
 use serde::Serialize;
 
@@ -45,6 +45,9 @@ pub struct SyncArgs {
     /// Also wait for the last wave to become healthy (earlier waves always gate the next)
     #[arg(long)]
     pub wait: bool,
+    /// How long --wait waits [default: each application's sync.healthTimeout]
+    #[arg(long, value_name = "DURATION", value_parser = ConfigDuration::parse, requires = "wait")]
+    pub timeout: Option<ConfigDuration>,
 }
 
 #[derive(Debug, Args)]
@@ -179,14 +182,6 @@ fn unsynced_folder(source: &folder::Source) -> String {
     )
 }
 
-fn app_names(desired: &Desired) -> Vec<&str> {
-    desired
-        .applications
-        .iter()
-        .map(|d| d.app.name.as_str())
-        .collect()
-}
-
 /// The commit the source directory is at, when it is a git checkout.
 fn revision_of(root: &Path) -> Option<String> {
     let repo = git2::Repository::discover(root).ok()?;
@@ -255,38 +250,37 @@ pub fn run_sync(global: &GlobalArgs, args: SyncArgs) -> Outcome {
         Err(outcome) => return outcome,
     };
     runtime().block_on(async {
-        let cluster = match engine::open_for_sync(&target(&args)).await {
-            Ok(c) => c,
+        let manager = match engine::connect_for_sync(&target(&args)).await {
+            Ok(m) => m,
             Err(e) => {
                 return fail(format!(
                     "{e}; nothing was changed (use --dry-run to plan without a cluster)"
                 ));
             }
         };
-        let first = first_sync::never_synced(
-            cluster.read_only(),
-            &settings.status_namespace,
-            &app_names(&desired),
-        )
-        .await;
-        if !first.is_empty() {
-            say(first_sync::before_sync(
-                &first,
-                cluster.server(),
-                &settings.status_namespace,
-            ));
+        let server = manager.server().unwrap_or_default().to_string();
+        let mut changes = Vec::with_capacity(desired.applications.len());
+        for wanted in desired.applications {
+            let settings = SyncSettings::new(&wanted.app, &settings);
+            let staged = manager
+                .plan(wanted, desired.revision.as_deref(), &settings)
+                .await;
+            // Read from the status record the plan read: no request of its own.
+            if staged.never_synced() {
+                say(first_sync::before_sync(
+                    &[staged.application().name.clone()],
+                    &server,
+                    &settings.status_namespace,
+                ));
+            }
+            let mut run = manager.apply(staged, &settings).await;
+            if args.wait {
+                let timeout = args.timeout.map_or(settings.health_timeout, |t| t.0);
+                manager.wait(&mut run, timeout).await;
+            }
+            manager.prune(&mut run).await;
+            changes.push(manager.finish(run).await);
         }
-        let manager = match ResourceManager::writable(cluster).await {
-            Ok(m) => m,
-            Err(e) => return fail(format!("{e}; nothing was changed")),
-        };
-        let changes = manager
-            .run_all(
-                &desired.applications,
-                desired.revision.as_deref(),
-                &settings,
-            )
-            .await;
         let results: Vec<SyncResult> = changes
             .into_iter()
             .filter_map(ChangeSet::into_result)
@@ -333,32 +327,32 @@ fn run_plan(global: &GlobalArgs, args: &SyncArgs) -> Outcome {
             Ok(t) => t,
             Err(e) => return fail(e),
         };
-        match &plan_target {
-            PlanTarget::Offline { reason } => tracing::info!(%reason, "planning offline"),
-            PlanTarget::Live(_) if desired.plain_folder => {}
-            PlanTarget::Live(cluster) => {
-                let first = first_sync::never_synced(
-                    cluster,
-                    &settings.status_namespace,
-                    &app_names(&desired),
-                )
-                .await;
-                if !first.is_empty() {
-                    say(first_sync::before_plan(&first, cluster.server()));
-                }
-            }
+        if let engine::PlanTarget::Offline { reason } = &plan_target {
+            tracing::info!(%reason, "planning offline");
         }
         let manager = match ResourceManager::read_only(plan_target).await {
             Ok(m) => m,
             Err(e) => return fail(e),
         };
-        let changes = manager
-            .run_all(
-                &desired.applications,
-                desired.revision.as_deref(),
-                &settings,
-            )
-            .await;
+        let mut changes = Vec::with_capacity(desired.applications.len());
+        let mut first = Vec::new();
+        for wanted in desired.applications {
+            let settings = SyncSettings::new(&wanted.app, &settings);
+            let staged = manager
+                .plan(wanted, desired.revision.as_deref(), &settings)
+                .await;
+            // A plain folder is never synced as it is: no notice for it.
+            if staged.never_synced() && !desired.plain_folder {
+                first.push(staged.application().name.clone());
+            }
+            let run = manager.apply(staged, &settings).await;
+            changes.push(manager.finish(run).await);
+        }
+        if !first.is_empty()
+            && let Some(server) = manager.server()
+        {
+            say(first_sync::before_plan(&first, server));
+        }
         let plans: Vec<Plan> = changes
             .into_iter()
             .filter_map(ChangeSet::into_plan)

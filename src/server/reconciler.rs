@@ -361,9 +361,14 @@ impl Executor for Reconciler {
                 app: app.clone(),
                 manifests: desired.manifests,
             };
-            let changes = engine
-                .run(&wanted, Some(&checkout.revision), &sync_settings)
+            let staged = engine
+                .plan(wanted, Some(&checkout.revision), &sync_settings)
                 .await;
+            let mut run = engine.apply(staged, &sync_settings).await;
+            // serve reports health, so it waits for the last wave too.
+            engine.wait(&mut run, sync_settings.health_timeout).await;
+            engine.prune(&mut run).await;
+            let changes = engine.finish(run).await;
             let result = match changes.detail {
                 Detail::Result(result) => *result,
                 // Only a read-only manager stops at the plan.

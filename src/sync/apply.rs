@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::diff::object_diff;
 use super::gate::{Entry, Gate, Latest, health_gate, resolve_pending, wait_for_crds};
 use super::hook_run::HookRunner;
-use super::hooks::HookPhase;
+use super::hooks::{Hook, HookPhase};
 use super::inventory::kind_id;
 use super::plan::{Action, Plan};
 use super::planner::{LivePlan, PlanOptions, PlannedObject, plan_application};
@@ -43,15 +43,28 @@ pub struct StagedPlan {
     pub plan: Plan,
     objects: Vec<PlannedObject>,
     kinds: BTreeSet<String>,
+    hooks: Vec<Hook>,
     previous: Option<StoredStatus>,
+    /// Whether the status record could be read (`previous` is then the truth).
+    status_read: bool,
     started_at: DateTime<Utc>,
     start: Instant,
     before: RequestCounts,
     plan_ms: u64,
 }
 
+impl StagedPlan {
+    /// Whether the cluster surely holds no status record of the
+    /// application (read and not found; a record that could not be read is
+    /// not taken for none).
+    pub fn never_synced(&self) -> bool {
+        self.status_read && self.previous.is_none()
+    }
+}
+
 /// Syncs one application: plan (every change server-validated), apply,
-/// gate, prune, record.
+/// gate, prune, record. The manifests are copied for the plan, which takes
+/// its own; the engine hands its over instead.
 pub async fn sync_application(
     cluster: &Cluster,
     index: &KindIndex,
@@ -64,22 +77,22 @@ pub async fn sync_application(
         cluster.read_only(),
         index,
         app,
-        manifests,
+        manifests.to_vec(),
         revision,
         settings,
     )
     .await;
-    apply_plan(cluster, index, app, manifests, staged, revision, settings).await
+    apply_plan(cluster, index, app, staged, revision, settings).await
 }
 
 /// Plans one application against the live cluster: reads its last status
 /// (for the inventory of kinds to look for prunes in) and server-validates
-/// every change, never writing.
+/// every change, never writing. The manifests become the plan's apply bodies.
 pub async fn plan_sync(
     cluster: &ReadOnlyCluster,
     index: &KindIndex,
     app: &Application,
-    manifests: &[Manifest],
+    manifests: Vec<Manifest>,
     revision: Option<&str>,
     settings: &SyncSettings,
 ) -> StagedPlan {
@@ -90,7 +103,9 @@ pub async fn plan_sync(
         app: app.name.clone(),
         objects: manifests.len(),
     });
-    let previous = status::read(cluster, &settings.status_namespace, &app.name).await;
+    let read = status::read_record(cluster, &settings.status_namespace, &app.name).await;
+    let status_read = read.is_ok();
+    let previous = read.ok().flatten();
     let previous_kinds = previous
         .as_ref()
         .map(|p| p.kinds.clone())
@@ -105,6 +120,7 @@ pub async fn plan_sync(
         plan,
         objects,
         kinds,
+        hooks,
     } = plan_application(
         cluster,
         index,
@@ -119,7 +135,9 @@ pub async fn plan_sync(
         plan,
         objects,
         kinds,
+        hooks,
         previous,
+        status_read,
         started_at,
         start,
         before,
@@ -127,242 +145,367 @@ pub async fn plan_sync(
     }
 }
 
-/// Carries out a staged plan: stage by stage and wave by wave, then prune,
-/// hooks, health and the status record.
+/// Carries out a staged plan: stage by stage and wave by wave, then (with
+/// `wait_for_last_wave`) the health wait, prune, hooks, health and the
+/// status record. The steps are [`SyncRun`]'s, which callers may also take
+/// one by one.
 pub async fn apply_plan(
     cluster: &Cluster,
     index: &KindIndex,
     app: &Application,
-    manifests: &[Manifest],
     staged: StagedPlan,
     revision: Option<&str>,
     settings: &SyncSettings,
 ) -> SyncResult {
-    let StagedPlan {
-        plan,
-        objects,
-        kinds,
-        previous,
-        started_at,
-        start,
-        before,
-        plan_ms,
-    } = staged;
-    let progress = &settings.progress;
+    let mut run = SyncRun::start(cluster, index, app, staged, revision, settings);
+    run.apply().await;
+    if settings.wait_for_last_wave {
+        run.wait(settings.health_timeout).await;
+    }
+    run.prune().await;
+    run.finish().await
+}
 
-    let mut errors: Vec<String> = plan.problems.iter().map(|p| p.to_string()).collect();
-    let mut notes = plan.notes.clone();
-    let mut entries: Vec<Entry> = plan
-        .changes
-        .into_iter()
-        .zip(objects)
-        .map(|(change, object)| {
-            let outcome = if change.action == Action::Unchanged {
-                Outcome::Unchanged
-            } else if let Some(why) = &change.held {
-                // An immutable field changed without leave to re-create: git
-                // cannot be applied, which is a failure, not a choice to wait.
-                if change.action == Action::Recreate {
-                    Outcome::Failed(why.clone())
+/// A sync under way: [`start`](Self::start) from a staged plan, then
+/// [`apply`](Self::apply) its waves, [`wait`](Self::wait) for the last one
+/// to become healthy, [`prune`](Self::prune) what git no longer has and
+/// [`finish`](Self::finish) (PostSync hooks, health, the status record).
+/// Each step does nothing once an earlier one stopped the run, and says so
+/// in the objects' outcomes.
+pub struct SyncRun {
+    cluster: Cluster,
+    app: Application,
+    settings: SyncSettings,
+    index: KindIndex,
+    revision: Option<String>,
+    entries: Vec<Entry>,
+    errors: Vec<String>,
+    notes: Vec<String>,
+    kinds: BTreeSet<String>,
+    previous: Option<StoredStatus>,
+    hooks: HookRunner,
+    run_hooks: bool,
+    any_write: bool,
+    stopped: bool,
+    /// The members of the last step applied, for [`wait`](Self::wait).
+    last_step: Option<(String, Vec<usize>)>,
+    timings: Timings,
+    started_at: DateTime<Utc>,
+    start: Instant,
+    before: RequestCounts,
+}
+
+impl SyncRun {
+    /// Takes over a staged plan; nothing is written yet.
+    pub fn start(
+        cluster: &Cluster,
+        index: &KindIndex,
+        app: &Application,
+        staged: StagedPlan,
+        revision: Option<&str>,
+        settings: &SyncSettings,
+    ) -> Self {
+        let StagedPlan {
+            plan,
+            objects,
+            kinds,
+            hooks,
+            previous,
+            status_read: _,
+            started_at,
+            start,
+            before,
+            plan_ms,
+        } = staged;
+        let errors: Vec<String> = plan.problems.iter().map(|p| p.to_string()).collect();
+        let stopped = !errors.is_empty();
+        let mut entries: Vec<Entry> = plan
+            .changes
+            .into_iter()
+            .zip(objects)
+            .map(|(change, object)| {
+                let outcome = if change.action == Action::Unchanged {
+                    Outcome::Unchanged
+                } else if let Some(why) = &change.held {
+                    // An immutable field changed without leave to re-create: git
+                    // cannot be applied, which is a failure, not a choice to wait.
+                    if change.action == Action::Recreate {
+                        Outcome::Failed(why.clone())
+                    } else {
+                        Outcome::Held(why.clone())
+                    }
                 } else {
-                    Outcome::Held(why.clone())
+                    Outcome::NotAttempted("the run stopped before reaching it".into())
+                };
+                Entry {
+                    diff: change.diff.clone(),
+                    change,
+                    object,
+                    outcome,
+                    current: Latest::AsPlanned,
+                    health: None,
                 }
-            } else {
-                Outcome::NotAttempted("the run stopped before reaching it".into())
-            };
-            Entry {
-                diff: change.diff.clone(),
-                change,
-                object,
-                outcome,
-                current: Latest::AsPlanned,
-                health: None,
-            }
-        })
-        .collect();
-
-    let mut timings = Timings {
-        plan_ms,
-        ..Default::default()
-    };
-    let mut stopped = !errors.is_empty();
-    if stopped {
-        for e in entries
-            .iter_mut()
-            .filter(|e| matches!(e.outcome, Outcome::NotAttempted(_)))
-        {
-            e.outcome = Outcome::NotAttempted("the plan has errors; nothing was applied".into());
-        }
-    }
-    let any_write = entries.iter().any(|e| e.change.writes());
-    // Hooks belong to a sync that writes: a run with nothing to do (every
-    // periodic reconcile of a synced application) runs none, as Argo CD
-    // syncs only what is out of sync.
-    let mut hooks = HookRunner::new(cluster, app, settings, manifests);
-    let run_hooks = any_write && !hooks.is_empty();
-    if run_hooks
-        && !stopped
-        && let Err(message) = hooks.run(HookPhase::PreSync, None, index).await
-    {
-        errors.push(format!("{message}; nothing else was applied"));
-        stopped = true;
-        for e in entries
-            .iter_mut()
-            .filter(|e| matches!(e.outcome, Outcome::NotAttempted(_)))
-        {
-            e.outcome = Outcome::NotAttempted("a PreSync hook failed; nothing was applied".into());
-        }
-    }
-
-    // Steps in order: (stage, wave) → entry indices (prunes excluded).
-    let mut steps: BTreeMap<(u8, i64), Vec<usize>> = BTreeMap::new();
-    for (i, e) in entries
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| e.change.action != Action::Prune)
-    {
-        steps.entry(e.change.phase.step()).or_default().push(i);
-    }
-    if run_hooks {
-        // A wave may hold Sync hooks alone.
-        for wave in hooks.sync_waves() {
-            steps.entry((3, wave)).or_default();
-        }
-    }
-    let mut index = index.clone();
-    let apply_start = Instant::now();
-    let mut health_time = Duration::ZERO;
-    // For progress: objects written of all this run writes (prunes aside).
-    let total_writes = steps
-        .values()
-        .flatten()
-        .filter(|&&i| entries[i].change.writes())
-        .count();
-    let mut written = 0;
-    for (step, ((stage, wave), members)) in steps.iter().enumerate() {
-        if stopped {
-            break;
-        }
-        let step_name = if *stage < 3 {
-            format!("stage {stage}")
-        } else {
-            format!("wave {wave}")
-        };
-        // Kinds from CRDs applied in stage 1 are served now.
-        if *stage > 1 {
-            resolve_pending(&mut entries, members, &index);
-        }
-        let to_write: Vec<usize> = members
-            .iter()
-            .copied()
-            .filter(|&i| entries[i].change.writes())
+            })
             .collect();
-        progress.emit(|| ProgressEvent::Wave {
-            app: app.name.clone(),
-            step: step + 1,
-            steps: steps.len(),
-            name: step_name.clone(),
-            writes: to_write.len(),
-            total: total_writes,
-        });
-        let results: Vec<(usize, Result<Value, String>)> = stream::iter(to_write)
-            .map(|i| {
-                let e = &entries[i];
-                async move { (i, write_entry(cluster, &e.change, &e.object).await) }
-            })
-            .buffer_unordered(settings.concurrency)
-            .inspect(|_| {
-                written += 1;
-                progress.emit(|| ProgressEvent::Applied {
-                    app: app.name.clone(),
-                    done: written,
-                    total: total_writes,
-                });
-            })
-            .collect()
-            .await;
-        let mut failed = 0;
-        for (i, result) in results {
-            let e = &mut entries[i];
-            match result {
-                Ok(after) => {
-                    if e.change.action != Action::Create {
-                        e.diff = object_diff(&e.change.key, e.object.live.as_ref(), &after);
-                    }
-                    e.outcome = Outcome::Applied;
-                    e.current = Latest::Seen(after);
-                }
-                Err(message) => {
-                    failed += 1;
-                    e.outcome = Outcome::Failed(message);
-                }
+        if stopped {
+            not_attempted(&mut entries, "the plan has errors; nothing was applied");
+        }
+        let any_write = entries.iter().any(|e| e.change.writes());
+        let hooks = HookRunner::new(cluster.clone(), app.clone(), settings.clone(), hooks);
+        // Hooks belong to a sync that writes: a run with nothing to do (every
+        // periodic reconcile of a synced application) runs none, as Argo CD
+        // syncs only what is out of sync.
+        let run_hooks = any_write && !hooks.is_empty();
+        SyncRun {
+            cluster: cluster.clone(),
+            app: app.clone(),
+            settings: settings.clone(),
+            index: index.clone(),
+            revision: revision.map(str::to_string),
+            entries,
+            errors,
+            notes: plan.notes,
+            kinds,
+            previous,
+            hooks,
+            run_hooks,
+            any_write,
+            stopped,
+            last_step: None,
+            timings: Timings {
+                plan_ms,
+                ..Default::default()
+            },
+            started_at,
+            start,
+            before,
+        }
+    }
+
+    /// Whether a step stopped the run (the later steps then do nothing).
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// PreSync hooks, then every stage and wave in order, each gated on the
+    /// health of the one before (the last wave's is [`wait`](Self::wait)).
+    pub async fn apply(&mut self) {
+        let apply_start = Instant::now();
+        let mut health_time = Duration::ZERO;
+        let cluster = &self.cluster;
+        let settings = &self.settings;
+        let app = &self.app;
+        let progress = &settings.progress;
+        if self.run_hooks
+            && !self.stopped
+            && let Err(message) = self.hooks.run(HookPhase::PreSync, None, &self.index).await
+        {
+            self.errors
+                .push(format!("{message}; nothing else was applied"));
+            self.stopped = true;
+            not_attempted(
+                &mut self.entries,
+                "a PreSync hook failed; nothing was applied",
+            );
+        }
+        let entries = &mut self.entries;
+
+        // Steps in order: (stage, wave) → entry indices (prunes excluded).
+        let mut steps: BTreeMap<(u8, i64), Vec<usize>> = BTreeMap::new();
+        for (i, e) in entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.change.action != Action::Prune)
+        {
+            steps.entry(e.change.phase.step()).or_default().push(i);
+        }
+        if self.run_hooks {
+            // A wave may hold Sync hooks alone.
+            for wave in self.hooks.sync_waves() {
+                steps.entry((3, wave)).or_default();
             }
         }
-        if failed > 0 {
-            errors.push(format!(
-                "{step_name}: {failed} object(s) failed to apply; later waves were not applied"
-            ));
-            stopped = true;
-            break;
-        }
-        if *stage == 1 {
-            let gate_start = Instant::now();
-            match wait_for_crds(cluster, &mut entries, members, settings).await {
-                Ok(true) => match cluster.discover().await {
-                    Ok(fresh) => index = fresh,
-                    Err(e) => {
-                        errors.push(format!("rediscovery after applying CRDs failed: {e}"));
-                        stopped = true;
-                    }
-                },
-                Ok(false) => {}
-                Err(message) => {
-                    errors.push(message);
-                    stopped = true;
-                }
+        // For progress: objects written of all this run writes (prunes aside).
+        let total_writes = steps
+            .values()
+            .flatten()
+            .filter(|&&i| entries[i].change.writes())
+            .count();
+        let mut written = 0;
+        let step_count = steps.len();
+        for (step, ((stage, wave), members)) in steps.into_iter().enumerate() {
+            if self.stopped {
+                break;
             }
-            health_time += gate_start.elapsed();
-        }
-        let last_step = step + 1 == steps.len();
-        if any_write && !stopped && (!last_step || settings.wait_for_last_wave) {
-            let gate_start = Instant::now();
-            let gate = Gate {
-                app: &app.name,
-                step: &step_name,
+            let step_name = if stage < 3 {
+                format!("stage {stage}")
+            } else {
+                format!("wave {wave}")
             };
-            if let Err(message) = health_gate(cluster, &mut entries, members, settings, gate).await
+            // Kinds from CRDs applied in stage 1 are served now.
+            if stage > 1 {
+                resolve_pending(entries, &members, &self.index);
+            }
+            let to_write: Vec<usize> = members
+                .iter()
+                .copied()
+                .filter(|&i| entries[i].change.writes())
+                .collect();
+            progress.emit(|| ProgressEvent::Wave {
+                app: app.name.clone(),
+                step: step + 1,
+                steps: step_count,
+                name: step_name.clone(),
+                writes: to_write.len(),
+                total: total_writes,
+            });
+            let results: Vec<(usize, Result<Value, String>)> = stream::iter(to_write)
+                .map(|i| {
+                    let e = &entries[i];
+                    async move { (i, write_entry(cluster, &e.change, &e.object).await) }
+                })
+                .buffer_unordered(settings.concurrency)
+                .inspect(|_| {
+                    written += 1;
+                    progress.emit(|| ProgressEvent::Applied {
+                        app: app.name.clone(),
+                        done: written,
+                        total: total_writes,
+                    });
+                })
+                .collect()
+                .await;
+            let mut failed = 0;
+            for (i, result) in results {
+                let e = &mut entries[i];
+                match result {
+                    Ok(after) => {
+                        if e.change.action != Action::Create {
+                            e.diff = object_diff(&e.change.key, e.object.live.as_ref(), &after);
+                        }
+                        e.outcome = Outcome::Applied;
+                        e.current = Latest::Seen(after);
+                    }
+                    Err(message) => {
+                        failed += 1;
+                        e.outcome = Outcome::Failed(message);
+                    }
+                }
+            }
+            if failed > 0 {
+                self.errors.push(format!(
+                    "{step_name}: {failed} object(s) failed to apply; later waves were not applied"
+                ));
+                self.stopped = true;
+                break;
+            }
+            if stage == 1 {
+                let gate_start = Instant::now();
+                match wait_for_crds(cluster, entries, &members, settings).await {
+                    Ok(true) => match cluster.discover().await {
+                        Ok(fresh) => self.index = fresh,
+                        Err(e) => {
+                            self.errors
+                                .push(format!("rediscovery after applying CRDs failed: {e}"));
+                            self.stopped = true;
+                        }
+                    },
+                    Ok(false) => {}
+                    Err(message) => {
+                        self.errors.push(message);
+                        self.stopped = true;
+                    }
+                }
+                health_time += gate_start.elapsed();
+            }
+            let last_step = step + 1 == step_count;
+            if self.any_write && !self.stopped && !last_step {
+                let gate_start = Instant::now();
+                let gate = Gate {
+                    app: &app.name,
+                    step: &step_name,
+                };
+                if let Err(message) = health_gate(cluster, entries, &members, settings, gate).await
+                {
+                    self.errors.push(format!(
+                        "{step_name}: {message}; later waves were not applied"
+                    ));
+                    self.stopped = true;
+                }
+                health_time += gate_start.elapsed();
+            }
+            if self.run_hooks
+                && !self.stopped
+                && stage == 3
+                && let Err(message) = self
+                    .hooks
+                    .run(HookPhase::Sync, Some(wave), &self.index)
+                    .await
             {
-                errors.push(format!(
+                self.errors.push(format!(
                     "{step_name}: {message}; later waves were not applied"
                 ));
-                stopped = true;
+                self.stopped = true;
             }
-            health_time += gate_start.elapsed();
+            if last_step {
+                self.last_step = Some((step_name, members));
+            }
         }
-        if run_hooks
-            && !stopped
-            && *stage == 3
-            && let Err(message) = hooks.run(HookPhase::Sync, Some(*wave), &index).await
+        self.timings.health_ms += ms(health_time);
+        self.timings.apply_ms = ms(apply_start.elapsed().saturating_sub(health_time));
+    }
+
+    /// Waits up to `timeout` for the last wave applied to become healthy
+    /// (`relbot sync --wait`; serve always waits). A wave that does not
+    /// stops the run: nothing is pruned and PostSync hooks do not run. A
+    /// run that wrote nothing has nothing to wait for.
+    pub async fn wait(&mut self, timeout: Duration) {
+        let Some((step_name, members)) = self.last_step.take() else {
+            return;
+        };
+        if !self.any_write || self.stopped {
+            return;
+        }
+        let gate_start = Instant::now();
+        let settings = SyncSettings {
+            health_timeout: timeout,
+            ..self.settings.clone()
+        };
+        let gate = Gate {
+            app: &self.app.name,
+            step: &step_name,
+        };
+        if let Err(message) =
+            health_gate(&self.cluster, &mut self.entries, &members, &settings, gate).await
         {
-            errors.push(format!(
+            self.errors.push(format!(
                 "{step_name}: {message}; later waves were not applied"
             ));
-            stopped = true;
+            self.stopped = true;
         }
+        self.timings.health_ms += ms(gate_start.elapsed());
     }
-    timings.apply_ms = ms(apply_start.elapsed()).saturating_sub(timings.health_ms);
 
-    // Prune, in the plan's (reverse) order, only after everything else went in.
-    let prune_start = Instant::now();
-    let prunes: Vec<usize> = (0..entries.len())
-        .filter(|&i| entries[i].change.action == Action::Prune && entries[i].change.writes())
-        .collect();
-    if stopped {
-        for &i in &prunes {
-            entries[i].outcome =
-                Outcome::NotAttempted("prune waits for a run that applies everything".into());
+    /// Deletes what the application's inventory holds and git no longer
+    /// has, in the plan's (reverse) order, once everything else went in.
+    /// What the plan held back (prune off, `relbot.dev/prune: "false"`, a
+    /// share above `sync.maxPrunePercent`) is left alone; nothing is pruned
+    /// when an earlier step stopped the run.
+    pub async fn prune(&mut self) {
+        let prune_start = Instant::now();
+        let entries = &mut self.entries;
+        let prunes: Vec<usize> = (0..entries.len())
+            .filter(|&i| entries[i].change.action == Action::Prune && entries[i].change.writes())
+            .filter(|&i| matches!(entries[i].outcome, Outcome::NotAttempted(_)))
+            .collect();
+        if self.stopped {
+            for &i in &prunes {
+                entries[i].outcome =
+                    Outcome::NotAttempted("prune waits for a run that applies everything".into());
+            }
+            return;
         }
-    } else {
+        let (cluster, app, progress) = (&self.cluster, &self.app, &self.settings.progress);
         let total = prunes.len();
         let mut pruned = 0;
         if total > 0 {
@@ -395,7 +538,7 @@ pub async fn apply_plan(
                     )
                 }
             })
-            .buffer_unordered(settings.concurrency)
+            .buffer_unordered(self.settings.concurrency)
             .inspect(|_| {
                 pruned += 1;
                 progress.emit(|| ProgressEvent::Pruning {
@@ -414,149 +557,175 @@ pub async fn apply_plan(
                     e.current = Latest::Gone;
                 }
                 Err(failure) => {
-                    errors.push(format!("prune {}: {failure}", e.change.key));
+                    self.errors
+                        .push(format!("prune {}: {failure}", e.change.key));
                     e.outcome = Outcome::Failed(failure.to_string());
                 }
             }
         }
+        self.timings.prune_ms += ms(prune_start.elapsed());
     }
-    timings.prune_ms = ms(prune_start.elapsed());
 
-    // PostSync: once everything is applied and healthy.
-    let any_failed = entries
-        .iter()
-        .any(|e| matches!(e.outcome, Outcome::Failed(_)));
-    if run_hooks && !stopped && !any_failed && hooks.has(HookPhase::PostSync) {
-        let members: Vec<usize> = (0..entries.len())
-            .filter(|&i| entries[i].change.action != Action::Prune)
-            .collect();
-        let gate = Gate {
-            app: &app.name,
-            step: "PostSync",
+    /// PostSync hooks (once everything is applied and healthy), every
+    /// object's health from what was last seen, SyncFail hooks for a failed
+    /// run, and the status record with the inventory after the run.
+    pub async fn finish(mut self) -> SyncResult {
+        // Whatever no step reached is said to be not attempted already;
+        // prunes no step reached wait for a run that applies everything.
+        for e in self.entries.iter_mut().filter(|e| {
+            e.change.action == Action::Prune
+                && matches!(&e.outcome, Outcome::NotAttempted(why) if why == "the run stopped before reaching it")
+        }) {
+            e.outcome =
+                Outcome::NotAttempted("prune waits for a run that applies everything".into());
+        }
+        let (cluster, app, settings) = (&self.cluster, &self.app, &self.settings);
+        let entries = &mut self.entries;
+        let any_failed = entries
+            .iter()
+            .any(|e| matches!(e.outcome, Outcome::Failed(_)));
+        if self.run_hooks && !self.stopped && !any_failed && self.hooks.has(HookPhase::PostSync) {
+            let members: Vec<usize> = (0..entries.len())
+                .filter(|&i| entries[i].change.action != Action::Prune)
+                .collect();
+            let gate = Gate {
+                app: &app.name,
+                step: "PostSync",
+            };
+            let gate_start = Instant::now();
+            let healthy = health_gate(cluster, entries, &members, settings, gate).await;
+            self.timings.health_ms += ms(gate_start.elapsed());
+            let ran = match healthy {
+                Ok(()) => self.hooks.run(HookPhase::PostSync, None, &self.index).await,
+                Err(message) => Err(format!(
+                    "the application is not healthy after the last wave ({message}), so PostSync hooks were not run"
+                )),
+            };
+            if let Err(message) = ran {
+                self.errors.push(message);
+                self.stopped = true;
+            }
+        }
+
+        // Health of everything desired, from what we last saw.
+        for e in entries
+            .iter_mut()
+            .filter(|e| e.change.action != Action::Prune)
+        {
+            if e.health.is_none() {
+                e.health = Some(match e.latest() {
+                    Some(object) => health::assess_with(object, &settings.health_rules),
+                    None => Health::missing(),
+                });
+            }
+        }
+        let health = health::worst(
+            entries
+                .iter()
+                .filter_map(|e| e.health.as_ref().map(|h| &h.status)),
+        );
+        let held = entries
+            .iter()
+            .any(|e| matches!(e.outcome, Outcome::Held(_)));
+        let failed = entries
+            .iter()
+            .any(|e| matches!(e.outcome, Outcome::Failed(_)));
+        let run_failed = self.stopped || failed || !self.errors.is_empty();
+        if self.run_hooks
+            && run_failed
+            && let Err(message) = self.hooks.run(HookPhase::SyncFail, None, &self.index).await
+        {
+            self.errors.push(message);
+        }
+        let hooks = if self.run_hooks {
+            self.hooks.finish("the sync stopped before their phase")
+        } else {
+            if !self.hooks.is_empty() {
+                self.notes.push("hooks not run: nothing to sync".into());
+            }
+            Vec::new()
         };
-        let gate_start = Instant::now();
-        let healthy = health_gate(cluster, &mut entries, &members, settings, gate).await;
-        timings.health_ms += ms(gate_start.elapsed());
-        let ran = match healthy {
-            Ok(()) => hooks.run(HookPhase::PostSync, None, &index).await,
-            Err(message) => Err(format!(
-                "the application is not healthy after the last wave ({message}), so PostSync hooks were not run"
+        let phase = if run_failed {
+            RunPhase::Failed
+        } else if held {
+            RunPhase::OutOfSync
+        } else {
+            RunPhase::Synced
+        };
+
+        // The inventory: kinds desired now, plus kinds of objects still owned.
+        let mut inventory: BTreeSet<String> = std::mem::take(&mut self.kinds);
+        for e in entries
+            .iter()
+            .filter(|e| e.change.action == Action::Prune && e.outcome != Outcome::Applied)
+        {
+            inventory.insert(kind_id(&e.object.kind));
+        }
+        let inventory: Vec<String> = inventory.into_iter().collect();
+
+        let objects = std::mem::take(entries)
+            .into_iter()
+            .map(|e| ObjectOutcome {
+                key: e.change.key,
+                api_version: e.change.api_version,
+                origin: e.change.origin,
+                action: e.change.action,
+                reason: e.change.reason,
+                outcome: e.outcome,
+                diff: e.diff,
+                health: e.health,
+            })
+            .collect();
+        let mut result = SyncResult {
+            application: app.name.clone(),
+            revision: self.revision.clone(),
+            server: cluster.server().to_string(),
+            started_at: self.started_at,
+            phase,
+            health,
+            objects,
+            hooks,
+            errors: self.errors,
+            notes: self.notes,
+            requests: Default::default(),
+            status_recorded: false,
+            timings: self.timings,
+            health_since: Some(status::health_since(
+                self.previous.as_ref().and_then(|p| p.result.as_ref()),
+                health,
+                Utc::now(),
             )),
         };
-        if let Err(message) = ran {
-            errors.push(message);
-            stopped = true;
+        if settings.record_status {
+            let written = status::write(
+                cluster,
+                &settings.status_namespace,
+                &result,
+                &inventory,
+                self.previous.as_ref(),
+                &settings.trigger,
+            )
+            .await;
+            match written {
+                Ok(written) => result.status_recorded = written,
+                Err(e) => result.notes.push(e.to_string()),
+            }
         }
+        result.timings.total_ms = ms(self.start.elapsed());
+        result.requests = cluster.counts().since(&self.before);
+        settings.progress.emit(|| ProgressEvent::AppFinished {
+            app: app.name.clone(),
+        });
+        result
     }
+}
 
-    // Health of everything desired, from what we last saw.
+/// Marks every entry no step has reached as not attempted, for `why`.
+fn not_attempted(entries: &mut [Entry], why: &str) {
     for e in entries
         .iter_mut()
-        .filter(|e| e.change.action != Action::Prune)
+        .filter(|e| matches!(e.outcome, Outcome::NotAttempted(_)))
     {
-        if e.health.is_none() {
-            e.health = Some(match e.latest() {
-                Some(object) => health::assess_with(object, &settings.health_rules),
-                None => Health::missing(),
-            });
-        }
+        e.outcome = Outcome::NotAttempted(why.into());
     }
-    let health = health::worst(
-        entries
-            .iter()
-            .filter_map(|e| e.health.as_ref().map(|h| &h.status)),
-    );
-    let held = entries
-        .iter()
-        .any(|e| matches!(e.outcome, Outcome::Held(_)));
-    let failed = entries
-        .iter()
-        .any(|e| matches!(e.outcome, Outcome::Failed(_)));
-    let run_failed = stopped || failed || !errors.is_empty();
-    if run_hooks
-        && run_failed
-        && let Err(message) = hooks.run(HookPhase::SyncFail, None, &index).await
-    {
-        errors.push(message);
-    }
-    let hooks = if run_hooks {
-        hooks.finish("the sync stopped before their phase")
-    } else {
-        if !hooks.is_empty() {
-            notes.push("hooks not run: nothing to sync".into());
-        }
-        Vec::new()
-    };
-    let phase = if run_failed {
-        RunPhase::Failed
-    } else if held {
-        RunPhase::OutOfSync
-    } else {
-        RunPhase::Synced
-    };
-
-    // The inventory: kinds desired now, plus kinds of objects still owned.
-    let mut inventory: BTreeSet<String> = kinds;
-    for e in entries
-        .iter()
-        .filter(|e| e.change.action == Action::Prune && e.outcome != Outcome::Applied)
-    {
-        inventory.insert(kind_id(&e.object.kind));
-    }
-    let inventory: Vec<String> = inventory.into_iter().collect();
-
-    let objects = entries
-        .into_iter()
-        .map(|e| ObjectOutcome {
-            key: e.change.key,
-            api_version: e.change.api_version,
-            origin: e.change.origin,
-            action: e.change.action,
-            reason: e.change.reason,
-            outcome: e.outcome,
-            diff: e.diff,
-            health: e.health,
-        })
-        .collect();
-    let mut result = SyncResult {
-        application: app.name.clone(),
-        revision: revision.map(str::to_string),
-        server: cluster.server().to_string(),
-        started_at,
-        phase,
-        health,
-        objects,
-        hooks,
-        errors,
-        notes,
-        requests: Default::default(),
-        status_recorded: false,
-        timings,
-        health_since: Some(status::health_since(
-            previous.as_ref().and_then(|p| p.result.as_ref()),
-            health,
-            Utc::now(),
-        )),
-    };
-    if settings.record_status {
-        let written = status::write(
-            cluster,
-            &settings.status_namespace,
-            &result,
-            &inventory,
-            previous.as_ref(),
-            &settings.trigger,
-        )
-        .await;
-        match written {
-            Ok(written) => result.status_recorded = written,
-            Err(e) => result.notes.push(e.to_string()),
-        }
-    }
-    result.timings.total_ms = ms(start.elapsed());
-    result.requests = cluster.counts().since(&before);
-    progress.emit(|| ProgressEvent::AppFinished {
-        app: app.name.clone(),
-    });
-    result
 }

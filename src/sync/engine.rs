@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use super::apply::{StagedPlan, apply_plan, plan_sync};
+use super::apply::{StagedPlan, SyncRun, plan_sync};
 use super::change_set::ChangeSet;
 use super::plan::{Plan, offline_plan};
 use super::result::SyncResult;
@@ -74,11 +74,23 @@ pub async fn open_for_sync(target: &ClusterTarget) -> Result<Cluster, EngineErro
     Ok(cluster)
 }
 
-/// Plans every application (a dry-run or a diff): never writes. Live plans
-/// dry-run every difference on the server.
+/// For a real sync, ready to plan: a cluster configured, answering, and
+/// its kinds discovered. The probe and discovery go out together (discovery
+/// is the first thing a sync needs, and waiting for the probe first costs a
+/// round trip on every run); when the cluster is silent or refuses, the
+/// probe's words are the error.
+pub async fn connect_for_sync(target: &ClusterTarget) -> Result<ResourceManager, EngineError> {
+    let located = locate(target).await?.ok_or(ClusterError::NotConfigured)?;
+    let cluster = Cluster::new(located.config)?;
+    let (probe, index) = tokio::join!(cluster.ping(SYNC_PROBE_TIMEOUT), cluster.discover());
+    probe?;
+    Ok(ResourceManager::with_index(cluster, index?))
+}
+
+/// Plans every application (a dry-run or a diff): never writes.
 pub async fn plan_all(
     target: &PlanTarget,
-    desired: &[DesiredApplication],
+    desired: Vec<DesiredApplication>,
     revision: Option<&str>,
     settings: &RunSettings,
 ) -> Result<Vec<Plan>, EngineError> {
@@ -93,7 +105,7 @@ pub async fn plan_all(
 /// Syncs every application, one after another, and records each result.
 pub async fn sync_all(
     cluster: &Cluster,
-    desired: &[DesiredApplication],
+    desired: Vec<DesiredApplication>,
     revision: Option<&str>,
     settings: &RunSettings,
 ) -> Result<Vec<SyncResult>, EngineError> {
@@ -118,11 +130,13 @@ enum Handle {
 
 /// The engine's one entry point for the CLI and `relbot serve`, shaped like
 /// Flux's `ssa.ResourceManager`: [`plan`](Self::plan) what git wants against
-/// what the cluster has (every change server-validated), then
-/// [`execute`](Self::execute) the plan. A read-only manager stops after the
-/// plan; a writable one applies it stage by stage and wave by wave, waits
-/// for health between waves, prunes last and records the result. Either
-/// way the answer is one [`ChangeSet`].
+/// what the cluster has (every change server-validated), then carry the
+/// plan out in steps the caller can see: [`apply`](Self::apply) the waves,
+/// [`wait`](Self::wait) for the last one's health, [`prune`](Self::prune)
+/// what git no longer has, [`finish`](Self::finish) with the hooks and the
+/// status record. [`execute`](Self::execute) is those steps in that order
+/// (waiting as the settings say). A read-only manager stops after the plan;
+/// either way the answer is one [`ChangeSet`].
 #[derive(Debug, Clone)]
 pub struct ResourceManager {
     handle: Handle,
@@ -130,9 +144,18 @@ pub struct ResourceManager {
     index: KindIndex,
 }
 
-/// A plan on its way to [`ResourceManager::execute`].
+/// A plan on its way to [`ResourceManager::execute`]: it owns the
+/// application's desired objects (as the bodies to apply), so nothing is
+/// held twice.
 #[derive(Debug)]
-pub enum Staged {
+pub struct Staged {
+    app: Application,
+    revision: Option<String>,
+    planned: Planned,
+}
+
+#[derive(Debug)]
+enum Planned {
     /// Planned without a cluster.
     Offline(Plan),
     /// Planned against the live cluster, with what applying it needs.
@@ -141,18 +164,41 @@ pub enum Staged {
 
 impl Staged {
     pub fn plan(&self) -> &Plan {
-        match self {
-            Staged::Offline(plan) => plan,
-            Staged::Live(staged) => &staged.plan,
+        match &self.planned {
+            Planned::Offline(plan) => plan,
+            Planned::Live(staged) => &staged.plan,
+        }
+    }
+
+    /// The application planned.
+    pub fn application(&self) -> &Application {
+        &self.app
+    }
+
+    /// Whether the cluster holds no earlier result of the application: its
+    /// first sync there (everything looks new). Unknown, so false, offline.
+    /// Read from the status record the plan reads anyway, so saying it
+    /// costs no request.
+    pub fn never_synced(&self) -> bool {
+        match &self.planned {
+            Planned::Offline(_) => false,
+            Planned::Live(staged) => staged.never_synced(),
         }
     }
 
     fn into_plan(self) -> Plan {
-        match self {
-            Staged::Offline(plan) => plan,
-            Staged::Live(staged) => staged.plan,
+        match self.planned {
+            Planned::Offline(plan) => plan,
+            Planned::Live(staged) => staged.plan,
         }
     }
+}
+
+/// A plan being carried out (see [`ResourceManager::apply`]), or, for a
+/// read-only manager, the plan alone.
+pub enum Execution {
+    Planned(Box<Staged>),
+    Syncing(Box<SyncRun>),
 }
 
 impl ResourceManager {
@@ -191,91 +237,144 @@ impl ResourceManager {
         !matches!(self.handle, Handle::Writable(_))
     }
 
+    /// The API server's address (none offline).
+    pub fn server(&self) -> Option<&str> {
+        match &self.handle {
+            Handle::Offline { .. } => None,
+            Handle::ReadOnly(cluster) => Some(cluster.server()),
+            Handle::Writable(cluster) => Some(cluster.server()),
+        }
+    }
+
     /// Plans one application: its last status read, every object compared
     /// with the cluster and every change server-validated (in a stand-in
     /// namespace when its own is created by the plan; against the CRD's
-    /// schema when the plan creates the CRD). Never writes.
+    /// schema when the plan creates the CRD). Never writes. Takes the
+    /// desired objects over: each becomes its apply body in place.
     pub async fn plan(
         &self,
-        desired: &DesiredApplication,
+        desired: DesiredApplication,
         revision: Option<&str>,
         settings: &SyncSettings,
     ) -> Staged {
+        let DesiredApplication { app, manifests } = desired;
         let read = match &self.handle {
             Handle::Offline { reason } => {
-                return Staged::Offline(offline_plan(
-                    &desired.app,
-                    revision,
-                    &desired.manifests,
-                    reason,
-                ));
+                let plan = offline_plan(&app, revision, manifests, reason);
+                return Staged {
+                    app,
+                    revision: revision.map(str::to_string),
+                    planned: Planned::Offline(plan),
+                };
             }
             Handle::ReadOnly(cluster) => cluster,
             Handle::Writable(cluster) => cluster.read_only(),
         };
-        Staged::Live(Box::new(
-            plan_sync(
-                read,
-                &self.index,
-                &desired.app,
-                &desired.manifests,
-                revision,
-                settings,
-            )
-            .await,
-        ))
+        let staged = plan_sync(read, &self.index, &app, manifests, revision, settings).await;
+        Staged {
+            app,
+            revision: revision.map(str::to_string),
+            planned: Planned::Live(Box::new(staged)),
+        }
     }
 
-    /// Carries out a plan of [`plan`](Self::plan): nothing at all for a
-    /// read-only manager; otherwise the waves (none of them when the plan
-    /// has a problem), health between them, prune, hooks and the status
-    /// record.
-    pub async fn execute(
-        &self,
-        desired: &DesiredApplication,
-        staged: Staged,
-        revision: Option<&str>,
-        settings: &SyncSettings,
-    ) -> ChangeSet {
-        match (&self.handle, staged) {
-            (Handle::Writable(cluster), Staged::Live(staged)) => ChangeSet::synced(
-                apply_plan(
+    /// Starts carrying out a plan of [`plan`](Self::plan): PreSync hooks,
+    /// then every stage and wave, each gated on the health of the one
+    /// before (none of them when the plan has a problem). A read-only
+    /// manager does nothing.
+    pub async fn apply(&self, staged: Staged, settings: &SyncSettings) -> Execution {
+        let Staged {
+            app,
+            revision,
+            planned,
+        } = staged;
+        match (&self.handle, planned) {
+            (Handle::Writable(cluster), Planned::Live(plan)) => {
+                let mut run = SyncRun::start(
                     cluster,
                     &self.index,
-                    &desired.app,
-                    &desired.manifests,
-                    *staged,
-                    revision,
+                    &app,
+                    *plan,
+                    revision.as_deref(),
                     settings,
-                )
-                .await,
-            ),
-            (handle, staged) => {
+                );
+                run.apply().await;
+                Execution::Syncing(Box::new(run))
+            }
+            (handle, planned) => {
+                // Nothing more happens to a dry-run's application.
                 if !matches!(handle, Handle::Offline { .. }) {
                     settings.progress.emit(|| ProgressEvent::AppFinished {
-                        app: desired.app.name.clone(),
+                        app: app.name.clone(),
                     });
                 }
-                ChangeSet::planned(staged.into_plan())
+                Execution::Planned(Box::new(Staged {
+                    app,
+                    revision,
+                    planned,
+                }))
             }
         }
+    }
+
+    /// Waits up to `timeout` for the last wave applied to become healthy
+    /// (`relbot sync --wait --timeout`); one that does not stops the run
+    /// before prune. Nothing to wait for in a dry-run or a run that wrote
+    /// nothing.
+    pub async fn wait(&self, execution: &mut Execution, timeout: Duration) {
+        if let Execution::Syncing(run) = execution {
+            run.wait(timeout).await;
+        }
+    }
+
+    /// Deletes what the application's inventory holds and git no longer
+    /// has, as the plan decided it: prune off, objects marked
+    /// `relbot.dev/prune: "false"` and a share above `sync.maxPrunePercent`
+    /// are held; nothing is deleted after a step stopped the run, nor in a
+    /// dry-run.
+    pub async fn prune(&self, execution: &mut Execution) {
+        if let Execution::Syncing(run) = execution {
+            run.prune().await;
+        }
+    }
+
+    /// Ends the run: PostSync or SyncFail hooks, every object's health, and
+    /// the status record (skipped when nothing it says changed). A dry-run's
+    /// answer is its plan.
+    pub async fn finish(&self, execution: Execution) -> ChangeSet {
+        match execution {
+            Execution::Syncing(run) => ChangeSet::synced(run.finish().await),
+            Execution::Planned(staged) => ChangeSet::planned(staged.into_plan()),
+        }
+    }
+
+    /// Carries out a plan of [`plan`](Self::plan): [`apply`](Self::apply),
+    /// [`wait`](Self::wait) when the settings ask for the last wave's
+    /// health, [`prune`](Self::prune), [`finish`](Self::finish).
+    pub async fn execute(&self, staged: Staged, settings: &SyncSettings) -> ChangeSet {
+        let mut execution = self.apply(staged, settings).await;
+        if settings.wait_for_last_wave {
+            self.wait(&mut execution, settings.health_timeout).await;
+        }
+        self.prune(&mut execution).await;
+        self.finish(execution).await
     }
 
     /// [`plan`](Self::plan), then [`execute`](Self::execute).
     pub async fn run(
         &self,
-        desired: &DesiredApplication,
+        desired: DesiredApplication,
         revision: Option<&str>,
         settings: &SyncSettings,
     ) -> ChangeSet {
         let staged = self.plan(desired, revision, settings).await;
-        self.execute(desired, staged, revision, settings).await
+        self.execute(staged, settings).await
     }
 
     /// Every application, one after another, with the run's settings.
     pub async fn run_all(
         &self,
-        desired: &[DesiredApplication],
+        desired: Vec<DesiredApplication>,
         revision: Option<&str>,
         settings: &RunSettings,
     ) -> Vec<ChangeSet> {
@@ -397,7 +496,7 @@ mod tests {
         let target = PlanTarget::Offline {
             reason: "test".into(),
         };
-        let plans = plan_all(&target, &desired, Some("abc"), &settings)
+        let plans = plan_all(&target, desired.to_vec(), Some("abc"), &settings)
             .await
             .unwrap();
         assert_eq!(plans.len(), 1);

@@ -10,36 +10,35 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use super::hooks::{DeletePolicy, Hook, HookOutcome, HookPhase, HookRun, split};
+use super::hooks::{DeletePolicy, Hook, HookOutcome, HookPhase, HookRun};
 use super::problem::PlanProblem;
 use super::settings::SyncSettings;
 use crate::cluster::client::{Cluster, ReadOnlyCluster};
 use crate::cluster::discovery::{KindIndex, ResolvedKind};
 use crate::cluster::health::{self, HealthStatus};
 use crate::config::Application;
-use crate::manifest::Manifest;
 use crate::progress::ProgressEvent;
 
 /// The hooks of one sync and how they ran.
-pub struct HookRunner<'a> {
-    cluster: &'a Cluster,
-    app: &'a Application,
-    settings: &'a SyncSettings,
+/// Owns what it needs (a cluster handle is cheap to clone), so a sync under
+/// way can keep it between its steps.
+pub struct HookRunner {
+    cluster: Cluster,
+    app: Application,
+    settings: SyncSettings,
     hooks: Vec<Hook>,
     /// (hook, phase) pairs already run.
     done: BTreeSet<(usize, HookPhase)>,
     runs: Vec<HookRun>,
 }
 
-impl<'a> HookRunner<'a> {
+impl HookRunner {
     pub fn new(
-        cluster: &'a Cluster,
-        app: &'a Application,
-        settings: &'a SyncSettings,
-        manifests: &[Manifest],
+        cluster: Cluster,
+        app: Application,
+        settings: SyncSettings,
+        hooks: Vec<Hook>,
     ) -> Self {
-        // Problems of the annotations are the plan's to report.
-        let (hooks, _, _) = split(manifests);
         HookRunner {
             cluster,
             app,
@@ -236,7 +235,7 @@ impl<'a> HookRunner<'a> {
         body: &Value,
     ) -> Result<Value, String> {
         let name = hook.manifest.name();
-        let cluster = self.cluster;
+        let cluster = &self.cluster;
         if hook
             .delete_policies
             .contains(&DeletePolicy::BeforeHookCreation)

@@ -131,14 +131,15 @@ pub struct PlannedHook {
 
 /// Splits hooks from the objects a sync applies. Objects annotated `Skip`
 /// are in neither. Annotations relbot cannot honour are problems: guessing
-/// would run a hook at the wrong time or never.
-pub fn split(manifests: &[Manifest]) -> (Vec<Hook>, Vec<Manifest>, Vec<PlanProblem>) {
+/// would run a hook at the wrong time or never. Takes the manifests by
+/// value: the objects a sync applies are moved, never copied.
+pub fn split(manifests: Vec<Manifest>) -> (Vec<Hook>, Vec<Manifest>, Vec<PlanProblem>) {
     let mut hooks = Vec::new();
     let mut rest = Vec::new();
     let mut problems = Vec::new();
     for m in manifests {
         let Some(value) = m.annotation(HOOK_ANNOTATION) else {
-            rest.push(m.clone());
+            rest.push(m);
             continue;
         };
         let problem = |message: String| PlanProblem {
@@ -186,8 +187,8 @@ pub fn split(manifests: &[Manifest]) -> (Vec<Hook>, Vec<Manifest>, Vec<PlanProbl
             continue;
         }
         hooks.push(Hook {
-            wave: sync_order(m).wave,
-            manifest: m.clone(),
+            wave: sync_order(&m).wave,
+            manifest: m,
             phases,
             delete_policies,
         });
@@ -271,7 +272,7 @@ mod tests {
             ),
             m("skipped", json!({HOOK_ANNOTATION: "Skip"})),
         ];
-        let (hooks, rest, problems) = split(&manifests);
+        let (hooks, rest, problems) = split(manifests);
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].name(), "c");
@@ -289,7 +290,7 @@ mod tests {
 
     #[test]
     fn unknown_words_are_problems_naming_file_and_object() {
-        let (hooks, _, problems) = split(&[m(
+        let (hooks, _, problems) = split(vec![m(
             "x",
             json!({HOOK_ANNOTATION: "PreSync,Later", DELETE_POLICY_ANNOTATION: "Never"}),
         )]);
@@ -312,7 +313,7 @@ mod tests {
             .unwrap()
             .remove("name");
         hook.object["metadata"]["generateName"] = json!("smoke-");
-        let (hooks, _, problems) = split(&[hook]);
+        let (hooks, _, problems) = split(vec![hook]);
         assert!(problems.is_empty());
         let planned = hooks[0].planned();
         assert!(planned.generate_name);

@@ -114,9 +114,14 @@ pub struct DesiredBody {
 /// labels and tracking annotation added, then the hash of all that stored
 /// as an annotation.
 pub fn desired_body(manifest: &Manifest, app: &Application) -> DesiredBody {
-    let key = manifest.key();
-    let mut body = manifest.object.clone();
-    let ignored = apply_ignore_rules(&mut body, &key, &app.ignore);
+    desired_body_of(&manifest.key(), manifest.object.clone(), app)
+}
+
+/// [`desired_body`] of an object the caller gives up: the rendered object
+/// becomes the body in place, so a large application is not held twice.
+pub fn desired_body_of(key: &ObjectKey, object: Value, app: &Application) -> DesiredBody {
+    let mut body = object;
+    let ignored = apply_ignore_rules(&mut body, key, &app.ignore);
     if let Some(map) = body.as_object_mut() {
         map.remove("status");
     }
@@ -137,7 +142,7 @@ pub fn desired_body(manifest: &Manifest, app: &Application) -> DesiredBody {
     let annotations = ensure_map(metadata, "annotations");
     annotations.insert(
         TRACKING_ANNOTATION.into(),
-        tracking_id(&app.name, &key).into(),
+        tracking_id(&app.name, key).into(),
     );
     annotations.remove(HASH_ANNOTATION);
     let hash = content_hash(&body);

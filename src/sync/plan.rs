@@ -215,10 +215,10 @@ impl PlanCounts {
 /// when `createNamespace` is on and git does not declare it. That namespace
 /// is never pruned by relbot (annotated `relbot.dev/prune: "false"`): it may
 /// hold things relbot does not own.
-pub fn with_created_namespace(app: &Application, manifests: &[Manifest]) -> Vec<Manifest> {
-    let mut all = manifests.to_vec();
+pub fn with_created_namespace(app: &Application, manifests: Vec<Manifest>) -> Vec<Manifest> {
+    let mut all = manifests;
     if let (true, Some(namespace)) = (app.sync.create_namespace, app.namespace.as_deref()) {
-        let declared = manifests
+        let declared = all
             .iter()
             .any(|m| m.group().is_empty() && m.kind() == "Namespace" && m.name() == namespace);
         if !declared {
@@ -250,11 +250,11 @@ pub const CREATE_NAMESPACE_ORIGIN: &str = "relbot.yaml (createNamespace)";
 pub fn offline_plan(
     app: &Application,
     revision: Option<&str>,
-    manifests: &[Manifest],
+    manifests: Vec<Manifest>,
     reason: &str,
 ) -> Plan {
     let (hooks, manifests, problems) = hooks::split(manifests);
-    let changes = with_created_namespace(app, &manifests)
+    let changes = with_created_namespace(app, manifests)
         .iter()
         .map(|m| Change {
             key: m.key(),
@@ -313,7 +313,7 @@ mod tests {
             m("v1", "Service", Some("shop"), "web", 1),
             m("v1", "ConfigMap", Some("shop"), "cfg", 20),
         ];
-        let plan = offline_plan(&app, Some("abc123"), &manifests, "no kubeconfig");
+        let plan = offline_plan(&app, Some("abc123"), manifests, "no kubeconfig");
         let order: Vec<String> = plan.changes.iter().map(|c| c.key.to_string()).collect();
         assert_eq!(
             order,
@@ -339,14 +339,14 @@ mod tests {
         let plan = offline_plan(
             &app,
             None,
-            &[m("v1", "Namespace", None, "shop", 1)],
+            vec![m("v1", "Namespace", None, "shop", 1)],
             "offline",
         );
         assert_eq!(plan.changes.len(), 1);
         assert_eq!(plan.changes[0].origin.as_ref().unwrap().line, 1);
 
         let plain = self::app("name: empty\npath: empty\n");
-        let plan = offline_plan(&plain, None, &[], "offline");
+        let plan = offline_plan(&plain, None, Vec::new(), "offline");
         assert!(!plan.has_differences());
         assert_eq!(plan.counts().summary(), "nothing to sync");
     }

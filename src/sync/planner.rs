@@ -19,8 +19,8 @@ use super::crd_schema::CrdSchemas;
 use super::diff::object_diff;
 use super::hooks;
 use super::inventory::{
-    self, DesiredBody, Ownership, desired_body, is_unchanged, kind_id, ownership, prune_protection,
-    recreate_allowed, resolve_kind_id,
+    self, DesiredBody, Ownership, desired_body_of, is_unchanged, kind_id, ownership,
+    prune_protection, recreate_allowed, resolve_kind_id,
 };
 use super::order::{Phase, phase_of};
 use super::plan::{Action, Change, ClusterView, Plan, Reason, Validation, with_created_namespace};
@@ -45,12 +45,12 @@ pub struct PlanOptions {
 #[derive(Debug, Clone)]
 pub struct PlannedObject {
     pub kind: ResolvedKind,
-    /// The body to apply (none for prunes).
+    /// The body to apply: none for prunes, nor for unchanged objects (a
+    /// no-op re-check of a large application then holds no desired bodies
+    /// past the plan).
     pub desired: Option<DesiredBody>,
     /// The live object as listed (none when it does not exist).
     pub live: Option<Value>,
-    /// The body as the server would store it, when a dry-run was made.
-    pub dry_run: Option<Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +60,8 @@ pub struct LivePlan {
     /// Every kind relbot owns objects of for this application after the
     /// sync (the inventory kept with the status, for finding prunes).
     pub kinds: BTreeSet<String>,
+    /// The application's hooks, for the sync to run.
+    pub hooks: Vec<hooks::Hook>,
 }
 
 /// The identity of a live object (as listed).
@@ -115,19 +117,24 @@ impl Listed {
     }
 }
 
+/// A desired object once its kind is known: the rendered object itself has
+/// become the body to apply (moved, not copied).
 struct Resolved {
-    manifest: Manifest,
     key: ObjectKey,
+    api_version: String,
+    origin: Origin,
+    phase: Phase,
     kind: ResolvedKind,
     desired: DesiredBody,
 }
 
-/// Plans one application against a live cluster.
+/// Plans one application against a live cluster. The manifests are taken
+/// by value: each becomes its apply body in place.
 pub async fn plan_application(
     cluster: &ReadOnlyCluster,
     discovered: &KindIndex,
     app: &Application,
-    manifests: &[Manifest],
+    manifests: Vec<Manifest>,
     revision: Option<&str>,
     previous_kinds: &[String],
     options: PlanOptions,
@@ -137,7 +144,7 @@ pub async fn plan_application(
     let mut notes = Vec::new();
     let (hooks, manifests, hook_problems) = hooks::split(manifests);
     problems.extend(hook_problems);
-    let manifests = with_created_namespace(app, &manifests);
+    let manifests = with_created_namespace(app, manifests);
 
     // Kinds: the server's, plus those that CRDs in this plan will add.
     let mut index = discovered.clone();
@@ -205,16 +212,21 @@ pub async fn plan_application(
             });
             continue;
         }
-        let desired = desired_body(&manifest, app);
+        let key = manifest.key();
+        let phase = phase_of(&manifest);
+        let api_version = manifest.api_version().to_string();
+        let Manifest { object, origin } = manifest;
+        let desired = desired_body_of(&key, object, app);
         for pointer in &desired.ignored {
             notes.push(format!(
-                "{}: {pointer} left to its other owner (ignore rule)",
-                manifest.key()
+                "{key}: {pointer} left to its other owner (ignore rule)"
             ));
         }
         resolved.push(Resolved {
-            key: manifest.key(),
-            manifest,
+            key,
+            api_version,
+            origin,
+            phase,
             kind,
             desired,
         });
@@ -326,12 +338,11 @@ pub async fn plan_application(
     let mut kinds = BTreeSet::new();
     for r in resolved {
         kinds.insert(kind_id(&r.kind));
-        let phase = phase_of(&r.manifest);
         let mut change = Change {
             key: r.key.clone(),
-            api_version: r.manifest.api_version().to_string(),
-            origin: Some(r.manifest.origin.clone()),
-            phase,
+            api_version: r.api_version,
+            origin: Some(r.origin.clone()),
+            phase: r.phase,
             action: Action::Create,
             reason: Reason::Missing,
             validation: Validation::NotNeeded,
@@ -366,7 +377,7 @@ pub async fn plan_application(
                 Ownership::OtherApplication(other) => {
                     problems.push(PlanProblem {
                         key: Some(r.key.clone()),
-                        origin: Some(r.manifest.origin.clone()),
+                        origin: Some(r.origin.clone()),
                         message: format!(
                             "already managed by application {other:?}; remove it from one of the two applications"
                         ),
@@ -398,7 +409,7 @@ pub async fn plan_application(
                 if !check.errors.is_empty() {
                     problems.push(PlanProblem {
                         key: Some(r.key.clone()),
-                        origin: Some(r.manifest.origin.clone()),
+                        origin: Some(r.origin.clone()),
                         message: format!(
                             "the schema of its CustomResourceDefinition (created by this plan, so checked here) refuses it: {}",
                             check.errors.join("; ")
@@ -412,12 +423,12 @@ pub async fn plan_application(
                 schema_checked.record(&check);
             }
         }
+        let desired = (change.action != Action::Unchanged).then_some(r.desired);
         changes.push(change);
         objects.push(PlannedObject {
             kind: r.kind,
-            desired: Some(r.desired),
+            desired,
             live,
-            dry_run: None,
         });
     }
 
@@ -469,16 +480,16 @@ pub async fn plan_application(
         match result {
             Ok(after) => {
                 change.validation = Validation::ServerValidated;
-                change.diff = object_diff(&change.key, object.live.as_ref(), &after);
-                if change.action == Action::Create {
-                    // The full body of a new object is in git; a diff adds nothing.
-                    change.diff = None;
-                } else if change.diff.is_none() {
+                // The full body of a new object is in git; a diff adds
+                // nothing, so none is computed for it.
+                if change.action != Action::Create {
+                    change.diff = object_diff(&change.key, object.live.as_ref(), &after);
+                }
+                if change.action != Action::Create && change.diff.is_none() {
                     change
                         .notes
                         .push("values already equal; only relbot's ownership marks change".into());
                 }
-                object.dry_run = Some(after);
             }
             Err(failure) if failure.is_immutable() && object.live.is_some() => {
                 change.action = Action::Recreate;
@@ -576,7 +587,6 @@ pub async fn plan_application(
                         kind,
                         desired: None,
                         live: Some(live),
-                        dry_run: None,
                     },
                 )
             },
@@ -616,6 +626,7 @@ pub async fn plan_application(
         },
         objects,
         kinds,
+        hooks,
     }
 }
 

@@ -317,7 +317,7 @@ mod tests {
         offline_plan(
             &app,
             Some("0123456789abcdef0123"),
-            &manifests,
+            manifests,
             "no kubeconfig found",
         )
     }

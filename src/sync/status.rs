@@ -133,13 +133,28 @@ pub async fn read(
     namespace: &str,
     application: &str,
 ) -> Option<StoredStatus> {
-    let kind = core_kind("ConfigMap", "configmaps", true);
-    let object = cluster
-        .get(&kind, Some(namespace), &config_map_name(application))
+    read_record(cluster, namespace, application)
         .await
-        .ok()??;
+        .ok()
+        .flatten()
+}
+
+/// [`read`], telling "no record" (`Ok(None)`) from a record that could not
+/// be read.
+pub async fn read_record(
+    cluster: &ReadOnlyCluster,
+    namespace: &str,
+    application: &str,
+) -> Result<Option<StoredStatus>, ApiFailure> {
+    let kind = core_kind("ConfigMap", "configmaps", true);
+    let Some(object) = cluster
+        .get(&kind, Some(namespace), &config_map_name(application))
+        .await?
+    else {
+        return Ok(None);
+    };
     let data = &object["data"];
-    Some(StoredStatus {
+    Ok(Some(StoredStatus {
         result: data[RESULT_KEY]
             .as_str()
             .and_then(|s| serde_json::from_str(s).ok()),
@@ -152,7 +167,7 @@ pub async fn read(
             .and_then(|s| serde_json::from_str(s).ok())
             .unwrap_or_default(),
         fingerprint: inventory::annotation(&object, FINGERPRINT_ANNOTATION).map(str::to_string),
-    })
+    }))
 }
 
 /// One of relbot's own notes on an application's record (e.g. the standing
