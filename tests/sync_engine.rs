@@ -374,3 +374,136 @@ async fn serve_and_the_cli_produce_the_same_change_set_for_one_revision() {
     cli_tc.cleanup().await;
     serve_tc.cleanup().await;
 }
+
+/// The application of `tc` with extra `sync:` settings, and its objects.
+fn desired_with(tc: &TestCluster, sync: &str, objects: &[(Value, usize)]) -> DesiredApplication {
+    let mut want = desired(tc, objects);
+    want.app = serde_saphyr::from_str(&format!(
+        "name: {ns}\npath: apps/{ns}\nnamespace: {ns}\nsync: {sync}\n",
+        ns = tc.namespace()
+    ))
+    .expect("application YAML");
+    want
+}
+
+fn entry<'a>(changes: &'a ChangeSet, name: &str) -> &'a relbot::sync::change_set::ChangeSetEntry {
+    changes
+        .entries
+        .iter()
+        .find(|e| e.key.name == name)
+        .unwrap_or_else(|| panic!("no entry for {name}: {changes:#?}"))
+}
+
+/// Prune is a step of its own: a run that applies and finishes without it
+/// deletes nothing (and says so); the next run's prune deletes what git no
+/// longer has.
+#[tokio::test]
+async fn prune_deletes_only_when_the_caller_prunes() {
+    let tc = TestCluster::acquire("engine-prune-step").await;
+    let ns = tc.namespace().to_string();
+    let both = desired(
+        &tc,
+        &[(config_map(&ns, "kept", "0"), 1), (config_map(&ns, "gone", "0"), 2)],
+    );
+    let first = sync(&tc, &both).await;
+    assert!(first.errors.is_empty(), "{first:#?}");
+
+    let manager = ResourceManager::writable(writable(&tc))
+        .await
+        .expect("discovery");
+    let settings = settings(&tc);
+    let one = desired(&tc, &[(config_map(&ns, "kept", "0"), 1)]);
+    let staged = manager.plan(one.clone(), Some("rev2"), &settings).await;
+    let run = manager.apply(staged, &settings).await;
+    let unpruned = manager.finish(run).await;
+    let gone = entry(&unpruned, "gone");
+    assert!(
+        matches!(&gone.outcome, Some(Outcome::NotAttempted(why)) if why.contains("prune")),
+        "{unpruned:#?}"
+    );
+    assert!(config_map_exists(&tc, &ns, "gone").await);
+
+    let staged = manager.plan(one, Some("rev2"), &settings).await;
+    let mut run = manager.apply(staged, &settings).await;
+    manager.prune(&mut run).await;
+    let pruned = manager.finish(run).await;
+    assert_eq!(entry(&pruned, "gone").outcome, Some(Outcome::Applied), "{pruned:#?}");
+    assert_eq!(pruned.written(), 1, "only the prune writes: {pruned:#?}");
+    assert!(!config_map_exists(&tc, &ns, "gone").await);
+    assert!(config_map_exists(&tc, &ns, "kept").await);
+    tc.cleanup().await;
+}
+
+/// Prune honours the plan's limits: a share above `sync.maxPrunePercent`
+/// is held, and nothing is deleted.
+#[tokio::test]
+async fn prune_holds_a_share_above_max_prune_percent() {
+    let tc = TestCluster::acquire("engine-prune-share").await;
+    let ns = tc.namespace().to_string();
+    let objects = [
+        (config_map(&ns, "a", "0"), 1),
+        (config_map(&ns, "b", "0"), 2),
+    ];
+    let first = sync(&tc, &desired_with(&tc, "{maxPrunePercent: 40}", &objects)).await;
+    assert!(first.errors.is_empty(), "{first:#?}");
+
+    let manager = ResourceManager::writable(writable(&tc))
+        .await
+        .expect("discovery");
+    let settings = settings(&tc);
+    let half = desired_with(&tc, "{maxPrunePercent: 40}", &objects[..1]);
+    let staged = manager.plan(half, Some("rev2"), &settings).await;
+    let mut run = manager.apply(staged, &settings).await;
+    manager.prune(&mut run).await;
+    let changes = manager.finish(run).await;
+    let b = entry(&changes, "b");
+    assert!(
+        b.held.as_deref().is_some_and(|why| why.contains("prune refused")),
+        "{changes:#?}"
+    );
+    assert!(config_map_exists(&tc, &ns, "b").await);
+    tc.cleanup().await;
+}
+
+/// Wait is a step of its own, with the caller's timeout: a last wave that
+/// does not become healthy in time fails the run and stops it before prune.
+#[tokio::test]
+async fn wait_gives_up_after_the_callers_timeout_and_prune_then_holds_off() {
+    let tc = TestCluster::acquire("engine-wait-step").await;
+    let ns = tc.namespace().to_string();
+    let keep = (config_map(&ns, "keep", "0"), 1);
+    let old = (config_map(&ns, "old", "0"), 2);
+    let first = sync(&tc, &desired(&tc, &[keep.clone(), old])).await;
+    assert!(first.errors.is_empty(), "{first:#?}");
+
+    // No controllers run for this cluster: the Deployment never becomes
+    // available, so it stays Progressing.
+    let web = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "registry.example/web:1.0"}]}}}});
+    let manager = ResourceManager::writable(writable(&tc))
+        .await
+        .expect("discovery");
+    let settings = settings(&tc);
+    let staged = manager
+        .plan(desired(&tc, &[keep, (web, 5)]), Some("rev2"), &settings)
+        .await;
+    let mut run = manager.apply(staged, &settings).await;
+    manager.wait(&mut run, Duration::from_secs(1)).await;
+    manager.prune(&mut run).await;
+    let changes = manager.finish(run).await;
+    let errors = changes.errors.join("\n");
+    assert!(
+        // The caller's timeout (1s), not the application's (10s).
+        errors.contains("not healthy after 1s") && errors.contains("Deployment.apps"),
+        "{errors}"
+    );
+    assert!(
+        matches!(&entry(&changes, "old").outcome, Some(Outcome::NotAttempted(_))),
+        "{changes:#?}"
+    );
+    assert!(config_map_exists(&tc, &ns, "old").await);
+    tc.cleanup().await;
+}

@@ -412,9 +412,9 @@ impl ReadOnlyCluster {
     }
 
     /// Lists a kind page by page ([`LIST_PAGE`] items a request), passing each
-    /// item through `keep` as its page arrives: what `keep` drops or trims is
-    /// never held for the whole list. A large application's list is then
-    /// never in memory twice over (response text and parsed objects) at once.
+    /// item through `keep` as it is parsed: what `keep` drops or trims is
+    /// never held for the whole list, nor a page parsed whole next to its
+    /// text (see [`super::list_page`]).
     pub async fn list_mapped<T>(
         &self,
         kind: &ResolvedKind,
@@ -433,33 +433,23 @@ impl ReadOnlyCluster {
             let request = Request::new(kind.collection_path(namespace))
                 .list(&params)
                 .map_err(request_error)?;
-            let list: Value = self
+            let text = self
                 .client
-                .request(request)
+                .request_text(request)
                 .await
                 .map_err(ApiFailure::from_kube)?;
-            let Value::Object(mut map) = list else {
-                break;
-            };
-            let next = map
-                .get("metadata")
-                .and_then(|m| m.get("continue"))
-                .and_then(Value::as_str)
-                .filter(|token| !token.is_empty())
-                .map(str::to_string);
-            if let Some(Value::Array(items)) = map.remove("items") {
-                out.extend(items.into_iter().filter_map(|mut item| {
-                    // List items omit apiVersion/kind; put them back so they
-                    // read like objects.
-                    if let Some(map) = item.as_object_mut() {
-                        map.entry("apiVersion")
-                            .or_insert_with(|| api_version.clone().into());
-                        map.entry("kind")
-                            .or_insert_with(|| kind.resource.kind.clone().into());
-                    }
-                    keep(item)
-                }));
-            }
+            let next = super::list_page::for_each_item(&text, &mut |mut item| {
+                // List items omit apiVersion/kind; put them back so they
+                // read like objects.
+                if let Some(map) = item.as_object_mut() {
+                    map.entry("apiVersion")
+                        .or_insert_with(|| api_version.clone().into());
+                    map.entry("kind")
+                        .or_insert_with(|| kind.resource.kind.clone().into());
+                }
+                out.extend(keep(item));
+            })
+            .map_err(|e| ApiFailure::from_kube(kube::Error::SerdeError(e)))?;
             match next {
                 Some(token) => params = params.continue_token(&token),
                 None => break,

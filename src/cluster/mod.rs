@@ -6,3 +6,4 @@ pub mod discovery;
 pub mod fields;
 pub mod health;
 pub mod kube_error;
+mod list_page;

@@ -25,7 +25,7 @@ use super::status::{self, StoredStatus};
 use super::write::write_entry;
 use crate::cluster::client::{ApiFailure, Cluster, ReadOnlyCluster, RequestCounts};
 use crate::cluster::discovery::KindIndex;
-use crate::cluster::health::{self, Health};
+use crate::cluster::health;
 use crate::config::Application;
 use crate::manifest::Manifest;
 use crate::progress::ProgressEvent;
@@ -115,6 +115,7 @@ pub async fn plan_sync(
     let options = PlanOptions {
         validate: true,
         concurrency: settings.concurrency,
+        health_rules: &settings.health_rules,
     };
     let LivePlan {
         plan,
@@ -189,6 +190,9 @@ pub struct SyncRun {
     stopped: bool,
     /// The members of the last step applied, for [`wait`](Self::wait).
     last_step: Option<(String, Vec<usize>)>,
+    /// The last wave's Sync hooks: they run after its health wait (or
+    /// before prune when the caller does not wait).
+    pending_hooks: Option<(String, i64)>,
     timings: Timings,
     started_at: DateTime<Utc>,
     start: Instant,
@@ -235,7 +239,7 @@ impl SyncRun {
                         Outcome::Held(why.clone())
                     }
                 } else {
-                    Outcome::NotAttempted("the run stopped before reaching it".into())
+                    Outcome::NotAttempted(NOT_REACHED.into())
                 };
                 Entry {
                     diff: change.diff.clone(),
@@ -272,6 +276,7 @@ impl SyncRun {
             any_write,
             stopped,
             last_step: None,
+            pending_hooks: None,
             timings: Timings {
                 plan_ms,
                 ..Default::default()
@@ -434,7 +439,13 @@ impl SyncRun {
                 }
                 health_time += gate_start.elapsed();
             }
-            if self.run_hooks
+            if last_step {
+                // Its Sync hooks run after the wait, when there is one.
+                if stage == 3 {
+                    self.pending_hooks = Some((step_name.clone(), wave));
+                }
+                self.last_step = Some((step_name, members));
+            } else if self.run_hooks
                 && !self.stopped
                 && stage == 3
                 && let Err(message) = self
@@ -447,9 +458,6 @@ impl SyncRun {
                 ));
                 self.stopped = true;
             }
-            if last_step {
-                self.last_step = Some((step_name, members));
-            }
         }
         self.timings.health_ms += ms(health_time);
         self.timings.apply_ms = ms(apply_start.elapsed().saturating_sub(health_time));
@@ -460,6 +468,11 @@ impl SyncRun {
     /// stops the run: nothing is pruned and PostSync hooks do not run. A
     /// run that wrote nothing has nothing to wait for.
     pub async fn wait(&mut self, timeout: Duration) {
+        self.wait_for_last_step(timeout).await;
+        self.run_pending_hooks().await;
+    }
+
+    async fn wait_for_last_step(&mut self, timeout: Duration) {
         let Some((step_name, members)) = self.last_step.take() else {
             return;
         };
@@ -492,6 +505,7 @@ impl SyncRun {
     /// share above `sync.maxPrunePercent`) is left alone; nothing is pruned
     /// when an earlier step stopped the run.
     pub async fn prune(&mut self) {
+        self.run_pending_hooks().await;
         let prune_start = Instant::now();
         let entries = &mut self.entries;
         let prunes: Vec<usize> = (0..entries.len())
@@ -570,14 +584,14 @@ impl SyncRun {
     /// object's health from what was last seen, SyncFail hooks for a failed
     /// run, and the status record with the inventory after the run.
     pub async fn finish(mut self) -> SyncResult {
-        // Whatever no step reached is said to be not attempted already;
-        // prunes no step reached wait for a run that applies everything.
+        self.run_pending_hooks().await;
+        // Prunes of a run whose caller did not prune (objects no step
+        // reached are said to be not attempted already).
         for e in self.entries.iter_mut().filter(|e| {
             e.change.action == Action::Prune
-                && matches!(&e.outcome, Outcome::NotAttempted(why) if why == "the run stopped before reaching it")
+                && matches!(&e.outcome, Outcome::NotAttempted(why) if why == NOT_REACHED)
         }) {
-            e.outcome =
-                Outcome::NotAttempted("prune waits for a run that applies everything".into());
+            e.outcome = Outcome::NotAttempted("not pruned: this run did not prune".into());
         }
         let (cluster, app, settings) = (&self.cluster, &self.app, &self.settings);
         let entries = &mut self.entries;
@@ -613,10 +627,7 @@ impl SyncRun {
             .filter(|e| e.change.action != Action::Prune)
         {
             if e.health.is_none() {
-                e.health = Some(match e.latest() {
-                    Some(object) => health::assess_with(object, &settings.health_rules),
-                    None => Health::missing(),
-                });
+                e.health = Some(e.assess(&settings.health_rules));
             }
         }
         let health = health::worst(
@@ -719,6 +730,27 @@ impl SyncRun {
         result
     }
 }
+
+impl SyncRun {
+    /// The last wave's Sync hooks, once.
+    async fn run_pending_hooks(&mut self) {
+        let Some((step_name, wave)) = self.pending_hooks.take() else {
+            return;
+        };
+        if self.run_hooks
+            && !self.stopped
+            && let Err(message) = self.hooks.run(HookPhase::Sync, Some(wave), &self.index).await
+        {
+            self.errors.push(format!(
+                "{step_name}: {message}; later waves were not applied"
+            ));
+            self.stopped = true;
+        }
+    }
+}
+
+/// Why an object no step reached was not written.
+const NOT_REACHED: &str = "the run stopped before reaching it";
 
 /// Marks every entry no step has reached as not attempted, for `why`.
 fn not_attempted(entries: &mut [Entry], why: &str) {

@@ -12,7 +12,7 @@ use super::result::Outcome;
 use super::settings::SyncSettings;
 use crate::cluster::client::Cluster;
 use crate::cluster::discovery::KindIndex;
-use crate::cluster::health::{self, Health, HealthStatus};
+use crate::cluster::health::{self, Health, HealthRules, HealthStatus};
 use crate::progress::ProgressEvent;
 
 /// The state of one plan entry while the run goes on.
@@ -41,6 +41,19 @@ impl Entry {
             Latest::AsPlanned => self.object.live.as_ref(),
             Latest::Seen(value) => Some(value),
             Latest::Gone => None,
+        }
+    }
+
+    /// The object's health now: from what the run last saw of it, or, for
+    /// an unchanged object the run has not looked at since, as judged when
+    /// it was listed (its live object is not kept).
+    pub fn assess(&self, rules: &HealthRules) -> Health {
+        match (&self.current, &self.object.health) {
+            (Latest::AsPlanned, Some(listed)) if self.object.live.is_none() => listed.clone(),
+            _ => self
+                .latest()
+                .map(|object| health::assess_with(object, rules))
+                .unwrap_or_else(Health::missing),
         }
     }
 }
@@ -127,10 +140,7 @@ pub(super) async fn health_gate(
             if matches!(e.outcome, Outcome::Held(_)) {
                 continue;
             }
-            let h = e
-                .latest()
-                .map(|object| health::assess_with(object, &settings.health_rules))
-                .unwrap_or_else(Health::missing);
+            let h = e.assess(&settings.health_rules);
             if h.status == HealthStatus::Degraded {
                 let message = format!("{} is Degraded: {}", e.change.key, h.message);
                 e.health = Some(h);

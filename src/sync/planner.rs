@@ -27,17 +27,20 @@ use super::plan::{Action, Change, ClusterView, Plan, Reason, Validation, with_cr
 use super::problem::PlanProblem;
 use crate::cluster::client::{ApiFailure, ReadOnlyCluster};
 use crate::cluster::discovery::{KindIndex, ResolvedKind};
+use crate::cluster::health::{self, Health, HealthRules};
 use crate::config::Application;
 use crate::manifest::{Manifest, ObjectKey, Origin, split_api_version};
 
 /// How thorough a plan is.
 #[derive(Debug, Clone, Copy)]
-pub struct PlanOptions {
+pub struct PlanOptions<'a> {
     /// Dry-run every object that is not unchanged (diffs, strict validation,
     /// immutable-field detection) before anything is written.
     pub validate: bool,
     /// Requests in flight at once.
     pub concurrency: usize,
+    /// How an unchanged object's health is judged as it is listed.
+    pub health_rules: &'a HealthRules,
 }
 
 /// What apply needs beyond the plan's public entries, index-aligned with
@@ -49,8 +52,11 @@ pub struct PlannedObject {
     /// no-op re-check of a large application then holds no desired bodies
     /// past the plan).
     pub desired: Option<DesiredBody>,
-    /// The live object as listed (none when it does not exist).
+    /// The live object as listed: none when it does not exist, nor for an
+    /// unchanged object, whose health is judged as it is listed instead.
     pub live: Option<Value>,
+    /// An unchanged object's health when it was listed.
+    pub health: Option<Health>,
 }
 
 #[derive(Debug, Clone)]
@@ -82,19 +88,21 @@ fn uid(object: &Value) -> Option<&str> {
     object["metadata"]["uid"].as_str()
 }
 
-/// An object of the application as listed: whether it is unchanged was
-/// judged on arrival against its desired body, and the object kept without
-/// `metadata.managedFields`. Those are most of a small object's size (for a
-/// Deployment, the controller's status fields too) and, once relbot's own set
-/// has been compared, nothing later reads them: the diff takes relbot's set
-/// from the dry-run's answer, health reads spec and status, prune and
-/// re-create read the uid and annotations. For 5,000 objects this is the
-/// difference between holding every list whole and holding what the plan
-/// uses.
+/// An object of the application as listed, judged on arrival against its
+/// desired body. An unchanged object is kept as its health alone: nothing
+/// else of it is read again (no diff, no write, no prune), and on a no-op
+/// re-check of a large application the live objects would otherwise be most
+/// of the run's memory. Any other object is kept without
+/// `metadata.managedFields`: once relbot's own set has been compared nothing
+/// later reads them (the diff takes relbot's set from the dry-run's answer,
+/// health reads spec and status, prune and re-create read the uid and
+/// annotations).
 struct Listed {
     key: ObjectKey,
-    object: Value,
-    unchanged: bool,
+    /// None for an unchanged object.
+    object: Option<Value>,
+    /// An unchanged object's health.
+    health: Option<Health>,
 }
 
 impl Listed {
@@ -102,17 +110,25 @@ impl Listed {
         key: ObjectKey,
         mut object: Value,
         wanted: &HashMap<&ObjectKey, &DesiredBody>,
+        rules: &HealthRules,
     ) -> Self {
         let unchanged = wanted
             .get(&key)
             .is_some_and(|desired| is_unchanged(&object, desired));
+        if unchanged {
+            return Listed {
+                key,
+                health: Some(health::assess_with(&object, rules)),
+                object: None,
+            };
+        }
         if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
             metadata.remove("managedFields");
         }
         Listed {
             key,
-            object,
-            unchanged,
+            object: Some(object),
+            health: None,
         }
     }
 }
@@ -137,7 +153,7 @@ pub async fn plan_application(
     manifests: Vec<Manifest>,
     revision: Option<&str>,
     previous_kinds: &[String],
-    options: PlanOptions,
+    options: PlanOptions<'_>,
 ) -> LivePlan {
     let concurrency = options.concurrency.max(1);
     let mut problems = Vec::new();
@@ -257,7 +273,7 @@ pub async fn plan_application(
                         .list_mapped(&kind, None, Some(&selector), |item| {
                             let key = live_key(&item);
                             (ownership(&app.name, &key, &item) == Ownership::Ours)
-                                .then(|| Listed::judge(key, item, wanted))
+                                .then(|| Listed::judge(key, item, wanted, options.health_rules))
                         })
                         .await;
                     (kind, items)
@@ -351,14 +367,14 @@ pub async fn plan_application(
             notes: Vec::new(),
         };
         let mut live = None;
+        let mut listed_health = None;
         if let Some((_, listed)) = owned.remove(&r.key) {
-            let Listed {
-                object, unchanged, ..
-            } = listed;
-            if unchanged {
+            let Listed { object, health, .. } = listed;
+            if let Some(health) = health {
                 change.action = Action::Unchanged;
                 change.reason = Reason::InSync;
-            } else {
+                listed_health = Some(health);
+            } else if let Some(object) = object {
                 change.action = Action::Update;
                 let same_hash = inventory::annotation(&object, inventory::HASH_ANNOTATION)
                     == Some(r.desired.hash.as_str());
@@ -370,8 +386,8 @@ pub async fn plan_application(
                 if same_hash && !app.sync.self_heal {
                     change.held = Some("selfHeal is off: drift is reported, not reverted".into());
                 }
+                live = Some(object);
             }
-            live = Some(object);
         } else if let Some(object) = existing.remove(&r.key) {
             match ownership(&app.name, &r.key, &object) {
                 Ownership::OtherApplication(other) => {
@@ -429,6 +445,7 @@ pub async fn plan_application(
             kind: r.kind,
             desired,
             live,
+            health: listed_health,
         });
     }
 
@@ -544,53 +561,49 @@ pub async fn plan_application(
 
     // Prune: what relbot owns for this application and git no longer has.
     let total_owned = owned.len() + changes.iter().filter(|c| objects_live(c)).count();
+    // Every object left is live (only desired objects are judged unchanged).
     let mut prunes: Vec<(Phase, Change, PlannedObject)> = owned
         .into_values()
-        .map(
-            |(
-                kind,
-                Listed {
-                    key, object: live, ..
+        .filter_map(|(kind, Listed { key, object, .. })| object.map(|live| (kind, key, live)))
+        .map(|(kind, key, live)| {
+            let as_manifest = Manifest {
+                object: live.clone(),
+                origin: Origin {
+                    file: "".into(),
+                    line: 0,
                 },
-            )| {
-                let as_manifest = Manifest {
-                    object: live.clone(),
-                    origin: Origin {
-                        file: "".into(),
-                        line: 0,
-                    },
-                };
-                let held = if !app.sync.prune {
-                    Some("prune is off for this application".to_string())
-                } else {
-                    prune_protection(&live, &key, app)
-                };
-                let phase = phase_of(&as_manifest);
-                let change = Change {
-                    key,
-                    api_version: live["apiVersion"].as_str().unwrap_or("").to_string(),
-                    origin: None,
-                    phase,
-                    action: Action::Prune,
-                    reason: Reason::NoLongerInGit,
-                    validation: Validation::NotNeeded,
-                    diff: None,
-                    held,
-                    notes: uid(&live)
-                        .map(|u| vec![format!("uid {u}")])
-                        .unwrap_or_default(),
-                };
-                (
-                    phase,
-                    change,
-                    PlannedObject {
-                        kind,
-                        desired: None,
-                        live: Some(live),
-                    },
-                )
-            },
-        )
+            };
+            let held = if !app.sync.prune {
+                Some("prune is off for this application".to_string())
+            } else {
+                prune_protection(&live, &key, app)
+            };
+            let phase = phase_of(&as_manifest);
+            let change = Change {
+                key,
+                api_version: live["apiVersion"].as_str().unwrap_or("").to_string(),
+                origin: None,
+                phase,
+                action: Action::Prune,
+                reason: Reason::NoLongerInGit,
+                validation: Validation::NotNeeded,
+                diff: None,
+                held,
+                notes: uid(&live)
+                    .map(|u| vec![format!("uid {u}")])
+                    .unwrap_or_default(),
+            };
+            (
+                phase,
+                change,
+                PlannedObject {
+                    kind,
+                    desired: None,
+                    live: Some(live),
+                    health: None,
+                },
+            )
+        })
         .collect();
     prunes.sort_by(|a, b| (b.0, &b.1.key).cmp(&(a.0, &a.1.key)));
     let prunable = prunes.iter().filter(|p| p.1.held.is_none()).count();
