@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    cli::memory::keep_large_blocks_apart();
     let args = cli::Cli::parse();
     cli::logging::init(&args.global);
     relbot::tls::init();

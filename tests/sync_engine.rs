@@ -403,7 +403,10 @@ async fn prune_deletes_only_when_the_caller_prunes() {
     let ns = tc.namespace().to_string();
     let both = desired(
         &tc,
-        &[(config_map(&ns, "kept", "0"), 1), (config_map(&ns, "gone", "0"), 2)],
+        &[
+            (config_map(&ns, "kept", "0"), 1),
+            (config_map(&ns, "gone", "0"), 2),
+        ],
     );
     let first = sync(&tc, &both).await;
     assert!(first.errors.is_empty(), "{first:#?}");
@@ -427,7 +430,11 @@ async fn prune_deletes_only_when_the_caller_prunes() {
     let mut run = manager.apply(staged, &settings).await;
     manager.prune(&mut run).await;
     let pruned = manager.finish(run).await;
-    assert_eq!(entry(&pruned, "gone").outcome, Some(Outcome::Applied), "{pruned:#?}");
+    assert_eq!(
+        entry(&pruned, "gone").outcome,
+        Some(Outcome::Applied),
+        "{pruned:#?}"
+    );
     assert_eq!(pruned.written(), 1, "only the prune writes: {pruned:#?}");
     assert!(!config_map_exists(&tc, &ns, "gone").await);
     assert!(config_map_exists(&tc, &ns, "kept").await);
@@ -458,7 +465,9 @@ async fn prune_holds_a_share_above_max_prune_percent() {
     let changes = manager.finish(run).await;
     let b = entry(&changes, "b");
     assert!(
-        b.held.as_deref().is_some_and(|why| why.contains("prune refused")),
+        b.held
+            .as_deref()
+            .is_some_and(|why| why.contains("prune refused")),
         "{changes:#?}"
     );
     assert!(config_map_exists(&tc, &ns, "b").await);
@@ -501,7 +510,10 @@ async fn wait_gives_up_after_the_callers_timeout_and_prune_then_holds_off() {
         "{errors}"
     );
     assert!(
-        matches!(&entry(&changes, "old").outcome, Some(Outcome::NotAttempted(_))),
+        matches!(
+            &entry(&changes, "old").outcome,
+            Some(Outcome::NotAttempted(_))
+        ),
         "{changes:#?}"
     );
     assert!(config_map_exists(&tc, &ns, "old").await);

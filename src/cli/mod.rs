@@ -6,6 +6,7 @@ mod completion;
 mod first_sync;
 pub mod folder;
 pub mod logging;
+pub mod memory;
 mod patch;
 pub mod progress;
 mod serve;

@@ -739,7 +739,10 @@ impl SyncRun {
         };
         if self.run_hooks
             && !self.stopped
-            && let Err(message) = self.hooks.run(HookPhase::Sync, Some(wave), &self.index).await
+            && let Err(message) = self
+                .hooks
+                .run(HookPhase::Sync, Some(wave), &self.index)
+                .await
         {
             self.errors.push(format!(
                 "{step_name}: {message}; later waves were not applied"
