@@ -17,8 +17,8 @@ use super::gate::{Entry, Gate, Latest, health_gate, resolve_pending, wait_for_cr
 use super::hook_run::HookRunner;
 use super::hooks::{Hook, HookPhase};
 use super::inventory::kind_id;
+use super::live_plan::{LivePlan, PlanOptions, PlannedObject, plan_application};
 use super::plan::{Action, Plan};
-use super::planner::{LivePlan, PlanOptions, PlannedObject, plan_application};
 use super::result::{ObjectOutcome, Outcome, RunPhase, SyncResult, Timings};
 use super::settings::SyncSettings;
 use super::status::{self, StoredStatus};

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, stream};
 use serde_json::Value;
 
+use super::live_plan::PlannedObject;
 use super::plan::Change;
-use super::planner::PlannedObject;
 use super::result::Outcome;
 use super::settings::SyncSettings;
 use crate::cluster::client::Cluster;

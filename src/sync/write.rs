@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::inventory::{self, recreate_allowed};
+use super::live_plan::PlannedObject;
 use super::plan::{Action, Change};
-use super::planner::PlannedObject;
 use crate::cluster::client::Cluster;
 
 /// One write, with one quick retry of a transient failure, and a
