@@ -207,9 +207,9 @@ async fn hooks_run_before_with_and_after_the_waves_and_follow_their_delete_polic
             format!("Job.batch {ns}/notify")
         ]
     );
-    let text = relbot::sync::report::render_plan(
+    let text = relbot::sync::plan_report::render_plan(
         &plan,
-        relbot::sync::report::Style { color: false },
+        relbot::sync::plan_report::Style { color: false },
         false,
     );
     assert!(
@@ -399,7 +399,7 @@ async fn a_failed_presync_hook_writes_nothing_else_and_runs_the_sync_fail_hooks(
 
     let text = relbot::sync::result::render_result(
         &result,
-        relbot::sync::report::Style { color: false },
+        relbot::sync::plan_report::Style { color: false },
         false,
     );
     assert!(text.contains("PreSync hook  failed"), "{text}");

@@ -11,7 +11,7 @@ use relbot::progress::ProgressEvent;
 use relbot::sync::change_set::ChangeSet;
 use relbot::sync::engine::{self, DesiredApplication, ResourceManager};
 use relbot::sync::plan::Plan;
-use relbot::sync::report::{PlanDocument, Style, plans_exit_code, render_plans};
+use relbot::sync::plan_report::{PlanDocument, Style, plans_exit_code, render_plans};
 use relbot::sync::result::{ResultDocument, SyncResult, render_result, results_exit_code};
 use relbot::sync::settings::{RunSettings, SyncSettings};
 use relbot::sync::status;

@@ -501,6 +501,6 @@ mod tests {
             .unwrap();
         assert_eq!(plans.len(), 1);
         assert_eq!(plans[0].counts().create, 1);
-        assert_eq!(crate::sync::report::plans_exit_code(&plans), 1);
+        assert_eq!(crate::sync::plan_report::plans_exit_code(&plans), 1);
     }
 }

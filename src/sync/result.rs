@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::hooks::{HookOutcome, HookRun};
 use super::plan::{Action, Reason};
-use super::report::Style;
+use super::plan_report::Style;
 use crate::cluster::client::RequestCounts;
 use crate::cluster::health::{Health, HealthStatus};
 use crate::manifest::{ObjectKey, Origin};
