@@ -14,7 +14,7 @@ use relbot::manifest::{Manifest, Origin};
 use relbot::sync::apply::sync_application;
 use relbot::sync::engine::{DesiredApplication, PlanTarget, plan_all};
 use relbot::sync::plan::{Action, Plan, Reason, Validation};
-use relbot::sync::result::{Outcome, RunPhase, SyncResult};
+use relbot::sync::result::{Effect, RunPhase, SyncResult};
 use relbot::sync::settings::{RunSettings, SyncSettings};
 use serde_json::{Value, json};
 
@@ -281,7 +281,7 @@ async fn sync_reverts_drift_and_only_reports_it_with_self_heal_off() {
     assert_eq!(reported.phase, RunPhase::OutOfSync, "{reported:#?}");
     assert!(matches!(
         outcome(&reported, "ConfigMap", "settings").outcome,
-        Outcome::Held(_)
+        Effect::Held(_)
     ));
     assert_eq!(
         reported.requests.writes,
@@ -396,7 +396,7 @@ async fn sync_never_shows_hpa_owned_replicas_as_drift() {
     // (The status ConfigMap may be rewritten: health changes while the scaled Deployment rolls.)
     assert_eq!(
         outcome(&again, "Deployment", "web").outcome,
-        Outcome::Unchanged,
+        Effect::Unchanged,
         "{again:#?}"
     );
     use k8s_openapi::api::apps::v1::Deployment;
@@ -483,7 +483,7 @@ async fn sync_unknown_kind_is_an_error_naming_file_and_line() {
         result
             .objects
             .iter()
-            .all(|o| matches!(o.outcome, Outcome::NotAttempted(_))),
+            .all(|o| matches!(o.outcome, Effect::NotAttempted(_))),
         "nothing applied from a plan with errors: {result:#?}"
     );
     use k8s_openapi::api::core::v1::ConfigMap;
@@ -511,7 +511,7 @@ async fn sync_failing_image_is_degraded_and_the_gate_stops_later_waves() {
     assert_eq!(result.phase, RunPhase::Failed, "{result:#?}");
     assert_eq!(result.health, HealthStatus::Degraded);
     let broken = outcome(&result, "Deployment", "broken");
-    assert_eq!(broken.outcome, Outcome::Applied);
+    assert_eq!(broken.outcome, Effect::Applied);
     assert_eq!(
         broken.health.as_ref().unwrap().status,
         HealthStatus::Degraded
@@ -519,7 +519,7 @@ async fn sync_failing_image_is_degraded_and_the_gate_stops_later_waves() {
     assert!(
         matches!(
             outcome(&result, "ConfigMap", "after").outcome,
-            Outcome::NotAttempted(_)
+            Effect::NotAttempted(_)
         ),
         "{result:#?}"
     );
@@ -554,7 +554,7 @@ async fn sync_immutable_change_is_recreate_and_applied_only_with_the_annotation(
     );
     let refused = sync(&tc, &app, std::slice::from_ref(&moved)).await;
     assert!(
-        matches!(outcome(&refused, "Deployment", "web").outcome, Outcome::Failed(ref m) if m.contains("Replace=true")),
+        matches!(outcome(&refused, "Deployment", "web").outcome, Effect::Failed(ref m) if m.contains("Replace=true")),
         "{refused:#?}"
     );
 
@@ -562,7 +562,7 @@ async fn sync_immutable_change_is_recreate_and_applied_only_with_the_annotation(
     let recreated = sync(&tc, &app, std::slice::from_ref(&moved)).await;
     assert_eq!(
         outcome(&recreated, "Deployment", "web").outcome,
-        Outcome::Applied,
+        Effect::Applied,
         "{recreated:#?}"
     );
     use k8s_openapi::api::apps::v1::Deployment;
@@ -755,10 +755,7 @@ async fn sync_samples_from_empty_to_healthy_then_noop() {
             "{refused:#?}"
         );
         assert!(
-            refused
-                .objects
-                .iter()
-                .all(|o| o.outcome != Outcome::Applied),
+            refused.objects.iter().all(|o| o.outcome != Effect::Applied),
             "nothing is half-applied: {refused:#?}"
         );
         let error = refused.errors.join("\n");
@@ -784,7 +781,7 @@ async fn sync_samples_from_empty_to_healthy_then_noop() {
         let applied = again
             .objects
             .iter()
-            .filter(|o| o.outcome == Outcome::Applied)
+            .filter(|o| o.outcome == Effect::Applied)
             .count();
         assert_eq!(applied, 0, "a second run is a no-op: {again:#?}");
         assert_eq!(again.requests.dry_runs, 0);
@@ -829,7 +826,7 @@ async fn sync_adopts_unowned_objects_and_refuses_another_applications() {
     let adopted = sync(&tc, &app, &desired).await;
     assert_eq!(
         outcome(&adopted, "ConfigMap", "by-hand").outcome,
-        Outcome::Applied
+        Effect::Applied
     );
     assert_eq!(live_greeting(&tc, "by-hand").await, "new");
 
@@ -1120,7 +1117,7 @@ async fn a_custom_resource_the_local_check_refuses_is_what_the_server_refuses() 
         result
             .objects
             .iter()
-            .all(|o| matches!(o.outcome, Outcome::NotAttempted(_))),
+            .all(|o| matches!(o.outcome, Effect::NotAttempted(_))),
         "nothing applied: {result:#?}"
     );
     {

@@ -16,7 +16,7 @@ use relbot::config::Application;
 use relbot::manifest::{Manifest, Origin};
 use relbot::sync::change_set::ChangeSet;
 use relbot::sync::engine::{DesiredApplication, PlanTarget, ResourceManager};
-use relbot::sync::result::{Outcome, SyncResult};
+use relbot::sync::result::{Effect, SyncResult};
 use relbot::sync::settings::SyncSettings;
 use serde_json::{Value, json};
 
@@ -156,7 +156,7 @@ async fn a_wave_with_one_server_rejected_object_writes_nothing() {
             .entries
             .iter()
             .filter(|e| e.key.kind == "ConfigMap")
-            .all(|e| matches!(e.outcome, Some(Outcome::NotAttempted(_)))),
+            .all(|e| matches!(e.outcome, Some(Effect::NotAttempted(_)))),
         "{changes:#?}"
     );
     delete_crd(&tc, &group).await;
@@ -421,7 +421,7 @@ async fn prune_deletes_only_when_the_caller_prunes() {
     let unpruned = manager.finish(run).await;
     let gone = entry(&unpruned, "gone");
     assert!(
-        matches!(&gone.outcome, Some(Outcome::NotAttempted(why)) if why.contains("prune")),
+        matches!(&gone.outcome, Some(Effect::NotAttempted(why)) if why.contains("prune")),
         "{unpruned:#?}"
     );
     assert!(config_map_exists(&tc, &ns, "gone").await);
@@ -432,7 +432,7 @@ async fn prune_deletes_only_when_the_caller_prunes() {
     let pruned = manager.finish(run).await;
     assert_eq!(
         entry(&pruned, "gone").outcome,
-        Some(Outcome::Applied),
+        Some(Effect::Applied),
         "{pruned:#?}"
     );
     assert_eq!(pruned.written(), 1, "only the prune writes: {pruned:#?}");
@@ -512,7 +512,7 @@ async fn wait_gives_up_after_the_callers_timeout_and_prune_then_holds_off() {
     assert!(
         matches!(
             &entry(&changes, "old").outcome,
-            Some(Outcome::NotAttempted(_))
+            Some(Effect::NotAttempted(_))
         ),
         "{changes:#?}"
     );

@@ -16,7 +16,7 @@ use relbot::progress::{Progress, ProgressEvent};
 use relbot::sync::apply::sync_application;
 use relbot::sync::engine::{DesiredApplication, PlanTarget, plan_all};
 use relbot::sync::hooks::{HookOutcome, HookPhase, HookRun};
-use relbot::sync::result::{Outcome, RunPhase, SyncResult};
+use relbot::sync::result::{Effect, RunPhase, SyncResult};
 use relbot::sync::settings::{RunSettings, SyncSettings};
 use serde_json::{Value, json};
 
@@ -363,7 +363,7 @@ async fn a_failed_presync_hook_writes_nothing_else_and_runs_the_sync_fail_hooks(
         result
             .objects
             .iter()
-            .all(|o| matches!(o.outcome, Outcome::NotAttempted(_))),
+            .all(|o| matches!(o.outcome, Effect::NotAttempted(_))),
         "{result:#?}"
     );
     let migrate = hook(&result, HookPhase::PreSync, "migrate");

@@ -109,7 +109,7 @@ pub fn outcome(result: &SyncResult) -> (CommitState, String) {
             if result
                 .objects
                 .iter()
-                .all(|o| !matches!(o.outcome, crate::sync::result::Outcome::Applied))
+                .all(|o| !matches!(o.outcome, crate::sync::result::Effect::Applied))
                 && !result.errors.is_empty() =>
         {
             (

@@ -50,7 +50,7 @@ mod tests {
     use crate::cluster::health::Health;
     use crate::manifest::ObjectKey;
     use crate::sync::plan::{Action, Reason};
-    use crate::sync::result::{ObjectOutcome, Outcome, RunPhase, Timings};
+    use crate::sync::result::{Effect, ObjectOutcome, RunPhase, Timings};
 
     fn object(kind: &str, name: &str, status: HealthStatus, message: &str) -> ObjectOutcome {
         ObjectOutcome {
@@ -68,7 +68,7 @@ mod tests {
             origin: None,
             action: Action::Unchanged,
             reason: Reason::InSync,
-            outcome: Outcome::Unchanged,
+            outcome: Effect::Unchanged,
             diff: None,
             health: Some(Health {
                 status,

@@ -25,7 +25,7 @@ use crate::source::git::{Checkout, GitCredentials, GitSource};
 use crate::sync::change_set::Detail;
 use crate::sync::engine::{DesiredApplication, ResourceManager};
 use crate::sync::plan::{Action, Reason};
-use crate::sync::result::{Outcome, RunPhase, SyncResult};
+use crate::sync::result::{Effect, RunPhase, SyncResult};
 use crate::sync::settings::{RunSettings, SyncSettings};
 
 /// Readiness conditions: the first successful fetch, then discovery.
@@ -171,7 +171,7 @@ impl Reconciler {
         let mut states: std::collections::BTreeMap<(&'static str, &'static str), u64> =
             Default::default();
         for object in &result.objects {
-            let applied = object.outcome == Outcome::Applied;
+            let applied = object.outcome == Effect::Applied;
             if applied && object.reason == Reason::Drift {
                 drift += 1;
             }
@@ -180,7 +180,7 @@ impl Reconciler {
                 continue;
             }
             let sync = match object.outcome {
-                Outcome::Applied | Outcome::Unchanged => "Synced",
+                Effect::Applied | Effect::Unchanged => "Synced",
                 _ => "OutOfSync",
             };
             let health = object

@@ -19,7 +19,7 @@ use super::hooks::{Hook, HookPhase};
 use super::inventory::kind_id;
 use super::live_plan::{LivePlan, PlanOptions, PlannedObject, plan_application};
 use super::plan::{Action, Plan};
-use super::result::{ObjectOutcome, Outcome, RunPhase, SyncResult, Timings};
+use super::result::{Effect, ObjectOutcome, RunPhase, SyncResult, Timings};
 use super::settings::SyncSettings;
 use super::status::{self, StoredStatus};
 use super::write::write_entry;
@@ -229,17 +229,17 @@ impl SyncRun {
             .zip(objects)
             .map(|(change, object)| {
                 let outcome = if change.action == Action::Unchanged {
-                    Outcome::Unchanged
+                    Effect::Unchanged
                 } else if let Some(why) = &change.held {
                     // An immutable field changed without leave to re-create: git
                     // cannot be applied, which is a failure, not a choice to wait.
                     if change.action == Action::Recreate {
-                        Outcome::Failed(why.clone())
+                        Effect::Failed(why.clone())
                     } else {
-                        Outcome::Held(why.clone())
+                        Effect::Held(why.clone())
                     }
                 } else {
-                    Outcome::NotAttempted(NOT_REACHED.into())
+                    Effect::NotAttempted(NOT_REACHED.into())
                 };
                 Entry {
                     diff: change.diff.clone(),
@@ -388,12 +388,12 @@ impl SyncRun {
                         if e.change.action != Action::Create {
                             e.diff = object_diff(&e.change.key, e.object.live.as_ref(), &after);
                         }
-                        e.outcome = Outcome::Applied;
+                        e.outcome = Effect::Applied;
                         e.current = Latest::Seen(after);
                     }
                     Err(message) => {
                         failed += 1;
-                        e.outcome = Outcome::Failed(message);
+                        e.outcome = Effect::Failed(message);
                     }
                 }
             }
@@ -510,12 +510,12 @@ impl SyncRun {
         let entries = &mut self.entries;
         let prunes: Vec<usize> = (0..entries.len())
             .filter(|&i| entries[i].change.action == Action::Prune && entries[i].change.writes())
-            .filter(|&i| matches!(entries[i].outcome, Outcome::NotAttempted(_)))
+            .filter(|&i| matches!(entries[i].outcome, Effect::NotAttempted(_)))
             .collect();
         if self.stopped {
             for &i in &prunes {
                 entries[i].outcome =
-                    Outcome::NotAttempted("prune waits for a run that applies everything".into());
+                    Effect::NotAttempted("prune waits for a run that applies everything".into());
             }
             return;
         }
@@ -567,13 +567,13 @@ impl SyncRun {
             let e = &mut entries[i];
             match result {
                 Ok(()) => {
-                    e.outcome = Outcome::Applied;
+                    e.outcome = Effect::Applied;
                     e.current = Latest::Gone;
                 }
                 Err(failure) => {
                     self.errors
                         .push(format!("prune {}: {failure}", e.change.key));
-                    e.outcome = Outcome::Failed(failure.to_string());
+                    e.outcome = Effect::Failed(failure.to_string());
                 }
             }
         }
@@ -589,15 +589,15 @@ impl SyncRun {
         // reached are said to be not attempted already).
         for e in self.entries.iter_mut().filter(|e| {
             e.change.action == Action::Prune
-                && matches!(&e.outcome, Outcome::NotAttempted(why) if why == NOT_REACHED)
+                && matches!(&e.outcome, Effect::NotAttempted(why) if why == NOT_REACHED)
         }) {
-            e.outcome = Outcome::NotAttempted("not pruned: this run did not prune".into());
+            e.outcome = Effect::NotAttempted("not pruned: this run did not prune".into());
         }
         let (cluster, app, settings) = (&self.cluster, &self.app, &self.settings);
         let entries = &mut self.entries;
         let any_failed = entries
             .iter()
-            .any(|e| matches!(e.outcome, Outcome::Failed(_)));
+            .any(|e| matches!(e.outcome, Effect::Failed(_)));
         if self.run_hooks && !self.stopped && !any_failed && self.hooks.has(HookPhase::PostSync) {
             let members: Vec<usize> = (0..entries.len())
                 .filter(|&i| entries[i].change.action != Action::Prune)
@@ -635,12 +635,10 @@ impl SyncRun {
                 .iter()
                 .filter_map(|e| e.health.as_ref().map(|h| &h.status)),
         );
-        let held = entries
-            .iter()
-            .any(|e| matches!(e.outcome, Outcome::Held(_)));
+        let held = entries.iter().any(|e| matches!(e.outcome, Effect::Held(_)));
         let failed = entries
             .iter()
-            .any(|e| matches!(e.outcome, Outcome::Failed(_)));
+            .any(|e| matches!(e.outcome, Effect::Failed(_)));
         let run_failed = self.stopped || failed || !self.errors.is_empty();
         if self.run_hooks
             && run_failed
@@ -668,7 +666,7 @@ impl SyncRun {
         let mut inventory: BTreeSet<String> = std::mem::take(&mut self.kinds);
         for e in entries
             .iter()
-            .filter(|e| e.change.action == Action::Prune && e.outcome != Outcome::Applied)
+            .filter(|e| e.change.action == Action::Prune && e.outcome != Effect::Applied)
         {
             inventory.insert(kind_id(&e.object.kind));
         }
@@ -759,8 +757,8 @@ const NOT_REACHED: &str = "the run stopped before reaching it";
 fn not_attempted(entries: &mut [Entry], why: &str) {
     for e in entries
         .iter_mut()
-        .filter(|e| matches!(e.outcome, Outcome::NotAttempted(_)))
+        .filter(|e| matches!(e.outcome, Effect::NotAttempted(_)))
     {
-        e.outcome = Outcome::NotAttempted(why.into());
+        e.outcome = Effect::NotAttempted(why.into());
     }
 }

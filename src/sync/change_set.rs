@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use super::plan::{Action, Plan, Reason};
-use super::result::{Outcome, SyncResult};
+use super::result::{Effect, SyncResult};
 use crate::manifest::ObjectKey;
 
 /// What one application's run did (a sync) or would do (a dry-run).
@@ -41,7 +41,7 @@ pub struct ChangeSetEntry {
     pub reason: Reason,
     /// What the sync did; absent in a dry-run, which does nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<Outcome>,
+    pub outcome: Option<Effect>,
     /// Why the change is left alone (selfHeal off, prune protection…).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub held: Option<String>,
@@ -100,7 +100,7 @@ impl ChangeSet {
                     action: o.action,
                     reason: o.reason,
                     held: match &o.outcome {
-                        Outcome::Held(why) => Some(why.clone()),
+                        Effect::Held(why) => Some(why.clone()),
                         _ => None,
                     },
                     outcome: Some(o.outcome.clone()),
@@ -147,7 +147,7 @@ impl ChangeSet {
     pub fn written(&self) -> usize {
         self.entries
             .iter()
-            .filter(|e| e.outcome == Some(Outcome::Applied))
+            .filter(|e| e.outcome == Some(Effect::Applied))
             .count()
     }
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::live_plan::PlannedObject;
 use super::plan::Change;
-use super::result::Outcome;
+use super::result::Effect;
 use super::settings::SyncSettings;
 use crate::cluster::client::Cluster;
 use crate::cluster::discovery::KindIndex;
@@ -19,7 +19,7 @@ use crate::progress::ProgressEvent;
 pub(super) struct Entry {
     pub change: Change,
     pub object: PlannedObject,
-    pub outcome: Outcome,
+    pub outcome: Effect,
     pub diff: Option<String>,
     /// Latest known state of the live object (for health).
     pub current: Latest,
@@ -85,7 +85,7 @@ pub(super) async fn wait_for_crds(
         .copied()
         .filter(|&i| {
             let e = &entries[i];
-            e.change.key.kind == "CustomResourceDefinition" && e.outcome == Outcome::Applied
+            e.change.key.kind == "CustomResourceDefinition" && e.outcome == Effect::Applied
         })
         .collect();
     if crds.is_empty() {
@@ -137,7 +137,7 @@ pub(super) async fn health_gate(
         let mut waiting = Vec::new();
         for &i in members {
             let e = &mut entries[i];
-            if matches!(e.outcome, Outcome::Held(_)) {
+            if matches!(e.outcome, Effect::Held(_)) {
                 continue;
             }
             let h = e.assess(&settings.health_rules);

@@ -15,10 +15,11 @@ use crate::cluster::health::{Health, HealthStatus};
 use crate::manifest::{ObjectKey, Origin};
 use crate::revision::short_revision;
 
-/// What happened to one object.
+/// What the sync did to one object (its effect); the command's own outcome is
+/// `cli::Outcome`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "result", content = "detail")]
-pub enum Outcome {
+pub enum Effect {
     /// Written (created, updated, re-created or pruned) as planned.
     Applied,
     /// Already equal to git; nothing sent.
@@ -41,7 +42,7 @@ pub struct ObjectOutcome {
     pub action: Action,
     pub reason: Reason,
     #[serde(flatten)]
-    pub outcome: Outcome,
+    pub outcome: Effect,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,14 +146,14 @@ impl SyncResult {
         let mut c = OutcomeCounts::default();
         for o in &self.objects {
             match (&o.outcome, o.action) {
-                (Outcome::Applied, Action::Create) => c.created += 1,
-                (Outcome::Applied, Action::Update) => c.updated += 1,
-                (Outcome::Applied, Action::Recreate) => c.recreated += 1,
-                (Outcome::Applied, Action::Prune) => c.pruned += 1,
-                (Outcome::Applied | Outcome::Unchanged, _) => c.unchanged += 1,
-                (Outcome::Held(_), _) => c.held += 1,
-                (Outcome::Failed(_), _) => c.failed += 1,
-                (Outcome::NotAttempted(_), _) => c.not_attempted += 1,
+                (Effect::Applied, Action::Create) => c.created += 1,
+                (Effect::Applied, Action::Update) => c.updated += 1,
+                (Effect::Applied, Action::Recreate) => c.recreated += 1,
+                (Effect::Applied, Action::Prune) => c.pruned += 1,
+                (Effect::Applied | Effect::Unchanged, _) => c.unchanged += 1,
+                (Effect::Held(_), _) => c.held += 1,
+                (Effect::Failed(_), _) => c.failed += 1,
+                (Effect::NotAttempted(_), _) => c.not_attempted += 1,
             }
         }
         c
@@ -227,21 +228,21 @@ pub fn render_result(result: &SyncResult, style: Style, verbose: bool) -> String
     }
     let mut not_attempted: BTreeMap<&str, usize> = BTreeMap::new();
     for o in &result.objects {
-        let quiet = matches!(o.outcome, Outcome::Unchanged)
+        let quiet = matches!(o.outcome, Effect::Unchanged)
             && o.health.as_ref().is_none_or(|h| h.status.passes_gate());
         if quiet && !verbose {
             continue;
         }
         let what = match &o.outcome {
-            Outcome::Applied => style.green(&format!("{:<13}", past_tense(o.action))),
-            Outcome::Unchanged => style.dim(&format!("{:<13}", "unchanged")),
-            Outcome::Held(_) => {
+            Effect::Applied => style.green(&format!("{:<13}", past_tense(o.action))),
+            Effect::Unchanged => style.dim(&format!("{:<13}", "unchanged")),
+            Effect::Held(_) => {
                 style.yellow(&format!("{:<13}", format!("held {}", o.action.verb())))
             }
-            Outcome::Failed(_) => {
+            Effect::Failed(_) => {
                 style.red(&format!("{:<13}", format!("failed {}", o.action.verb())))
             }
-            Outcome::NotAttempted(why) => {
+            Effect::NotAttempted(why) => {
                 *not_attempted.entry(why.as_str()).or_default() += 1;
                 style.dim(&format!("{:<13}", format!("not {}", past_tense(o.action))))
             }
@@ -257,7 +258,7 @@ pub fn render_result(result: &SyncResult, style: Style, verbose: bool) -> String
         }
         // An object never created is missing by definition: say nothing.
         let never_created =
-            matches!(o.outcome, Outcome::NotAttempted(_)) && o.action == Action::Create;
+            matches!(o.outcome, Effect::NotAttempted(_)) && o.action == Action::Create;
         if let Some(h) = o
             .health
             .as_ref()
@@ -276,7 +277,7 @@ pub fn render_result(result: &SyncResult, style: Style, verbose: bool) -> String
         }
         let _ = writeln!(out, "{line}");
         match &o.outcome {
-            Outcome::Held(why) | Outcome::Failed(why) => {
+            Effect::Held(why) | Effect::Failed(why) => {
                 let _ = writeln!(out, "        {}", style.dim(why));
             }
             _ => {}
@@ -349,7 +350,7 @@ pub fn results_exit_code(results: &[SyncResult]) -> u8 {
 mod tests {
     use super::*;
 
-    fn object(name: &str, action: Action, outcome: Outcome) -> ObjectOutcome {
+    fn object(name: &str, action: Action, outcome: Effect) -> ObjectOutcome {
         ObjectOutcome {
             key: ObjectKey {
                 group: String::new(),
@@ -381,9 +382,9 @@ mod tests {
             phase: RunPhase::Failed,
             health: HealthStatus::Missing,
             objects: vec![
-                object("a", Action::Create, Outcome::NotAttempted(why.into())),
-                object("b", Action::Update, Outcome::NotAttempted(why.into())),
-                object("c", Action::Create, Outcome::Failed("forbidden".into())),
+                object("a", Action::Create, Effect::NotAttempted(why.into())),
+                object("b", Action::Update, Effect::NotAttempted(why.into())),
+                object("c", Action::Create, Effect::Failed("forbidden".into())),
             ],
             hooks: Vec::new(),
             errors: vec!["shop/x.yaml:3: unknown kind".into()],

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::inventory::{self, content_hash};
-use super::result::{Outcome, RunPhase, SyncResult};
+use super::result::{Effect, RunPhase, SyncResult};
 use crate::cluster::client::{ApiFailure, Cluster, ReadOnlyCluster};
 use crate::cluster::discovery::ResolvedKind;
 use crate::cluster::health::HealthStatus;
@@ -237,7 +237,7 @@ fn stored_result(result: &SyncResult) -> String {
     let to_json = |r: &SyncResult| serde_json::to_string(r).unwrap_or_default();
     let mut kept = result.clone();
     kept.objects.retain(|o| {
-        !matches!(o.outcome, Outcome::Unchanged)
+        !matches!(o.outcome, Effect::Unchanged)
             || o.health.as_ref().is_some_and(|h| !h.status.passes_gate())
     });
     let text = to_json(&kept);
@@ -246,7 +246,7 @@ fn stored_result(result: &SyncResult) -> String {
     }
     let total = kept.objects.len();
     kept.objects.retain(|o| {
-        !matches!(o.outcome, Outcome::Applied)
+        !matches!(o.outcome, Effect::Applied)
             || o.health.as_ref().is_some_and(|h| !h.status.passes_gate())
     });
     let mut keep = kept.objects.len();
@@ -274,7 +274,7 @@ fn fingerprint(result: &SyncResult, kinds: &[String]) -> String {
         .objects
         .iter()
         .filter(|o| {
-            !matches!(o.outcome, Outcome::Applied | Outcome::Unchanged)
+            !matches!(o.outcome, Effect::Applied | Effect::Unchanged)
                 || o.health.as_ref().is_some_and(|h| !h.status.passes_gate())
         })
         .map(|o| json!([o.key, o.outcome, o.health]))
@@ -433,7 +433,7 @@ mod tests {
     use crate::sync::result::{ObjectOutcome, RunPhase, Timings};
 
     fn result_with(applied: usize, failed: usize) -> SyncResult {
-        let object = |i: usize, outcome: Outcome| ObjectOutcome {
+        let object = |i: usize, outcome: Effect| ObjectOutcome {
             key: ObjectKey {
                 group: String::new(),
                 kind: "ConfigMap".into(),
@@ -449,8 +449,8 @@ mod tests {
             health: None,
         };
         let mut objects: Vec<ObjectOutcome> =
-            (0..applied).map(|i| object(i, Outcome::Applied)).collect();
-        objects.extend((0..failed).map(|i| object(i, Outcome::Failed("forbidden".into()))));
+            (0..applied).map(|i| object(i, Effect::Applied)).collect();
+        objects.extend((0..failed).map(|i| object(i, Effect::Failed("forbidden".into()))));
         SyncResult {
             application: "shop".into(),
             revision: Some("abc".into()),
@@ -496,7 +496,7 @@ mod tests {
     fn an_unchanged_object_that_is_not_healthy_is_stored() {
         let mut result = result_with(0, 0);
         let mut object = result_with(1, 0).objects.remove(0);
-        object.outcome = Outcome::Unchanged;
+        object.outcome = Effect::Unchanged;
         object.health = Some(Health {
             status: HealthStatus::Degraded,
             message: "ProgressDeadlineExceeded".into(),
@@ -554,7 +554,7 @@ mod tests {
             stored
                 .objects
                 .iter()
-                .all(|o| matches!(o.outcome, Outcome::Failed(_)))
+                .all(|o| matches!(o.outcome, Effect::Failed(_)))
         );
         assert!(
             stored.notes[0].starts_with("20000 of 20003 changed objects are left out"),

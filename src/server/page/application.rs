@@ -102,7 +102,7 @@ pub fn render(page: &AppPage, filter: &ObjectFilter) -> String {
     ));
     main.push_str(&select(
         "outcome",
-        "Outcome",
+        "Effect",
         filter.outcome.as_deref(),
         &OUTCOME_CHOICES,
     ));
@@ -215,7 +215,7 @@ pub fn render(page: &AppPage, filter: &ObjectFilter) -> String {
         main.push_str(concat!(
             "<div class=\"wrap\"><table><thead><tr><th scope=\"col\">Started</th>",
             "<th scope=\"col\">Trigger</th><th scope=\"col\">Revision</th>",
-            "<th scope=\"col\">Duration</th><th scope=\"col\">Outcome</th>",
+            "<th scope=\"col\">Duration</th><th scope=\"col\">Effect</th>",
             "<th scope=\"col\">Health</th><th scope=\"col\">Error</th></tr></thead><tbody>\n"
         ));
         for run in &page.runs {
@@ -247,7 +247,7 @@ mod tests {
     use crate::manifest::{ObjectKey, Origin};
     use crate::server::status_page::AppStatus;
     use crate::sync::plan::{Action, Reason};
-    use crate::sync::result::{ObjectOutcome, Outcome, RunPhase, SyncResult, Timings};
+    use crate::sync::result::{Effect, ObjectOutcome, RunPhase, SyncResult, Timings};
     use crate::sync::status::RunRecord;
 
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -255,7 +255,7 @@ mod tests {
     fn object(
         kind: &str,
         name: &str,
-        outcome: Outcome,
+        outcome: Effect,
         health: HealthStatus,
         why: &str,
     ) -> ObjectOutcome {
@@ -329,14 +329,14 @@ mod tests {
             object(
                 "Deployment",
                 "web",
-                Outcome::Applied,
+                Effect::Applied,
                 HealthStatus::Progressing,
                 "0 of 2 updated replicas available",
             ),
             object(
                 "ConfigMap",
                 "settings",
-                Outcome::Failed("forbidden".into()),
+                Effect::Failed("forbidden".into()),
                 HealthStatus::Healthy,
                 "",
             ),
@@ -362,14 +362,14 @@ mod tests {
             object(
                 "Deployment",
                 "web",
-                Outcome::Applied,
+                Effect::Applied,
                 HealthStatus::Degraded,
                 "crash loop",
             ),
             object(
                 "ConfigMap",
                 "settings",
-                Outcome::Unchanged,
+                Effect::Unchanged,
                 HealthStatus::Healthy,
                 "",
             ),
@@ -404,7 +404,7 @@ mod tests {
                 let mut o = object(
                     "ConfigMap",
                     &format!("config-{i:05}"),
-                    Outcome::Applied,
+                    Effect::Applied,
                     HealthStatus::Healthy,
                     "",
                 );

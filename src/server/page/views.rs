@@ -11,7 +11,7 @@ use super::store::AppDetail;
 use crate::release::bump::MergeState;
 use crate::server::status_page::{AppStatus, PendingPr, StatusSnapshot};
 use crate::sync::plan::Action;
-use crate::sync::result::{ObjectOutcome, Outcome, SyncResult};
+use crate::sync::result::{Effect, ObjectOutcome, SyncResult};
 use crate::sync::status::RunRecord;
 
 /// Objects written, unchanged, pruned and failed in the last run.
@@ -225,11 +225,11 @@ pub struct ObjectView {
 impl ObjectView {
     pub fn new(object: &ObjectOutcome, revision: Option<&str>, links: &RepoLinks) -> ObjectView {
         let (outcome, detail) = match &object.outcome {
-            Outcome::Applied => (applied_word(object.action), None),
-            Outcome::Unchanged => ("unchanged", None),
-            Outcome::Held(why) => ("held", Some(why.clone())),
-            Outcome::Failed(why) => ("failed", Some(why.clone())),
-            Outcome::NotAttempted(why) => ("not attempted", Some(why.clone())),
+            Effect::Applied => (applied_word(object.action), None),
+            Effect::Unchanged => ("unchanged", None),
+            Effect::Held(why) => ("held", Some(why.clone())),
+            Effect::Failed(why) => ("failed", Some(why.clone())),
+            Effect::NotAttempted(why) => ("not attempted", Some(why.clone())),
         };
         ObjectView {
             kind: object.key.kind.clone(),
