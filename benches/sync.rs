@@ -39,6 +39,9 @@ use serde_json::{Value, json};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(real::MEASURE_FLAG) {
+        real::run_measured(&args[1..]);
+    }
     if args.first().map(String::as_str) == Some("--serve-kubesim") {
         let latency = args
             .get(2)

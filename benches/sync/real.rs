@@ -534,40 +534,69 @@ impl Bench {
     }
 }
 
-/// Runs `command` to its end; its output and its peak resident memory (KiB),
-/// read from the kernel's accounting of the reaped child.
+/// The argument that makes this benchmark binary a launcher: it runs the
+/// rest of its arguments as a command and writes that command's peak RSS.
+pub const MEASURE_FLAG: &str = "--run-measured";
+
+/// Runs `command` to its end; its output and its peak resident memory (KiB).
+///
+/// The command is started through this benchmark binary, freshly executed
+/// as a small launcher, rather than straight from here: Linux counts the
+/// memory of the process a child was forked from in the child's peak
+/// (`exec` keeps the larger of the old and the new high-water mark), so a
+/// child forked from this benchmark — which holds thousands of objects —
+/// would report the benchmark's size, not relbot's.
+fn run_with_peak_rss(command: Command) -> (std::process::Output, i64) {
+    let peak_file = tempfile::NamedTempFile::new().expect("temp file");
+    let mut launcher = Command::new(std::env::current_exe().expect("own path"));
+    launcher
+        .arg(MEASURE_FLAG)
+        .arg(peak_file.path())
+        .arg(command.get_program())
+        .args(command.get_args())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => launcher.env(key, value),
+            None => launcher.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        launcher.current_dir(dir);
+    }
+    let output = launcher.output().expect("run relbot through the launcher");
+    let peak_kib = std::fs::read_to_string(peak_file.path())
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .expect("the launcher wrote the peak RSS");
+    (output, peak_kib)
+}
+
+/// The launcher's side of [`run_with_peak_rss`]: `args` is the file for
+/// the figure, then the command. Exits with the command's exit code.
 // The child is reaped by wait4 below (std's wait cannot return its rusage).
 #[allow(clippy::zombie_processes)]
-fn run_with_peak_rss(mut command: Command) -> (std::process::Output, i64) {
-    let mut child = command.spawn().expect("run relbot");
+pub fn run_measured(args: &[String]) -> ! {
+    let [peak_file, program, rest @ ..] = args else {
+        panic!("{MEASURE_FLAG} FILE PROGRAM [ARGS..]");
+    };
+    let child = Command::new(program)
+        .args(rest)
+        .spawn()
+        .expect("run the measured command");
     let pid = child.id() as libc::pid_t;
-    // Read the pipes on threads so a full pipe cannot stall the child.
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stdout, &mut buf);
-        buf
-    });
-    let err = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stderr, &mut buf);
-        buf
-    });
     let mut status = 0;
     // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: `pid` is our own child, reaped here once (std's Child is not
     // waited on afterwards), and both out-pointers are valid.
     let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid, "wait4 on relbot");
-    let status = std::os::unix::process::ExitStatusExt::from_raw(status);
-    let output = std::process::Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    };
-    (output, usage.ru_maxrss)
+    assert_eq!(reaped, pid, "wait4 on the measured command");
+    std::fs::write(peak_file, usage.ru_maxrss.to_string()).expect("write the peak RSS");
+    let status: std::process::ExitStatus = std::os::unix::process::ExitStatusExt::from_raw(status);
+    std::process::exit(status.code().unwrap_or(1))
 }
 
 /// `n` objects: per 10, 8 ConfigMaps, a Service and a Deployment (1 replica)
