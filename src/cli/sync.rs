@@ -10,9 +10,8 @@ use relbot::config::LoadedConfig;
 use relbot::progress::ProgressEvent;
 use relbot::sync::change_set::ChangeSet;
 use relbot::sync::engine::{self, DesiredApplication, PlanTarget, ResourceManager};
-use relbot::sync::plan::Plan;
 use relbot::sync::report::{PlanDocument, Style, plans_exit_code, render_plans};
-use relbot::sync::result::{ResultDocument, SyncResult, render_result, results_exit_code};
+use relbot::sync::result::{ResultDocument, render_result, results_exit_code};
 use relbot::sync::settings::RunSettings;
 use relbot::sync::status;
 use serde::Serialize;
@@ -280,17 +279,7 @@ pub fn run_sync(global: &GlobalArgs, args: SyncArgs) -> Outcome {
             Ok(m) => m,
             Err(e) => return fail(format!("{e}; nothing was changed")),
         };
-        let changes = manager
-            .run_all(
-                &desired.applications,
-                desired.revision.as_deref(),
-                &settings,
-            )
-            .await;
-        let results: Vec<SyncResult> = changes
-            .into_iter()
-            .filter_map(ChangeSet::into_result)
-            .collect();
+        let results = run_engine(&manager, &desired, &settings, ChangeSet::into_result).await;
         finish(shown);
         let code = results_exit_code(&results);
         match args.output {
@@ -309,6 +298,22 @@ pub fn run_sync(global: &GlobalArgs, args: SyncArgs) -> Outcome {
         }
         outcome_of(code)
     })
+}
+
+/// Every application through the engine, keeping what `pick` takes of each
+/// change set: a plan for a dry-run, a result for a sync.
+async fn run_engine<T>(
+    manager: &ResourceManager,
+    desired: &Desired,
+    settings: &RunSettings,
+    pick: fn(ChangeSet) -> Option<T>,
+) -> Vec<T> {
+    manager
+        .run_all(&desired.applications, desired.revision.as_deref(), settings)
+        .await
+        .into_iter()
+        .filter_map(pick)
+        .collect()
 }
 
 pub fn run_diff(global: &GlobalArgs, mut args: DiffArgs) -> Outcome {
@@ -352,17 +357,7 @@ fn run_plan(global: &GlobalArgs, args: &SyncArgs) -> Outcome {
             Ok(m) => m,
             Err(e) => return fail(e),
         };
-        let changes = manager
-            .run_all(
-                &desired.applications,
-                desired.revision.as_deref(),
-                &settings,
-            )
-            .await;
-        let plans: Vec<Plan> = changes
-            .into_iter()
-            .filter_map(ChangeSet::into_plan)
-            .collect();
+        let plans = run_engine(&manager, &desired, &settings, ChangeSet::into_plan).await;
         finish(shown);
         match args.output {
             OutputFormat::Text => print!("{}", render_plans(&plans, style, global.verbose > 0)),

@@ -28,3 +28,6 @@ pub mod webhook;
 pub use metrics::Metrics;
 pub use queue::{Executor, LeaderState, RunContext, RunError, UpdateQueue};
 pub use trigger::{AppSelector, PolicySelector, PrSelector, Selector, SyncRequest, Trigger, Work};
+
+#[cfg(test)]
+mod fixture;
