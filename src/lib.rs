@@ -1,6 +1,6 @@
 //! relbot: one service that keeps a Kubernetes cluster equal to a git
 //! repository (the reconciler) and keeps that repository's image versions
-//! current (the release bot), with a single-update guard between them.
+//! current (the release bot), with one update queue between them.
 //!
 //! Data flows one way: source → render → plan → apply → report. Modules
 //! depend downwards only: `server` → (`sync`, `release`) → `source` →

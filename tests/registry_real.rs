@@ -205,7 +205,7 @@ async fn registry_real_htpasswd_basic_auth() {
     );
 
     // From the environment, as a deployment would set it.
-    let key = relbot::release::registry::auth::env_key(&registry.host);
+    let key = relbot::release::registry::credentials::env_key(&registry.host);
     let env = vec![
         (
             format!("RELBOT_REGISTRY_{key}_USERNAME"),

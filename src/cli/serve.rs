@@ -1,5 +1,5 @@
 //! `relbot serve`: the long-running service (webhooks, schedules, the
-//! single-update guard, `/metrics`, the status page). The wiring lives in
+//! update queue, `/metrics`, the status page). The wiring lives in
 //! [`relbot::server::app`]; this file only turns arguments into options.
 
 use std::net::SocketAddr;

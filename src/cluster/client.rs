@@ -466,19 +466,8 @@ impl ReadOnlyCluster {
         name: &str,
     ) -> Result<Option<Value>, ApiFailure> {
         self.count_read(1);
-        let request = Request::new(kind.collection_path(namespace))
-            .get(name, &Default::default())
-            .map_err(request_error)?;
-        match self
-            .client
-            .request::<Value>(request)
-            .await
-            .map_err(ApiFailure::from_kube)
-        {
-            Ok(object) => Ok(Some(object)),
-            Err(failure) if failure.is_not_found() => Ok(None),
-            Err(failure) => Err(failure),
-        }
+        let request = Request::new(kind.collection_path(namespace)).get(name, &Default::default());
+        absent_is_none(self.send(request).await)
     }
 
     /// Server-side apply with `dryRun=All` and strict field validation:
@@ -491,13 +480,9 @@ impl ReadOnlyCluster {
         body: &Value,
     ) -> Result<Value, ApiFailure> {
         self.counters.dry_runs.fetch_add(1, Ordering::Relaxed);
-        let params = PatchParams {
-            dry_run: true,
-            force: true,
-            field_manager: Some(FIELD_MANAGER.into()),
-            field_validation: Some(ValidationDirective::Strict),
-        };
-        self.patch(kind, namespace, name, body, &params).await
+        let patch = Patch::Apply(body);
+        self.patch(kind, namespace, name, &patch, &apply_params(true))
+            .await
     }
 
     /// A create with `dryRun=All` (hooks are created anew each run, so
@@ -509,11 +494,7 @@ impl ReadOnlyCluster {
         body: &Value,
     ) -> Result<Value, ApiFailure> {
         self.counters.dry_runs.fetch_add(1, Ordering::Relaxed);
-        let params = PostParams {
-            dry_run: true,
-            field_manager: Some(FIELD_MANAGER.into()),
-        };
-        self.post(kind, namespace, body, &params).await
+        self.post(kind, namespace, body, &post_params(true)).await
     }
 
     async fn post(
@@ -523,18 +504,9 @@ impl ReadOnlyCluster {
         body: &Value,
         params: &PostParams,
     ) -> Result<Value, ApiFailure> {
-        let data = serde_json::to_vec(body).map_err(|e| ApiFailure {
-            code: 0,
-            reason: "BadRequest".into(),
-            message: e.to_string(),
-        })?;
-        let request = Request::new(kind.collection_path(namespace))
-            .create(params, data)
-            .map_err(request_error)?;
-        self.client
-            .request::<Value>(request)
+        let data = serde_json::to_vec(body).map_err(|e| bad_request(e.to_string()))?;
+        self.send(Request::new(kind.collection_path(namespace)).create(params, data))
             .await
-            .map_err(ApiFailure::from_kube)
     }
 
     async fn patch(
@@ -542,12 +514,20 @@ impl ReadOnlyCluster {
         kind: &ResolvedKind,
         namespace: Option<&str>,
         name: &str,
-        body: &Value,
+        patch: &Patch<&Value>,
         params: &PatchParams,
     ) -> Result<Value, ApiFailure> {
-        let request = Request::new(kind.collection_path(namespace))
-            .patch(name, params, &Patch::Apply(body))
-            .map_err(request_error)?;
+        self.send(Request::new(kind.collection_path(namespace)).patch(name, params, patch))
+            .await
+    }
+
+    /// Sends a request built for one object; a request that could not be
+    /// built is the caller's bad request, not the server's answer.
+    async fn send(
+        &self,
+        request: Result<http::Request<Vec<u8>>, kube::core::request::Error>,
+    ) -> Result<Value, ApiFailure> {
+        let request = request.map_err(request_error)?;
         self.client
             .request::<Value>(request)
             .await
@@ -556,10 +536,40 @@ impl ReadOnlyCluster {
 }
 
 fn request_error(e: kube::core::request::Error) -> ApiFailure {
+    bad_request(e.to_string())
+}
+
+fn bad_request(message: String) -> ApiFailure {
     ApiFailure {
         code: 0,
         reason: "BadRequest".into(),
-        message: e.to_string(),
+        message,
+    }
+}
+
+/// An object that is not there reads as `None` (a get) or as done (a delete).
+fn absent_is_none(result: Result<Value, ApiFailure>) -> Result<Option<Value>, ApiFailure> {
+    match result {
+        Ok(object) => Ok(Some(object)),
+        Err(failure) if failure.is_not_found() => Ok(None),
+        Err(failure) => Err(failure),
+    }
+}
+
+/// Server-side apply as `relbot`, forced, strictly validated.
+fn apply_params(dry_run: bool) -> PatchParams {
+    PatchParams {
+        dry_run,
+        force: true,
+        field_manager: Some(FIELD_MANAGER.into()),
+        field_validation: Some(ValidationDirective::Strict),
+    }
+}
+
+fn post_params(dry_run: bool) -> PostParams {
+    PostParams {
+        dry_run,
+        field_manager: Some(FIELD_MANAGER.into()),
     }
 }
 
@@ -590,13 +600,10 @@ impl Cluster {
         body: &Value,
     ) -> Result<Value, ApiFailure> {
         self.read.counters.writes.fetch_add(1, Ordering::Relaxed);
-        let params = PatchParams {
-            dry_run: false,
-            force: true,
-            field_manager: Some(FIELD_MANAGER.into()),
-            field_validation: Some(ValidationDirective::Strict),
-        };
-        self.read.patch(kind, namespace, name, body, &params).await
+        let patch = Patch::Apply(body);
+        self.read
+            .patch(kind, namespace, name, &patch, &apply_params(false))
+            .await
     }
 
     /// Creates an object the server names (`generateName`, which an apply
@@ -608,11 +615,9 @@ impl Cluster {
         body: &Value,
     ) -> Result<Value, ApiFailure> {
         self.read.counters.writes.fetch_add(1, Ordering::Relaxed);
-        let params = PostParams {
-            dry_run: false,
-            field_manager: Some(FIELD_MANAGER.into()),
-        };
-        self.read.post(kind, namespace, body, &params).await
+        self.read
+            .post(kind, namespace, body, &post_params(false))
+            .await
     }
 
     /// A JSON merge patch: for relbot's own bookkeeping on objects it does
@@ -629,14 +634,10 @@ impl Cluster {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PatchParams::default()
         };
-        let request = Request::new(kind.collection_path(namespace))
-            .patch(name, &params, &Patch::Merge(body))
-            .map_err(request_error)?;
+        let patch = Patch::Merge(body);
         self.read
-            .client
-            .request::<Value>(request)
+            .patch(kind, namespace, name, &patch, &params)
             .await
-            .map_err(ApiFailure::from_kube)
     }
 
     /// Deletes exactly the object with this uid (a re-created namesake is
@@ -656,20 +657,8 @@ impl Cluster {
                 resource_version: None,
             });
         }
-        let request = Request::new(kind.collection_path(namespace))
-            .delete(name, &params)
-            .map_err(request_error)?;
-        match self
-            .read
-            .client
-            .request::<Value>(request)
-            .await
-            .map_err(ApiFailure::from_kube)
-        {
-            Ok(_) => Ok(()),
-            Err(failure) if failure.is_not_found() => Ok(()),
-            Err(failure) => Err(failure),
-        }
+        let request = Request::new(kind.collection_path(namespace)).delete(name, &params);
+        absent_is_none(self.read.send(request).await).map(|_| ())
     }
 }
 

@@ -24,7 +24,8 @@ mod commits;
 pub use commits::{Bump, MessageBump, classify_message, parse_tag_version};
 
 use crate::revision::short_revision;
-use crate::source::git::{AuthAttempt, GitCredentials, GitError, classify_remote_error};
+use crate::source::git::push::{PushError, push_refspec};
+use crate::source::git::{GitCredentials, GitError};
 
 /// How `relbot tag` behaves.
 #[derive(Debug, Clone)]
@@ -567,35 +568,20 @@ fn push_tag(
         .or_else(|| remote.url().ok())
         .unwrap_or(remote_name)
         .to_string();
-    let auth = AuthAttempt::default();
-    let rejection = std::cell::RefCell::new(None::<String>);
-    let mut callbacks = credentials.remote_callbacks(&auth);
-    callbacks.push_update_reference(|_refname, status| {
-        if let Some(status) = status {
-            *rejection.borrow_mut() = Some(status.to_string());
-        }
-        Ok(())
-    });
-    let mut push_options = git2::PushOptions::new();
-    push_options.remote_callbacks(callbacks);
     let refspec = format!("refs/tags/{tag}:refs/tags/{tag}");
     let display_remote = format!("{remote_name} ({})", crate::redact::redact_userinfo(&url));
-    remote
-        .push(&[refspec.as_str()], Some(&mut push_options))
-        .map_err(|e| TagError::Push {
-            tag: tag.to_string(),
-            remote: display_remote.clone(),
-            source: classify_remote_error(&e, "push to", &url, &auth, credentials),
-        })?;
-    drop(push_options);
-    if let Some(reason) = rejection.into_inner() {
-        return Err(TagError::PushRejected {
+    push_refspec(&mut remote, &url, &refspec, credentials).map_err(|e| match e {
+        PushError::Remote(source) => TagError::Push {
             tag: tag.to_string(),
             remote: display_remote,
-            reason: credentials.redact(&reason),
-        });
-    }
-    Ok(())
+            source,
+        },
+        PushError::Rejected { status, .. } => TagError::PushRejected {
+            tag: tag.to_string(),
+            remote: display_remote,
+            reason: status,
+        },
+    })
 }
 
 /// Plans, and unless `dry_run`, creates (and pushes) the tag.

@@ -6,8 +6,8 @@ use axum::routing::get;
 use chrono::Utc;
 use serde::Serialize;
 
-use super::guard::{LeaderState, RunSummary};
 use super::http::AppState;
+use super::queue::{LeaderState, RunSummary};
 use super::status_page::StatusSnapshot;
 
 /// What `GET /api/status` answers (and `relbot status --server` prints).

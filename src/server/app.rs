@@ -17,11 +17,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::api;
-use super::guard::{LeaderState, UpdateQueue};
 use super::http::{self, AppState, HttpSettings, Readiness};
 use super::lease::{ElectorHandle, LeaseElector, LeaseSettings};
 use super::metrics::Metrics;
 use super::page::links::RepoLinks;
+use super::queue::{LeaderState, UpdateQueue};
 pub use super::reconciler::{READY_DISCOVERY, READY_FETCH};
 use super::reconciler::{Reconciler, git_source};
 use super::reload;

@@ -16,9 +16,9 @@ use axum::routing::{get, post};
 use futures::StreamExt;
 use tokio::sync::watch;
 
-use super::guard::{LeaderState, UpdateQueue};
 use super::metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics, webhook_event_label};
 use super::page::store::PageStore;
+use super::queue::{LeaderState, UpdateQueue};
 use super::status_page::StatusSnapshot;
 use super::trigger::Trigger;
 use super::webhook::{

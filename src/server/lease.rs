@@ -23,8 +23,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::guard::LeaderState;
 use super::metrics::Metrics;
+use super::queue::LeaderState;
 
 /// Where the Lease lives and how it is held.
 #[derive(Debug, Clone, PartialEq, Eq)]

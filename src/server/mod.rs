@@ -1,4 +1,4 @@
-//! `relbot serve`: webhooks, schedules, the single-update guard, HTTP and metrics.
+//! `relbot serve`: webhooks, schedules, the update queue, HTTP and metrics.
 //!
 //! The pieces are independent of the reconciler and the bump engine: work is
 //! described by [`Trigger`]s, merged into [`Work`] by the [`UpdateQueue`], and
@@ -9,13 +9,13 @@ pub mod api;
 pub mod app;
 pub mod bump;
 pub mod commit_status;
-pub mod guard;
 pub mod http;
 pub mod lease;
 pub mod metrics;
 pub mod observed;
 pub mod page;
 pub mod page_routes;
+pub mod queue;
 pub mod reconciler;
 pub mod reload;
 pub mod schedule;
@@ -25,6 +25,9 @@ pub mod status_page;
 pub mod trigger;
 pub mod webhook;
 
-pub use guard::{Executor, LeaderState, RunContext, RunError, UpdateQueue};
 pub use metrics::Metrics;
+pub use queue::{Executor, LeaderState, RunContext, RunError, UpdateQueue};
 pub use trigger::{AppSelector, PolicySelector, PrSelector, Selector, SyncRequest, Trigger, Work};
+
+#[cfg(test)]
+mod fixture;

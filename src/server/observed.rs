@@ -47,35 +47,8 @@ pub fn observation(result: &SyncResult) -> AppObservation {
 mod tests {
     use super::*;
     use crate::cluster::client::RequestCounts;
-    use crate::cluster::health::Health;
-    use crate::manifest::ObjectKey;
-    use crate::sync::plan::{Action, Reason};
-    use crate::sync::result::{Effect, ObjectOutcome, RunPhase, Timings};
-
-    fn object(kind: &str, name: &str, status: HealthStatus, message: &str) -> ObjectOutcome {
-        ObjectOutcome {
-            key: ObjectKey {
-                group: if kind == "Deployment" {
-                    "apps".into()
-                } else {
-                    String::new()
-                },
-                kind: kind.into(),
-                namespace: Some("shop".into()),
-                name: name.into(),
-            },
-            api_version: "v1".into(),
-            origin: None,
-            action: Action::Unchanged,
-            reason: Reason::InSync,
-            outcome: Effect::Unchanged,
-            diff: None,
-            health: Some(Health {
-                status,
-                message: message.into(),
-            }),
-        }
-    }
+    use crate::server::fixture::object;
+    use crate::sync::result::{Effect, RunPhase, Timings};
 
     #[test]
     fn the_unhealthy_objects_are_named_with_their_reasons_worst_first_and_no_secrets() {
@@ -89,15 +62,34 @@ mod tests {
             health_since: None,
             hooks: Vec::new(),
             objects: vec![
-                object("ConfigMap", "settings", HealthStatus::Healthy, ""),
-                object("Pod", "worker", HealthStatus::Progressing, "starting"),
+                object(
+                    "ConfigMap",
+                    "settings",
+                    Effect::Unchanged,
+                    HealthStatus::Healthy,
+                    "",
+                ),
+                object(
+                    "Pod",
+                    "worker",
+                    Effect::Unchanged,
+                    HealthStatus::Progressing,
+                    "starting",
+                ),
                 object(
                     "Deployment",
                     "web",
+                    Effect::Unchanged,
                     HealthStatus::Degraded,
                     "ProgressDeadlineExceeded",
                 ),
-                object("Secret", "token", HealthStatus::Degraded, "s3cr3t"),
+                object(
+                    "Secret",
+                    "token",
+                    Effect::Unchanged,
+                    HealthStatus::Degraded,
+                    "s3cr3t",
+                ),
             ],
             errors: vec![],
             notes: vec![],

@@ -9,9 +9,9 @@ use tokio::sync::watch;
 
 use super::announce::Announcer;
 use super::bump;
-use super::guard::{Executor, RunContext, RunError};
 use super::http::AppState;
 use super::page::links::RepoLinks;
+use super::queue::{Executor, RunContext, RunError};
 use super::shard::mailbox::Address;
 use super::shard::route::Sharding;
 use super::status_page::AppStatus;

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::guard::UpdateQueue;
+use super::queue::UpdateQueue;
 use super::trigger::{Selector, Trigger};
 use crate::config::CronSchedule;
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::guard::{DrainReport, UpdateQueue};
 use super::lease::ElectorHandle;
+use super::queue::{DrainReport, UpdateQueue};
 
 /// Everything must be done by then (Kubernetes sends SIGKILL at 30 s).
 pub const DRAIN_DEADLINE: Duration = Duration::from_secs(25);
@@ -108,8 +108,8 @@ pub async fn drain(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::guard::{Executor, LeaderState, RunContext, RunError};
     use crate::server::metrics::Metrics;
+    use crate::server::queue::{Executor, LeaderState, RunContext, RunError};
     use crate::server::trigger::{PolicySelector, PrSelector, SyncRequest, Trigger};
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};

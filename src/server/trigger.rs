@@ -63,7 +63,7 @@ impl<T: Ord + fmt::Display> fmt::Display for Selector<T> {
 }
 
 /// One request for work. Triggers never run directly: they go through the
-/// [`UpdateQueue`](super::guard::UpdateQueue), which merges them.
+/// [`UpdateQueue`](super::queue::UpdateQueue), which merges them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
     /// Make these applications match git at `revision` (None: the branch head).

@@ -30,6 +30,8 @@ use sha2::{Digest, Sha256};
 use crate::config::RepoConfig;
 use crate::redact::redact_userinfo;
 
+pub mod push;
+
 /// The user name offered with a token over http(s), as GitHub expects.
 pub const TOKEN_USER: &str = "x-access-token";
 

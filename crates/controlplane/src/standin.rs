@@ -96,47 +96,13 @@ fn runs_to_completion(pod: &Pod) -> bool {
     owned_by_job || matches!(restart, Some("Never" | "OnFailure"))
 }
 
-/// What a kubelet reports once a run-to-completion Pod's containers exited:
-/// Succeeded (exit code 0), or Failed (exit code 1) when an image is failing.
-fn finished_status(pod: &Pod, failing: &[String]) -> Value {
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let spec = pod.spec.clone().unwrap_or_default();
-    let mut any_failing = false;
-    let containers: Vec<Value> = spec
-        .containers
-        .iter()
-        .map(|c| {
-            let image = c.image.clone().unwrap_or_default();
-            let fails = kubesim::image_fails(&image, failing);
-            any_failing |= fails;
-            let (code, reason) = if fails {
-                (1, "Error")
-            } else {
-                (0, "Completed")
-            };
-            json!({"name": c.name, "image": image, "imageID": "", "ready": false,
-                   "started": false, "restartCount": 0,
-                   "state": {"terminated": {"exitCode": code, "reason": reason,
-                       "startedAt": now, "finishedAt": now}}})
-        })
-        .collect();
-    let condition = |t: &str, status: &str| json!({"type": t, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
-    json!({"status": {
-        "phase": if any_failing { "Failed" } else { "Succeeded" },
-        "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
-        "startTime": now,
-        "conditions": [condition("PodScheduled", "True"), condition("Initialized", "True"),
-                       condition("ContainersReady", "False"), condition("Ready", "False")],
-        "containerStatuses": containers,
-    }})
-}
-
-/// The status a kubelet would report for `pod`: Running and Ready, or, when
-/// one of its images is failing, Pending with that container in ImagePullBackOff.
+/// The status a kubelet would report for `pod`. A long-running Pod: Running
+/// and Ready, or, when one of its images is failing, Pending with that
+/// container in ImagePullBackOff. A run-to-completion Pod once its
+/// containers exited: Succeeded (exit code 0), or Failed (exit code 1) when
+/// an image is failing.
 fn kubelet_status(pod: &Pod, failing: &[String]) -> Value {
-    if runs_to_completion(pod) {
-        return finished_status(pod, failing);
-    }
+    let finishes = runs_to_completion(pod);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let spec = pod.spec.clone().unwrap_or_default();
     let mut any_failing = false;
@@ -147,20 +113,34 @@ fn kubelet_status(pod: &Pod, failing: &[String]) -> Value {
             let image = c.image.clone().unwrap_or_default();
             let fails = kubesim::image_fails(&image, failing);
             any_failing |= fails;
-            let state = if fails {
-                json!({"waiting": {"reason": "ImagePullBackOff",
-                    "message": format!("Back-off pulling image \"{image}\"")}})
-            } else {
-                json!({"running": {"startedAt": now}})
+            let state = match (finishes, fails) {
+                (true, _) => {
+                    let (code, reason) = if fails {
+                        (1, "Error")
+                    } else {
+                        (0, "Completed")
+                    };
+                    json!({"terminated": {"exitCode": code, "reason": reason,
+                        "startedAt": now, "finishedAt": now}})
+                }
+                (false, true) => json!({"waiting": {"reason": "ImagePullBackOff",
+                    "message": format!("Back-off pulling image \"{image}\"")}}),
+                (false, false) => json!({"running": {"startedAt": now}}),
             };
-            json!({"name": c.name, "image": image, "imageID": "", "ready": !fails,
-                   "started": !fails, "restartCount": 0, "state": state})
+            let ready = !finishes && !fails;
+            json!({"name": c.name, "image": image, "imageID": "", "ready": ready,
+                   "started": ready, "restartCount": 0, "state": state})
         })
         .collect();
-    let ready = if any_failing { "False" } else { "True" };
+    let (phase, ready) = match (finishes, any_failing) {
+        (true, true) => ("Failed", "False"),
+        (true, false) => ("Succeeded", "False"),
+        (false, true) => ("Pending", "False"),
+        (false, false) => ("Running", "True"),
+    };
     let condition = |t: &str, status: &str| json!({"type": t, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
     json!({"status": {
-        "phase": if any_failing { "Pending" } else { "Running" },
+        "phase": phase,
         "hostIP": "127.0.0.1", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}],
         "startTime": now,
         "conditions": [condition("PodScheduled", "True"), condition("Initialized", "True"),

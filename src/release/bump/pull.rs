@@ -32,21 +32,7 @@ pub fn body(plan: &BumpPlan, summary: Option<&str>) -> String {
         out.push_str(&format!("\nPinned digest: `{digest}`\n"));
     }
     out.push_str("\n### Changed lines\n\n");
-    let lines: Vec<String> = plan
-        .files
-        .iter()
-        .flat_map(|file| {
-            file.changes.iter().map(move |change| {
-                format!(
-                    "- `{}:{}`: `{}` → `{}`\n",
-                    file.path,
-                    change.line,
-                    change.old.trim(),
-                    change.new.trim()
-                )
-            })
-        })
-        .collect();
+    let lines = changed_lines(plan);
     // Half the budget for the lines, the rest for the summary and marker.
     push_within(&mut out, &lines, BODY_BUDGET / 2, "changed lines");
     if let Some(summary) = summary {
@@ -146,8 +132,18 @@ pub fn revert_body(plan: &BumpPlan, why: &RevertReason<'_>) -> String {
         ));
     }
     out.push_str("\n### Changed lines\n\n");
-    let lines: Vec<String> = plan
-        .files
+    let lines = changed_lines(plan);
+    push_within(&mut out, &lines, BODY_BUDGET, "changed lines");
+    out.push_str(&format!(
+        "\n---\nOpened by relbot. Until a tag newer than `{failed}` appears, relbot proposes no version up to `{failed}` for this policy. Close this PR to keep `{failed}`.\n\n"
+    ));
+    out.push_str(&PrMarker::revert(&plan.policy, &plan.to, &plan.from.join(",")).render());
+    out
+}
+
+/// One list item per line the plan changes: `- `file:line`: `old` → `new``.
+fn changed_lines(plan: &BumpPlan) -> Vec<String> {
+    plan.files
         .iter()
         .flat_map(|file| {
             file.changes.iter().map(move |change| {
@@ -160,13 +156,7 @@ pub fn revert_body(plan: &BumpPlan, why: &RevertReason<'_>) -> String {
                 )
             })
         })
-        .collect();
-    push_within(&mut out, &lines, BODY_BUDGET, "changed lines");
-    out.push_str(&format!(
-        "\n---\nOpened by relbot. Until a tag newer than `{failed}` appears, relbot proposes no version up to `{failed}` for this policy. Close this PR to keep `{failed}`.\n\n"
-    ));
-    out.push_str(&PrMarker::revert(&plan.policy, &plan.to, &plan.from.join(",")).render());
-    out
+        .collect()
 }
 
 /// Appends `items` while `out` stays under `budget` bytes; the rest is

@@ -10,11 +10,12 @@
 
 use std::path::{Path, PathBuf};
 
-use git2::{Oid, PushOptions, Repository, Signature};
+use git2::{Oid, Repository, Signature};
 
 use super::{BumpError, BumpFile};
 use crate::config::{CommitAuthor, RepoConfig};
 use crate::redact::redact_userinfo;
+use crate::source::git::push::{PushError, push_refspec};
 use crate::source::git::{AuthAttempt, Checkout, GitCredentials, GitSource, classify_remote_error};
 
 /// Where remote `relbot/*` branches are fetched to in the working clone.
@@ -167,32 +168,21 @@ impl Workspace {
     /// Force-pushes `prepared.commit` to `refs/heads/<branch>`.
     pub fn push(&self, prepared: &PreparedBranch) -> Result<(), BumpError> {
         let repo = self.open()?;
-        let auth = AuthAttempt::default();
-        let rejected = std::cell::RefCell::new(None::<String>);
-        let mut callbacks = self.credentials.remote_callbacks(&auth);
-        callbacks.push_update_reference(|name, status| {
-            if let Some(status) = status {
-                *rejected.borrow_mut() = Some(format!("{name}: {status}"));
-            }
-            Ok(())
-        });
-        let mut options = PushOptions::new();
-        options.remote_callbacks(callbacks);
         let mut remote = repo
             .remote_anonymous(&self.url)
-            .map_err(|e| self.remote_err(&e, &auth, "push to"))?;
+            .map_err(|e| self.remote_err(&e, &AuthAttempt::default(), "push to"))?;
         let refspec = format!("+{}:refs/heads/{}", prepared.commit, prepared.branch);
-        remote
-            .push(&[refspec.as_str()], Some(&mut options))
-            .map_err(|e| self.remote_err(&e, &auth, "push to"))?;
-        drop(options);
-        if let Some(reason) = rejected.into_inner() {
-            return Err(BumpError::Workspace {
-                action: format!("pushing {} to {}", prepared.branch, self.display_url()),
-                detail: format!(
-                    "the server refused the update ({reason}); check branch protection for relbot/*"
-                ),
-            });
+        match push_refspec(&mut remote, &self.url, &refspec, &self.credentials) {
+            Ok(()) => {}
+            Err(PushError::Remote(e)) => return Err(BumpError::Git(e)),
+            Err(PushError::Rejected { refname, status }) => {
+                return Err(BumpError::Workspace {
+                    action: format!("pushing {} to {}", prepared.branch, self.display_url()),
+                    detail: format!(
+                        "the server refused the update ({refname}: {status}); check branch protection for relbot/*"
+                    ),
+                });
+            }
         }
         // Remember what the remote now holds, so the next run compares
         // against it without fetching first.

@@ -1,207 +1,19 @@
-//! Who we are to each registry: credentials per host, `WWW-Authenticate`
-//! challenges, and bearer tokens cached until they expire.
-//!
-//! Credentials come from (first match wins):
-//! 1. environment variables `RELBOT_REGISTRY_<HOST>_USERNAME` and
-//!    `RELBOT_REGISTRY_<HOST>_PASSWORD`, where `<HOST>` is the registry host
-//!    upper-cased with every character that is not a letter or digit turned
-//!    into `_` (`ghcr.io` → `GHCR_IO`, `registry.local:5000` →
-//!    `REGISTRY_LOCAL_5000`, Docker Hub → `DOCKER_IO`);
-//! 2. a docker `config.json` (`$DOCKER_CONFIG/config.json`, else
-//!    `~/.docker/config.json`): `auths.<host>.auth` (base64 `user:password`)
-//!    or `auths.<host>.username`/`password`; Docker Hub's key is
-//!    `https://index.docker.io/v1/`. Credential helpers (`credsStore`) are
-//!    not run.
-//!
-//! Nothing here ever prints a password or token: `Debug` is redacted.
+//! The token flow: reading a registry's `WWW-Authenticate` challenge, and
+//! the `Authorization` each request carries (basic credentials, or a bearer
+//! token fetched from the registry's token service and kept in
+//! [`AuthState`]). Nothing here ever logs a password or token.
 
 use std::collections::HashMap;
-use std::fmt;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use reqwest::header::{AUTHORIZATION, HeaderMap, WWW_AUTHENTICATE};
+use reqwest::{StatusCode, Url};
 
-use crate::image::normalise_registry;
-
-/// A username and password (or access token used as a password).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Credential {
-    pub username: String,
-    pub password: String,
-}
-
-impl fmt::Debug for Credential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credential")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
-    }
-}
-
-/// Credentials per registry host (normalised: Docker Hub is `docker.io`).
-/// Comparable, so a long-running process can tell rotated credentials from
-/// unchanged ones and keep its client (and token cache) only for the latter.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct RegistryCredentials {
-    /// From docker `config.json` and `insert`, keyed by normalised host.
-    by_host: HashMap<String, Credential>,
-    /// From `RELBOT_REGISTRY_<HOST>_*`, keyed by `<HOST>` (see [`env_key`]).
-    env_by_key: HashMap<String, Credential>,
-}
-
-impl fmt::Debug for RegistryCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut hosts: Vec<&String> = self.by_host.keys().chain(self.env_by_key.keys()).collect();
-        hosts.sort();
-        f.debug_struct("RegistryCredentials")
-            .field("hosts", &hosts)
-            .finish()
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialsError {
-    #[error(
-        "cannot read docker config {path}: {reason}; fix or remove the file, or set DOCKER_CONFIG to another directory"
-    )]
-    DockerConfig { path: PathBuf, reason: String },
-}
-
-impl RegistryCredentials {
-    /// No credentials: every registry is contacted anonymously.
-    pub fn anonymous() -> Self {
-        Self::default()
-    }
-
-    /// From this process's environment and docker `config.json`.
-    pub fn from_environment() -> Result<Self, CredentialsError> {
-        let docker_config = std::env::var_os("DOCKER_CONFIG")
-            .map(|dir| PathBuf::from(dir).join("config.json"))
-            .or_else(|| {
-                std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker/config.json"))
-            });
-        Self::from_sources(
-            std::env::vars(),
-            docker_config.as_deref().filter(|p| p.exists()),
-        )
-    }
-
-    /// From explicit sources (tests, or a mounted Secret path).
-    pub fn from_sources(
-        env: impl IntoIterator<Item = (String, String)>,
-        docker_config: Option<&Path>,
-    ) -> Result<Self, CredentialsError> {
-        let mut creds = Self::default();
-        if let Some(path) = docker_config {
-            creds.by_host = read_docker_config(path)?;
-        }
-        let env: HashMap<String, String> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-            .collect();
-        for (key, username) in &env {
-            let Some(host_key) = key
-                .strip_prefix(ENV_PREFIX)
-                .and_then(|k| k.strip_suffix("_USERNAME"))
-            else {
-                continue;
-            };
-            let Some(password) = env.get(&format!("{ENV_PREFIX}{host_key}_PASSWORD")) else {
-                continue;
-            };
-            creds.env_by_key.insert(
-                host_key.to_string(),
-                Credential {
-                    username: username.clone(),
-                    password: password.clone(),
-                },
-            );
-        }
-        Ok(creds)
-    }
-
-    /// Adds (or replaces) the credential for `host`.
-    pub fn insert(&mut self, host: &str, credential: Credential) {
-        self.by_host.insert(normalise_registry(host), credential);
-    }
-
-    /// The credential for a registry host, if any.
-    pub fn get(&self, host: &str) -> Option<&Credential> {
-        let host = normalise_registry(host);
-        self.env_by_key
-            .get(&env_key(&host))
-            .or_else(|| self.by_host.get(&host))
-    }
-}
-
-const ENV_PREFIX: &str = "RELBOT_REGISTRY_";
-
-/// `registry.local:5000` → `REGISTRY_LOCAL_5000`.
-pub fn env_key(host: &str) -> String {
-    normalise_registry(host)
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
-
-fn read_docker_config(path: &Path) -> Result<HashMap<String, Credential>, CredentialsError> {
-    let fail = |reason: String| CredentialsError::DockerConfig {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    let json: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| fail(format!("not JSON: {e}")))?;
-    let mut out = HashMap::new();
-    let Some(auths) = json.get("auths").and_then(|a| a.as_object()) else {
-        return Ok(out);
-    };
-    for (key, entry) in auths {
-        let credential = if let Some(auth) = entry
-            .get("auth")
-            .and_then(|a| a.as_str())
-            .filter(|a| !a.is_empty())
-        {
-            // Never echo the value itself: it is the password.
-            let decoded = STANDARD
-                .decode(auth.trim())
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or_else(|| {
-                    fail(format!("auths.{key:?}.auth is not base64 of user:password"))
-                })?;
-            let (username, password) = decoded.split_once(':').ok_or_else(|| {
-                fail(format!("auths.{key:?}.auth is not base64 of user:password"))
-            })?;
-            Credential {
-                username: username.to_string(),
-                password: password.to_string(),
-            }
-        } else {
-            match (
-                entry.get("username").and_then(|u| u.as_str()),
-                entry.get("password").and_then(|p| p.as_str()),
-            ) {
-                (Some(u), Some(p)) => Credential {
-                    username: u.to_string(),
-                    password: p.to_string(),
-                },
-                _ => continue,
-            }
-        };
-        out.insert(normalise_registry(key), credential);
-    }
-    Ok(out)
-}
+use super::credentials::{Credential, RegistryCredentials};
+use super::error::{RegistryError, unauthorized};
+use super::stats::{RegistryStats, bump};
+use super::token::{AuthState, HostAuth, TokenResponse};
+use crate::image::{self, ImageRef};
 
 /// One `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,90 +91,187 @@ fn parse_params(text: &str) -> HashMap<String, String> {
     out
 }
 
-/// A bearer token; `Debug` never shows it.
-#[derive(Clone)]
-pub struct Token {
-    pub value: String,
-    pub expires_at: Instant,
+/// One request as authentication sees it.
+pub struct Target<'a> {
+    pub image: &'a ImageRef,
+    /// `scheme://host[:port]`, the key of what is learnt.
+    pub origin: &'a str,
+    /// `host[:port]`, the key of credentials.
+    pub host: &'a str,
+    /// `repository:<name>:pull`.
+    pub scope: &'a str,
 }
 
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Token")
-            .field("value", &"<redacted>")
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
+/// Borrows what the client owns to authenticate its requests.
+pub struct Authenticator<'a> {
+    pub http: &'a reqwest::Client,
+    pub credentials: &'a RegistryCredentials,
+    pub state: &'a AuthState,
+    pub stats: &'a RegistryStats,
 }
 
-/// Tokens keyed by (realm, service, scope), kept until shortly before
-/// `expires_in` runs out.
-#[derive(Debug, Default)]
-pub struct TokenCache {
-    tokens: HashMap<(String, String, String), Token>,
-}
-
-/// The distribution spec's default when a token response has no `expires_in`.
-pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
-
-impl TokenCache {
-    pub fn get(&self, realm: &str, service: &str, scope: &str, now: Instant) -> Option<&Token> {
-        self.tokens
-            .get(&(realm.to_string(), service.to_string(), scope.to_string()))
-            .filter(|t| t.expires_at > now)
+impl Authenticator<'_> {
+    /// The `Authorization` value for a request, if this origin needs one:
+    /// basic credentials, or a cached (else freshly fetched) bearer token.
+    pub async fn authorization(
+        &self,
+        target: &Target<'_>,
+    ) -> Result<Option<String>, RegistryError> {
+        let (host_auth, scope) = self.state.scheme_and_scope(target.origin, target.scope);
+        let scope = scope.as_str();
+        match host_auth {
+            None => Ok(None),
+            Some(HostAuth::Basic) => match self.credentials.get(target.host) {
+                Some(c) => Ok(Some(basic_value(c))),
+                None => Err(unauthorized(
+                    target.image,
+                    target.host,
+                    "the registry asks for a username and password",
+                )),
+            },
+            Some(HostAuth::Bearer { realm, service }) => {
+                let cached = self.state.token(&realm, &service, scope, Instant::now());
+                let token = match cached {
+                    Some(token) => token,
+                    None => self.fetch_token(target, &realm, &service, scope).await?,
+                };
+                Ok(Some(format!("Bearer {token}")))
+            }
+        }
     }
 
-    /// Drops a token the registry refused.
-    pub fn forget(&mut self, value: &str) {
-        self.tokens.retain(|_, token| token.value != value);
+    /// Learns from a 401's `WWW-Authenticate` how `target`'s origin wants to
+    /// be authenticated.
+    pub fn learn_challenge(
+        &self,
+        target: &Target<'_>,
+        headers: &HeaderMap,
+    ) -> Result<(), RegistryError> {
+        let challenges: Vec<Challenge> = headers
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(parse_challenge)
+            .collect();
+        // Prefer bearer: it is what Docker Hub, GHCR and Quay speak.
+        let chosen = challenges
+            .iter()
+            .find(|c| matches!(c, Challenge::Bearer { .. }))
+            .or_else(|| challenges.first())
+            .cloned();
+        match chosen {
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope: challenge_scope,
+            }) => {
+                // The registry names the scope it wants; ask for exactly that from now on.
+                self.state.learn_bearer(
+                    target.origin,
+                    realm,
+                    service.unwrap_or_default(),
+                    target.scope,
+                    challenge_scope,
+                );
+                Ok(())
+            }
+            Some(Challenge::Basic) => {
+                if self.credentials.get(target.host).is_none() {
+                    return Err(unauthorized(
+                        target.image,
+                        target.host,
+                        "the registry asks for a username and password",
+                    ));
+                }
+                self.state.learn_basic(target.origin);
+                Ok(())
+            }
+            None => Err(unauthorized(
+                target.image,
+                target.host,
+                "401 without a usable WWW-Authenticate challenge",
+            )),
+        }
     }
 
-    /// Stores a token that the server said lives `lifetime`; we stop using it a
-    /// little early (10 %, at most 30 s) so a request never races its expiry.
-    pub fn insert(
-        &mut self,
+    async fn fetch_token(
+        &self,
+        target: &Target<'_>,
         realm: &str,
         service: &str,
         scope: &str,
-        value: String,
-        lifetime: Duration,
-        now: Instant,
-    ) {
-        let margin = (lifetime / 10).min(Duration::from_secs(30));
-        let token = Token {
-            value,
-            expires_at: now + lifetime.saturating_sub(margin),
+    ) -> Result<String, RegistryError> {
+        let host = target.host;
+        let token_error = |reason: String| RegistryError::Token {
+            image: target.image.name(),
+            host: host.to_string(),
+            realm: realm.to_string(),
+            reason,
         };
-        self.tokens.insert(
-            (realm.to_string(), service.to_string(), scope.to_string()),
-            token,
+        let mut url =
+            Url::parse(realm).map_err(|e| token_error(format!("an invalid realm URL ({e})")))?;
+        let credential = self.credentials.get(host);
+        let realm_host = url.host_str().unwrap_or_default().to_string();
+        if credential.is_some() && url.scheme() != "https" && !image::is_loopback(&realm_host) {
+            return Err(token_error(
+                "a plain-http realm; refusing to send credentials there".into(),
+            ));
+        }
+        {
+            let mut query = url.query_pairs_mut();
+            if !service.is_empty() {
+                query.append_pair("service", service);
+            }
+            query.append_pair("scope", scope);
+        }
+        let mut builder = self.http.get(url.clone());
+        if let Some(c) = credential {
+            builder = builder.header(AUTHORIZATION, basic_value(c));
+        }
+        bump(&self.stats.token_requests);
+        let response = builder
+            .send()
+            .await
+            .map_err(|source| RegistryError::Transport {
+                url: realm.to_string(),
+                source,
+            })?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(unauthorized(
+                target.image,
+                host,
+                &format!("token service {realm} answered HTTP {}", status.as_u16()),
+            ));
+        }
+        if !status.is_success() {
+            return Err(token_error(format!("HTTP {}", status.as_u16())));
+        }
+        let body: TokenResponse = response
+            .json()
+            .await
+            .map_err(|e| token_error(format!("a body that is not a token ({e})")))?;
+        let (token, lifetime) = body
+            .into_token()
+            .ok_or_else(|| token_error("no token in its answer".into()))?;
+        self.state.store_token(
+            realm,
+            service,
+            scope,
+            token.clone(),
+            lifetime,
+            Instant::now(),
         );
+        Ok(token)
     }
 }
 
-/// The token endpoint's answer; `token` or `access_token` (OAuth2 name).
-#[derive(Debug, serde::Deserialize)]
-pub struct TokenResponse {
-    #[serde(default)]
-    pub token: Option<String>,
-    #[serde(default)]
-    pub access_token: Option<String>,
-    #[serde(default)]
-    pub expires_in: Option<u64>,
-}
-
-impl TokenResponse {
-    pub fn into_token(self) -> Option<(String, Duration)> {
-        let value = self
-            .token
-            .filter(|t| !t.is_empty())
-            .or(self.access_token.filter(|t| !t.is_empty()))?;
-        let lifetime = self
-            .expires_in
-            .filter(|s| *s > 0)
-            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
-        Some((value, lifetime))
-    }
+fn basic_value(c: &Credential) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", c.username, c.password))
+    )
 }
 
 #[cfg(test)]
@@ -406,128 +315,6 @@ mod tests {
             parse_challenge("Bearer service=x"),
             None,
             "a bearer challenge needs a realm"
-        );
-    }
-
-    #[test]
-    fn env_keys_name_hosts() {
-        assert_eq!(env_key("ghcr.io"), "GHCR_IO");
-        assert_eq!(env_key("registry.local:5000"), "REGISTRY_LOCAL_5000");
-        assert_eq!(env_key("index.docker.io"), "DOCKER_IO");
-    }
-
-    #[test]
-    fn env_beats_docker_config_and_docker_hub_aliases_resolve() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.json");
-        let hub = STANDARD.encode("hubuser:hubpass");
-        std::fs::write(
-            &path,
-            format!(
-                r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{hub}"}},
-                "ghcr.io":{{"username":"gh","password":"ghpass"}},
-                "quay.io":{{}}}}, "credsStore":"desktop"}}"#
-            ),
-        )
-        .unwrap();
-        let env = vec![
-            (
-                "RELBOT_REGISTRY_GHCR_IO_USERNAME".to_string(),
-                "envuser".to_string(),
-            ),
-            (
-                "RELBOT_REGISTRY_GHCR_IO_PASSWORD".to_string(),
-                "envpass".to_string(),
-            ),
-            (
-                "RELBOT_REGISTRY_LONELY_USERNAME".to_string(),
-                "no-password".to_string(),
-            ),
-            ("UNRELATED".to_string(), "x".to_string()),
-        ];
-        let creds = RegistryCredentials::from_sources(env, Some(&path)).unwrap();
-        assert_eq!(
-            creds.get("registry-1.docker.io").unwrap().username,
-            "hubuser"
-        );
-        assert_eq!(creds.get("docker.io").unwrap().password, "hubpass");
-        assert_eq!(creds.get("ghcr.io").unwrap().username, "envuser");
-        assert!(creds.get("quay.io").is_none());
-        assert!(creds.get("lonely").is_none());
-    }
-
-    #[test]
-    fn debug_output_never_shows_secrets() {
-        let mut creds = RegistryCredentials::anonymous();
-        creds.insert(
-            "ghcr.io",
-            Credential {
-                username: "u".into(),
-                password: "hunter2".into(),
-            },
-        );
-        let shown = format!("{creds:?} {:?}", creds.get("ghcr.io").unwrap());
-        assert!(!shown.contains("hunter2"), "{shown}");
-        let token = Token {
-            value: "secret-token".into(),
-            expires_at: Instant::now(),
-        };
-        assert!(!format!("{token:?}").contains("secret-token"));
-    }
-
-    #[test]
-    fn bad_docker_config_names_the_file_not_the_secret() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.json");
-        std::fs::write(
-            &path,
-            r#"{"auths":{"ghcr.io":{"auth":"!!notbase64-supersecret"}}}"#,
-        )
-        .unwrap();
-        let e = RegistryCredentials::from_sources(Vec::new(), Some(&path))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("config.json") && e.contains("ghcr.io"), "{e}");
-        assert!(!e.contains("supersecret"), "{e}");
-    }
-
-    #[test]
-    fn tokens_expire_early_and_default_to_sixty_seconds() {
-        let now = Instant::now();
-        let mut cache = TokenCache::default();
-        cache.insert(
-            "r",
-            "s",
-            "repository:a:pull",
-            "t".into(),
-            Duration::from_secs(300),
-            now,
-        );
-        assert!(
-            cache
-                .get(
-                    "r",
-                    "s",
-                    "repository:a:pull",
-                    now + Duration::from_secs(269)
-                )
-                .is_some()
-        );
-        assert!(
-            cache
-                .get(
-                    "r",
-                    "s",
-                    "repository:a:pull",
-                    now + Duration::from_secs(271)
-                )
-                .is_none()
-        );
-        assert!(cache.get("r", "s", "repository:b:pull", now).is_none());
-        let resp: TokenResponse = serde_json::from_str(r#"{"access_token":"x"}"#).unwrap();
-        assert_eq!(
-            resp.into_token(),
-            Some(("x".into(), DEFAULT_TOKEN_LIFETIME))
         );
     }
 }

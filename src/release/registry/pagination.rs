@@ -4,6 +4,14 @@
 
 use reqwest::Url;
 
+/// A page of tags as last read, kept while the registry gives it an ETag.
+#[derive(Debug, Clone)]
+pub struct CachedPage {
+    pub etag: String,
+    pub tags: Vec<String>,
+    pub next: Option<Url>,
+}
+
 /// The `rel="next"` target of a `Link` header, resolved against `current`.
 pub fn next_link(header: &str, current: &Url) -> Option<Result<Url, String>> {
     for link in header.split(',') {

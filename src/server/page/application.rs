@@ -243,48 +243,13 @@ mod tests {
     use super::super::views::AppPage;
     use super::*;
     use crate::cluster::client::RequestCounts;
-    use crate::cluster::health::{Health, HealthStatus};
-    use crate::manifest::{ObjectKey, Origin};
+    use crate::cluster::health::HealthStatus;
+    use crate::server::fixture::object;
     use crate::server::status_page::AppStatus;
-    use crate::sync::plan::{Action, Reason};
     use crate::sync::result::{Effect, ObjectOutcome, RunPhase, SyncResult, Timings};
     use crate::sync::status::RunRecord;
 
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
-
-    fn object(
-        kind: &str,
-        name: &str,
-        outcome: Effect,
-        health: HealthStatus,
-        why: &str,
-    ) -> ObjectOutcome {
-        ObjectOutcome {
-            key: ObjectKey {
-                group: if kind == "Deployment" {
-                    "apps".into()
-                } else {
-                    String::new()
-                },
-                kind: kind.into(),
-                namespace: Some("shop".into()),
-                name: name.into(),
-            },
-            api_version: "v1".into(),
-            origin: Some(Origin {
-                file: "apps/shop/deploy.yaml".into(),
-                line: 12,
-            }),
-            action: Action::Update,
-            reason: Reason::Drift,
-            outcome,
-            diff: Some("  data:\n-   a: 1\n+   a: <b>2</b>\n".into()),
-            health: Some(Health {
-                status: health,
-                message: why.into(),
-            }),
-        }
-    }
 
     fn detail(objects: Vec<ObjectOutcome>) -> AppDetail {
         let result = SyncResult {

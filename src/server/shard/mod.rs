@@ -44,9 +44,9 @@ use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::guard::LeaderState;
 use super::lease::{LeaseElector, LeaseSettings};
 use super::metrics::Metrics;
+use super::queue::LeaderState;
 use super::trigger::Trigger;
 pub use assign::shard_of;
 use mailbox::{Address, Mailbox};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::ShardSet;
 use super::mailbox::{Address, Mailbox};
-use crate::server::guard::{LeaderState, Ticket, UpdateQueue};
+use crate::server::queue::{LeaderState, Ticket, UpdateQueue};
 use crate::server::trigger::{Selector, Trigger};
 
 /// The sharding a reconciler and the webhooks see.

@@ -340,6 +340,11 @@ mod tests {
         .into_bytes()
     }
 
+    /// What `event` with this JSON body routes to.
+    fn route_json(event: &str, body: &serde_json::Value) -> Routed {
+        route_github_event(event, body.to_string().as_bytes(), &routes()).unwrap()
+    }
+
     #[test]
     fn push_triggers_only_touched_apps() {
         let routed = route_github_event(
@@ -382,11 +387,11 @@ mod tests {
     fn push_elsewhere_is_ignored_and_force_push_syncs_all() {
         let mut other: Value = serde_json::from_slice(&push(&["manifests/ahuora/a.yaml"])).unwrap();
         other["ref"] = json!("refs/heads/feature");
-        let r = route_github_event("push", other.to_string().as_bytes(), &routes()).unwrap();
+        let r = route_json("push", &other);
         assert_eq!(r.verdict, Verdict::Ignored);
         let mut forced: Value = serde_json::from_slice(&push(&["docs/x"])).unwrap();
         forced["forced"] = json!(true);
-        let r = route_github_event("push", forced.to_string().as_bytes(), &routes()).unwrap();
+        let r = route_json("push", &forced);
         assert!(matches!(
             &r.triggers[0],
             Trigger::Sync {
@@ -396,18 +401,13 @@ mod tests {
         ));
         let mut repo: Value = serde_json::from_slice(&push(&["manifests/ahuora/a.yaml"])).unwrap();
         repo["repository"]["full_name"] = json!("evil/fork");
-        assert_eq!(
-            route_github_event("push", repo.to_string().as_bytes(), &routes())
-                .unwrap()
-                .verdict,
-            Verdict::Ignored
-        );
+        assert_eq!(route_json("push", &repo).verdict, Verdict::Ignored);
     }
 
     #[test]
     fn merge_signals_continue_merges() {
         let pr = json!({"action": "synchronize", "pull_request": {"number": 42}, "repository": {"full_name": "acme/cluster-config"}});
-        let r = route_github_event("pull_request", pr.to_string().as_bytes(), &routes()).unwrap();
+        let r = route_json("pull_request", &pr);
         assert_eq!(
             r.triggers[0],
             Trigger::ContinueMerge {
@@ -416,7 +416,7 @@ mod tests {
             }
         );
         let suite = json!({"action": "completed", "check_suite": {"pull_requests": [{"number": 7}]}, "repository": {"full_name": "acme/cluster-config"}});
-        let r = route_github_event("check_suite", suite.to_string().as_bytes(), &routes()).unwrap();
+        let r = route_json("check_suite", &suite);
         assert_eq!(
             r.triggers[0],
             Trigger::ContinueMerge {
@@ -425,7 +425,7 @@ mod tests {
             }
         );
         let status = json!({"state": "success", "sha": "abc", "repository": {"full_name": "acme/cluster-config"}});
-        let r = route_github_event("status", status.to_string().as_bytes(), &routes()).unwrap();
+        let r = route_json("status", &status);
         assert_eq!(
             r.triggers[0],
             Trigger::ContinueMerge {
@@ -438,44 +438,24 @@ mod tests {
     #[test]
     fn api_triggers_bump() {
         let run = json!({"action": "completed", "workflow_run": {"name": "build", "conclusion": "success"}});
-        let r = route_github_event("workflow_run", run.to_string().as_bytes(), &routes()).unwrap();
+        let r = route_json("workflow_run", &run);
         assert_eq!(r.triggers, vec![Trigger::bump_all("workflow_run")]);
         let failed = json!({"action": "completed", "workflow_run": {"name": "build", "conclusion": "failure"}});
-        assert!(
-            route_github_event("workflow_run", failed.to_string().as_bytes(), &routes())
-                .unwrap()
-                .triggers
-                .is_empty()
-        );
+        assert!(route_json("workflow_run", &failed).triggers.is_empty());
         let dispatch = json!({"action": "new-image", "client_payload": {"images": ["ghcr.io/acme/web:1.2.3"]}});
-        let r = route_github_event(
-            "repository_dispatch",
-            dispatch.to_string().as_bytes(),
-            &routes(),
-        )
-        .unwrap();
+        let r = route_json("repository_dispatch", &dispatch);
         assert_eq!(
             r.triggers[0],
             Trigger::bump(Selector::only(["web".to_string()]), "repository_dispatch")
         );
         let sync =
             json!({"action": "relbot-sync", "client_payload": {"applications": ["platform"]}});
-        let r = route_github_event(
-            "repository_dispatch",
-            sync.to_string().as_bytes(),
-            &routes(),
-        )
-        .unwrap();
+        let r = route_json("repository_dispatch", &sync);
         assert!(
             matches!(&r.triggers[0], Trigger::Sync { apps: Selector::Only(a), .. } if a.contains("platform"))
         );
         let package = json!({"action": "published", "registry_package": {"name": "web", "namespace": "acme", "package_type": "CONTAINER"}});
-        let r = route_github_event(
-            "registry_package",
-            package.to_string().as_bytes(),
-            &routes(),
-        )
-        .unwrap();
+        let r = route_json("registry_package", &package);
         assert_eq!(
             r.triggers[0],
             Trigger::bump(Selector::only(["web".to_string()]), "registry_package")
@@ -485,21 +465,11 @@ mod tests {
             json!({"action": "published", "registry_package": {"name": "web", "owner": {"login": "Acme"}, "package_type": "container"}}),
             json!({"action": "published", "registry_package": {"name": "web", "package_type": "container", "package_version": {"package_url": "ghcr.io/Acme/web:1.0"}}}),
         ] {
-            let r = route_github_event(
-                "registry_package",
-                package.to_string().as_bytes(),
-                &routes(),
-            )
-            .unwrap();
+            let r = route_json("registry_package", &package);
             assert_eq!(r.verdict, Verdict::Accepted, "{package}");
         }
         let unknown = json!({"action": "x", "client_payload": {"images": ["Not An Image"]}});
-        let r = route_github_event(
-            "repository_dispatch",
-            unknown.to_string().as_bytes(),
-            &routes(),
-        )
-        .unwrap();
+        let r = route_json("repository_dispatch", &unknown);
         assert_eq!(r.verdict, Verdict::NoMatch);
     }
 

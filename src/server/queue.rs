@@ -1,4 +1,4 @@
-//! The single-update guard inside one process: one worker task runs one
+//! The update queue inside one process: one worker task runs one
 //! [`Work`] at a time; triggers that arrive meanwhile merge into the next run
 //! (never rejected, never run twice). Across replicas the Lease in
 //! [`super::lease`] decides who may run at all: the worker runs work only

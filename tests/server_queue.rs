@@ -1,4 +1,4 @@
-//! The single-update guard under load: triggers fired at once through the
+//! The update queue under load: triggers fired at once through the
 //! real HTTP endpoints (GitHub pushes and registry webhooks mixed) produce
 //! one update at a time and one PR per policy. Assertions are on the
 //! recorded request log, not on timing.

@@ -1,0 +1,43 @@
+//! Objects of a sync result as the server's tests need them (a status
+//! page, what the bumper observes).
+
+use crate::cluster::health::{Health, HealthStatus};
+use crate::manifest::{ObjectKey, Origin};
+use crate::sync::plan::{Action, Reason};
+use crate::sync::result::{Effect, ObjectOutcome};
+
+/// An object of application `shop` from `apps/shop/deploy.yaml:12`, updated
+/// for drift, with `health` for `why`.
+pub fn object(
+    kind: &str,
+    name: &str,
+    outcome: Effect,
+    health: HealthStatus,
+    why: &str,
+) -> ObjectOutcome {
+    ObjectOutcome {
+        key: ObjectKey {
+            group: if kind == "Deployment" {
+                "apps".into()
+            } else {
+                String::new()
+            },
+            kind: kind.into(),
+            namespace: Some("shop".into()),
+            name: name.into(),
+        },
+        api_version: "v1".into(),
+        origin: Some(Origin {
+            file: "apps/shop/deploy.yaml".into(),
+            line: 12,
+        }),
+        action: Action::Update,
+        reason: Reason::Drift,
+        outcome,
+        diff: Some("  data:\n-   a: 1\n+   a: <b>2</b>\n".into()),
+        health: Some(Health {
+            status: health,
+            message: why.into(),
+        }),
+    }
+}
