@@ -6,10 +6,12 @@ use std::path::Path;
 
 use clap::Args;
 use relbot::cluster::client::{ClusterTarget, ReadOnlyCluster, locate};
+use relbot::cluster::destination::Destinations;
 use relbot::config::LoadedConfig;
 use relbot::progress::ProgressEvent;
 use relbot::sync::change_set::ChangeSet;
 use relbot::sync::engine::{self, DesiredApplication, PlanTarget, ResourceManager};
+use relbot::sync::fleet::Fleet;
 use relbot::sync::plan::Plan;
 use relbot::sync::report::{PlanDocument, Style, plans_exit_code, render_plans};
 use relbot::sync::result::{ResultDocument, SyncResult, render_result, results_exit_code};
@@ -276,11 +278,13 @@ pub fn run_sync(global: &GlobalArgs, args: SyncArgs) -> Outcome {
                 &settings.status_namespace,
             ));
         }
-        let manager = match ResourceManager::writable(cluster).await {
+        let destinations = Destinations::new(cluster.read_only().clone());
+        let manager = match ResourceManager::writable(cluster.clone()).await {
             Ok(m) => m,
             Err(e) => return fail(format!("{e}; nothing was changed")),
         };
-        let changes = manager
+        // Applications with a destination sync into it; records stay here.
+        let changes = Fleet::writable(&manager, cluster, &destinations)
             .run_all(
                 &desired.applications,
                 desired.revision.as_deref(),
@@ -348,11 +352,15 @@ fn run_plan(global: &GlobalArgs, args: &SyncArgs) -> Outcome {
                 }
             }
         }
+        let destinations = match &plan_target {
+            PlanTarget::Live(cluster) => Some(Destinations::new(cluster.clone())),
+            PlanTarget::Offline { .. } => None,
+        };
         let manager = match ResourceManager::read_only(plan_target).await {
             Ok(m) => m,
             Err(e) => return fail(e),
         };
-        let changes = manager
+        let changes = Fleet::read_only(&manager, destinations.as_ref())
             .run_all(
                 &desired.applications,
                 desired.revision.as_deref(),

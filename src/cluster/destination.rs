@@ -31,7 +31,11 @@ pub struct SecretKey {
 
 impl std::fmt::Display for SecretKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "key {} of Secret {}/{}", self.key, self.namespace, self.name)
+        write!(
+            f,
+            "key {} of Secret {}/{}",
+            self.key, self.namespace, self.name
+        )
     }
 }
 
@@ -138,6 +142,11 @@ impl Destinations {
             home,
             cache: Mutex::default(),
         }
+    }
+
+    /// relbot's own cluster, where the Secrets are.
+    pub fn home(&self) -> &ReadOnlyCluster {
+        &self.home
     }
 
     /// The client for the cluster whose kubeconfig is at `at`: the cached

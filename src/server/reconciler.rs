@@ -17,6 +17,7 @@ use super::shard::route::Sharding;
 use super::status_page::AppStatus;
 use super::trigger::{PolicySelector, PrSelector, Selector, SyncRequest, Trigger};
 use crate::cluster::client::Cluster;
+use crate::cluster::destination::Destinations;
 use crate::cluster::discovery::KindIndex;
 use crate::config::LoadedConfig;
 use crate::redact::redact_userinfo;
@@ -24,6 +25,7 @@ use crate::release::bump::PolicyOutcome;
 use crate::source::git::{Checkout, GitCredentials, GitSource};
 use crate::sync::change_set::Detail;
 use crate::sync::engine::{DesiredApplication, ResourceManager};
+use crate::sync::fleet::Fleet;
 use crate::sync::plan::{Action, Reason};
 use crate::sync::result::{Outcome, RunPhase, SyncResult};
 use crate::sync::settings::{RunSettings, SyncSettings};
@@ -62,6 +64,8 @@ pub struct Reconciler {
     config: watch::Receiver<Arc<LoadedConfig>>,
     cache_dir: PathBuf,
     cluster: Cluster,
+    /// Clients of the other clusters applications name, kept across runs.
+    destinations: Destinations,
     registries: bump::RegistryCache,
     /// Events and notifications about each application's runs.
     announce: Announcer,
@@ -86,6 +90,7 @@ impl Reconciler {
             config,
             cache_dir,
             announce: Announcer::new(cluster.clone(), identity),
+            destinations: Destinations::new(cluster.read_only().clone()),
             cluster,
             registries: bump::RegistryCache::default(),
             sharding: None,
@@ -278,6 +283,9 @@ impl Executor for Reconciler {
         let index = self.discover(state).await?;
         // The engine the CLI syncs through, on this run's discovered kinds.
         let engine = ResourceManager::with_index(self.cluster.clone(), index);
+        // Applications with a destination sync through its own manager;
+        // records, Events and Leases stay here.
+        let mut fleet = Fleet::writable(&engine, self.cluster.clone(), &self.destinations);
         let settings = RunSettings::from_config(&config.config);
         let statuses = match super::commit_status::CommitStatuses::from_config(&config) {
             Some(Ok(statuses)) => Some(statuses),
@@ -358,7 +366,7 @@ impl Executor for Reconciler {
                 app: app.clone(),
                 manifests: desired.manifests,
             };
-            let changes = engine
+            let changes = fleet
                 .run(&wanted, Some(&checkout.revision), &sync_settings)
                 .await;
             let result = match changes.detail {

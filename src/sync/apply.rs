@@ -62,6 +62,7 @@ pub async fn sync_application(
 ) -> SyncResult {
     let staged = plan_sync(
         cluster.read_only(),
+        cluster.read_only(),
         index,
         app,
         manifests,
@@ -69,14 +70,19 @@ pub async fn sync_application(
         settings,
     )
     .await;
-    apply_plan(cluster, index, app, manifests, staged, revision, settings).await
+    apply_plan(
+        cluster, cluster, index, app, manifests, staged, revision, settings,
+    )
+    .await
 }
 
 /// Plans one application against the live cluster: reads its last status
 /// (for the inventory of kinds to look for prunes in) and server-validates
-/// every change, never writing.
+/// every change, never writing. `records` holds the status records
+/// (relbot's own cluster, which differs from `cluster` for a destination).
 pub async fn plan_sync(
     cluster: &ReadOnlyCluster,
+    records: &ReadOnlyCluster,
     index: &KindIndex,
     app: &Application,
     manifests: &[Manifest],
@@ -90,7 +96,7 @@ pub async fn plan_sync(
         app: app.name.clone(),
         objects: manifests.len(),
     });
-    let previous = status::read(cluster, &settings.status_namespace, &app.name).await;
+    let previous = status::read(records, &settings.status_namespace, &app.name).await;
     let previous_kinds = previous
         .as_ref()
         .map(|p| p.kinds.clone())
@@ -128,9 +134,11 @@ pub async fn plan_sync(
 }
 
 /// Carries out a staged plan: stage by stage and wave by wave, then prune,
-/// hooks, health and the status record.
+/// hooks, health and the status record (written to `records`).
+#[allow(clippy::too_many_arguments)]
 pub async fn apply_plan(
     cluster: &Cluster,
+    records: &Cluster,
     index: &KindIndex,
     app: &Application,
     manifests: &[Manifest],
@@ -540,7 +548,7 @@ pub async fn apply_plan(
     };
     if settings.record_status {
         let written = status::write(
-            cluster,
+            records,
             &settings.status_namespace,
             &result,
             &inventory,

@@ -128,6 +128,9 @@ pub struct ResourceManager {
     handle: Handle,
     /// Served kinds; empty offline.
     index: KindIndex,
+    /// Where status records are read and written when that is not the
+    /// cluster synced into (an application's destination): relbot's own.
+    records: Option<Handle>,
 }
 
 /// A plan on its way to [`ResourceManager::execute`].
@@ -163,10 +166,12 @@ impl ResourceManager {
             PlanTarget::Offline { reason } => ResourceManager {
                 handle: Handle::Offline { reason },
                 index: KindIndex::default(),
+                records: None,
             },
             PlanTarget::Live(cluster) => ResourceManager {
                 index: cluster.discover().await?,
                 handle: Handle::ReadOnly(cluster),
+                records: None,
             },
         })
     }
@@ -183,6 +188,30 @@ impl ResourceManager {
         ResourceManager {
             handle: Handle::Writable(cluster),
             index,
+            records: None,
+        }
+    }
+
+    /// Keeps status records on `home` (relbot's own cluster) while syncing
+    /// into another: a destination's manager.
+    pub fn recording_on(mut self, home: Cluster) -> Self {
+        self.records = Some(Handle::Writable(home));
+        self
+    }
+
+    /// As [`recording_on`](Self::recording_on), for a manager that plans
+    /// only: the records are read, never written.
+    pub fn reading_records_on(mut self, home: ReadOnlyCluster) -> Self {
+        self.records = Some(Handle::ReadOnly(home));
+        self
+    }
+
+    /// The cluster this manager syncs into (`None` offline).
+    pub fn server(&self) -> Option<&str> {
+        match &self.handle {
+            Handle::Offline { .. } => None,
+            Handle::ReadOnly(cluster) => Some(cluster.server()),
+            Handle::Writable(cluster) => Some(cluster.server()),
         }
     }
 
@@ -213,9 +242,15 @@ impl ResourceManager {
             Handle::ReadOnly(cluster) => cluster,
             Handle::Writable(cluster) => cluster.read_only(),
         };
+        let records = match &self.records {
+            Some(Handle::ReadOnly(home)) => home,
+            Some(Handle::Writable(home)) => home.read_only(),
+            Some(Handle::Offline { .. }) | None => read,
+        };
         Staged::Live(Box::new(
             plan_sync(
                 read,
+                records,
                 &self.index,
                 &desired.app,
                 &desired.manifests,
@@ -241,6 +276,10 @@ impl ResourceManager {
             (Handle::Writable(cluster), Staged::Live(staged)) => ChangeSet::synced(
                 apply_plan(
                     cluster,
+                    match &self.records {
+                        Some(Handle::Writable(home)) => home,
+                        _ => cluster,
+                    },
                     &self.index,
                     &desired.app,
                     &desired.manifests,
