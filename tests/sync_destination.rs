@@ -29,6 +29,16 @@ struct Remote {
     /// The kubeconfig text relbot is given in the Secret.
     kubeconfig: String,
     _plane: Option<controlplane::ControlPlane>,
+    _standin: Option<AbortOnDrop>,
+}
+
+/// Stops the stand-in kubelet with the test.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A second control plane of the home cluster's version, or an emulator.
@@ -59,11 +69,15 @@ async fn remote(home: &TestCluster) -> Remote {
             let tc = TestCluster::external(&plane.kubeconfig(), "destination")
                 .await
                 .expect("the second control plane");
+            // No nodes: Pods become Running and Ready through the stand-in
+            // kubelet, as `controlplane up` runs it for the first one.
+            let standin = tokio::spawn(controlplane::standin::run(tc.client(), Vec::new()));
             let kubeconfig = std::fs::read_to_string(plane.kubeconfig()).unwrap();
             return Remote {
                 tc,
                 kubeconfig,
                 _plane: Some(plane),
+                _standin: Some(AbortOnDrop(standin)),
             };
         }
         println!(
@@ -78,6 +92,7 @@ async fn remote(home: &TestCluster) -> Remote {
         tc,
         kubeconfig,
         _plane: None,
+        _standin: None,
     }
 }
 
@@ -291,5 +306,43 @@ async fn an_application_with_a_destination_is_synced_there_and_recorded_at_home(
 
     println!("done in {:.1}s", started.elapsed().as_secs_f64());
     remote.tc.cleanup().await;
+    home.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_client_is_rebuilt_when_its_secret_changes() {
+    relbot::tls::init();
+    let home = TestCluster::acquire("dest-cache").await;
+    let destinations = relbot::cluster::destination::Destinations::new(
+        relbot::cluster::client::ReadOnlyCluster::from_client(home.client(), "home"),
+    );
+    let at = relbot::cluster::destination::SecretKey {
+        namespace: home.namespace().to_string(),
+        name: "prod-eu".into(),
+        key: "value".into(),
+    };
+    let missing = destinations.client(&at).await.unwrap_err().to_string();
+    assert!(
+        missing.starts_with(&format!(
+            "cannot reach cluster prod-eu: Secret {}/prod-eu does not exist",
+            home.namespace()
+        )),
+        "{missing}"
+    );
+    let first = refused_kubeconfig();
+    put_secret(&home, &first).await;
+    let client = destinations.client(&at).await.unwrap();
+    assert!(first.contains(client.server()), "{}", client.server());
+    // Unchanged Secret: the same client (same server) without a rebuild.
+    assert_eq!(
+        destinations.client(&at).await.unwrap().server(),
+        client.server()
+    );
+    // A new kubeconfig in the Secret: the next run's client follows it.
+    let second = refused_kubeconfig();
+    put_secret(&home, &second).await;
+    let rebuilt = destinations.client(&at).await.unwrap();
+    assert!(second.contains(rebuilt.server()), "{}", rebuilt.server());
+    assert_ne!(rebuilt.server(), client.server());
     home.cleanup().await;
 }
