@@ -6,10 +6,12 @@ use std::path::Path;
 
 use clap::Args;
 use relbot::cluster::client::{ClusterTarget, ReadOnlyCluster, locate};
+use relbot::cluster::destination::Destinations;
 use relbot::config::{ConfigDuration, LoadedConfig};
 use relbot::progress::ProgressEvent;
 use relbot::sync::change_set::ChangeSet;
 use relbot::sync::engine::{self, DesiredApplication, ResourceManager};
+use relbot::sync::fleet::Fleet;
 use relbot::sync::plan::Plan;
 use relbot::sync::plan_report::{PlanDocument, Style, plans_exit_code, render_plans};
 use relbot::sync::result::{ResultDocument, SyncResult, render_result, results_exit_code};
@@ -259,12 +261,24 @@ pub fn run_sync(global: &GlobalArgs, args: SyncArgs) -> Outcome {
             }
         };
         let server = manager.server().unwrap_or_default().to_string();
+        let Some(home) = manager.writable_cluster().cloned() else {
+            return fail("the cluster cannot be written to; nothing was changed");
+        };
+        // Applications with a destination sync into it; records stay here.
+        let destinations = Destinations::new(home.read_only().clone());
+        let mut fleet = Fleet::writable(&manager, home, &destinations);
         let mut changes = Vec::with_capacity(desired.applications.len());
         for wanted in desired.applications {
             let settings = SyncSettings::new(&wanted.app, &settings);
-            let staged = manager
-                .plan(wanted, desired.revision.as_deref(), &settings)
-                .await;
+            let revision = desired.revision.as_deref();
+            let manager = match fleet.manager_for(&wanted.app, &settings).await {
+                Ok(manager) => manager,
+                Err(error) => {
+                    changes.push(fleet.refused(wanted, revision, &settings, &error).await);
+                    continue;
+                }
+            };
+            let staged = manager.plan(wanted, revision, &settings).await;
             // Read from the status record the plan read: no request of its own.
             if staged.never_synced() {
                 say(first_sync::before_sync(
@@ -330,17 +344,28 @@ fn run_plan(global: &GlobalArgs, args: &SyncArgs) -> Outcome {
         if let engine::PlanTarget::Offline { reason } = &plan_target {
             tracing::info!(%reason, "planning offline");
         }
-        let manager = match ResourceManager::read_only(plan_target).await {
+        let destinations = match &plan_target {
+            engine::PlanTarget::Live(cluster) => Some(Destinations::new(cluster.clone())),
+            engine::PlanTarget::Offline { .. } => None,
+        };
+        let home_manager = match ResourceManager::read_only(plan_target).await {
             Ok(m) => m,
             Err(e) => return fail(e),
         };
+        let mut fleet = Fleet::read_only(&home_manager, destinations.as_ref());
         let mut changes = Vec::with_capacity(desired.applications.len());
         let mut first = Vec::new();
         for wanted in desired.applications {
             let settings = SyncSettings::new(&wanted.app, &settings);
-            let staged = manager
-                .plan(wanted, desired.revision.as_deref(), &settings)
-                .await;
+            let revision = desired.revision.as_deref();
+            let manager = match fleet.manager_for(&wanted.app, &settings).await {
+                Ok(manager) => manager,
+                Err(error) => {
+                    changes.push(fleet.refused(wanted, revision, &settings, &error).await);
+                    continue;
+                }
+            };
+            let staged = manager.plan(wanted, revision, &settings).await;
             // A plain folder is never synced as it is: no notice for it.
             if staged.never_synced() && !desired.plain_folder {
                 first.push(staged.application().name.clone());
@@ -349,7 +374,7 @@ fn run_plan(global: &GlobalArgs, args: &SyncArgs) -> Outcome {
             changes.push(manager.finish(run).await);
         }
         if !first.is_empty()
-            && let Some(server) = manager.server()
+            && let Some(server) = home_manager.server()
         {
             say(first_sync::before_plan(&first, server));
         }

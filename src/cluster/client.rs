@@ -287,7 +287,7 @@ impl std::ops::Deref for Cluster {
 /// never parsed whole.
 pub const LIST_PAGE: u32 = 1_000;
 
-fn build_client(config: kube::Config) -> Result<(kube::Client, String), ClusterError> {
+pub(super) fn build_client(config: kube::Config) -> Result<(kube::Client, String), ClusterError> {
     let server = config
         .cluster_url
         .to_string()

@@ -2,6 +2,7 @@
 //! read-only variant for dry-runs), and per-kind health.
 
 pub mod client;
+pub mod destination;
 pub mod discovery;
 pub mod fields;
 pub mod health;

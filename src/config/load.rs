@@ -86,6 +86,7 @@ pub fn for_folder(dir: &Path, name: &str, namespace: &str) -> Result<LoadedConfi
         exclude: Vec::new(),
         sync: super::SyncPolicy::default(),
         ignore: Vec::new(),
+        destination: None,
     };
     let config = Config {
         repo: None,
@@ -192,6 +193,8 @@ fn file_problem(path: &Path, message: String) -> ConfigProblem {
 /// (the values parsed fine), so they name the field instead.
 fn validate_config(path: &Path, config: &Config) -> Vec<ConfigProblem> {
     let mut problems = Vec::new();
+    // Problems that know their line (kept apart from the closure's).
+    let mut located = Vec::new();
     let mut field_problem = |field: String, message: String| {
         problems.push(ConfigProblem {
             file: path.to_path_buf(),
@@ -260,6 +263,7 @@ fn validate_config(path: &Path, config: &Config) -> Vec<ConfigProblem> {
                 );
             }
         }
+        located.extend(destination_problems(path, i, app));
         for (r, rule) in app.ignore.iter().enumerate() {
             for pointer in &rule.json_pointers {
                 if !pointer.starts_with('/') {
@@ -297,6 +301,51 @@ fn validate_config(path: &Path, config: &Config) -> Vec<ConfigProblem> {
                 super::types::MAX_SHARDS
             ),
         );
+    }
+    problems.extend(located);
+    problems
+}
+
+/// `applications[i].destination`, reported at its line in relbot.yaml and
+/// naming the application: the Secret must be one Kubernetes can name.
+fn destination_problems(path: &Path, i: usize, app: &super::Application) -> Vec<ConfigProblem> {
+    let Some(spanned) = &app.destination else {
+        return Vec::new();
+    };
+    let secret = &spanned.value.kube_config.secret_ref;
+    let at = |field: &str, message: String| ConfigProblem {
+        file: path.to_path_buf(),
+        line: spanned.referenced.line() as usize,
+        column: spanned.referenced.column() as usize,
+        field: Some(format!(
+            "applications[{i}].destination.kubeConfig.secretRef.{field}"
+        )),
+        message: format!("application {}: {message}", app.name),
+    };
+    let mut problems = Vec::new();
+    if !crate::dns_name::is_dns_subdomain(&secret.name) {
+        problems.push(at(
+            "name",
+            format!(
+                "{:?} is not a Secret name (lowercase letters, digits, '-' and '.'; at most 253)",
+                secret.name
+            ),
+        ));
+    }
+    let key_ok = !secret.key.is_empty()
+        && secret.key.len() <= 253
+        && secret
+            .key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !key_ok {
+        problems.push(at(
+            "key",
+            format!(
+                "{:?} is not a Secret key (letters, digits, '-', '_' and '.')",
+                secret.key
+            ),
+        ));
     }
     problems
 }
@@ -401,6 +450,44 @@ mod tests {
         );
         assert_eq!((p.line, p.column), (6, 7), "{p}");
         assert!(p.message.contains("selfheal"), "{p}");
+    }
+
+    fn validated(text: &str) -> Vec<ConfigProblem> {
+        let config: Config = parse_str(Path::new("relbot.yaml"), text).unwrap();
+        validate_config(Path::new("relbot.yaml"), &config)
+    }
+
+    #[test]
+    fn a_destination_names_a_secret_key_with_flux_default() {
+        let config: Config = parse_str(
+            Path::new("relbot.yaml"),
+            "applications:\n  - name: web\n    path: web\n    destination:\n      kubeConfig:\n        secretRef: { name: prod-eu }\n  - name: api\n    path: api\n",
+        )
+        .unwrap();
+        let web = config.applications[0].destination().expect("a destination");
+        assert_eq!(web.name(), "prod-eu");
+        assert_eq!(web.kube_config.secret_ref.key, "value");
+        assert!(config.applications[1].destination().is_none());
+    }
+
+    #[test]
+    fn a_bad_destination_is_reported_at_its_line_naming_the_application() {
+        let problems = validated(
+            "applications:\n  - name: web\n    path: web\n  - name: api\n    path: api\n    destination:\n      kubeConfig:\n        secretRef: { name: Prod_EU, key: \"a/b\" }\n",
+        );
+        let shown: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "relbot.yaml:7:7: applications[1].destination.kubeConfig.secretRef.name: application api: \"Prod_EU\" is not a Secret name (lowercase letters, digits, '-' and '.'; at most 253)",
+                "relbot.yaml:7:7: applications[1].destination.kubeConfig.secretRef.key: application api: \"a/b\" is not a Secret key (letters, digits, '-', '_' and '.')",
+            ]
+        );
+        // A misspelt field is serde's: at its own line and column.
+        let p = problem(
+            "applications:\n  - name: api\n    path: api\n    destination:\n      kubeconfig: {}\n",
+        );
+        assert_eq!(p.line, 5, "{p}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
 
 use super::{ConfigDuration, CronSchedule, HealthRule, VersionRange};
 
@@ -100,6 +101,55 @@ pub struct Application {
     /// Fields handed to other owners (HPA replicas, injected sidecars…).
     #[serde(default)]
     pub ignore: Vec<IgnoreRule>,
+    /// Another cluster to sync into; absent: the cluster relbot runs in
+    /// (or `--kubeconfig` names). Kept with its place in relbot.yaml, so a
+    /// bad value is reported at its line.
+    #[serde(default)]
+    pub destination: Option<Spanned<Destination>>,
+}
+
+impl Application {
+    /// The other cluster this application syncs into, if any.
+    pub fn destination(&self) -> Option<&Destination> {
+        self.destination.as_ref().map(|d| &d.value)
+    }
+}
+
+/// `applications[].destination`: a cluster reached with a kubeconfig kept
+/// in a Secret of relbot's status namespace, the shape of Flux's
+/// `spec.kubeConfig.secretRef` (Argo CD keeps the same thing in a cluster
+/// Secret). Status records, Leases and Events stay on relbot's own cluster.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Destination {
+    pub kube_config: KubeConfigRef,
+}
+
+impl Destination {
+    /// The name people know the cluster by: the Secret's.
+    pub fn name(&self) -> &str {
+        &self.kube_config.secret_ref.name
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KubeConfigRef {
+    pub secret_ref: SecretKeyRef,
+}
+
+/// A key of a Secret in relbot's status namespace.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    pub name: String,
+    /// Flux's default key for a kubeconfig.
+    #[serde(default = "default_kubeconfig_key")]
+    pub key: String,
+}
+
+fn default_kubeconfig_key() -> String {
+    "value".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

@@ -17,6 +17,7 @@ use super::shard::route::Sharding;
 use super::status_page::AppStatus;
 use super::trigger::{PolicySelector, PrSelector, Selector, SyncRequest, Trigger};
 use crate::cluster::client::Cluster;
+use crate::cluster::destination::Destinations;
 use crate::cluster::discovery::KindIndex;
 use crate::config::LoadedConfig;
 use crate::redact::redact_userinfo;
@@ -24,6 +25,7 @@ use crate::release::bump::PolicyOutcome;
 use crate::source::git::{Checkout, GitCredentials, GitSource};
 use crate::sync::change_set::Detail;
 use crate::sync::engine::{DesiredApplication, ResourceManager};
+use crate::sync::fleet::Fleet;
 use crate::sync::plan::{Action, Reason};
 use crate::sync::result::{Effect, RunPhase, SyncResult};
 use crate::sync::settings::{RunSettings, SyncSettings};
@@ -62,6 +64,8 @@ pub struct Reconciler {
     config: watch::Receiver<Arc<LoadedConfig>>,
     cache_dir: PathBuf,
     cluster: Cluster,
+    /// Clients of the other clusters applications name, kept across runs.
+    destinations: Destinations,
     registries: bump::RegistryCache,
     /// Tags the last bump runs found, to tell webhooks with news.
     seen_tags: bump::SeenTags,
@@ -88,6 +92,7 @@ impl Reconciler {
             config,
             cache_dir,
             announce: Announcer::new(cluster.clone(), identity),
+            destinations: Destinations::new(cluster.read_only().clone()),
             cluster,
             registries: bump::RegistryCache::default(),
             seen_tags: bump::SeenTags::default(),
@@ -281,6 +286,9 @@ impl Executor for Reconciler {
         let index = self.discover(state).await?;
         // The engine the CLI syncs through, on this run's discovered kinds.
         let engine = ResourceManager::with_index(self.cluster.clone(), index);
+        // Applications with a destination sync through its own manager;
+        // records, Events and Leases stay here.
+        let mut fleet = Fleet::writable(&engine, self.cluster.clone(), &self.destinations);
         let settings = RunSettings::from_config(&config.config);
         let statuses = match super::commit_status::CommitStatuses::from_config(&config) {
             Some(Ok(statuses)) => Some(statuses),
@@ -361,14 +369,22 @@ impl Executor for Reconciler {
                 app: app.clone(),
                 manifests: desired.manifests,
             };
-            let staged = engine
-                .plan(wanted, Some(&checkout.revision), &sync_settings)
-                .await;
-            let mut run = engine.apply(staged, &sync_settings).await;
-            // serve reports health, so it waits for the last wave too.
-            engine.wait(&mut run, sync_settings.health_timeout).await;
-            engine.prune(&mut run).await;
-            let changes = engine.finish(run).await;
+            let revision = Some(checkout.revision.as_str());
+            let changes = match fleet.manager_for(&wanted.app, &sync_settings).await {
+                Ok(engine) => {
+                    let staged = engine.plan(wanted, revision, &sync_settings).await;
+                    let mut run = engine.apply(staged, &sync_settings).await;
+                    // serve reports health, so it waits for the last wave too.
+                    engine.wait(&mut run, sync_settings.health_timeout).await;
+                    engine.prune(&mut run).await;
+                    engine.finish(run).await
+                }
+                Err(error) => {
+                    fleet
+                        .refused(wanted, revision, &sync_settings, &error)
+                        .await
+                }
+            };
             let result = match changes.detail {
                 Detail::Result(result) => *result,
                 // Only a read-only manager stops at the plan.

@@ -75,6 +75,7 @@ pub async fn sync_application(
 ) -> SyncResult {
     let staged = plan_sync(
         cluster.read_only(),
+        cluster.read_only(),
         index,
         app,
         manifests.to_vec(),
@@ -82,14 +83,17 @@ pub async fn sync_application(
         settings,
     )
     .await;
-    apply_plan(cluster, index, app, staged, revision, settings).await
+    apply_plan(cluster, cluster, index, app, staged, revision, settings).await
 }
 
 /// Plans one application against the live cluster: reads its last status
 /// (for the inventory of kinds to look for prunes in) and server-validates
 /// every change, never writing. The manifests become the plan's apply bodies.
+/// `records` holds the status records (relbot's own cluster, which differs
+/// from `cluster` for an application with a destination).
 pub async fn plan_sync(
     cluster: &ReadOnlyCluster,
+    records: &ReadOnlyCluster,
     index: &KindIndex,
     app: &Application,
     manifests: Vec<Manifest>,
@@ -103,7 +107,7 @@ pub async fn plan_sync(
         app: app.name.clone(),
         objects: manifests.len(),
     });
-    let read = status::read_record(cluster, &settings.status_namespace, &app.name).await;
+    let read = status::read_record(records, &settings.status_namespace, &app.name).await;
     let status_read = read.is_ok();
     let previous = read.ok().flatten();
     let previous_kinds = previous
@@ -149,16 +153,17 @@ pub async fn plan_sync(
 /// Carries out a staged plan: stage by stage and wave by wave, then (with
 /// `wait_for_last_wave`) the health wait, prune, hooks, health and the
 /// status record. The steps are [`SyncRun`]'s, which callers may also take
-/// one by one.
+/// one by one. The status record is written to `records`.
 pub async fn apply_plan(
     cluster: &Cluster,
+    records: &Cluster,
     index: &KindIndex,
     app: &Application,
     staged: StagedPlan,
     revision: Option<&str>,
     settings: &SyncSettings,
 ) -> SyncResult {
-    let mut run = SyncRun::start(cluster, index, app, staged, revision, settings);
+    let mut run = SyncRun::start(cluster, records, index, app, staged, revision, settings);
     run.apply().await;
     if settings.wait_for_last_wave {
         run.wait(settings.health_timeout).await;
@@ -175,6 +180,8 @@ pub async fn apply_plan(
 /// in the objects' outcomes.
 pub struct SyncRun {
     cluster: Cluster,
+    /// Where the status record is written: relbot's own cluster.
+    records: Cluster,
     app: Application,
     settings: SyncSettings,
     index: KindIndex,
@@ -203,6 +210,7 @@ impl SyncRun {
     /// Takes over a staged plan; nothing is written yet.
     pub fn start(
         cluster: &Cluster,
+        records: &Cluster,
         index: &KindIndex,
         app: &Application,
         staged: StagedPlan,
@@ -262,6 +270,7 @@ impl SyncRun {
         let run_hooks = any_write && !hooks.is_empty();
         SyncRun {
             cluster: cluster.clone(),
+            records: records.clone(),
             app: app.clone(),
             settings: settings.clone(),
             index: index.clone(),
@@ -707,7 +716,7 @@ impl SyncRun {
         };
         if settings.record_status {
             let written = status::write(
-                cluster,
+                &self.records,
                 &settings.status_namespace,
                 &result,
                 &inventory,

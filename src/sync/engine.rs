@@ -142,6 +142,9 @@ pub struct ResourceManager {
     handle: Handle,
     /// Served kinds; empty offline.
     index: KindIndex,
+    /// Where status records are read and written when that is not the
+    /// cluster synced into (an application's destination): relbot's own.
+    records: Option<Handle>,
 }
 
 /// A plan on its way to [`ResourceManager::execute`]: it owns the
@@ -209,10 +212,12 @@ impl ResourceManager {
             PlanTarget::Offline { reason } => ResourceManager {
                 handle: Handle::Offline { reason },
                 index: KindIndex::default(),
+                records: None,
             },
             PlanTarget::Live(cluster) => ResourceManager {
                 index: cluster.discover().await?,
                 handle: Handle::ReadOnly(cluster),
+                records: None,
             },
         })
     }
@@ -229,6 +234,29 @@ impl ResourceManager {
         ResourceManager {
             handle: Handle::Writable(cluster),
             index,
+            records: None,
+        }
+    }
+
+    /// Keeps status records on `home` (relbot's own cluster) while syncing
+    /// into another: a destination's manager.
+    pub fn recording_on(mut self, home: Cluster) -> Self {
+        self.records = Some(Handle::Writable(home));
+        self
+    }
+
+    /// As [`recording_on`](Self::recording_on), for a manager that plans
+    /// only: the records are read, never written.
+    pub fn reading_records_on(mut self, home: ReadOnlyCluster) -> Self {
+        self.records = Some(Handle::ReadOnly(home));
+        self
+    }
+
+    /// The cluster a sync writes to; `None` for a manager that only plans.
+    pub fn writable_cluster(&self) -> Option<&Cluster> {
+        match &self.handle {
+            Handle::Writable(cluster) => Some(cluster),
+            Handle::ReadOnly(_) | Handle::Offline { .. } => None,
         }
     }
 
@@ -270,7 +298,21 @@ impl ResourceManager {
             Handle::ReadOnly(cluster) => cluster,
             Handle::Writable(cluster) => cluster.read_only(),
         };
-        let staged = plan_sync(read, &self.index, &app, manifests, revision, settings).await;
+        let records = match &self.records {
+            Some(Handle::ReadOnly(home)) => home,
+            Some(Handle::Writable(home)) => home.read_only(),
+            Some(Handle::Offline { .. }) | None => read,
+        };
+        let staged = plan_sync(
+            read,
+            records,
+            &self.index,
+            &app,
+            manifests,
+            revision,
+            settings,
+        )
+        .await;
         Staged {
             app,
             revision: revision.map(str::to_string),
@@ -290,8 +332,13 @@ impl ResourceManager {
         } = staged;
         match (&self.handle, planned) {
             (Handle::Writable(cluster), Planned::Live(plan)) => {
+                let records = match &self.records {
+                    Some(Handle::Writable(home)) => home,
+                    _ => cluster,
+                };
                 let mut run = SyncRun::start(
                     cluster,
+                    records,
                     &self.index,
                     &app,
                     *plan,

@@ -5,6 +5,7 @@ pub mod change_set;
 pub mod crd_schema;
 pub mod diff;
 pub mod engine;
+pub mod fleet;
 mod gate;
 pub mod hook_run;
 pub mod hooks;
