@@ -13,6 +13,8 @@ mod git_support;
 mod github_double;
 #[path = "support/registry.rs"]
 mod registry_support;
+#[path = "support/standin.rs"]
+mod standin;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -25,6 +27,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kubesim::testing::TestCluster;
 use relbot::server::webhook::github_signature;
+use standin::set_image_failing;
 use tempfile::TempDir;
 
 const SECRET: &str = "e2e-webhook-secret";
@@ -900,54 +903,6 @@ async fn serve_without_its_lease_namespace_says_so_once_and_is_not_ready() {
     assert!(log.contains("--lease-namespace"), "{log}");
     assert!(!log.contains("Status {"), "no API dump:\n{log}");
     assert_eq!(server.get("/readyz").await.map(|r| r.0), Some(503));
-}
-
-/// Lists `image` under the kubelet stand-in's failing images (kubesim reads
-/// the same ConfigMap), or takes it off again. Other tests may share the
-/// cluster, so the list is edited, never replaced, with the object's
-/// resourceVersion (a conflict is retried).
-async fn set_image_failing(client: kube::Client, image: &str, failing: bool) {
-    use kube::api::PostParams;
-    let api: Api<ConfigMap> = Api::namespaced(client, kubesim::FAILING_IMAGES_NAMESPACE);
-    for _ in 0..10 {
-        let existing = api
-            .get_opt(kubesim::FAILING_IMAGES_CONFIG_MAP)
-            .await
-            .unwrap();
-        let mut cm = existing.clone().unwrap_or_else(|| {
-            serde_json::from_value(serde_json::json!({
-                "metadata": {"name": kubesim::FAILING_IMAGES_CONFIG_MAP}
-            }))
-            .unwrap()
-        });
-        let data = cm.data.get_or_insert_with(Default::default);
-        let mut lines: Vec<String> = data
-            .get(kubesim::FAILING_IMAGES_KEY)
-            .map(|l| l.lines().map(String::from).collect())
-            .unwrap_or_default();
-        lines.retain(|l| l.trim() != image);
-        if failing {
-            lines.push(image.to_string());
-        }
-        data.insert(kubesim::FAILING_IMAGES_KEY.into(), lines.join("\n"));
-        let written = match existing {
-            Some(_) => api
-                .replace(
-                    kubesim::FAILING_IMAGES_CONFIG_MAP,
-                    &PostParams::default(),
-                    &cm,
-                )
-                .await
-                .map(|_| ()),
-            None => api.create(&PostParams::default(), &cm).await.map(|_| ()),
-        };
-        match written {
-            Ok(()) => return,
-            Err(kube::Error::Api(e)) if e.code == 409 => continue,
-            Err(e) => panic!("editing the failing images: {e}"),
-        }
-    }
-    panic!("the failing images ConfigMap kept changing under this test");
 }
 
 /// A bump relbot merged leaves its Deployment unable to start (the image

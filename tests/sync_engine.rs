@@ -5,6 +5,8 @@
 
 #[path = "support/git.rs"]
 mod git_support;
+#[path = "support/standin.rs"]
+mod standin;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -485,13 +487,16 @@ async fn wait_gives_up_after_the_callers_timeout_and_prune_then_holds_off() {
     let first = sync(&tc, &desired(&tc, &[keep.clone(), old])).await;
     assert!(first.errors.is_empty(), "{first:#?}");
 
-    // No controllers run for this cluster: the Deployment never becomes
-    // available, so it stays Progressing.
+    // Its image never pulls (on the emulator, which runs no controllers for
+    // this cluster, nothing rolls out anyway): the Deployment never becomes
+    // available.
+    const IMAGE: &str = "registry.example/engine-wait-never-pulls:1.0";
+    standin::set_image_failing(tc.client(), IMAGE, true).await;
     let web = json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "web", "namespace": ns},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
             "template": {"metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "web", "image": "registry.example/web:1.0"}]}}}});
+                "spec": {"containers": [{"name": "web", "image": IMAGE}]}}}});
     let manager = ResourceManager::writable(writable(&tc))
         .await
         .expect("discovery");
@@ -517,5 +522,6 @@ async fn wait_gives_up_after_the_callers_timeout_and_prune_then_holds_off() {
         "{changes:#?}"
     );
     assert!(config_map_exists(&tc, &ns, "old").await);
+    standin::set_image_failing(tc.client(), IMAGE, false).await;
     tc.cleanup().await;
 }

@@ -29,7 +29,14 @@ use kubesim::testing::TestCluster;
 use super::git_support::{BareRepo, TestRepo, free_port};
 use super::{Serve, mib, proc_status_kib};
 
-const APPS: usize = 1_000;
+/// How many applications: 1,000, or `RELBOT_BENCH_APPS` (a smaller run
+/// to look at one application's cost).
+fn apps() -> usize {
+    std::env::var("RELBOT_BENCH_APPS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000)
+}
 const SECRET: &str = "bench-secret";
 
 fn app_files(app: &str, ns: &str) -> String {
@@ -95,9 +102,9 @@ async fn all_synced(http: &reqwest::Client, base: &str) -> bool {
     status["ready"] == true
         && status["running"] == false
         && status["pending"] == false
-        && status["apps"]
-            .as_array()
-            .is_some_and(|apps| apps.len() == APPS && apps.iter().all(|a| a["sync"] == "Synced"))
+        && status["apps"].as_array().is_some_and(|listed| {
+            listed.len() == apps() && listed.iter().all(|a| a["sync"] == "Synced")
+        })
 }
 
 /// `kubeconfig`: a real API server; None: the emulator.
@@ -121,7 +128,7 @@ pub async fn run(kubeconfig: Option<std::path::PathBuf>) {
         "repo:\n  url: {}\n  branch: main\n  interval: 1h\ngithub:\n  repository: acme/cluster-config\nstatus:\n  namespace: {ns}\napplications:\n",
         bare.url()
     );
-    for i in 0..APPS {
+    for i in 0..apps() {
         let app = format!("app-{i:04}");
         config.push_str(&format!(
             "  - name: {app}\n    path: apps/{app}\n    namespace: {ns}\n"
@@ -147,7 +154,10 @@ pub async fn run(kubeconfig: Option<std::path::PathBuf>) {
             .arg("--cache-dir")
             .arg(dir.path().join("cache"))
             .env("RELBOT_GITHUB_WEBHOOK_SECRET", SECRET)
-            .env("RELBOT_LOG", "warn")
+            .env(
+                "RELBOT_LOG",
+                std::env::var("RELBOT_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .env_remove("KUBECONFIG")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -162,7 +172,8 @@ pub async fn run(kubeconfig: Option<std::path::PathBuf>) {
     while !all_synced(&http, &base).await {
         assert!(
             started.elapsed() < Duration::from_secs(600),
-            "the first sync of {APPS} applications did not finish within 600 s"
+            "the first sync of {} applications did not finish within 600 s",
+            apps()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -215,7 +226,8 @@ pub async fn run(kubeconfig: Option<std::path::PathBuf>) {
     let idle = proc_status_kib(pid, "VmRSS:");
 
     println!(
-        "relbot serve: {APPS} applications × 4 objects (ConfigMap, ServiceAccount, Service, Deployment), {}",
+        "relbot serve: {} applications × 4 objects (ConfigMap, ServiceAccount, Service, Deployment), {}",
+        apps(),
         if real {
             format!("real API server {version}")
         } else {
