@@ -1380,7 +1380,7 @@ async fn serve_status_pages_show_the_samples_objects_json_and_live_updates() {
         move || {
             let mut page = chromium::LivePage::open(&chromium, &app_url);
             let connected = page.wait_until(
-                "document.body.getAttribute('data-live') === 'connected'",
+                "!!document.body && document.body.getAttribute('data-live') === 'connected'",
                 Duration::from_secs(30),
             );
             assert!(connected, "the page's event stream did not connect");
@@ -1402,7 +1402,7 @@ async fn serve_status_pages_show_the_samples_objects_json_and_live_updates() {
     let short = after[..12].to_string();
     let (updated, not_reloaded, main_text) = tokio::task::spawn_blocking(move || {
         let updated = live.wait_until(
-            &format!("document.querySelector('main').textContent.includes('{short}')"),
+            &format!("!!document.querySelector('main') && document.querySelector('main').textContent.includes('{short}')"),
             Duration::from_secs(60),
         );
         (

@@ -15,7 +15,7 @@ use super::engine::{
 };
 use super::problem::PlanProblem;
 use super::result::{RunPhase, SyncResult};
-use super::settings::{RunSettings, SyncSettings};
+use super::settings::SyncSettings;
 use crate::cluster::client::{Cluster, ClusterError, ReadOnlyCluster};
 use crate::cluster::destination::{DestinationError, Destinations, SecretKey};
 use crate::cluster::health::HealthStatus;
@@ -74,34 +74,6 @@ impl<'a> Fleet<'a> {
             home,
             destinations,
             opened: HashMap::new(),
-        }
-    }
-
-    /// Every application, one after another.
-    pub async fn run_all(
-        &mut self,
-        desired: Vec<DesiredApplication>,
-        revision: Option<&str>,
-        settings: &RunSettings,
-    ) -> Vec<ChangeSet> {
-        let mut changes = Vec::with_capacity(desired.len());
-        for d in desired {
-            let sync_settings = SyncSettings::new(&d.app, settings);
-            changes.push(self.run(d, revision, &sync_settings).await);
-        }
-        changes
-    }
-
-    /// One application, through its destination's manager.
-    pub async fn run(
-        &mut self,
-        desired: DesiredApplication,
-        revision: Option<&str>,
-        settings: &SyncSettings,
-    ) -> ChangeSet {
-        match self.manager_for(&desired.app, settings).await {
-            Ok(manager) => manager.run(desired, revision, settings).await,
-            Err(error) => self.refused(desired, revision, settings, &error).await,
         }
     }
 

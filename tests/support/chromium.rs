@@ -20,10 +20,11 @@ pub fn find() -> Option<PathBuf> {
     })
 }
 
-/// One browser run with a fresh profile, no network but what the page asks.
-fn run(chromium: &Path, args: &[String]) -> Output {
-    let profile = tempfile::TempDir::new().unwrap();
-    let mut child = Command::new(chromium)
+/// Headless Chromium with `profile`, reaching no network but what the
+/// page asks.
+fn browser(chromium: &Path, profile: &tempfile::TempDir) -> Command {
+    let mut command = Command::new(chromium);
+    command
         .args([
             "--headless",
             "--no-sandbox",
@@ -32,9 +33,16 @@ fn run(chromium: &Path, args: &[String]) -> Output {
             "--disable-component-update",
             "--disable-sync",
             "--no-first-run",
-            "--hide-scrollbars",
         ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--user-data-dir={}", profile.path().display()));
+    command
+}
+
+/// One browser run with a fresh profile.
+fn run(chromium: &Path, args: &[String]) -> Output {
+    let profile = tempfile::TempDir::new().unwrap();
+    let mut child = browser(chromium, &profile)
+        .arg("--hide-scrollbars")
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -123,19 +131,9 @@ impl LivePage {
         let profile = tempfile::TempDir::new().unwrap();
         let (to_browser, from_browser) = (pipe(), pipe());
         let (child_reads, child_writes) = (to_browser.0, from_browser.1);
-        let mut command = Command::new(chromium);
+        let mut command = browser(chromium, &profile);
         command
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-                "--remote-debugging-pipe",
-            ])
-            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .arg("--remote-debugging-pipe")
             .arg(url)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
