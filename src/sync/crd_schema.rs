@@ -325,6 +325,41 @@ fn dotted(value: &Value, pointer: &str) -> String {
     out
 }
 
+/// How many custom resources were checked against a CRD of the plan, and
+/// how many of their rules only the server can evaluate.
+#[derive(Default)]
+pub(super) struct SchemaTally {
+    objects: usize,
+    cel_rules: usize,
+    formats: usize,
+}
+
+impl SchemaTally {
+    pub(super) fn record(&mut self, check: &SchemaCheck) {
+        self.objects += 1;
+        self.cel_rules += check
+            .unchecked
+            .iter()
+            .filter(|u| u.starts_with("CEL rule"))
+            .count();
+        self.formats += check
+            .unchecked
+            .iter()
+            .filter(|u| u.starts_with("format"))
+            .count();
+    }
+
+    pub(super) fn note(&self) -> Option<String> {
+        if self.objects == 0 {
+            return None;
+        }
+        Some(format!(
+            "{} custom resource(s) checked against the schema of a CustomResourceDefinition this plan creates; left to the server when they are applied: {} CEL rule(s), {} format check(s), admission webhooks",
+            self.objects, self.cel_rules, self.formats
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

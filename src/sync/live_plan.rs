@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use futures::{StreamExt, stream};
 use serde_json::Value;
 
-use super::crd_schema::CrdSchemas;
+use super::crd_schema::{CrdSchemas, SchemaTally};
 use super::diff::object_diff;
 use super::hooks;
 use super::inventory::{
@@ -640,41 +640,6 @@ pub async fn plan_application(
         objects,
         kinds,
         hooks,
-    }
-}
-
-/// How many custom resources were checked against a CRD of the plan, and
-/// how many of their rules only the server can evaluate.
-#[derive(Default)]
-struct SchemaTally {
-    objects: usize,
-    cel_rules: usize,
-    formats: usize,
-}
-
-impl SchemaTally {
-    fn record(&mut self, check: &super::crd_schema::SchemaCheck) {
-        self.objects += 1;
-        self.cel_rules += check
-            .unchecked
-            .iter()
-            .filter(|u| u.starts_with("CEL rule"))
-            .count();
-        self.formats += check
-            .unchecked
-            .iter()
-            .filter(|u| u.starts_with("format"))
-            .count();
-    }
-
-    fn note(&self) -> Option<String> {
-        if self.objects == 0 {
-            return None;
-        }
-        Some(format!(
-            "{} custom resource(s) checked against the schema of a CustomResourceDefinition this plan creates; left to the server when they are applied: {} CEL rule(s), {} format check(s), admission webhooks",
-            self.objects, self.cel_rules, self.formats
-        ))
     }
 }
 
