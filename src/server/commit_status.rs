@@ -98,7 +98,8 @@ impl CommitStatuses {
 }
 
 /// The state and one line for a finished run: success when synced (or held
-/// back on purpose) and not Degraded; failure when the cluster refused or
+/// back on purpose) and Healthy; pending while it still rolls out; failure
+/// when the cluster refused or
 /// the application is Degraded; error when relbot could not judge (a plan
 /// or render error, nothing applied).
 pub fn outcome(result: &SyncResult) -> (CommitState, String) {
@@ -128,10 +129,31 @@ pub fn outcome(result: &SyncResult) -> (CommitState, String) {
             CommitState::Failure,
             format!("synced but Degraded: {summary}"),
         ),
+        // Applied and still rolling out: the run that sees it settle
+        // posts the verdict.
+        _ if result.health == crate::cluster::health::HealthStatus::Progressing => (
+            CommitState::Pending,
+            format!("synced, rolling out: {summary}"),
+        ),
         RunPhase::OutOfSync => (
             CommitState::Success,
             format!("synced, some changes held back ({health}): {summary}"),
         ),
         RunPhase::Synced => (CommitState::Success, format!("synced, {health}: {summary}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::health::HealthStatus;
+    use crate::server::fixture::result_with;
+
+    #[test]
+    fn a_rollout_is_pending_until_its_health_settles() {
+        let state = |health| outcome(&result_with("web", "abc", RunPhase::Synced, health)).0;
+        assert_eq!(state(HealthStatus::Progressing), CommitState::Pending);
+        assert_eq!(state(HealthStatus::Healthy), CommitState::Success);
+        assert_eq!(state(HealthStatus::Degraded), CommitState::Failure);
     }
 }

@@ -4,7 +4,32 @@
 use crate::cluster::health::{Health, HealthStatus};
 use crate::manifest::{ObjectKey, Origin};
 use crate::sync::plan::{Action, Reason};
-use crate::sync::result::{Effect, ObjectOutcome};
+use crate::sync::result::{Effect, ObjectOutcome, RunPhase, SyncResult};
+
+/// A result of `application` at `revision` with no objects.
+pub fn result_with(
+    application: &str,
+    revision: &str,
+    phase: RunPhase,
+    health: HealthStatus,
+) -> SyncResult {
+    SyncResult {
+        application: application.into(),
+        revision: Some(revision.into()),
+        server: String::new(),
+        started_at: chrono::Utc::now(),
+        phase,
+        health,
+        health_since: None,
+        hooks: Vec::new(),
+        objects: Vec::new(),
+        errors: Vec::new(),
+        notes: Vec::new(),
+        requests: Default::default(),
+        status_recorded: false,
+        timings: Default::default(),
+    }
+}
 
 /// An object of application `shop` from `apps/shop/deploy.yaml:12`, updated
 /// for drift, with `health` for `why`.

@@ -18,6 +18,7 @@ pub mod page_routes;
 pub mod queue;
 pub mod reconciler;
 pub mod reload;
+pub mod rollout_watch;
 pub mod schedule;
 pub mod shard;
 pub mod shutdown;

@@ -4,14 +4,17 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::announce::Announcer;
 use super::bump;
 use super::http::AppState;
 use super::page::links::RepoLinks;
 use super::queue::{Executor, RunContext, RunError};
+use super::rollout_watch::RolloutWatch;
 use super::shard::mailbox::Address;
 use super::shard::route::Sharding;
 use super::status_page::AppStatus;
@@ -73,6 +76,8 @@ pub struct Reconciler {
     announce: Announcer,
     /// Set when sharded: which applications this replica may sync.
     sharding: Option<Sharding>,
+    /// Applications the last runs left rolling out.
+    rollouts: RolloutWatch,
     /// The queue is built before the HTTP state that holds it, so the
     /// executor receives the state a moment after it starts.
     state: Arc<OnceLock<AppState>>,
@@ -97,6 +102,7 @@ impl Reconciler {
             registries: bump::RegistryCache::default(),
             seen_tags: bump::SeenTags::default(),
             sharding: None,
+            rollouts: RolloutWatch::default(),
             state,
         }
     }
@@ -304,6 +310,7 @@ impl Executor for Reconciler {
         let mut errors = Vec::new();
         let mut degraded = Vec::new();
         let mut elsewhere = Vec::new();
+        let mut rolling_out = Vec::new();
         for desired in rendered {
             if !request.apps.contains(&desired.name) {
                 continue;
@@ -352,6 +359,7 @@ impl Executor for Reconciler {
                 state.pages().seed_runs(&app.name, &stored.runs);
             }
             state.pages().started(&app.name, Some(&checkout.revision));
+            let new_revision = self.announce.is_new_revision(&app.name, &checkout.revision);
             self.announce
                 .started(
                     &config,
@@ -360,7 +368,9 @@ impl Executor for Reconciler {
                     &sync_settings.trigger,
                 )
                 .await;
-            if let Some(statuses) = &statuses {
+            if let Some(statuses) = &statuses
+                && new_revision
+            {
                 statuses
                     .started(state.metrics(), &app.name, &checkout.revision)
                     .await;
@@ -373,9 +383,9 @@ impl Executor for Reconciler {
             let changes = match fleet.manager_for(&wanted.app, &sync_settings).await {
                 Ok(engine) => {
                     let staged = engine.plan(wanted, revision, &sync_settings).await;
+                    // No wait on the last wave: a rollout is looked at
+                    // again by a later run (see `rollout_watch`).
                     let mut run = engine.apply(staged, &sync_settings).await;
-                    // serve reports health, so it waits for the last wave too.
-                    engine.wait(&mut run, sync_settings.health_timeout).await;
                     engine.prune(&mut run).await;
                     engine.finish(run).await
                 }
@@ -411,6 +421,12 @@ impl Executor for Reconciler {
             if result.health == crate::cluster::health::HealthStatus::Degraded {
                 degraded.push(result.application.clone());
             }
+            if let Some(gap) = self
+                .rollouts
+                .after_sync(&result, sync_settings.health_timeout)
+            {
+                rolling_out.push((result.application.clone(), gap));
+            }
             if result.phase == RunPhase::Failed {
                 errors.push(format!(
                     "{}: {}",
@@ -426,6 +442,7 @@ impl Executor for Reconciler {
         if let (Some(sharding), false) = (&self.sharding, request.apps.is_all()) {
             sharding.forward_sync(elsewhere, request.revision.clone(), &run.reasons.join(", "));
         }
+        look_again(state, rolling_out, &run.cancel);
         // A Degraded application may owe its state to a merged bump: its
         // policies' next bump run asks the rollback rule (a healthy
         // application costs nothing here).
@@ -522,6 +539,33 @@ impl Executor for Reconciler {
 }
 
 /// The policies of `applications` whose rollback is on.
+/// Syncs the applications left rolling out again once the soonest of
+/// their gaps has passed (one trigger: the queue coalesces it with any
+/// other), unless leadership or the process ends first.
+fn look_again(state: &AppState, rolling_out: Vec<(String, Duration)>, stop: &CancellationToken) {
+    let Some(gap) = rolling_out.iter().map(|(_, gap)| *gap).min() else {
+        return;
+    };
+    let names: Vec<String> = rolling_out.into_iter().map(|(app, _)| app).collect();
+    let reason = match names.as_slice() {
+        [one] => format!("{one} is rolling out"),
+        many => format!("{} applications are rolling out", many.len()),
+    };
+    let (queue, stop) = (state.queue().clone(), stop.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep(gap) => {
+                queue.submit(Trigger::Sync {
+                    apps: Selector::only(names),
+                    revision: None,
+                    reason,
+                });
+            }
+        }
+    });
+}
+
 fn rollback_policies(config: &LoadedConfig, applications: &[String]) -> Vec<String> {
     config
         .policies

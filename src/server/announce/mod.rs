@@ -75,6 +75,13 @@ impl Announcer {
         update(memory.entry(application.to_string()).or_default());
     }
 
+    /// Whether the last finished run of `application` (in this process)
+    /// was at another revision: a run at the same one is a poll or a
+    /// rollout looked at again, and announces no start.
+    pub fn is_new_revision(&self, application: &str, revision: &str) -> bool {
+        self.remembered(application).revision.as_deref() != Some(revision)
+    }
+
     /// A run of `application` at `revision` begins.
     pub async fn started(
         &self,
@@ -83,7 +90,7 @@ impl Announcer {
         revision: &str,
         trigger: &str,
     ) {
-        if self.remembered(application).revision.as_deref() == Some(revision) {
+        if !self.is_new_revision(application, revision) {
             return;
         }
         let event = SyncEvent {
