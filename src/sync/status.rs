@@ -277,7 +277,15 @@ fn fingerprint(result: &SyncResult, kinds: &[String]) -> String {
             !matches!(o.outcome, Effect::Applied | Effect::Unchanged)
                 || o.health.as_ref().is_some_and(|h| !h.status.passes_gate())
         })
-        .map(|o| json!([o.key, o.outcome, o.health]))
+        .map(|o| {
+            // In place, written now or before, is one state: a look again
+            // at a rollout still in progress writes nothing.
+            let effect = match &o.outcome {
+                Effect::Applied | Effect::Unchanged => None,
+                other => Some(other),
+            };
+            json!([o.key, effect, o.health])
+        })
         .collect();
     content_hash(&json!({
         "revision": result.revision,
@@ -490,6 +498,27 @@ mod tests {
             now
         );
         assert_eq!(health_since(None, HealthStatus::Degraded, now), now);
+    }
+
+    #[test]
+    fn looking_again_at_a_rollout_in_progress_changes_no_fingerprint() {
+        let rolling = |outcome: Effect, status: HealthStatus| {
+            let mut result = result_with(1, 0);
+            result.health = HealthStatus::Progressing;
+            result.objects[0].outcome = outcome;
+            result.objects[0].health = Some(Health {
+                status,
+                message: "0 of 1 replicas available".into(),
+            });
+            fingerprint(&result, &[])
+        };
+        let created = rolling(Effect::Applied, HealthStatus::Progressing);
+        assert_eq!(created, rolling(Effect::Unchanged, HealthStatus::Progressing));
+        assert_ne!(created, rolling(Effect::Unchanged, HealthStatus::Degraded));
+        assert_ne!(
+            created,
+            rolling(Effect::Failed("forbidden".into()), HealthStatus::Progressing)
+        );
     }
 
     #[test]
