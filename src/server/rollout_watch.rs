@@ -49,11 +49,14 @@ impl RolloutWatch {
                 r.gap = (r.gap * 2).min(LONGEST_GAP);
                 r
             }
-            _ => rolling.entry(app.clone()).insert_entry(Rollout {
-                revision: result.revision.clone(),
-                since: now,
-                gap: FIRST_LOOK,
-            }).into_mut(),
+            _ => rolling
+                .entry(app.clone())
+                .insert_entry(Rollout {
+                    revision: result.revision.clone(),
+                    since: now,
+                    gap: FIRST_LOOK,
+                })
+                .into_mut(),
         };
         if now.duration_since(rollout.since) >= health_timeout {
             tracing::info!(

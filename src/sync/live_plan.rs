@@ -88,6 +88,42 @@ fn uid(object: &Value) -> Option<&str> {
     object["metadata"]["uid"].as_str()
 }
 
+/// Up to this many objects of one kind in one namespace are looked up by
+/// name; more are looked up with one list of the namespace.
+const LOOKUP_BY_NAME_MAX: usize = 16;
+
+/// One read of the objects an application wants that it does not own yet.
+enum Lookup {
+    Get {
+        kind: ResolvedKind,
+        namespace: Option<String>,
+        name: String,
+    },
+    List {
+        kind: ResolvedKind,
+        namespace: Option<String>,
+    },
+}
+
+impl Lookup {
+    async fn read(self, cluster: &ReadOnlyCluster) -> Result<Vec<Value>, ApiFailure> {
+        match self {
+            Lookup::Get {
+                kind,
+                namespace,
+                name,
+            } => Ok(cluster
+                .get(&kind, namespace.as_deref(), &name)
+                .await?
+                .into_iter()
+                .collect()),
+            Lookup::List { kind, namespace } => {
+                cluster.list(&kind, namespace.as_deref(), None).await
+            }
+        }
+    }
+}
+
 /// An object of the application as listed, judged on arrival against its
 /// desired body. An unchanged object is kept as its health alone: nothing
 /// else of it is read again (no diff, no write, no prune), and on a no-op
@@ -303,17 +339,41 @@ pub async fn plan_application(
     }
 
     // Desired objects the selected lists did not return: do they exist?
-    let mut lookups: BTreeMap<(String, Option<String>), ResolvedKind> = BTreeMap::new();
+    // A few of a kind in a namespace are read by name; more, with one list
+    // of the namespace. Listing for a handful would read every object the
+    // namespace holds, once per application: a thousand small applications
+    // sharing one namespace would make that quadratic.
+    let mut lookups: BTreeMap<(String, Option<String>), (ResolvedKind, Vec<String>)> =
+        BTreeMap::new();
     for r in resolved
         .iter()
         .filter(|r| !r.kind.pending && !owned.contains_key(&r.key))
     {
-        lookups.insert((kind_id(&r.kind), r.key.namespace.clone()), r.kind.clone());
+        lookups
+            .entry((kind_id(&r.kind), r.key.namespace.clone()))
+            .or_insert_with(|| (r.kind.clone(), Vec::new()))
+            .1
+            .push(r.key.name.clone());
     }
-    let found: Vec<Result<Vec<Value>, ApiFailure>> = stream::iter(lookups)
-        .map(|((_, namespace), kind)| async move {
-            cluster.list(&kind, namespace.as_deref(), None).await
+    let reads: Vec<Lookup> = lookups
+        .into_iter()
+        .flat_map(|((_, namespace), (kind, names))| {
+            if names.len() > LOOKUP_BY_NAME_MAX {
+                vec![Lookup::List { kind, namespace }]
+            } else {
+                names
+                    .into_iter()
+                    .map(|name| Lookup::Get {
+                        kind: kind.clone(),
+                        namespace: namespace.clone(),
+                        name,
+                    })
+                    .collect()
+            }
         })
+        .collect();
+    let found: Vec<Result<Vec<Value>, ApiFailure>> = stream::iter(reads)
+        .map(|lookup| lookup.read(cluster))
         .buffer_unordered(concurrency)
         .collect()
         .await;

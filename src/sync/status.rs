@@ -513,11 +513,17 @@ mod tests {
             fingerprint(&result, &[])
         };
         let created = rolling(Effect::Applied, HealthStatus::Progressing);
-        assert_eq!(created, rolling(Effect::Unchanged, HealthStatus::Progressing));
+        assert_eq!(
+            created,
+            rolling(Effect::Unchanged, HealthStatus::Progressing)
+        );
         assert_ne!(created, rolling(Effect::Unchanged, HealthStatus::Degraded));
         assert_ne!(
             created,
-            rolling(Effect::Failed("forbidden".into()), HealthStatus::Progressing)
+            rolling(
+                Effect::Failed("forbidden".into()),
+                HealthStatus::Progressing
+            )
         );
     }
 
