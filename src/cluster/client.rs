@@ -420,9 +420,40 @@ impl ReadOnlyCluster {
         kind: &ResolvedKind,
         namespace: Option<&str>,
         selector: Option<&str>,
+        keep: impl FnMut(Value) -> Option<T>,
+    ) -> Result<Vec<T>, ApiFailure> {
+        let params = ListParams::default().limit(LIST_PAGE);
+        self.list_pages(kind, namespace, selector, params, keep)
+            .await
+    }
+
+    /// As [`list_mapped`](Self::list_mapped), answered from the API
+    /// server's watch cache (`resourceVersion=0`): what the server has seen,
+    /// possibly a moment old, filtered in its memory. A label-selected list
+    /// read from storage makes the server decode every object of the kind
+    /// to pick a few; one such list per kind and application is what made
+    /// a thousand applications slow. Argo CD and Flux plan from watches the
+    /// same way.
+    pub async fn list_mapped_cached<T>(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+        keep: impl FnMut(Value) -> Option<T>,
+    ) -> Result<Vec<T>, ApiFailure> {
+        let params = ListParams::default().match_any();
+        self.list_pages(kind, namespace, selector, params, keep)
+            .await
+    }
+
+    async fn list_pages<T>(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        selector: Option<&str>,
+        mut params: ListParams,
         mut keep: impl FnMut(Value) -> Option<T>,
     ) -> Result<Vec<T>, ApiFailure> {
-        let mut params = ListParams::default().limit(LIST_PAGE);
         if let Some(selector) = selector {
             params = params.labels(selector);
         }

@@ -1,11 +1,12 @@
 //! The live plan: desired objects + what the cluster holds → a [`Plan`].
 //!
-//! Cost model (see DESIGN): one label-selected list per kind returns every
-//! object relbot owns for the application; an object whose applied-hash
-//! matches and whose fields relbot still owns is unchanged without another
-//! request. Desired objects that the lists do not return are looked up with
-//! one unselected list per kind and namespace (to tell "create" from "adopt"
-//! or "owned by another application"). Server-side dry-runs are sent only for
+//! Cost model (see DESIGN): one label-selected list per kind, from the API
+//! server's watch cache, returns every object relbot owns for the
+//! application; an object whose applied-hash matches and whose fields
+//! relbot still owns is unchanged without another request. Desired objects
+//! that the lists do not return are read by name, or with one list of their
+//! namespace when there are many (to tell "create" from "adopt" or "owned by
+//! another application"). Server-side dry-runs are sent only for
 //! what is not unchanged, when the caller asks for validation: `relbot diff`,
 //! `sync --dry-run`, and every sync, which validates the whole plan before its
 //! first write.
@@ -306,7 +307,7 @@ pub async fn plan_application(
                     // Each item is judged and trimmed as its page arrives,
                     // so the whole list is never held with managedFields.
                     let items = cluster
-                        .list_mapped(&kind, None, Some(&selector), |item| {
+                        .list_mapped_cached(&kind, None, Some(&selector), |item| {
                             let key = live_key(&item);
                             (ownership(&app.name, &key, &item) == Ownership::Ours)
                                 .then(|| Listed::judge(key, item, wanted, options.health_rules))
