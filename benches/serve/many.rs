@@ -69,7 +69,18 @@ async fn versions(client: &kube::Client, ns: &str) -> BTreeMap<String, String> {
     collect!(ServiceAccount, "serviceaccount");
     collect!(Service, "service");
     collect!(Deployment, "deployment");
-    collect!(Event, "event");
+    // relbot's own Events only: the controllers' (ScalingReplicaSet and
+    // the like) go on arriving while rollouts finish.
+    let events: Api<Event> = Api::namespaced(client.clone(), ns);
+    for item in events.list(&params).await.expect("list").items {
+        let name = item.metadata.name.unwrap_or_default();
+        if name.starts_with("relbot-status-") {
+            out.insert(
+                format!("event/{name}"),
+                item.metadata.resource_version.unwrap_or_default(),
+            );
+        }
+    }
     out
 }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use futures::{StreamExt, stream};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -264,6 +265,132 @@ fn sync_word(phase: RunPhase) -> &'static str {
     }
 }
 
+/// How many applications one run syncs side by side. Most of a small
+/// application's sync is waiting on the API server, so a few at once keep
+/// a thousand of them well under a minute without crowding the server.
+const SYNCS_AT_ONCE: usize = 4;
+
+/// What every application of one run shares.
+struct RunShared<'a> {
+    state: &'a AppState,
+    config: &'a LoadedConfig,
+    revision: &'a str,
+    settings: &'a RunSettings,
+    fleet: &'a Fleet<'a>,
+    statuses: Option<&'a super::commit_status::CommitStatuses>,
+    run: &'a RunContext,
+}
+
+/// How one application's part of a run ended.
+enum Finished {
+    Synced {
+        result: Box<SyncResult>,
+        /// When to look at it again: it is still rolling out.
+        look_again: Option<Duration>,
+    },
+    /// Only a read-only manager stops at the plan.
+    PlannedOnly(String),
+    /// Its shard is held by another replica now.
+    Elsewhere(String),
+    /// Leadership or the process ended before it started.
+    Stopped(String),
+}
+
+impl Reconciler {
+    /// One application: plan, apply, prune, record, announce.
+    async fn sync_application(&self, run: &RunShared<'_>, wanted: DesiredApplication) -> Finished {
+        let state = run.state;
+        let name = wanted.app.name.clone();
+        // Sharded: only while this replica holds the application's shard,
+        // kept until the application's sync is over.
+        let hold = match &self.sharding {
+            None => None,
+            Some(sharding) => match sharding.set.hold(&name) {
+                Some(hold) => Some(hold),
+                None => return Finished::Elsewhere(name),
+            },
+        };
+        // A safe point: between applications, never inside one.
+        if run.run.cancel.is_cancelled() {
+            return Finished::Stopped(name);
+        }
+        let mut sync_settings = SyncSettings::new(&wanted.app, run.settings);
+        sync_settings.trigger = run.run.reasons.join(", ");
+        if let (Some(sharding), Some(hold)) = (&self.sharding, &hold) {
+            // The history says who synced: one replica per shard at a time.
+            sync_settings.trigger = format!(
+                "{} shard {}: {}",
+                sharding.set.identity(),
+                hold.shard,
+                sync_settings.trigger
+            );
+        }
+        if !state.pages().knows(&name)
+            && let Some(stored) = crate::sync::status::read(
+                self.cluster.read_only(),
+                &sync_settings.status_namespace,
+                &name,
+            )
+            .await
+        {
+            state.pages().seed_runs(&name, &stored.runs);
+        }
+        state.pages().started(&name, Some(run.revision));
+        let new_revision = self.announce.is_new_revision(&name, run.revision);
+        self.announce
+            .started(run.config, &name, run.revision, &sync_settings.trigger)
+            .await;
+        if let Some(statuses) = run.statuses
+            && new_revision
+        {
+            statuses.started(state.metrics(), &name, run.revision).await;
+        }
+        let revision = Some(run.revision);
+        let changes = match run.fleet.manager(&wanted.app, &sync_settings) {
+            Ok(engine) => {
+                let staged = engine.plan(wanted, revision, &sync_settings).await;
+                // No wait on the last wave: a rollout is looked at again by
+                // a later run (see `rollout_watch`).
+                let mut run = engine.apply(staged, &sync_settings).await;
+                engine.prune(&mut run).await;
+                engine.finish(run).await
+            }
+            Err(error) => {
+                run.fleet
+                    .refused(wanted, revision, &sync_settings, &error)
+                    .await
+            }
+        };
+        let result = match changes.detail {
+            Detail::Result(result) => *result,
+            Detail::Plan(_) => return Finished::PlannedOnly(name),
+        };
+        tracing::info!(
+            application = %result.application,
+            revision = %run.revision,
+            phase = phase_label(result.phase),
+            health = result.health.as_str(),
+            summary = %result.counts().summary(),
+            "synced"
+        );
+        self.record(state, &result, &sync_settings.trigger);
+        self.announce
+            .finished(run.config, state.metrics(), &result)
+            .await;
+        if let Some(statuses) = run.statuses {
+            statuses.finished(state.metrics(), &result).await;
+        }
+        let look_again = self
+            .rollouts
+            .after_sync(&result, sync_settings.health_timeout);
+        drop(hold);
+        Finished::Synced {
+            result: Box::new(result),
+            look_again,
+        }
+    }
+}
+
 impl Executor for Reconciler {
     async fn sync(&self, request: &SyncRequest, run: &RunContext) -> Result<(), RunError> {
         let state = self.state()?;
@@ -307,134 +434,71 @@ impl Executor for Reconciler {
             }
             None => None,
         };
-        let mut errors = Vec::new();
-        let mut degraded = Vec::new();
-        let mut elsewhere = Vec::new();
-        let mut rolling_out = Vec::new();
+        // Destinations are opened once a run, before applications sync
+        // side by side.
+        let mut jobs = Vec::new();
         for desired in rendered {
             if !request.apps.contains(&desired.name) {
                 continue;
             }
-            // Sharded: only while this replica holds the application's
-            // shard, kept until the application's sync is over.
-            let hold = match &self.sharding {
-                None => None,
-                Some(sharding) => match sharding.set.hold(&desired.name) {
-                    Some(hold) => Some(hold),
-                    None => {
-                        elsewhere.push(desired.name.clone());
-                        continue;
-                    }
-                },
-            };
-            // A safe point: between applications, never inside one.
-            if run.cancel.is_cancelled() {
-                return Err(RunError::new(format!(
-                    "stopped before {} (shutdown or leadership lost)",
-                    desired.name
-                )));
-            }
             let Some(app) = config.application(&desired.name) else {
                 continue;
             };
-            let mut sync_settings = SyncSettings::new(app, &settings);
-            sync_settings.trigger = run.reasons.join(", ");
-            if let (Some(sharding), Some(hold)) = (&self.sharding, &hold) {
-                // The history says who synced: one replica per shard at a time.
-                sync_settings.trigger = format!(
-                    "{} shard {}: {}",
-                    sharding.set.identity(),
-                    hold.shard,
-                    sync_settings.trigger
-                );
-            }
-            if !state.pages().knows(&app.name)
-                && let Some(stored) = crate::sync::status::read(
-                    self.cluster.read_only(),
-                    &sync_settings.status_namespace,
-                    &app.name,
-                )
-                .await
-            {
-                state.pages().seed_runs(&app.name, &stored.runs);
-            }
-            state.pages().started(&app.name, Some(&checkout.revision));
-            let new_revision = self.announce.is_new_revision(&app.name, &checkout.revision);
-            self.announce
-                .started(
-                    &config,
-                    &app.name,
-                    &checkout.revision,
-                    &sync_settings.trigger,
-                )
-                .await;
-            if let Some(statuses) = &statuses
-                && new_revision
-            {
-                statuses
-                    .started(state.metrics(), &app.name, &checkout.revision)
-                    .await;
-            }
-            let wanted = DesiredApplication {
+            fleet.prepare(app, &SyncSettings::new(app, &settings)).await;
+            jobs.push(DesiredApplication {
                 app: app.clone(),
                 manifests: desired.manifests,
-            };
-            let revision = Some(checkout.revision.as_str());
-            let changes = match fleet.manager_for(&wanted.app, &sync_settings).await {
-                Ok(engine) => {
-                    let staged = engine.plan(wanted, revision, &sync_settings).await;
-                    // No wait on the last wave: a rollout is looked at
-                    // again by a later run (see `rollout_watch`).
-                    let mut run = engine.apply(staged, &sync_settings).await;
-                    engine.prune(&mut run).await;
-                    engine.finish(run).await
+            });
+        }
+        let shared = RunShared {
+            state,
+            config: &config,
+            revision: &checkout.revision,
+            settings: &settings,
+            fleet: &fleet,
+            statuses: statuses.as_ref(),
+            run,
+        };
+        let syncs: Vec<_> = jobs
+            .into_iter()
+            .map(|wanted| self.sync_application(&shared, wanted))
+            .collect();
+        let finished: Vec<Finished> = stream::iter(syncs).buffered(SYNCS_AT_ONCE).collect().await;
+
+        let mut errors = Vec::new();
+        let mut degraded = Vec::new();
+        let mut elsewhere = Vec::new();
+        let mut rolling_out = Vec::new();
+        let mut stopped = Vec::new();
+        for finished in finished {
+            match finished {
+                Finished::Synced { result, look_again } => {
+                    if result.health == crate::cluster::health::HealthStatus::Degraded {
+                        degraded.push(result.application.clone());
+                    }
+                    if let Some(gap) = look_again {
+                        rolling_out.push((result.application.clone(), gap));
+                    }
+                    if result.phase == RunPhase::Failed {
+                        errors.push(format!(
+                            "{}: {}",
+                            result.application,
+                            result.errors.join("; ")
+                        ));
+                    }
                 }
-                Err(error) => {
-                    fleet
-                        .refused(wanted, revision, &sync_settings, &error)
-                        .await
+                Finished::PlannedOnly(name) => {
+                    errors.push(format!("{name}: planned but not synced"));
                 }
-            };
-            let result = match changes.detail {
-                Detail::Result(result) => *result,
-                // Only a read-only manager stops at the plan.
-                Detail::Plan(_) => {
-                    errors.push(format!("{}: planned but not synced", app.name));
-                    continue;
-                }
-            };
-            tracing::info!(
-                application = %result.application,
-                revision = %checkout.revision,
-                phase = phase_label(result.phase),
-                health = result.health.as_str(),
-                summary = %result.counts().summary(),
-                "synced"
-            );
-            self.record(state, &result, &sync_settings.trigger);
-            self.announce
-                .finished(&config, state.metrics(), &result)
-                .await;
-            if let Some(statuses) = &statuses {
-                statuses.finished(state.metrics(), &result).await;
+                Finished::Elsewhere(name) => elsewhere.push(name),
+                Finished::Stopped(name) => stopped.push(name),
             }
-            if result.health == crate::cluster::health::HealthStatus::Degraded {
-                degraded.push(result.application.clone());
-            }
-            if let Some(gap) = self
-                .rollouts
-                .after_sync(&result, sync_settings.health_timeout)
-            {
-                rolling_out.push((result.application.clone(), gap));
-            }
-            if result.phase == RunPhase::Failed {
-                errors.push(format!(
-                    "{}: {}",
-                    result.application,
-                    result.errors.join("; ")
-                ));
-            }
-            drop(hold);
+        }
+        if !stopped.is_empty() {
+            return Err(RunError::new(format!(
+                "stopped before {} (shutdown or leadership lost)",
+                stopped.join(", ")
+            )));
         }
         // Named applications whose shard moved away since the trigger was
         // routed: their new holder syncs them (a full sync needs no

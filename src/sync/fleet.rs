@@ -86,24 +86,44 @@ impl<'a> Fleet<'a> {
         app: &Application,
         settings: &SyncSettings,
     ) -> Result<&ResourceManager, DestinationError> {
+        self.prepare(app, settings).await;
+        self.manager(app, settings)
+    }
+
+    /// Opens `app`'s destination unless this run already did (a failure is
+    /// kept too, and logged once): after this, [`manager`](Self::manager)
+    /// answers for `app` through a shared borrow, so applications can sync
+    /// side by side.
+    pub async fn prepare(&mut self, app: &Application, settings: &SyncSettings) {
         let Some(destination) = app.destination() else {
-            return Ok(self.home_manager);
+            return;
         };
-        let at = SecretKey {
-            namespace: settings.status_namespace.clone(),
-            name: destination.name().to_string(),
-            key: destination.kube_config.secret_ref.key.clone(),
-        };
+        let at = secret_key(destination, settings);
         if !self.opened.contains_key(&at) {
             let opened = self.open(destination, &at).await;
             if let Err(e) = &opened {
                 tracing::warn!(application = %app.name, "{e}");
             }
-            self.opened.insert(at.clone(), opened);
+            self.opened.insert(at, opened);
         }
-        match &self.opened[&at] {
-            Ok(manager) => Ok(manager),
-            Err(error) => Err(error.clone()),
+    }
+
+    /// The manager of an application [`prepare`](Self::prepare)d this run.
+    pub fn manager(
+        &self,
+        app: &Application,
+        settings: &SyncSettings,
+    ) -> Result<&ResourceManager, DestinationError> {
+        let Some(destination) = app.destination() else {
+            return Ok(self.home_manager);
+        };
+        match self.opened.get(&secret_key(destination, settings)) {
+            Some(Ok(manager)) => Ok(manager),
+            Some(Err(error)) => Err(error.clone()),
+            None => Err(DestinationError::new(
+                destination.name(),
+                "relbot did not open this cluster before syncing (a bug: please report it)",
+            )),
         }
     }
 
@@ -185,6 +205,15 @@ impl<'a> Fleet<'a> {
             changes.errors.push(message);
         }
         changes
+    }
+}
+
+/// Where `destination`'s kubeconfig is: a Secret in the status namespace.
+fn secret_key(destination: &Destination, settings: &SyncSettings) -> SecretKey {
+    SecretKey {
+        namespace: settings.status_namespace.clone(),
+        name: destination.name().to_string(),
+        key: destination.kube_config.secret_ref.key.clone(),
     }
 }
 
