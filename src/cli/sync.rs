@@ -9,8 +9,9 @@ use relbot::cluster::client::{ClusterTarget, ReadOnlyCluster, locate};
 use relbot::cluster::destination::Destinations;
 use relbot::config::{ConfigDuration, LoadedConfig};
 use relbot::progress::ProgressEvent;
+use relbot::source::DesiredApplication;
 use relbot::sync::change_set::ChangeSet;
-use relbot::sync::engine::{self, DesiredApplication, ResourceManager};
+use relbot::sync::engine::{self, ResourceManager};
 use relbot::sync::fleet::Fleet;
 use relbot::sync::plan::Plan;
 use relbot::sync::plan_report::{PlanDocument, Style, plans_exit_code, render_plans};
@@ -143,19 +144,13 @@ fn load_desired(global: &GlobalArgs, args: &SyncArgs) -> Result<Desired, Outcome
     };
     let mut applications = Vec::new();
     for desired in rendered {
-        if !args.apps.is_empty() && !args.apps.contains(&desired.name) {
+        if !args.apps.is_empty() && !args.apps.iter().any(|a| a == desired.name()) {
             continue;
         }
         for note in &desired.notes {
-            tracing::debug!(application = %desired.name, "{note}");
+            tracing::debug!(application = %desired.name(), "{note}");
         }
-        let Some(app) = config.application(&desired.name) else {
-            continue;
-        };
-        applications.push(DesiredApplication {
-            app: app.clone(),
-            manifests: desired.manifests,
-        });
+        applications.push(desired);
     }
     Ok(Desired {
         revision: revision_of(&root),

@@ -27,7 +27,7 @@ use crate::redact::redact_userinfo;
 use crate::release::bump::PolicyOutcome;
 use crate::source::git::{Checkout, GitCredentials, GitSource};
 use crate::sync::change_set::Detail;
-use crate::sync::engine::{DesiredApplication, ResourceManager};
+use crate::sync::engine::ResourceManager;
 use crate::sync::fleet::Fleet;
 use crate::sync::plan::{Action, Reason};
 use crate::sync::result::{Effect, RunPhase, SyncResult};
@@ -312,17 +312,17 @@ impl Executor for Reconciler {
         let mut elsewhere = Vec::new();
         let mut rolling_out = Vec::new();
         for desired in rendered {
-            if !request.apps.contains(&desired.name) {
+            if !request.apps.contains(&desired.app.name) {
                 continue;
             }
             // Sharded: only while this replica holds the application's
             // shard, kept until the application's sync is over.
             let hold = match &self.sharding {
                 None => None,
-                Some(sharding) => match sharding.set.hold(&desired.name) {
+                Some(sharding) => match sharding.set.hold(&desired.app.name) {
                     Some(hold) => Some(hold),
                     None => {
-                        elsewhere.push(desired.name.clone());
+                        elsewhere.push(desired.app.name.clone());
                         continue;
                     }
                 },
@@ -331,10 +331,10 @@ impl Executor for Reconciler {
             if run.cancel.is_cancelled() {
                 return Err(RunError::new(format!(
                     "stopped before {} (shutdown or leadership lost)",
-                    desired.name
+                    desired.app.name
                 )));
             }
-            let Some(app) = config.application(&desired.name) else {
+            let Some(app) = config.application(&desired.app.name) else {
                 continue;
             };
             let mut sync_settings = SyncSettings::new(app, &settings);
@@ -375,10 +375,7 @@ impl Executor for Reconciler {
                     .started(state.metrics(), &app.name, &checkout.revision)
                     .await;
             }
-            let wanted = DesiredApplication {
-                app: app.clone(),
-                manifests: desired.manifests,
-            };
+            let wanted = desired;
             let revision = Some(checkout.revision.as_str());
             let changes = match fleet.manager_for(&wanted.app, &sync_settings).await {
                 Ok(engine) => {

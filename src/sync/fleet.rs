@@ -10,9 +10,7 @@ use std::collections::HashMap;
 use chrono::Utc;
 
 use super::change_set::{ChangeSet, Detail};
-use super::engine::{
-    DRY_RUN_PROBE_TIMEOUT, DesiredApplication, PlanTarget, ResourceManager, SYNC_PROBE_TIMEOUT,
-};
+use super::engine::{DRY_RUN_PROBE_TIMEOUT, PlanTarget, ResourceManager, SYNC_PROBE_TIMEOUT};
 use super::problem::PlanProblem;
 use super::result::{RunPhase, SyncResult};
 use super::settings::SyncSettings;
@@ -20,6 +18,7 @@ use crate::cluster::client::{Cluster, ClusterError, ReadOnlyCluster};
 use crate::cluster::destination::{DestinationError, Destinations, SecretKey};
 use crate::cluster::health::HealthStatus;
 use crate::config::{Application, Destination};
+use crate::source::DesiredApplication;
 
 /// What the run may do to relbot's own cluster.
 enum Home {
