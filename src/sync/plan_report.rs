@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use super::plan::{Action, Change, ClusterView, Plan};
 use crate::revision::short_revision;
+use crate::source::order::Stage;
 
 /// ANSI colour, or nothing.
 #[derive(Debug, Clone, Copy)]
@@ -111,10 +112,10 @@ pub fn summary_line(plan: &Plan, style: Style) -> String {
 fn step_heading(change: &Change) -> String {
     match change.action {
         Action::Prune => "prune (reverse order)".to_string(),
-        _ => match change.phase.stage {
-            1 => "stage 1: CRDs, namespaces, cluster roles".to_string(),
-            2 => "stage 2: classes".to_string(),
-            _ => format!("wave {}", change.phase.wave),
+        _ => match change.order.stage {
+            Stage::Definitions => "stage 1: CRDs, namespaces, cluster roles".to_string(),
+            Stage::Classes => "stage 2: classes".to_string(),
+            Stage::Resources => format!("wave {}", change.order.wave),
         },
     }
 }
