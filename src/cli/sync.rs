@@ -14,12 +14,14 @@ use relbot::sync::change_set::ChangeSet;
 use relbot::sync::engine::{self, ResourceManager};
 use relbot::sync::fleet::Fleet;
 use relbot::sync::plan::Plan;
-use relbot::sync::plan_report::{PlanDocument, Style, plans_exit_code, render_plans};
-use relbot::sync::result::{ResultDocument, SyncResult, render_result, results_exit_code};
+use relbot::sync::plan_report::{Style, render_plans};
+use relbot::sync::result::{SyncResult, render_result};
 use relbot::sync::settings::{RunSettings, SyncSettings};
 use relbot::sync::status;
 use serde::Serialize;
 
+use super::document::{PlanDocument, ResultDocument};
+use super::exit_code::{plans_exit_code, results_exit_code};
 use super::first_sync;
 use super::folder::{self, FolderArgs};
 use super::progress::{around_output, finish};
@@ -295,22 +297,15 @@ pub fn run_sync(global: &GlobalArgs, args: SyncArgs) -> Outcome {
             .filter_map(ChangeSet::into_result)
             .collect();
         finish(shown);
-        let code = results_exit_code(&results);
         match args.output {
             OutputFormat::Text => {
                 for result in &results {
                     print!("{}", render_result(result, style, global.verbose > 0));
                 }
             }
-            format => print_document(
-                format,
-                &ResultDocument {
-                    applications: &results,
-                    exit_code: code,
-                },
-            ),
+            format => print_document(format, &ResultDocument::new(&results)),
         }
-        outcome_of(code)
+        outcome_of(results_exit_code(&results))
     })
 }
 
@@ -455,13 +450,7 @@ pub fn run_status(global: &GlobalArgs, args: StatusArgs) -> Outcome {
                     );
                 }
             }
-            format => print_document(
-                format,
-                &ResultDocument {
-                    applications: &results,
-                    exit_code: results_exit_code(&results),
-                },
-            ),
+            format => print_document(format, &ResultDocument::new(&results)),
         }
         outcome_of(results_exit_code(&results))
     })
