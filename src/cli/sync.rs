@@ -268,10 +268,10 @@ pub fn run_sync(global: &GlobalArgs, args: SyncArgs) -> Outcome {
         for wanted in desired.applications {
             let settings = SyncSettings::new(&wanted.app, &settings);
             let revision = desired.revision.as_deref();
-            let manager = match fleet.manager_for(&wanted.app, &settings).await {
+            let manager = match fleet.manager_or_refusal(&wanted, revision, &settings).await {
                 Ok(manager) => manager,
-                Err(error) => {
-                    changes.push(fleet.refused(wanted, revision, &settings, &error).await);
+                Err(refused) => {
+                    changes.push(refused);
                     continue;
                 }
             };
@@ -348,10 +348,10 @@ fn run_plan(global: &GlobalArgs, args: &SyncArgs) -> Outcome {
         for wanted in desired.applications {
             let settings = SyncSettings::new(&wanted.app, &settings);
             let revision = desired.revision.as_deref();
-            let manager = match fleet.manager_for(&wanted.app, &settings).await {
+            let manager = match fleet.manager_or_refusal(&wanted, revision, &settings).await {
                 Ok(manager) => manager,
-                Err(error) => {
-                    changes.push(fleet.refused(wanted, revision, &settings, &error).await);
+                Err(refused) => {
+                    changes.push(refused);
                     continue;
                 }
             };

@@ -28,6 +28,13 @@ enum Home {
     Offline,
 }
 
+/// Which manager an application goes through: relbot's own cluster's, or
+/// that of the destination opened from this Secret.
+enum Route {
+    Home,
+    Destination(SecretKey),
+}
+
 /// The managers of one run, by destination.
 pub struct Fleet<'a> {
     home_manager: &'a ResourceManager,
@@ -79,14 +86,42 @@ impl<'a> Fleet<'a> {
     /// The manager `app` syncs through: relbot's own cluster's, or its
     /// destination's (opened on first use this run). A destination that
     /// cannot be used is an error for its applications only; answer them
-    /// with [`refused`](Self::refused).
+    /// with [`refused`](Self::refused), or let
+    /// [`manager_or_refusal`](Self::manager_or_refusal) do both.
     pub async fn manager_for(
         &mut self,
         app: &Application,
         settings: &SyncSettings,
     ) -> Result<&ResourceManager, DestinationError> {
+        let route = self.route(app, settings).await;
+        self.manager(&route)
+    }
+
+    /// The manager `desired` syncs through, or, when its destination cannot
+    /// be used, the answer for it (see [`refused`](Self::refused)): what
+    /// every caller of the fleet does with an application first.
+    pub async fn manager_or_refusal(
+        &mut self,
+        desired: &DesiredApplication,
+        revision: Option<&str>,
+        settings: &SyncSettings,
+    ) -> Result<&ResourceManager, ChangeSet> {
+        let route = self.route(&desired.app, settings).await;
+        match self.manager(&route) {
+            Ok(manager) => Ok(manager),
+            // Rare (a broken destination), so the objects are copied here
+            // rather than handed back to the caller on every other path.
+            Err(error) => Err(self
+                .refused(desired.clone(), revision, settings, &error)
+                .await),
+        }
+    }
+
+    /// Where `app` syncs, its destination opened (or found unusable) on
+    /// first use this run.
+    async fn route(&mut self, app: &Application, settings: &SyncSettings) -> Route {
         let Some(destination) = app.destination() else {
-            return Ok(self.home_manager);
+            return Route::Home;
         };
         let at = SecretKey {
             namespace: settings.status_namespace.clone(),
@@ -100,9 +135,16 @@ impl<'a> Fleet<'a> {
             }
             self.opened.insert(at.clone(), opened);
         }
-        match &self.opened[&at] {
-            Ok(manager) => Ok(manager),
-            Err(error) => Err(error.clone()),
+        Route::Destination(at)
+    }
+
+    fn manager(&self, route: &Route) -> Result<&ResourceManager, DestinationError> {
+        match route {
+            Route::Home => Ok(self.home_manager),
+            Route::Destination(at) => match &self.opened[at] {
+                Ok(manager) => Ok(manager),
+                Err(error) => Err(error.clone()),
+            },
         }
     }
 
@@ -206,5 +248,80 @@ pub fn failed(application: &str, revision: Option<&str>, error: &DestinationErro
         requests: Default::default(),
         status_recorded: false,
         timings: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::health::HealthRules;
+    use crate::manifest::{Manifest, Origin};
+    use crate::progress::Progress;
+    use crate::sync::plan::{Action, ClusterView};
+    use crate::sync::settings::RunSettings;
+
+    fn desired(application_yaml: &str) -> DesiredApplication {
+        DesiredApplication {
+            app: serde_saphyr::from_str(application_yaml).unwrap(),
+            manifests: vec![Manifest {
+                object: serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "c", "namespace": "a"}}),
+                origin: Origin {
+                    file: "a/c.yaml".into(),
+                    line: 1,
+                },
+            }],
+            notes: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn offline_a_destination_is_refused_into_an_offline_plan_and_home_goes_through_home() {
+        let home = ResourceManager::read_only(PlanTarget::Offline {
+            reason: "no cluster configured".into(),
+        })
+        .await
+        .unwrap();
+        let mut fleet = Fleet::read_only(&home, None);
+        let run = RunSettings {
+            concurrency: 8,
+            status_namespace: "relbot".into(),
+            progress: Progress::none(),
+            health_rules: HealthRules::default(),
+            wait_for_last_wave: true,
+        };
+
+        let at_home = desired("name: a\npath: a\nnamespace: a\n");
+        let settings = SyncSettings::new(&at_home.app, &run);
+        let manager = fleet
+            .manager_or_refusal(&at_home, Some("abc"), &settings)
+            .await
+            .expect("an application without a destination syncs at home");
+        assert!(std::ptr::eq(manager, &home));
+
+        let remote = desired(
+            "name: r\npath: a\nnamespace: a\ndestination:\n  kubeConfig:\n    secretRef: { name: prod-eu }\n",
+        );
+        let settings = SyncSettings::new(&remote.app, &run);
+        let Err(refused) = fleet
+            .manager_or_refusal(&remote, Some("abc"), &settings)
+            .await
+        else {
+            panic!("with no home cluster the destination's Secret cannot be read");
+        };
+        // Like an unreachable home cluster: planned offline, not an error.
+        assert!(refused.errors.is_empty(), "{:?}", refused.errors);
+        let Detail::Plan(plan) = &refused.detail else {
+            panic!("a dry-run answers with a plan");
+        };
+        let ClusterView::Offline { reason } = &plan.cluster else {
+            panic!("planned offline: {:?}", plan.cluster);
+        };
+        assert!(
+            reason.contains("Secret relbot/prod-eu cannot be read"),
+            "{reason}"
+        );
+        assert!(plan.problems.is_empty());
+        assert_eq!(plan.changes[0].action, Action::Create);
     }
 }
