@@ -10,7 +10,7 @@ use std::process::Command;
 use relbot::config::{Application, Config};
 use relbot::manifest::Manifest;
 use relbot::source::{
-    self, DesiredApp, KustomizeTool, ProblemCode, RenderOptions, Severity, Stage,
+    self, DesiredApplication, KustomizeTool, ProblemCode, RenderOptions, Severity, Stage,
 };
 use serde_json::{Value, json};
 
@@ -24,7 +24,7 @@ fn offline() -> RenderOptions {
     }
 }
 
-fn load_sample() -> Vec<DesiredApp> {
+fn load_sample() -> Vec<DesiredApplication> {
     let loaded = relbot::config::load(&sample_root().join("relbot.yaml"))
         .unwrap_or_else(|e| panic!("sample config: {e}"));
     assert_eq!(loaded.policies.len(), 5, "one ImagePolicy per sample image");
@@ -32,7 +32,7 @@ fn load_sample() -> Vec<DesiredApp> {
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn find<'a>(app: &'a DesiredApp, kind: &str, name: &str) -> &'a Manifest {
+fn find<'a>(app: &'a DesiredApplication, kind: &str, name: &str) -> &'a Manifest {
     app.manifests
         .iter()
         .find(|m| m.kind() == kind && m.name() == name)
@@ -50,7 +50,7 @@ fn kubectl_available() -> bool {
 #[test]
 fn sample_platform_renders_and_validates_with_only_discovery_notes() {
     let apps = load_sample();
-    let names: Vec<_> = apps.iter().map(|a| a.name.as_str()).collect();
+    let names: Vec<_> = apps.iter().map(|a| a.name()).collect();
     assert_eq!(names, ["platform", "monitoring"]);
     let (platform, monitoring) = (&apps[0], &apps[1]);
 

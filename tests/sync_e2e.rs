@@ -11,8 +11,9 @@ use relbot::cluster::client::{Cluster, ReadOnlyCluster};
 use relbot::cluster::health::HealthStatus;
 use relbot::config::Application;
 use relbot::manifest::{Manifest, Origin};
+use relbot::source::DesiredApplication;
 use relbot::sync::apply::sync_application;
-use relbot::sync::engine::{DesiredApplication, PlanTarget, plan_all};
+use relbot::sync::engine::{PlanTarget, plan_all};
 use relbot::sync::plan::{Action, Plan, Reason, Validation};
 use relbot::sync::result::{Effect, RunPhase, SyncResult};
 use relbot::sync::settings::{RunSettings, SyncSettings};
@@ -113,6 +114,7 @@ async fn plan(
     let desired = [DesiredApplication {
         app: app.clone(),
         manifests: manifests.to_vec(),
+        notes: Vec::new(),
     }];
     let settings = RunSettings {
         concurrency: 8,
@@ -699,8 +701,8 @@ fn samples_in(tc: &TestCluster) -> Vec<(Application, Vec<Manifest>)> {
     desired
         .into_iter()
         .map(|d| {
-            let mut app = loaded.application(&d.name).unwrap().clone();
-            app.name = format!("{}-{}", d.name, &ns[ns.len() - 5..]);
+            let mut app = d.app;
+            app.name = format!("{}-{}", app.name, &ns[ns.len() - 5..]);
             app.namespace = Some(ns.to_string());
             let manifests = d
                 .manifests

@@ -16,8 +16,9 @@ use kubesim::testing::TestCluster;
 use relbot::cluster::client::{Cluster, ReadOnlyCluster};
 use relbot::config::Application;
 use relbot::manifest::{Manifest, Origin};
+use relbot::source::DesiredApplication;
 use relbot::sync::change_set::ChangeSet;
-use relbot::sync::engine::{DesiredApplication, PlanTarget, ResourceManager};
+use relbot::sync::engine::{PlanTarget, ResourceManager};
 use relbot::sync::result::{Effect, SyncResult};
 use relbot::sync::settings::SyncSettings;
 use serde_json::{Value, json};
@@ -40,6 +41,7 @@ fn desired(tc: &TestCluster, objects: &[(Value, usize)]) -> DesiredApplication {
                 },
             })
             .collect(),
+        notes: Vec::new(),
     }
 }
 

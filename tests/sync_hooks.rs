@@ -13,8 +13,9 @@ use relbot::cluster::health::HealthStatus;
 use relbot::config::Application;
 use relbot::manifest::{Manifest, Origin};
 use relbot::progress::{Progress, ProgressEvent};
+use relbot::source::DesiredApplication;
 use relbot::sync::apply::sync_application;
-use relbot::sync::engine::{DesiredApplication, PlanTarget, plan_all};
+use relbot::sync::engine::{PlanTarget, plan_all};
 use relbot::sync::hooks::{HookOutcome, HookPhase, HookRun};
 use relbot::sync::result::{Effect, RunPhase, SyncResult};
 use relbot::sync::settings::{RunSettings, SyncSettings};
@@ -179,6 +180,7 @@ async fn hooks_run_before_with_and_after_the_waves_and_follow_their_delete_polic
         let desired = [DesiredApplication {
             app: app(&tc),
             manifests: manifests.clone(),
+            notes: Vec::new(),
         }];
         let run = RunSettings {
             concurrency: 8,

@@ -3,6 +3,8 @@
 
 mod bump;
 mod completion;
+mod document;
+mod exit_code;
 mod first_sync;
 pub mod folder;
 pub mod logging;

@@ -9,16 +9,19 @@ use relbot::cluster::client::{ClusterTarget, ReadOnlyCluster, locate};
 use relbot::cluster::destination::Destinations;
 use relbot::config::{ConfigDuration, LoadedConfig};
 use relbot::progress::ProgressEvent;
+use relbot::source::DesiredApplication;
 use relbot::sync::change_set::ChangeSet;
-use relbot::sync::engine::{self, DesiredApplication, ResourceManager};
+use relbot::sync::engine::{self, ResourceManager};
 use relbot::sync::fleet::Fleet;
 use relbot::sync::plan::Plan;
-use relbot::sync::plan_report::{PlanDocument, Style, plans_exit_code, render_plans};
-use relbot::sync::result::{ResultDocument, SyncResult, render_result, results_exit_code};
+use relbot::sync::plan_report::{Style, render_plans};
+use relbot::sync::result::{SyncResult, render_result};
 use relbot::sync::settings::{RunSettings, SyncSettings};
 use relbot::sync::status;
 use serde::Serialize;
 
+use super::document::{PlanDocument, ResultDocument};
+use super::exit_code::{plans_exit_code, results_exit_code};
 use super::first_sync;
 use super::folder::{self, FolderArgs};
 use super::progress::{around_output, finish};
@@ -143,19 +146,13 @@ fn load_desired(global: &GlobalArgs, args: &SyncArgs) -> Result<Desired, Outcome
     };
     let mut applications = Vec::new();
     for desired in rendered {
-        if !args.apps.is_empty() && !args.apps.contains(&desired.name) {
+        if !args.apps.is_empty() && !args.apps.iter().any(|a| a == desired.name()) {
             continue;
         }
         for note in &desired.notes {
-            tracing::debug!(application = %desired.name, "{note}");
+            tracing::debug!(application = %desired.name(), "{note}");
         }
-        let Some(app) = config.application(&desired.name) else {
-            continue;
-        };
-        applications.push(DesiredApplication {
-            app: app.clone(),
-            manifests: desired.manifests,
-        });
+        applications.push(desired);
     }
     Ok(Desired {
         revision: revision_of(&root),
@@ -271,10 +268,10 @@ pub fn run_sync(global: &GlobalArgs, args: SyncArgs) -> Outcome {
         for wanted in desired.applications {
             let settings = SyncSettings::new(&wanted.app, &settings);
             let revision = desired.revision.as_deref();
-            let manager = match fleet.manager_for(&wanted.app, &settings).await {
+            let manager = match fleet.manager_or_refusal(&wanted, revision, &settings).await {
                 Ok(manager) => manager,
-                Err(error) => {
-                    changes.push(fleet.refused(wanted, revision, &settings, &error).await);
+                Err(refused) => {
+                    changes.push(refused);
                     continue;
                 }
             };
@@ -300,22 +297,15 @@ pub fn run_sync(global: &GlobalArgs, args: SyncArgs) -> Outcome {
             .filter_map(ChangeSet::into_result)
             .collect();
         finish(shown);
-        let code = results_exit_code(&results);
         match args.output {
             OutputFormat::Text => {
                 for result in &results {
                     print!("{}", render_result(result, style, global.verbose > 0));
                 }
             }
-            format => print_document(
-                format,
-                &ResultDocument {
-                    applications: &results,
-                    exit_code: code,
-                },
-            ),
+            format => print_document(format, &ResultDocument::new(&results)),
         }
-        outcome_of(code)
+        outcome_of(results_exit_code(&results))
     })
 }
 
@@ -358,10 +348,10 @@ fn run_plan(global: &GlobalArgs, args: &SyncArgs) -> Outcome {
         for wanted in desired.applications {
             let settings = SyncSettings::new(&wanted.app, &settings);
             let revision = desired.revision.as_deref();
-            let manager = match fleet.manager_for(&wanted.app, &settings).await {
+            let manager = match fleet.manager_or_refusal(&wanted, revision, &settings).await {
                 Ok(manager) => manager,
-                Err(error) => {
-                    changes.push(fleet.refused(wanted, revision, &settings, &error).await);
+                Err(refused) => {
+                    changes.push(refused);
                     continue;
                 }
             };
@@ -460,13 +450,7 @@ pub fn run_status(global: &GlobalArgs, args: StatusArgs) -> Outcome {
                     );
                 }
             }
-            format => print_document(
-                format,
-                &ResultDocument {
-                    applications: &results,
-                    exit_code: results_exit_code(&results),
-                },
-            ),
+            format => print_document(format, &ResultDocument::new(&results)),
         }
         outcome_of(results_exit_code(&results))
     })

@@ -52,7 +52,7 @@ pub fn run(global: &GlobalArgs, args: ValidateArgs) -> Outcome {
                 "config": path,
                 "valid": errors == 0,
                 "applications": apps.as_ref().map(|a| a.iter().map(|app| serde_json::json!({
-                    "name": app.name, "objects": app.manifests.len()
+                    "name": app.name(), "objects": app.manifests.len()
                 })).collect::<Vec<_>>()),
                 "policies": loaded.policies.len(),
                 "problems": problems,

@@ -26,10 +26,11 @@ use crate::cluster::discovery::KindIndex;
 use crate::config::LoadedConfig;
 use crate::redact::redact_userinfo;
 use crate::release::bump::PolicyOutcome;
+use crate::source::DesiredApplication;
 use crate::source::git::{Checkout, GitCredentials, GitSource};
 use crate::sync::change_set::Detail;
-use crate::sync::engine::{DesiredApplication, ResourceManager};
-use crate::sync::fleet::Fleet;
+use crate::sync::engine::ResourceManager;
+use crate::sync::fleet::{Fleet, Route};
 use crate::sync::plan::{Action, Reason};
 use crate::sync::result::{Effect, RunPhase, SyncResult};
 use crate::sync::settings::{RunSettings, SyncSettings};
@@ -298,7 +299,12 @@ enum Finished {
 
 impl Reconciler {
     /// One application: plan, apply, prune, record, announce.
-    async fn sync_application(&self, run: &RunShared<'_>, wanted: DesiredApplication) -> Finished {
+    async fn sync_application(
+        &self,
+        run: &RunShared<'_>,
+        wanted: DesiredApplication,
+        route: Route,
+    ) -> Finished {
         let state = run.state;
         let name = wanted.app.name.clone();
         // Sharded: only while this replica holds the application's shard,
@@ -346,7 +352,7 @@ impl Reconciler {
             statuses.started(state.metrics(), &name, run.revision).await;
         }
         let revision = Some(run.revision);
-        let changes = match run.fleet.manager(&wanted.app, &sync_settings) {
+        let changes = match run.fleet.manager(&route) {
             Ok(engine) => {
                 let staged = engine.plan(wanted, revision, &sync_settings).await;
                 // No wait on the last wave: a rollout is looked at again by
@@ -438,17 +444,13 @@ impl Executor for Reconciler {
         // side by side.
         let mut jobs = Vec::new();
         for desired in rendered {
-            if !request.apps.contains(&desired.name) {
+            if !request.apps.contains(&desired.app.name) {
                 continue;
             }
-            let Some(app) = config.application(&desired.name) else {
-                continue;
-            };
-            fleet.prepare(app, &SyncSettings::new(app, &settings)).await;
-            jobs.push(DesiredApplication {
-                app: app.clone(),
-                manifests: desired.manifests,
-            });
+            let route = fleet
+                .route(&desired.app, &SyncSettings::new(&desired.app, &settings))
+                .await;
+            jobs.push((desired, route));
         }
         let shared = RunShared {
             state,
@@ -461,7 +463,7 @@ impl Executor for Reconciler {
         };
         let syncs: Vec<_> = jobs
             .into_iter()
-            .map(|wanted| self.sync_application(&shared, wanted))
+            .map(|(wanted, route)| self.sync_application(&shared, wanted, route))
             .collect();
         let finished: Vec<Finished> = stream::iter(syncs).buffered(SYNCS_AT_ONCE).collect().await;
 

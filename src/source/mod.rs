@@ -18,7 +18,7 @@ pub mod yaml;
 use std::fmt;
 use std::path::Path;
 
-use crate::config::Config;
+use crate::config::{Application, Config};
 use crate::manifest::Manifest;
 
 pub use kustomize::KustomizeTool;
@@ -26,21 +26,26 @@ pub use order::{Stage, SyncOrder, sort_manifests, sync_order};
 pub use problem::{ProblemCode, Severity, ValidationProblem};
 pub use render::{RenderError, RenderOptions, render_application};
 
-/// One application's desired state, ready to plan.
+/// One application's desired state, rendered and validated: what the CLI
+/// and the server hand the sync engine to plan and apply.
 #[derive(Debug, Clone)]
-pub struct DesiredApp {
-    pub name: String,
-    /// The application's default namespace (already applied to namespaced
-    /// built-in and CRD-known kinds; for kinds that need discovery, the
-    /// reconciler applies it once discovery says they are namespaced).
-    pub namespace: Option<String>,
+pub struct DesiredApplication {
+    /// The application as configured. Its `namespace` is already applied to
+    /// namespaced built-in and CRD-known kinds; for kinds that need
+    /// discovery, the engine applies it once discovery says they are
+    /// namespaced.
+    pub app: Application,
     /// Validated, namespaced, in apply order ([`order::sort_manifests`]).
     pub manifests: Vec<Manifest>,
     /// Warnings and notes (kinds that need discovery, skipped files).
     pub notes: Vec<ValidationProblem>,
 }
 
-impl DesiredApp {
+impl DesiredApplication {
+    pub fn name(&self) -> &str {
+        &self.app.name
+    }
+
     /// Objects whose scope only API discovery can tell.
     pub fn needs_discovery(&self) -> impl Iterator<Item = &ValidationProblem> {
         self.notes
@@ -78,7 +83,7 @@ impl fmt::Display for SourceError {
 
 /// Renders and validates every application of `config` under `root` (the
 /// repository checkout: the directory holding `relbot.yaml`).
-pub fn load_desired(root: &Path, config: &Config) -> Result<Vec<DesiredApp>, SourceError> {
+pub fn load_desired(root: &Path, config: &Config) -> Result<Vec<DesiredApplication>, SourceError> {
     load_desired_with(root, config, &RenderOptions::default())
 }
 
@@ -87,7 +92,7 @@ pub fn load_desired_with(
     root: &Path,
     config: &Config,
     options: &RenderOptions,
-) -> Result<Vec<DesiredApp>, SourceError> {
+) -> Result<Vec<DesiredApplication>, SourceError> {
     let mut rendered = Vec::new();
     for app in &config.applications {
         let mut rendering = render::render(root, app, options);
@@ -151,9 +156,8 @@ pub fn load_desired_with(
             sort_manifests(&mut manifests);
             let mut notes = rendering.problems;
             problem::sort_problems(&mut notes);
-            DesiredApp {
-                name: app.name.clone(),
-                namespace: app.namespace.clone(),
+            DesiredApplication {
+                app: app.clone(),
                 manifests,
                 notes,
             }

@@ -8,7 +8,7 @@
 
 use std::cmp::Ordering;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::manifest::Manifest;
 
@@ -20,27 +20,71 @@ pub const ARGO_WAVE_ANNOTATION: &str = "argocd.argoproj.io/sync-wave";
 /// sync engine around the waves, never part of the ordered objects.
 pub const HOOK_ANNOTATION: &str = "argocd.argoproj.io/hook";
 
-/// Coarse phases; the reconciler waits for each stage (CRDs `Established`)
-/// before the next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// Coarse steps before the waves; the sync engine waits for each stage
+/// (CRDs `Established`) before the next. Plans show a stage as its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(into = "u8", try_from = "u8")]
 pub enum Stage {
-    /// CustomResourceDefinitions, Namespaces, ClusterRoles.
+    /// 1: CustomResourceDefinitions, Namespaces, ClusterRoles.
     Definitions,
-    /// StorageClass, IngressClass, PriorityClass, RuntimeClass, … (`*Class`).
+    /// 2: StorageClass, IngressClass, PriorityClass, RuntimeClass, … (`*Class`).
     Classes,
-    /// Everything else, in waves.
+    /// 3: everything else, in waves.
     Resources,
 }
 
-/// Where an object sits in the apply order; compare to sort.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+impl Stage {
+    /// 1, 2 or 3: how plans and the progress line name the stage.
+    pub fn number(self) -> u8 {
+        match self {
+            Stage::Definitions => 1,
+            Stage::Classes => 2,
+            Stage::Resources => 3,
+        }
+    }
+}
+
+impl From<Stage> for u8 {
+    fn from(stage: Stage) -> u8 {
+        stage.number()
+    }
+}
+
+impl TryFrom<u8> for Stage {
+    type Error = String;
+
+    fn try_from(number: u8) -> Result<Self, Self::Error> {
+        match number {
+            1 => Ok(Stage::Definitions),
+            2 => Ok(Stage::Classes),
+            3 => Ok(Stage::Resources),
+            other => Err(format!("stage {other}: a stage is 1, 2 or 3")),
+        }
+    }
+}
+
+/// Where an object sits in a sync: compare to sort. The plan and the apply
+/// loop read it too: objects of one [`SyncOrder::step`] are applied
+/// together, and a health gate separates steps. Serialized so plans show it
+/// (`{"stage": 3, "wave": 0}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct SyncOrder {
     pub stage: Stage,
-    /// Sync wave, default 0, negative allowed.
+    /// Sync wave, default 0, negative allowed. Only the resources stage has
+    /// waves: stages 1 and 2 run before every wave, so it is 0 there.
     pub wave: i64,
     /// Position in Argo CD's kind order; unknown kinds come after known ones.
+    #[serde(skip)]
     pub kind_rank: usize,
+}
+
+impl SyncOrder {
+    /// The gate between two steps: objects in the same stage and wave are
+    /// applied together (kind order inside is kept by the apply order, not by
+    /// waiting).
+    pub fn step(&self) -> (Stage, i64) {
+        (self.stage, self.wave)
+    }
 }
 
 /// Argo CD's kind order (gitops-engine `sync/sync_tasks.go`).
@@ -126,9 +170,14 @@ pub fn sync_wave(manifest: &Manifest) -> Result<i64, WaveError> {
 /// The object's place in the apply order. A bad wave counts as 0 here;
 /// validation reports it before anything is applied.
 pub fn sync_order(manifest: &Manifest) -> SyncOrder {
+    let stage = stage_of(manifest.group(), manifest.kind());
     SyncOrder {
-        stage: stage_of(manifest.group(), manifest.kind()),
-        wave: sync_wave(manifest).unwrap_or(0),
+        stage,
+        // Stages 1 and 2 run before every wave.
+        wave: match stage {
+            Stage::Resources => sync_wave(manifest).unwrap_or(0),
+            Stage::Definitions | Stage::Classes => 0,
+        },
         kind_rank: kind_rank(manifest.kind()),
     }
 }
@@ -254,6 +303,34 @@ mod tests {
         assert_eq!(err.annotation, ARGO_WAVE_ANNOTATION);
         assert!(err.to_string().contains("\"early\""), "{err}");
         assert_eq!(sync_order(&bad).wave, 0);
+    }
+
+    #[test]
+    fn stages_then_waves_then_kinds() {
+        let at = |api: &str, kind: &str, wave: Option<&str>| {
+            sync_order(&m(api, kind, "x", wave.map(|w| (ARGO_WAVE_ANNOTATION, w))))
+        };
+        let crd = at("apiextensions.k8s.io/v1", "CustomResourceDefinition", None);
+        let ns = at("v1", "Namespace", Some("5"));
+        let class = at("networking.k8s.io/v1", "IngressClass", None);
+        let svc = at("v1", "Service", None);
+        let deploy = at("apps/v1", "Deployment", None);
+        let early = at("apps/v1", "Deployment", Some("-1"));
+        let custom = at("example.com/v1", "Widget", None);
+        assert!(ns < crd, "Namespace ranks before CRD inside stage 1");
+        assert!(crd < class && class < early && early < svc && svc < deploy && deploy < custom);
+        assert_eq!(ns.wave, 0, "waves do not reorder stage 1");
+        assert_eq!(svc.step(), deploy.step(), "one wave, one gate");
+    }
+
+    #[test]
+    fn plans_show_the_stage_number_and_the_wave() {
+        let early = sync_order(&m("batch/v1", "Job", "j", Some((WAVE_ANNOTATION, "-1"))));
+        let json = serde_json::to_value(early).unwrap();
+        assert_eq!(json, json!({"stage": 3, "wave": -1}));
+        let back: SyncOrder = serde_json::from_value(json!({"stage": 1, "wave": 0})).unwrap();
+        assert_eq!(back.step(), (Stage::Definitions, 0));
+        assert!(serde_json::from_value::<SyncOrder>(json!({"stage": 4, "wave": 0})).is_err());
     }
 
     #[test]

@@ -29,6 +29,7 @@ use crate::cluster::health;
 use crate::config::Application;
 use crate::manifest::Manifest;
 use crate::progress::ProgressEvent;
+use crate::source::order::Stage;
 
 mod prune;
 
@@ -327,18 +328,18 @@ impl SyncRun {
         let entries = &mut self.entries;
 
         // Steps in order: (stage, wave) → entry indices (prunes excluded).
-        let mut steps: BTreeMap<(u8, i64), Vec<usize>> = BTreeMap::new();
+        let mut steps: BTreeMap<(Stage, i64), Vec<usize>> = BTreeMap::new();
         for (i, e) in entries
             .iter()
             .enumerate()
             .filter(|(_, e)| e.change.action != Action::Prune)
         {
-            steps.entry(e.change.phase.step()).or_default().push(i);
+            steps.entry(e.change.order.step()).or_default().push(i);
         }
         if self.run_hooks {
             // A wave may hold Sync hooks alone.
             for wave in self.hooks.sync_waves() {
-                steps.entry((3, wave)).or_default();
+                steps.entry((Stage::Resources, wave)).or_default();
             }
         }
         // For progress: objects written of all this run writes (prunes aside).
@@ -353,13 +354,12 @@ impl SyncRun {
             if self.stopped {
                 break;
             }
-            let step_name = if stage < 3 {
-                format!("stage {stage}")
-            } else {
-                format!("wave {wave}")
+            let step_name = match stage {
+                Stage::Definitions | Stage::Classes => format!("stage {}", stage.number()),
+                Stage::Resources => format!("wave {wave}"),
             };
             // Kinds from CRDs applied in stage 1 are served now.
-            if stage > 1 {
+            if stage != Stage::Definitions {
                 resolve_pending(entries, &members, &self.index);
             }
             let to_write: Vec<usize> = members
@@ -415,7 +415,7 @@ impl SyncRun {
                 self.stopped = true;
                 break;
             }
-            if stage == 1 {
+            if stage == Stage::Definitions {
                 let gate_start = Instant::now();
                 match wait_for_crds(cluster, entries, &members, settings).await {
                     Ok(true) => match cluster.discover().await {
@@ -452,13 +452,13 @@ impl SyncRun {
             }
             if last_step {
                 // Its Sync hooks run after the wait, when there is one.
-                if stage == 3 {
+                if stage == Stage::Resources {
                     self.pending_hooks = Some((step_name.clone(), wave));
                 }
                 self.last_step = Some((step_name, members));
             } else if self.run_hooks
                 && !self.stopped
-                && stage == 3
+                && stage == Stage::Resources
                 && let Err(message) = self
                     .hooks
                     .run(HookPhase::Sync, Some(wave), &self.index)

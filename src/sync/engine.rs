@@ -14,20 +14,13 @@ use super::settings::{RunSettings, SyncSettings};
 use crate::cluster::client::{Cluster, ClusterError, ClusterTarget, ReadOnlyCluster, locate};
 use crate::cluster::discovery::KindIndex;
 use crate::config::Application;
-use crate::manifest::Manifest;
 use crate::progress::ProgressEvent;
+use crate::source::DesiredApplication;
 
 /// How long a dry-run waits for a configured cluster before planning offline.
 pub const DRY_RUN_PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a real sync waits for the cluster to answer at all.
 pub const SYNC_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// One application's rendered desired state.
-#[derive(Debug, Clone)]
-pub struct DesiredApplication {
-    pub app: Application,
-    pub manifests: Vec<Manifest>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -285,7 +278,7 @@ impl ResourceManager {
         revision: Option<&str>,
         settings: &SyncSettings,
     ) -> Staged {
-        let DesiredApplication { app, manifests } = desired;
+        let DesiredApplication { app, manifests, .. } = desired;
         let read = match &self.handle {
             Handle::Offline { reason } => {
                 let plan = offline_plan(&app, revision, manifests, reason);
@@ -438,6 +431,7 @@ impl ResourceManager {
 mod tests {
     use super::*;
     use crate::cluster::health::HealthRules;
+    use crate::manifest::Manifest;
     use crate::progress::Progress;
 
     fn kubeconfig_for(server: &str) -> tempfile::NamedTempFile {
@@ -532,6 +526,7 @@ mod tests {
                     line: 1,
                 },
             }],
+            notes: Vec::new(),
         }];
         let settings = RunSettings {
             concurrency: 8,
@@ -548,6 +543,7 @@ mod tests {
             .unwrap();
         assert_eq!(plans.len(), 1);
         assert_eq!(plans[0].counts().create, 1);
-        assert_eq!(crate::sync::plan_report::plans_exit_code(&plans), 1);
+        // Changes and no problem: a dry-run's "changes found".
+        assert!(plans[0].problems.is_empty() && plans[0].has_differences());
     }
 }

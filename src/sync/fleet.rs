@@ -10,9 +10,7 @@ use std::collections::HashMap;
 use chrono::Utc;
 
 use super::change_set::{ChangeSet, Detail};
-use super::engine::{
-    DRY_RUN_PROBE_TIMEOUT, DesiredApplication, PlanTarget, ResourceManager, SYNC_PROBE_TIMEOUT,
-};
+use super::engine::{DRY_RUN_PROBE_TIMEOUT, PlanTarget, ResourceManager, SYNC_PROBE_TIMEOUT};
 use super::problem::PlanProblem;
 use super::result::{RunPhase, SyncResult};
 use super::settings::SyncSettings;
@@ -20,6 +18,7 @@ use crate::cluster::client::{Cluster, ClusterError, ReadOnlyCluster};
 use crate::cluster::destination::{DestinationError, Destinations, SecretKey};
 use crate::cluster::health::HealthStatus;
 use crate::config::{Application, Destination};
+use crate::source::DesiredApplication;
 
 /// What the run may do to relbot's own cluster.
 enum Home {
@@ -27,6 +26,15 @@ enum Home {
     ReadOnly(ReadOnlyCluster),
     /// A dry-run with no cluster: destinations cannot be looked up either.
     Offline,
+}
+
+/// Which manager an application goes through: relbot's own cluster's, or
+/// that of the destination opened from this Secret. A caller that syncs
+/// applications side by side routes them all first (which needs the fleet
+/// alone), then asks for each one's [`manager`](Fleet::manager).
+pub enum Route {
+    Home,
+    Destination(SecretKey),
 }
 
 /// The managers of one run, by destination.
@@ -77,53 +85,55 @@ impl<'a> Fleet<'a> {
         }
     }
 
-    /// The manager `app` syncs through: relbot's own cluster's, or its
-    /// destination's (opened on first use this run). A destination that
-    /// cannot be used is an error for its applications only; answer them
-    /// with [`refused`](Self::refused).
-    pub async fn manager_for(
+    /// The manager `desired` syncs through, or, when its destination cannot
+    /// be used, the answer for it (see [`refused`](Self::refused)): what
+    /// every caller of the fleet does with an application first.
+    pub async fn manager_or_refusal(
         &mut self,
-        app: &Application,
+        desired: &DesiredApplication,
+        revision: Option<&str>,
         settings: &SyncSettings,
-    ) -> Result<&ResourceManager, DestinationError> {
-        self.prepare(app, settings).await;
-        self.manager(app, settings)
+    ) -> Result<&ResourceManager, ChangeSet> {
+        let route = self.route(&desired.app, settings).await;
+        match self.manager(&route) {
+            Ok(manager) => Ok(manager),
+            // Rare (a broken destination), so the objects are copied here
+            // rather than handed back to the caller on every other path.
+            Err(error) => Err(self
+                .refused(desired.clone(), revision, settings, &error)
+                .await),
+        }
     }
 
-    /// Opens `app`'s destination unless this run already did (a failure is
-    /// kept too, and logged once): after this, [`manager`](Self::manager)
-    /// answers for `app` through a shared borrow, so applications can sync
-    /// side by side.
-    pub async fn prepare(&mut self, app: &Application, settings: &SyncSettings) {
+    /// Where `app` syncs, its destination opened (or found unusable) on
+    /// first use this run.
+    pub async fn route(&mut self, app: &Application, settings: &SyncSettings) -> Route {
         let Some(destination) = app.destination() else {
-            return;
+            return Route::Home;
         };
-        let at = secret_key(destination, settings);
+        let at = SecretKey {
+            namespace: settings.status_namespace.clone(),
+            name: destination.name().to_string(),
+            key: destination.kube_config.secret_ref.key.clone(),
+        };
         if !self.opened.contains_key(&at) {
             let opened = self.open(destination, &at).await;
             if let Err(e) = &opened {
                 tracing::warn!(application = %app.name, "{e}");
             }
-            self.opened.insert(at, opened);
+            self.opened.insert(at.clone(), opened);
         }
+        Route::Destination(at)
     }
 
-    /// The manager of an application [`prepare`](Self::prepare)d this run.
-    pub fn manager(
-        &self,
-        app: &Application,
-        settings: &SyncSettings,
-    ) -> Result<&ResourceManager, DestinationError> {
-        let Some(destination) = app.destination() else {
-            return Ok(self.home_manager);
-        };
-        match self.opened.get(&secret_key(destination, settings)) {
-            Some(Ok(manager)) => Ok(manager),
-            Some(Err(error)) => Err(error.clone()),
-            None => Err(DestinationError::new(
-                destination.name(),
-                "relbot did not open this cluster before syncing (a bug: please report it)",
-            )),
+    /// The manager of a [`route`](Self::route)d application.
+    pub fn manager(&self, route: &Route) -> Result<&ResourceManager, DestinationError> {
+        match route {
+            Route::Home => Ok(self.home_manager),
+            Route::Destination(at) => match &self.opened[at] {
+                Ok(manager) => Ok(manager),
+                Err(error) => Err(error.clone()),
+            },
         }
     }
 
@@ -208,15 +218,6 @@ impl<'a> Fleet<'a> {
     }
 }
 
-/// Where `destination`'s kubeconfig is: a Secret in the status namespace.
-fn secret_key(destination: &Destination, settings: &SyncSettings) -> SecretKey {
-    SecretKey {
-        namespace: settings.status_namespace.clone(),
-        name: destination.name().to_string(),
-        key: destination.kube_config.secret_ref.key.clone(),
-    }
-}
-
 /// A sync that never started: its destination could not be used. Nothing
 /// is recorded on the cluster, so the stored record (and its inventory of
 /// kinds, which a later prune needs) stays as the last real run left it.
@@ -236,5 +237,80 @@ pub fn failed(application: &str, revision: Option<&str>, error: &DestinationErro
         requests: Default::default(),
         status_recorded: false,
         timings: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::health::HealthRules;
+    use crate::manifest::{Manifest, Origin};
+    use crate::progress::Progress;
+    use crate::sync::plan::{Action, ClusterView};
+    use crate::sync::settings::RunSettings;
+
+    fn desired(application_yaml: &str) -> DesiredApplication {
+        DesiredApplication {
+            app: serde_saphyr::from_str(application_yaml).unwrap(),
+            manifests: vec![Manifest {
+                object: serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "c", "namespace": "a"}}),
+                origin: Origin {
+                    file: "a/c.yaml".into(),
+                    line: 1,
+                },
+            }],
+            notes: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn offline_a_destination_is_refused_into_an_offline_plan_and_home_goes_through_home() {
+        let home = ResourceManager::read_only(PlanTarget::Offline {
+            reason: "no cluster configured".into(),
+        })
+        .await
+        .unwrap();
+        let mut fleet = Fleet::read_only(&home, None);
+        let run = RunSettings {
+            concurrency: 8,
+            status_namespace: "relbot".into(),
+            progress: Progress::none(),
+            health_rules: HealthRules::default(),
+            wait_for_last_wave: true,
+        };
+
+        let at_home = desired("name: a\npath: a\nnamespace: a\n");
+        let settings = SyncSettings::new(&at_home.app, &run);
+        let manager = fleet
+            .manager_or_refusal(&at_home, Some("abc"), &settings)
+            .await
+            .expect("an application without a destination syncs at home");
+        assert!(std::ptr::eq(manager, &home));
+
+        let remote = desired(
+            "name: r\npath: a\nnamespace: a\ndestination:\n  kubeConfig:\n    secretRef: { name: prod-eu }\n",
+        );
+        let settings = SyncSettings::new(&remote.app, &run);
+        let Err(refused) = fleet
+            .manager_or_refusal(&remote, Some("abc"), &settings)
+            .await
+        else {
+            panic!("with no home cluster the destination's Secret cannot be read");
+        };
+        // Like an unreachable home cluster: planned offline, not an error.
+        assert!(refused.errors.is_empty(), "{:?}", refused.errors);
+        let Detail::Plan(plan) = &refused.detail else {
+            panic!("a dry-run answers with a plan");
+        };
+        let ClusterView::Offline { reason } = &plan.cluster else {
+            panic!("planned offline: {:?}", plan.cluster);
+        };
+        assert!(
+            reason.contains("Secret relbot/prod-eu cannot be read"),
+            "{reason}"
+        );
+        assert!(plan.problems.is_empty());
+        assert_eq!(plan.changes[0].action, Action::Create);
     }
 }

@@ -11,9 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::problem::PlanProblem;
 use crate::manifest::{Manifest, ObjectKey, Origin};
-use crate::source::order::sync_order;
 
-use crate::source::order::HOOK_ANNOTATION;
+use crate::source::order::{HOOK_ANNOTATION, sync_wave};
 pub const DELETE_POLICY_ANNOTATION: &str = "argocd.argoproj.io/hook-delete-policy";
 
 /// When a hook runs.
@@ -187,7 +186,8 @@ pub fn split(manifests: Vec<Manifest>) -> (Vec<Hook>, Vec<Manifest>, Vec<PlanPro
             continue;
         }
         hooks.push(Hook {
-            wave: sync_order(&m).wave,
+            // A bad wave counts as 0; validation reports it first.
+            wave: sync_wave(&m).unwrap_or(0),
             manifest: m,
             phases,
             delete_policies,

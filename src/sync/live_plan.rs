@@ -23,7 +23,6 @@ use super::inventory::{
     self, DesiredBody, Ownership, desired_body_of, is_unchanged, kind_id, ownership,
     prune_protection, recreate_allowed, resolve_kind_id,
 };
-use super::order::{Phase, phase_of};
 use super::plan::{Action, Change, ClusterView, Plan, Reason, Validation, with_created_namespace};
 use super::problem::PlanProblem;
 use crate::cluster::client::{ApiFailure, ReadOnlyCluster};
@@ -31,6 +30,7 @@ use crate::cluster::discovery::{KindIndex, ResolvedKind};
 use crate::cluster::health::{self, Health, HealthRules};
 use crate::config::Application;
 use crate::manifest::{Manifest, ObjectKey, Origin, split_api_version};
+use crate::source::order::{SyncOrder, sync_order};
 
 /// How thorough a plan is.
 #[derive(Debug, Clone, Copy)]
@@ -176,7 +176,7 @@ struct Resolved {
     key: ObjectKey,
     api_version: String,
     origin: Origin,
-    phase: Phase,
+    order: SyncOrder,
     kind: ResolvedKind,
     desired: DesiredBody,
 }
@@ -266,7 +266,7 @@ pub async fn plan_application(
             continue;
         }
         let key = manifest.key();
-        let phase = phase_of(&manifest);
+        let order = sync_order(&manifest);
         let api_version = manifest.api_version().to_string();
         let Manifest { object, origin } = manifest;
         let desired = desired_body_of(&key, object, app);
@@ -279,7 +279,7 @@ pub async fn plan_application(
             key,
             api_version,
             origin,
-            phase,
+            order,
             kind,
             desired,
         });
@@ -419,7 +419,7 @@ pub async fn plan_application(
             key: r.key.clone(),
             api_version: r.api_version,
             origin: Some(r.origin.clone()),
-            phase: r.phase,
+            order: r.order,
             action: Action::Create,
             reason: Reason::Missing,
             validation: Validation::NotNeeded,
@@ -623,7 +623,7 @@ pub async fn plan_application(
     // Prune: what relbot owns for this application and git no longer has.
     let total_owned = owned.len() + changes.iter().filter(|c| objects_live(c)).count();
     // Every object left is live (only desired objects are judged unchanged).
-    let mut prunes: Vec<(Phase, Change, PlannedObject)> = owned
+    let mut prunes: Vec<(SyncOrder, Change, PlannedObject)> = owned
         .into_values()
         .filter_map(|(kind, Listed { key, object, .. })| object.map(|live| (kind, key, live)))
         .map(|(kind, key, live)| {
@@ -639,12 +639,12 @@ pub async fn plan_application(
             } else {
                 prune_protection(&live, &key, app)
             };
-            let phase = phase_of(&as_manifest);
+            let order = sync_order(&as_manifest);
             let change = Change {
                 key,
                 api_version: live["apiVersion"].as_str().unwrap_or("").to_string(),
                 origin: None,
-                phase,
+                order,
                 action: Action::Prune,
                 reason: Reason::NoLongerInGit,
                 validation: Validation::NotNeeded,
@@ -655,7 +655,7 @@ pub async fn plan_application(
                     .unwrap_or_default(),
             };
             (
-                phase,
+                order,
                 change,
                 PlannedObject {
                     kind,

@@ -11,7 +11,6 @@ pub mod hook_run;
 pub mod hooks;
 pub mod inventory;
 pub mod live_plan;
-pub mod order;
 pub mod plan;
 pub mod plan_report;
 pub mod problem;

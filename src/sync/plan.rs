@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use super::hooks::{self, PlannedHook};
 use super::inventory::PRUNE_ANNOTATION;
-use super::order::{Phase, phase_of};
 use super::problem::PlanProblem;
 use crate::config::Application;
 use crate::manifest::{Manifest, ObjectKey, Origin};
+use crate::source::order::{SyncOrder, sync_order};
 
 /// What happens to one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -83,7 +83,10 @@ pub struct Change {
     /// Where git declares it; absent for prunes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
-    pub phase: Phase,
+    /// Where it goes in the sync. Plans call it `phase` in JSON, as they
+    /// always have, for the scripts that read them.
+    #[serde(rename = "phase")]
+    pub order: SyncOrder,
     pub action: Action,
     pub reason: Reason,
     pub validation: Validation,
@@ -260,7 +263,7 @@ pub fn offline_plan(
             key: m.key(),
             api_version: m.api_version().to_string(),
             origin: Some(m.origin.clone()),
-            phase: phase_of(m),
+            order: sync_order(m),
             action: Action::Create,
             reason: Reason::Missing,
             validation: Validation::Offline,

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use super::plan::{Action, Change, ClusterView, Plan};
 use crate::revision::short_revision;
+use crate::source::order::Stage;
 
 /// ANSI colour, or nothing.
 #[derive(Debug, Clone, Copy)]
@@ -111,10 +112,10 @@ pub fn summary_line(plan: &Plan, style: Style) -> String {
 fn step_heading(change: &Change) -> String {
     match change.action {
         Action::Prune => "prune (reverse order)".to_string(),
-        _ => match change.phase.stage {
-            1 => "stage 1: CRDs, namespaces, cluster roles".to_string(),
-            2 => "stage 2: classes".to_string(),
-            _ => format!("wave {}", change.phase.wave),
+        _ => match change.order.stage {
+            Stage::Definitions => "stage 1: CRDs, namespaces, cluster roles".to_string(),
+            Stage::Classes => "stage 2: classes".to_string(),
+            Stage::Resources => format!("wave {}", change.order.wave),
         },
     }
 }
@@ -246,46 +247,6 @@ pub fn render_plans(plans: &[Plan], style: Style, verbose: bool) -> String {
     out
 }
 
-/// The JSON document for `--output json` of a dry-run or diff.
-#[derive(Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PlanDocument<'a> {
-    pub dry_run: bool,
-    pub cluster_consulted: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub notice: Option<String>,
-    pub applications: &'a [Plan],
-    /// 0 nothing to do, 1 changes, 2 error (also the process exit code).
-    pub exit_code: u8,
-}
-
-impl<'a> PlanDocument<'a> {
-    pub fn new(plans: &'a [Plan]) -> Self {
-        let offline_reason = plans.iter().find_map(|p| match &p.cluster {
-            ClusterView::Offline { reason } => Some(reason.clone()),
-            ClusterView::Live { .. } => None,
-        });
-        PlanDocument {
-            dry_run: true,
-            cluster_consulted: offline_reason.is_none() && !plans.is_empty(),
-            notice: offline_reason.map(|r| offline_notice(&r)),
-            applications: plans,
-            exit_code: plans_exit_code(plans),
-        }
-    }
-}
-
-/// 2 when any plan has a problem, 1 when any has differences, else 0.
-pub fn plans_exit_code(plans: &[Plan]) -> u8 {
-    if plans.iter().any(|p| !p.problems.is_empty()) {
-        2
-    } else if plans.iter().any(Plan::has_differences) {
-        1
-    } else {
-        0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,18 +305,5 @@ mod tests {
         assert!(text.contains("shop/web.yaml:4"));
         assert!(!text.contains('\x1b'), "no colour unless asked");
         assert!(render_plans(&[plan()], Style { color: true }, false).contains('\x1b'));
-    }
-
-    #[test]
-    fn json_document_has_plan_and_exit_code() {
-        let plans = [plan()];
-        let doc = serde_json::to_value(PlanDocument::new(&plans)).unwrap();
-        assert_eq!(doc["clusterConsulted"], json!(false));
-        assert_eq!(doc["exitCode"], json!(1));
-        let changes = &doc["applications"][0]["changes"];
-        assert_eq!(changes[0]["action"], json!("create"));
-        assert_eq!(changes[0]["validation"], json!("offline"));
-        assert_eq!(changes[1]["origin"]["file"], json!("shop/web.yaml"));
-        assert_eq!(changes[1]["key"]["kind"], json!("Deployment"));
     }
 }

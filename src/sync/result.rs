@@ -334,18 +334,6 @@ fn past_tense(action: Action) -> &'static str {
     }
 }
 
-/// `--output json` of a real sync.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ResultDocument<'a> {
-    pub applications: &'a [SyncResult],
-    pub exit_code: u8,
-}
-
-pub fn results_exit_code(results: &[SyncResult]) -> u8 {
-    results.iter().map(SyncResult::exit_code).max().unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
