@@ -27,7 +27,10 @@ use git_support::free_port;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
-use serve_support::{REGISTRY_TOKEN, Server, World, config_map_yaml, push_body, sign};
+use serve_support::{
+    REGISTRY_TOKEN, Server, WEB_DEPLOYMENT, WEB_POLICY, World, bump_peers, config_map_yaml,
+    push_body, sign,
+};
 use standin::set_image_failing;
 use tempfile::TempDir;
 
@@ -575,21 +578,9 @@ async fn serve_metrics_move_and_the_status_page_shows_the_applications() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_a_registry_webhook_opens_one_bump_pr() {
     const REPO: &str = "acme/cluster-config";
-    let registry = registry_support::RealRegistry::start(registry_support::Auth::Anonymous).await;
-    registry
-        .seed(
-            "acme/web",
-            &["1.0.0", "1.1.0"],
-            registry_support::Media::Docker,
-        )
-        .await;
-    let gh = github_double::GitHubDouble::start().await;
-    gh.add_repo(REPO, "main");
     // CI must pass first: auto-merge waits, so the PR stays pending.
-    gh.set_required_checks(REPO, "main", &["ci/test"]);
-
-    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: { app: web }\n  template:\n    metadata:\n      labels: { app: web }\n    spec:\n      containers:\n        - name: web\n          image: docker.io/acme/web:1.0.0 # the web front end\n";
-    let policy = "apiVersion: relbot.dev/v1alpha1\nkind: ImagePolicy\nmetadata: { name: web }\nspec:\n  image: docker.io/acme/web\n  semver: \">=1.0.0 <2.0.0\"\n  files: [ \"apps/web/**/*.yaml\" ]\n  application: web\n";
+    let (registry, gh) = bump_peers(REPO).await;
+    let (deployment, policy) = (WEB_DEPLOYMENT, WEB_POLICY);
     let extra = format!(
         "policies: policies\nregistries:\n  - host: docker.io\n    mirror: {}\n",
         registry.host

@@ -22,7 +22,10 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use relbot::server::shard::{shard_lease_name, shard_of};
-use serve_support::{REGISTRY_TOKEN, Server, World, config_map_yaml, push_body, sign};
+use serve_support::{
+    REGISTRY_TOKEN, Server, WEB_DEPLOYMENT, WEB_POLICY, World, bump_peers, config_map_yaml,
+    push_body, sign,
+};
 
 const SHARDS: u32 = 6;
 /// A dead replica's shards are synced elsewhere within one Lease duration
@@ -455,19 +458,9 @@ async fn three_replicas_sync_each_application_once_and_take_over_a_killed_ones_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_webhooks_to_random_replicas_give_one_bump_pr_from_the_leader() {
     const REPO: &str = "acme/cluster-config";
-    let registry = registry_support::RealRegistry::start(registry_support::Auth::Anonymous).await;
-    registry
-        .seed(
-            "acme/web",
-            &["1.0.0", "1.1.0"],
-            registry_support::Media::Docker,
-        )
-        .await;
-    let gh = github_double::GitHubDouble::start().await;
-    gh.add_repo(REPO, "main");
-    gh.set_required_checks(REPO, "main", &["ci/test"]);
-    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: { app: web }\n  template:\n    metadata:\n      labels: { app: web }\n    spec:\n      containers:\n        - name: web\n          image: docker.io/acme/web:1.0.0 # the web front end\n";
-    let policy = "apiVersion: relbot.dev/v1alpha1\nkind: ImagePolicy\nmetadata: { name: web }\nspec:\n  image: docker.io/acme/web\n  semver: \">=1.0.0 <2.0.0\"\n  files: [ \"apps/web/**/*.yaml\" ]\n  application: web\n";
+    // CI must pass first: auto-merge waits, so the PR stays pending.
+    let (registry, gh) = bump_peers(REPO).await;
+    let (deployment, policy) = (WEB_DEPLOYMENT, WEB_POLICY);
     // The shard count from relbot.yaml this time, not from --shards.
     let extra = format!(
         "policies: policies\nregistries:\n  - host: docker.io\n    mirror: {}\nserve:\n  shards: {SHARDS}\n",

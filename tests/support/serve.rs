@@ -5,7 +5,8 @@
 //! loopback ports, killed on drop. A test file adds the methods only it
 //! needs in its own `impl World` / `impl Server` (the same crate).
 //!
-//! Needs `mod git_support` (support/git.rs) next to it.
+//! Needs `mod git_support` (support/git.rs), `mod github_double` and
+//! `mod registry_support` (support/registry.rs) next to it.
 
 #![allow(dead_code)]
 
@@ -47,6 +48,30 @@ pub fn push_body(before: &str, after: &str, paths: &[&str]) -> Vec<u8> {
 /// The `x-hub-signature-256` of `body` with [`SECRET`].
 pub fn sign(body: &[u8]) -> String {
     github_signature(SECRET.as_bytes(), body)
+}
+
+/// Deployment `web` of `docker.io/acme/web:1.0.0` (for `apps/web/`).
+pub const WEB_DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: { app: web }\n  template:\n    metadata:\n      labels: { app: web }\n    spec:\n      containers:\n        - name: web\n          image: docker.io/acme/web:1.0.0 # the web front end\n";
+/// The ImagePolicy that bumps [`WEB_DEPLOYMENT`] within 1.x (for `policies/`).
+pub const WEB_POLICY: &str = "apiVersion: relbot.dev/v1alpha1\nkind: ImagePolicy\nmetadata: { name: web }\nspec:\n  image: docker.io/acme/web\n  semver: \">=1.0.0 <2.0.0\"\n  files: [ \"apps/web/**/*.yaml\" ]\n  application: web\n";
+
+/// The peers of a bump: a registry holding `acme/web` 1.0.0 and 1.1.0, and
+/// a GitHub double with `repo`, whose `main` needs `ci/test` to pass.
+pub async fn bump_peers(
+    repo: &str,
+) -> (
+    crate::registry_support::RealRegistry,
+    crate::github_double::GitHubDouble,
+) {
+    use crate::registry_support::{Auth, Media, RealRegistry};
+    let registry = RealRegistry::start(Auth::Anonymous).await;
+    registry
+        .seed("acme/web", &["1.0.0", "1.1.0"], Media::Docker)
+        .await;
+    let gh = crate::github_double::GitHubDouble::start().await;
+    gh.add_repo(repo, "main");
+    gh.set_required_checks(repo, "main", &["ci/test"]);
+    (registry, gh)
 }
 
 /// A repository, a configuration pointing at it, and a cluster namespace.
