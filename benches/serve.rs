@@ -18,6 +18,7 @@ mod git_support;
 #[path = "serve/many.rs"]
 mod many;
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use kubesim::testing::TestCluster;
 use relbot::server::webhook::github_signature;
+use tempfile::TempDir;
 
 const APPS: usize = 100;
 const OBJECTS_PER_APP: usize = 10;
@@ -42,7 +44,90 @@ fn app_file(app: usize, values: &[String]) -> String {
     out
 }
 
+/// relbot.yaml listing `apps` (each from `apps/<name>` into `ns`), written
+/// to the repository with whatever the caller wrote there, committed and
+/// pushed, and to a folder for `relbot serve --config`, which is returned.
+fn publish_config(bare: &BareRepo, work: &TestRepo, ns: &str, apps: &[String]) -> TempDir {
+    let mut config = format!(
+        "repo:\n  url: {}\n  branch: main\n  interval: 1h\ngithub:\n  repository: acme/cluster-config\nstatus:\n  namespace: {ns}\napplications:\n",
+        bare.url()
+    );
+    for app in apps {
+        config.push_str(&format!(
+            "  - name: {app}\n    path: apps/{app}\n    namespace: {ns}\n"
+        ));
+    }
+    work.write("relbot.yaml", &config);
+    work.commit("initial");
+    work.git(&["push", "-q", "origin", "main"]);
+    let dir = TempDir::new().unwrap();
+    std::fs::write(dir.path().join("relbot.yaml"), &config).unwrap();
+    dir
+}
+
+/// The serve process; killed on drop.
 struct Serve(Child);
+
+impl Serve {
+    /// `relbot serve` on a free port against `tc` with the configuration in
+    /// `dir` (logging at `RELBOT_LOG`, else warnings); returns its base URL.
+    fn start(tc: &TestCluster, dir: &Path) -> (Serve, String) {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_relbot"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--config")
+            .arg(dir.join("relbot.yaml"))
+            .arg("--kubeconfig")
+            .arg(tc.kubeconfig_path())
+            .arg("--cache-dir")
+            .arg(dir.join("cache"))
+            .env("RELBOT_GITHUB_WEBHOOK_SECRET", SECRET)
+            .env(
+                "RELBOT_LOG",
+                std::env::var("RELBOT_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .env_remove("KUBECONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start relbot serve");
+        (Serve(child), format!("http://127.0.0.1:{port}"))
+    }
+
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// Sends `event` as a signed GitHub push webhook; the HTTP status.
+async fn send_push(
+    http: &reqwest::Client,
+    base: &str,
+    delivery: &str,
+    event: serde_json::Value,
+) -> u16 {
+    let body = serde_json::to_vec(&event).unwrap();
+    http.post(format!("{base}/webhooks/github"))
+        .header("x-github-event", "push")
+        .header("x-github-delivery", delivery)
+        .header(
+            "x-hub-signature-256",
+            github_signature(SECRET.as_bytes(), &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("webhook")
+        .status()
+        .as_u16()
+}
 
 impl Drop for Serve {
     fn drop(&mut self) {
@@ -143,51 +228,21 @@ async fn latency() {
     let ns = tc.namespace().to_string();
     let bare = BareRepo::new("cluster-config");
     let work = TestRepo::clone_from(&bare.url());
-    let mut config = format!(
-        "repo:\n  url: {}\n  branch: main\n  interval: 1h\ngithub:\n  repository: acme/cluster-config\nstatus:\n  namespace: {ns}\napplications:\n",
-        bare.url()
-    );
     let mut values: Vec<Vec<String>> = vec![vec!["v0".to_string(); OBJECTS_PER_APP]; APPS];
+    let mut names = Vec::with_capacity(APPS);
     for (app, app_values) in values.iter().enumerate() {
-        config.push_str(&format!(
-            "  - name: app{app:03}\n    path: apps/app{app:03}\n    namespace: {ns}\n"
-        ));
+        names.push(format!("app{app:03}"));
         work.write(
             &format!("apps/app{app:03}/objects.yaml"),
             &app_file(app, app_values),
         );
     }
-    work.write("relbot.yaml", &config);
-    work.commit("initial");
-    work.git(&["push", "-q", "origin", "main"]);
-    let dir = tempfile::TempDir::new().unwrap();
-    std::fs::write(dir.path().join("relbot.yaml"), &config).unwrap();
+    let dir = publish_config(&bare, &work, &ns, &names);
 
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
-    let serve = Serve(
-        Command::new(env!("CARGO_BIN_EXE_relbot"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--config")
-            .arg(dir.path().join("relbot.yaml"))
-            .arg("--kubeconfig")
-            .arg(tc.kubeconfig_path())
-            .arg("--cache-dir")
-            .arg(dir.path().join("cache"))
-            .env("RELBOT_GITHUB_WEBHOOK_SECRET", SECRET)
-            .env("RELBOT_LOG", "warn")
-            .env_remove("KUBECONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start relbot serve"),
-    );
-    let pid = serve.0.id();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let (serve, base) = Serve::start(&tc, dir.path());
+    let pid = serve.pid();
+    let http = http_client();
     while !settled(&http, &base).await {
         assert!(
             started.elapsed() < Duration::from_secs(300),
@@ -212,28 +267,15 @@ async fn latency() {
         let path = format!("apps/app{app:03}/objects.yaml");
         let after = work.commit_file(&path, &app_file(app, &values[app]), &format!("push {push}"));
         work.git(&["push", "-q", "origin", "main"]);
-        let body = serde_json::to_vec(&serde_json::json!({
+        let event = serde_json::json!({
             "ref": "refs/heads/main", "before": before, "after": after,
             "repository": {"full_name": "acme/cluster-config"},
             "commits": [{"id": after, "added": [], "removed": [], "modified": [path]}],
-        }))
-        .unwrap();
+        });
         let name = format!("app{app:03}-cm{object:02}");
         let sent = Instant::now();
-        let status = http
-            .post(format!("{base}/webhooks/github"))
-            .header("x-github-event", "push")
-            .header("x-github-delivery", format!("bench-{push}"))
-            .header(
-                "x-hub-signature-256",
-                github_signature(SECRET.as_bytes(), &body),
-            )
-            .body(body)
-            .send()
-            .await
-            .expect("webhook")
-            .status();
-        assert_eq!(status.as_u16(), 202);
+        let status = send_push(&http, &base, &format!("bench-{push}"), event).await;
+        assert_eq!(status, 202);
         loop {
             let current = api
                 .get(&name)

@@ -13,103 +13,31 @@ mod git_support;
 mod github_double;
 #[path = "support/registry.rs"]
 mod registry_support;
+#[path = "support/serve.rs"]
+mod serve_support;
 #[path = "support/standin.rs"]
 mod standin;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use git_support::{BareRepo, TestRepo, free_port};
+use git_support::free_port;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
-use kubesim::testing::TestCluster;
-use relbot::server::webhook::github_signature;
+use serve_support::{
+    REGISTRY_TOKEN, Server, WEB_DEPLOYMENT, WEB_POLICY, World, bump_peers, config_map_yaml,
+    push_body, sign,
+};
 use standin::set_image_failing;
 use tempfile::TempDir;
-
-const SECRET: &str = "e2e-webhook-secret";
-const REGISTRY_TOKEN: &str = "e2e-registry-token";
-
-fn config_map_yaml(name: &str, value: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n"
-    )
-}
-
-/// A repository, a configuration pointing at it, and a cluster namespace.
-struct World {
-    tc: TestCluster,
-    bare: BareRepo,
-    work: TestRepo,
-    dir: TempDir,
-    /// Extra environment for the server (GitHub double URL and token).
-    env: Vec<(String, String)>,
-}
 
 impl World {
     /// `apps` applications, each with one ConfigMap `<app>-settings` (value "v1").
     async fn new(test: &str, apps: &[&str]) -> World {
         World::with(test, apps, "", &[]).await
-    }
-
-    /// Like [`World::new`], with `extra` appended to relbot.yaml and `files`
-    /// written to both the repository and the configuration directory.
-    async fn with(test: &str, apps: &[&str], extra: &str, files: &[(&str, &str)]) -> World {
-        // Controllers mode: Deployments become ready, so health gates pass.
-        let tc = TestCluster::acquire_with(
-            test,
-            kubesim::SimOptions {
-                controllers: Some(kubesim::ControllerOptions::default()),
-                ..Default::default()
-            },
-        )
-        .await;
-        let bare = BareRepo::new("cluster-config");
-        let work = TestRepo::clone_from(&bare.url());
-        let ns = tc.namespace().to_string();
-        let mut config = format!(
-            "repo:\n  url: {}\n  branch: main\n  interval: 1h\ngithub:\n  repository: acme/cluster-config\nstatus:\n  namespace: {ns}\napplications:\n",
-            bare.url()
-        );
-        for app in apps {
-            config.push_str(&format!(
-                "  - name: {app}\n    path: apps/{app}\n    namespace: {ns}\n    sync: {{ prune: true, selfHeal: true, healthTimeout: 15s }}\n"
-            ));
-            work.write(
-                &format!("apps/{app}/settings.yaml"),
-                &config_map_yaml(&format!("{app}-settings"), "v1"),
-            );
-        }
-        config.push_str(extra);
-        let dir = TempDir::new().unwrap();
-        for (path, text) in files {
-            work.write(path, text);
-            let copy = dir.path().join(path);
-            std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
-            std::fs::write(copy, text).unwrap();
-        }
-        work.write("relbot.yaml", &config);
-        work.commit("initial");
-        work.git(&["push", "-q", "origin", "main"]);
-        std::fs::write(dir.path().join("relbot.yaml"), &config).unwrap();
-        World {
-            tc,
-            bare,
-            work,
-            dir,
-            env: Vec::new(),
-        }
-    }
-
-    fn config_path(&self) -> PathBuf {
-        self.dir.path().join("relbot.yaml")
-    }
-
-    fn cache_dir(&self) -> PathBuf {
-        self.dir.path().join("cache")
     }
 
     /// Commits a new value for `<app>-settings` and pushes it; returns the commit.
@@ -123,8 +51,11 @@ impl World {
         sha
     }
 
+    /// A server on a free port; every start shares one cache directory.
     fn start(&self) -> Server {
-        Server::start(self)
+        let port = free_port();
+        let cache = self.dir.path().join("cache");
+        Server::start(self, port, &format!("serve-e2e-{port}"), &cache)
     }
 
     async fn value(&self, app: &str) -> Option<String> {
@@ -165,81 +96,7 @@ impl World {
     }
 }
 
-/// The `relbot serve` process; killed on drop.
-struct Server {
-    child: Option<Child>,
-    port: u16,
-    http: reqwest::Client,
-    log: PathBuf,
-}
-
 impl Server {
-    fn start(world: &World) -> Server {
-        let port = free_port();
-        let log = world.dir.path().join(format!("serve-{port}.log"));
-        let log_file = std::fs::File::create(&log).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_relbot"));
-        command.envs(world.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        let child = command
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--config")
-            .arg(world.config_path())
-            .arg("--kubeconfig")
-            .arg(world.tc.kubeconfig_path())
-            .arg("--cache-dir")
-            .arg(world.cache_dir())
-            .env("RELBOT_GITHUB_WEBHOOK_SECRET", SECRET)
-            .env("RELBOT_REGISTRY_WEBHOOK_TOKEN", REGISTRY_TOKEN)
-            .env("RELBOT_LOG", "info,relbot=debug")
-            .env("NO_COLOR", "1")
-            .env("POD_NAME", format!("serve-e2e-{port}"))
-            .env_remove("KUBECONFIG")
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("start relbot serve");
-        relbot::tls::init();
-        Server {
-            child: Some(child),
-            port,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
-            log,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn get(&self, path: &str) -> Option<(u16, String)> {
-        let response = self.http.get(self.url(path)).send().await.ok()?;
-        let status = response.status().as_u16();
-        Some((status, response.text().await.unwrap_or_default()))
-    }
-
-    /// Waits for `/readyz` to answer 200.
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some((200, _)) = self.get("/readyz").await {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "relbot serve not ready within 60 s; log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
     async fn post_github(&self, event: &str, delivery: &str, body: &[u8], signature: &str) -> u16 {
         self.try_post_github(event, delivery, body, signature)
             .await
@@ -293,32 +150,6 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// A push event for `after` touching `paths`.
-fn push_body(before: &str, after: &str, paths: &[&str]) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "ref": "refs/heads/main",
-        "before": before,
-        "after": after,
-        "created": false, "deleted": false, "forced": false,
-        "repository": {"full_name": "acme/cluster-config"},
-        "commits": [{"id": after, "added": [], "removed": [], "modified": paths}],
-    }))
-    .unwrap()
-}
-
-fn sign(body: &[u8]) -> String {
-    github_signature(SECRET.as_bytes(), body)
 }
 
 /// Prometheus text, parsed strictly enough to catch malformed output.
@@ -747,21 +578,9 @@ async fn serve_metrics_move_and_the_status_page_shows_the_applications() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_a_registry_webhook_opens_one_bump_pr() {
     const REPO: &str = "acme/cluster-config";
-    let registry = registry_support::RealRegistry::start(registry_support::Auth::Anonymous).await;
-    registry
-        .seed(
-            "acme/web",
-            &["1.0.0", "1.1.0"],
-            registry_support::Media::Docker,
-        )
-        .await;
-    let gh = github_double::GitHubDouble::start().await;
-    gh.add_repo(REPO, "main");
     // CI must pass first: auto-merge waits, so the PR stays pending.
-    gh.set_required_checks(REPO, "main", &["ci/test"]);
-
-    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: { app: web }\n  template:\n    metadata:\n      labels: { app: web }\n    spec:\n      containers:\n        - name: web\n          image: docker.io/acme/web:1.0.0 # the web front end\n";
-    let policy = "apiVersion: relbot.dev/v1alpha1\nkind: ImagePolicy\nmetadata: { name: web }\nspec:\n  image: docker.io/acme/web\n  semver: \">=1.0.0 <2.0.0\"\n  files: [ \"apps/web/**/*.yaml\" ]\n  application: web\n";
+    let (registry, gh) = bump_peers(REPO).await;
+    let (deployment, policy) = (WEB_DEPLOYMENT, WEB_POLICY);
     let extra = format!(
         "policies: policies\nregistries:\n  - host: docker.io\n    mirror: {}\n",
         registry.host

@@ -10,94 +10,34 @@ mod git_support;
 mod github_double;
 #[path = "support/registry.rs"]
 mod registry_support;
+#[path = "support/serve.rs"]
+mod serve_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use git_support::{BareRepo, TestRepo, free_port};
+use git_support::free_port;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
-use kubesim::testing::TestCluster;
 use relbot::server::shard::{shard_lease_name, shard_of};
-use relbot::server::webhook::github_signature;
-use tempfile::TempDir;
+use serve_support::{
+    REGISTRY_TOKEN, Server, WEB_DEPLOYMENT, WEB_POLICY, World, bump_peers, config_map_yaml,
+    push_body, sign,
+};
 
-const SECRET: &str = "shard-webhook-secret";
-const REGISTRY_TOKEN: &str = "shard-registry-token";
 const SHARDS: u32 = 6;
 /// A dead replica's shards are synced elsewhere within one Lease duration
 /// (15 s) of the kill plus a little slack.
 const TAKEOVER_BOUND: Duration = Duration::from_secs(20);
 
-fn config_map_yaml(name: &str, value: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  value: \"{value}\"\n"
-    )
-}
-
-struct World {
-    tc: TestCluster,
-    bare: BareRepo,
-    work: TestRepo,
-    dir: TempDir,
-    apps: Vec<String>,
-    env: Vec<(String, String)>,
-    /// Pass `--shards`; false: relbot.yaml's `serve.shards` says it.
-    shards_flag: bool,
-}
-
 impl World {
+    /// A world whose servers run `--shards` (SHARDS).
     async fn new(test: &str, apps: &[String], extra: &str, files: &[(&str, &str)]) -> World {
-        // Controllers mode: Deployments become ready, so health gates pass.
-        let tc = TestCluster::acquire_with(
-            test,
-            kubesim::SimOptions {
-                controllers: Some(kubesim::ControllerOptions::default()),
-                ..Default::default()
-            },
-        )
-        .await;
-        let bare = BareRepo::new("cluster-config");
-        let work = TestRepo::clone_from(&bare.url());
-        let ns = tc.namespace().to_string();
-        let mut config = format!(
-            "repo:\n  url: {}\n  branch: main\n  interval: 1h\ngithub:\n  repository: acme/cluster-config\nstatus:\n  namespace: {ns}\napplications:\n",
-            bare.url()
-        );
-        for app in apps {
-            config.push_str(&format!(
-                "  - name: {app}\n    path: apps/{app}\n    namespace: {ns}\n    sync: {{ prune: true, selfHeal: true, healthTimeout: 15s }}\n"
-            ));
-            work.write(
-                &format!("apps/{app}/settings.yaml"),
-                &config_map_yaml(&format!("{app}-settings"), "v1"),
-            );
-        }
-        config.push_str(extra);
-        let dir = TempDir::new().unwrap();
-        for (path, text) in files {
-            work.write(path, text);
-            let copy = dir.path().join(path);
-            std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
-            std::fs::write(copy, text).unwrap();
-        }
-        work.write("relbot.yaml", &config);
-        work.commit("initial");
-        work.git(&["push", "-q", "origin", "main"]);
-        std::fs::write(dir.path().join("relbot.yaml"), &config).unwrap();
-        World {
-            tc,
-            bare,
-            work,
-            dir,
-            apps: apps.to_vec(),
-            env: Vec::new(),
-            shards_flag: true,
-        }
+        let mut world = World::with(test, apps, extra, files).await;
+        world.serve_args = vec!["--shards".to_string(), SHARDS.to_string()];
+        world
     }
 
     /// One commit setting every application's value; returns the commit.
@@ -113,8 +53,10 @@ impl World {
         sha
     }
 
+    /// Replica `name`, a pod of its own with its own cache.
     fn start(&self, name: &str) -> Server {
-        Server::start(self, name)
+        let cache = self.dir.path().join(format!("cache-{name}"));
+        Server::start(self, free_port(), name, &cache)
     }
 
     async fn values(&self) -> BTreeMap<String, String> {
@@ -155,7 +97,7 @@ impl World {
                 behind.len(),
                 servers
                     .iter()
-                    .map(|s| s.log())
+                    .map(|s| s.named_log())
                     .collect::<Vec<_>>()
                     .join("\n-----\n")
             );
@@ -208,7 +150,7 @@ impl World {
                 "shards not balanced over {replicas:?} within {timeout:?}: {holders:?}; logs:\n{}",
                 servers
                     .iter()
-                    .map(|s| s.log())
+                    .map(|s| s.named_log())
                     .collect::<Vec<_>>()
                     .join("\n-----\n")
             );
@@ -285,104 +227,15 @@ impl Run {
     }
 }
 
-struct Server {
-    child: Option<Child>,
-    port: u16,
-    name: String,
-    http: reqwest::Client,
-    log: PathBuf,
-}
-
 impl Server {
-    fn start(world: &World, name: &str) -> Server {
-        let port = free_port();
-        let log = world.dir.path().join(format!("{name}.log"));
-        let log_file = std::fs::File::create(&log).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_relbot"))
-            .envs(world.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--config")
-            .arg(world.dir.path().join("relbot.yaml"))
-            .arg("--kubeconfig")
-            .arg(world.tc.kubeconfig_path())
-            // Each replica is its own pod: its own cache.
-            .arg("--cache-dir")
-            .arg(world.dir.path().join(format!("cache-{name}")))
-            .args(if world.shards_flag {
-                vec!["--shards".to_string(), SHARDS.to_string()]
-            } else {
-                Vec::new()
-            })
-            .env("RELBOT_GITHUB_WEBHOOK_SECRET", SECRET)
-            .env("RELBOT_REGISTRY_WEBHOOK_TOKEN", REGISTRY_TOKEN)
-            .env("RELBOT_LOG", "info,relbot=debug")
-            .env("NO_COLOR", "1")
-            .env("POD_NAME", name)
-            .env_remove("KUBECONFIG")
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .spawn()
-            .expect("start relbot serve");
-        relbot::tls::init();
-        Server {
-            child: Some(child),
-            port,
-            name: name.to_string(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .unwrap(),
-            log,
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    fn log(&self) -> String {
-        format!(
-            "== {} ==\n{}",
-            self.name,
-            std::fs::read_to_string(&self.log).unwrap_or_default()
-        )
-    }
-
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = self.http.get(self.url("/readyz")).send().await
-                && r.status().as_u16() == 200
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "not ready within 60 s:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
     async fn push(&self, before: &str, after: &str, paths: &[String]) -> u16 {
-        let body = serde_json::to_vec(&serde_json::json!({
-            "ref": "refs/heads/main",
-            "before": before,
-            "after": after,
-            "created": false, "deleted": false, "forced": false,
-            "repository": {"full_name": "acme/cluster-config"},
-            "commits": [{"id": after, "added": [], "removed": [], "modified": paths}],
-        }))
-        .unwrap();
+        let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+        let body = push_body(before, after, &paths);
         self.http
             .post(self.url("/webhooks/github"))
             .header("x-github-event", "push")
             .header("x-github-delivery", format!("push-{after}-{}", self.port))
-            .header(
-                "x-hub-signature-256",
-                github_signature(SECRET.as_bytes(), &body),
-            )
+            .header("x-hub-signature-256", sign(&body))
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -413,20 +266,6 @@ impl Server {
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             // An empty sum is -0.0; none is 0.
             .fold(0.0, |sum, v| sum + v)
-    }
-
-    /// A crash: no SIGTERM, nothing released.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 
@@ -619,19 +458,9 @@ async fn three_replicas_sync_each_application_once_and_take_over_a_killed_ones_s
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_webhooks_to_random_replicas_give_one_bump_pr_from_the_leader() {
     const REPO: &str = "acme/cluster-config";
-    let registry = registry_support::RealRegistry::start(registry_support::Auth::Anonymous).await;
-    registry
-        .seed(
-            "acme/web",
-            &["1.0.0", "1.1.0"],
-            registry_support::Media::Docker,
-        )
-        .await;
-    let gh = github_double::GitHubDouble::start().await;
-    gh.add_repo(REPO, "main");
-    gh.set_required_checks(REPO, "main", &["ci/test"]);
-    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  selector:\n    matchLabels: { app: web }\n  template:\n    metadata:\n      labels: { app: web }\n    spec:\n      containers:\n        - name: web\n          image: docker.io/acme/web:1.0.0 # the web front end\n";
-    let policy = "apiVersion: relbot.dev/v1alpha1\nkind: ImagePolicy\nmetadata: { name: web }\nspec:\n  image: docker.io/acme/web\n  semver: \">=1.0.0 <2.0.0\"\n  files: [ \"apps/web/**/*.yaml\" ]\n  application: web\n";
+    // CI must pass first: auto-merge waits, so the PR stays pending.
+    let (registry, gh) = bump_peers(REPO).await;
+    let (deployment, policy) = (WEB_DEPLOYMENT, WEB_POLICY);
     // The shard count from relbot.yaml this time, not from --shards.
     let extra = format!(
         "policies: policies\nregistries:\n  - host: docker.io\n    mirror: {}\nserve:\n  shards: {SHARDS}\n",
@@ -650,7 +479,7 @@ async fn fifty_webhooks_to_random_replicas_give_one_bump_pr_from_the_leader() {
     )
     .await;
     gh.attach_git(REPO, world.bare.path());
-    world.shards_flag = false;
+    world.serve_args.clear();
     world.env = vec![
         ("RELBOT_GITHUB_API_URL".into(), gh.url()),
         (
@@ -692,7 +521,7 @@ async fn fifty_webhooks_to_random_replicas_give_one_bump_pr_from_the_leader() {
 
     let deadline = Instant::now() + Duration::from_secs(60);
     while gh.pulls(REPO).is_empty() {
-        let logs: Vec<String> = servers.iter().map(|s| s.log()).collect();
+        let logs: Vec<String> = servers.iter().map(|s| s.named_log()).collect();
         assert!(
             Instant::now() < deadline,
             "no PR; logs:\n{}",

@@ -3,14 +3,16 @@
 //! namespace and uses that namespace as its application name, so tests can
 //! share a real cluster.
 
+#[path = "support/sync.rs"]
+mod sync_support;
+
 use std::time::Duration;
 
 use kubesim::testing::TestCluster;
-use kubesim::{ControllerOptions, SimOptions};
-use relbot::cluster::client::{Cluster, ReadOnlyCluster};
+use relbot::cluster::client::ReadOnlyCluster;
 use relbot::cluster::health::HealthStatus;
 use relbot::config::Application;
-use relbot::manifest::{Manifest, Origin};
+use relbot::manifest::Manifest;
 use relbot::source::DesiredApplication;
 use relbot::sync::apply::sync_application;
 use relbot::sync::engine::{PlanTarget, plan_all};
@@ -18,24 +20,10 @@ use relbot::sync::plan::{Action, Plan, Reason, Validation};
 use relbot::sync::result::{Effect, RunPhase, SyncResult};
 use relbot::sync::settings::{RunSettings, SyncSettings};
 use serde_json::{Value, json};
-
-fn app(tc: &TestCluster, extra: &str) -> Application {
-    let yaml = format!(
-        "name: {ns}\npath: apps/{ns}\nnamespace: {ns}\n{extra}",
-        ns = tc.namespace()
-    );
-    serde_saphyr::from_str(&yaml).expect("application YAML")
-}
-
-fn manifest(object: Value, line: usize) -> Manifest {
-    Manifest {
-        object,
-        origin: Origin {
-            file: "apps/shop/all.yaml".into(),
-            line,
-        },
-    }
-}
+use sync_support::{
+    application as app, cluster, controllers, delete_crd, manifest, settings, strict_widget_crd,
+    widget,
+};
 
 fn config_map(ns: &str, name: &str, value: &str) -> Manifest {
     manifest(
@@ -63,31 +51,6 @@ fn service(ns: &str, name: &str) -> Manifest {
             "spec": {"clusterIP": "None", "selector": {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}),
         30,
     )
-}
-
-fn controllers() -> SimOptions {
-    SimOptions {
-        controllers: Some(ControllerOptions::default()),
-        ..Default::default()
-    }
-}
-
-fn settings(tc: &TestCluster) -> SyncSettings {
-    SyncSettings {
-        concurrency: 8,
-        status_namespace: tc.namespace().to_string(),
-        health_timeout: Duration::from_secs(10),
-        poll_interval: Duration::from_millis(100),
-        record_status: true,
-        progress: Default::default(),
-        health_rules: Default::default(),
-        wait_for_last_wave: true,
-        trigger: "test".into(),
-    }
-}
-
-fn cluster(tc: &TestCluster) -> Cluster {
-    Cluster::from_client(tc.client(), "test-cluster")
 }
 
 async fn sync(tc: &TestCluster, app: &Application, manifests: &[Manifest]) -> SyncResult {
@@ -997,35 +960,6 @@ async fn sync_without_wait_does_not_gate_the_last_wave() {
         "serve's default waits: {waited:#?}"
     );
     tc.cleanup().await;
-}
-
-/// A CRD with a closed schema (size required, integer ≥ 1) and a CEL rule.
-fn strict_widget_crd(group: &str) -> Value {
-    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("widgets.{group}")},
-        "spec": {"group": group, "scope": "Namespaced",
-            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "required": ["size"],
-                        "x-kubernetes-validations": [{"rule": "self.size < 100", "message": "too big"}],
-                        "properties": {
-                            "size": {"type": "integer", "minimum": 1},
-                            "port": {"x-kubernetes-int-or-string": true},
-                            "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}}}]}})
-}
-
-fn widget(group: &str, ns: &str, spec: Value) -> Value {
-    json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
-        "metadata": {"name": "w1", "namespace": ns}, "spec": spec})
-}
-
-async fn delete_crd(tc: &TestCluster, group: &str) {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(tc.client());
-    let _ = crds
-        .delete(&format!("widgets.{group}"), &Default::default())
-        .await;
 }
 
 /// `relbot sync --dry-run --source DIR` on a folder holding one application

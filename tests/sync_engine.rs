@@ -7,64 +7,51 @@
 mod git_support;
 #[path = "support/standin.rs"]
 mod standin;
+#[path = "support/sync.rs"]
+mod sync_support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use git_support::{BareRepo, TestRepo, free_port};
 use kubesim::testing::TestCluster;
-use relbot::cluster::client::{Cluster, ReadOnlyCluster};
-use relbot::config::Application;
-use relbot::manifest::{Manifest, Origin};
+use relbot::cluster::client::ReadOnlyCluster;
 use relbot::source::DesiredApplication;
 use relbot::sync::change_set::ChangeSet;
 use relbot::sync::engine::{PlanTarget, ResourceManager};
 use relbot::sync::result::{Effect, SyncResult};
 use relbot::sync::settings::SyncSettings;
 use serde_json::{Value, json};
+use sync_support::{application, cluster, delete_crd, manifest, strict_widget_crd, widget};
 
 fn desired(tc: &TestCluster, objects: &[(Value, usize)]) -> DesiredApplication {
-    let app: Application = serde_saphyr::from_str(&format!(
-        "name: {ns}\npath: apps/{ns}\nnamespace: {ns}\n",
-        ns = tc.namespace()
-    ))
-    .expect("application YAML");
+    desired_with(tc, "", objects)
+}
+
+/// The application of `tc` with `extra` YAML lines (`sync:` settings), and
+/// its objects.
+fn desired_with(tc: &TestCluster, extra: &str, objects: &[(Value, usize)]) -> DesiredApplication {
     DesiredApplication {
-        app,
+        app: application(tc, extra),
         manifests: objects
             .iter()
-            .map(|(object, line)| Manifest {
-                object: object.clone(),
-                origin: Origin {
-                    file: "apps/shop/all.yaml".into(),
-                    line: *line,
-                },
-            })
+            .map(|(object, line)| manifest(object.clone(), *line))
             .collect(),
         notes: Vec::new(),
     }
 }
 
+/// The shared settings, without the wait for the last wave (a caller of
+/// the engine's steps waits when it asks to).
 fn settings(tc: &TestCluster) -> SyncSettings {
     SyncSettings {
-        concurrency: 8,
-        status_namespace: tc.namespace().to_string(),
-        health_timeout: Duration::from_secs(10),
-        poll_interval: Duration::from_millis(100),
-        record_status: true,
-        progress: Default::default(),
-        health_rules: Default::default(),
         wait_for_last_wave: false,
-        trigger: "test".into(),
+        ..sync_support::settings(tc)
     }
 }
 
-fn writable(tc: &TestCluster) -> Cluster {
-    Cluster::from_client(tc.client(), "test-cluster")
-}
-
 async fn dry_run(tc: &TestCluster, want: &DesiredApplication) -> ChangeSet {
-    let read: ReadOnlyCluster = writable(tc).read_only().clone();
+    let read: ReadOnlyCluster = cluster(tc).read_only().clone();
     let manager = ResourceManager::read_only(PlanTarget::Live(read))
         .await
         .expect("discovery");
@@ -73,7 +60,7 @@ async fn dry_run(tc: &TestCluster, want: &DesiredApplication) -> ChangeSet {
 }
 
 async fn sync(tc: &TestCluster, want: &DesiredApplication) -> ChangeSet {
-    let manager = ResourceManager::writable(writable(tc))
+    let manager = ResourceManager::writable(cluster(tc))
         .await
         .expect("discovery");
     manager.run(want.clone(), Some("rev1"), &settings(tc)).await
@@ -86,30 +73,11 @@ fn config_map(ns: &str, name: &str, wave: &str) -> Value {
         "data": {"greeting": "hello"}})
 }
 
-fn strict_widget_crd(group: &str) -> Value {
-    json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-        "metadata": {"name": format!("widgets.{group}")},
-        "spec": {"group": group, "scope": "Namespaced",
-            "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
-            "versions": [{"name": "v1", "served": true, "storage": true,
-                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                    "spec": {"type": "object", "required": ["size"],
-                        "properties": {"size": {"type": "integer", "minimum": 1}}}}}}}]}})
-}
-
+/// A widget the server refuses: `spec.foo` is not in the schema.
 fn bad_widget(group: &str, ns: &str) -> Value {
-    json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
-        "metadata": {"name": "w1", "namespace": ns,
-            "annotations": {"argocd.argoproj.io/sync-wave": "0"}},
-        "spec": {"size": 2, "foo": 1}})
-}
-
-async fn delete_crd(tc: &TestCluster, group: &str) {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(tc.client());
-    let _ = crds
-        .delete(&format!("widgets.{group}"), &Default::default())
-        .await;
+    let mut widget = widget(group, ns, json!({"size": 2, "foo": 1}));
+    widget["metadata"]["annotations"] = json!({"argocd.argoproj.io/sync-wave": "0"});
+    widget
 }
 
 async fn config_map_exists(tc: &TestCluster, ns: &str, name: &str) -> bool {
@@ -261,7 +229,7 @@ async fn wait_for_stored_result(
     revision: &str,
     log: &std::path::Path,
 ) -> SyncResult {
-    let read = writable(tc).read_only().clone();
+    let read = cluster(tc).read_only().clone();
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         if let Some(result) = relbot::sync::status::read(&read, tc.namespace(), tc.namespace())
@@ -379,17 +347,6 @@ async fn serve_and_the_cli_produce_the_same_change_set_for_one_revision() {
     serve_tc.cleanup().await;
 }
 
-/// The application of `tc` with extra `sync:` settings, and its objects.
-fn desired_with(tc: &TestCluster, sync: &str, objects: &[(Value, usize)]) -> DesiredApplication {
-    let mut want = desired(tc, objects);
-    want.app = serde_saphyr::from_str(&format!(
-        "name: {ns}\npath: apps/{ns}\nnamespace: {ns}\nsync: {sync}\n",
-        ns = tc.namespace()
-    ))
-    .expect("application YAML");
-    want
-}
-
 fn entry<'a>(changes: &'a ChangeSet, name: &str) -> &'a relbot::sync::change_set::ChangeSetEntry {
     changes
         .entries
@@ -415,7 +372,7 @@ async fn prune_deletes_only_when_the_caller_prunes() {
     let first = sync(&tc, &both).await;
     assert!(first.errors.is_empty(), "{first:#?}");
 
-    let manager = ResourceManager::writable(writable(&tc))
+    let manager = ResourceManager::writable(cluster(&tc))
         .await
         .expect("discovery");
     let settings = settings(&tc);
@@ -455,14 +412,18 @@ async fn prune_holds_a_share_above_max_prune_percent() {
         (config_map(&ns, "a", "0"), 1),
         (config_map(&ns, "b", "0"), 2),
     ];
-    let first = sync(&tc, &desired_with(&tc, "{maxPrunePercent: 40}", &objects)).await;
+    let first = sync(
+        &tc,
+        &desired_with(&tc, "sync: {maxPrunePercent: 40}\n", &objects),
+    )
+    .await;
     assert!(first.errors.is_empty(), "{first:#?}");
 
-    let manager = ResourceManager::writable(writable(&tc))
+    let manager = ResourceManager::writable(cluster(&tc))
         .await
         .expect("discovery");
     let settings = settings(&tc);
-    let half = desired_with(&tc, "{maxPrunePercent: 40}", &objects[..1]);
+    let half = desired_with(&tc, "sync: {maxPrunePercent: 40}\n", &objects[..1]);
     let staged = manager.plan(half, Some("rev2"), &settings).await;
     let mut run = manager.apply(staged, &settings).await;
     manager.prune(&mut run).await;
@@ -499,7 +460,7 @@ async fn wait_gives_up_after_the_callers_timeout_and_prune_then_holds_off() {
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
             "template": {"metadata": {"labels": {"app": "web"}},
                 "spec": {"containers": [{"name": "web", "image": IMAGE}]}}}});
-    let manager = ResourceManager::writable(writable(&tc))
+    let manager = ResourceManager::writable(cluster(&tc))
         .await
         .expect("discovery");
     let settings = settings(&tc);

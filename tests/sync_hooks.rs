@@ -3,15 +3,16 @@
 //! plane's kubelet stand-in finishes Jobs' Pods, failing those whose image
 //! is listed in `kube-public/relbot-test-standin`, which kubesim reads too).
 
+#[path = "support/sync.rs"]
+mod sync_support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kubesim::testing::TestCluster;
-use kubesim::{ControllerOptions, SimOptions};
-use relbot::cluster::client::Cluster;
 use relbot::cluster::health::HealthStatus;
 use relbot::config::Application;
-use relbot::manifest::{Manifest, Origin};
+use relbot::manifest::Manifest;
 use relbot::progress::{Progress, ProgressEvent};
 use relbot::source::DesiredApplication;
 use relbot::sync::apply::sync_application;
@@ -20,23 +21,14 @@ use relbot::sync::hooks::{HookOutcome, HookPhase, HookRun};
 use relbot::sync::result::{Effect, RunPhase, SyncResult};
 use relbot::sync::settings::{RunSettings, SyncSettings};
 use serde_json::{Value, json};
+use sync_support::{application, cluster, controllers, manifest_in};
 
 fn app(tc: &TestCluster) -> Application {
-    let yaml = format!(
-        "name: {ns}\npath: apps/{ns}\nnamespace: {ns}\nsync: {{healthTimeout: 60s}}\n",
-        ns = tc.namespace()
-    );
-    serde_saphyr::from_str(&yaml).expect("application YAML")
+    application(tc, "sync: {healthTimeout: 60s}\n")
 }
 
 fn manifest(object: Value, line: usize) -> Manifest {
-    Manifest {
-        object,
-        origin: Origin {
-            file: "apps/shop/hooks.yaml".into(),
-            line,
-        },
-    }
+    manifest_in("apps/shop/hooks.yaml", object, line)
 }
 
 /// A Job hook that runs once (no retries: a failure is final at once).
@@ -71,15 +63,9 @@ fn config_map(ns: &str, value: &str) -> Manifest {
 
 fn settings(tc: &TestCluster, progress: Progress) -> SyncSettings {
     SyncSettings {
-        concurrency: 8,
-        status_namespace: tc.namespace().to_string(),
         health_timeout: Duration::from_secs(60),
-        poll_interval: Duration::from_millis(100),
-        record_status: true,
         progress,
-        health_rules: Default::default(),
-        wait_for_last_wave: true,
-        trigger: "test".into(),
+        ..sync_support::settings(tc)
     }
 }
 
@@ -91,7 +77,7 @@ async fn sync(tc: &TestCluster, manifests: &[Manifest]) -> (SyncResult, Events) 
     let progress = Progress::to(Arc::new(move |e: ProgressEvent| {
         sink.lock().unwrap().push(e)
     }));
-    let cluster = Cluster::from_client(tc.client(), "test-cluster");
+    let cluster = cluster(tc);
     let index = cluster.discover().await.expect("discovery");
     let result = sync_application(
         &cluster,
@@ -103,13 +89,6 @@ async fn sync(tc: &TestCluster, manifests: &[Manifest]) -> (SyncResult, Events) 
     )
     .await;
     (result, events)
-}
-
-fn controllers() -> SimOptions {
-    SimOptions {
-        controllers: Some(ControllerOptions::default()),
-        ..Default::default()
-    }
 }
 
 fn hook<'a>(result: &'a SyncResult, phase: HookPhase, name_prefix: &str) -> &'a HookRun {

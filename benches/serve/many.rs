@@ -18,7 +18,6 @@
 //! kubelet stand-in, so Deployments roll out as on a real cluster).
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -27,8 +26,8 @@ use kube::Api;
 use kube::api::ListParams;
 use kubesim::testing::TestCluster;
 
-use super::git_support::{BareRepo, TestRepo, free_port};
-use super::{Serve, mib, proc_status_kib};
+use super::git_support::{BareRepo, TestRepo};
+use super::{Serve, http_client, mib, proc_status_kib, publish_config, send_push};
 
 /// How many applications: 1,000, or `RELBOT_BENCH_APPS` (a smaller run
 /// to look at one application's cost).
@@ -38,7 +37,6 @@ fn apps() -> usize {
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000)
 }
-const SECRET: &str = "bench-secret";
 
 fn app_files(app: &str, ns: &str) -> String {
     format!(
@@ -163,51 +161,16 @@ pub async fn run(kubeconfig: Option<std::path::PathBuf>) {
         .unwrap_or_default();
     let bare = BareRepo::new("cluster-config");
     let work = TestRepo::clone_from(&bare.url());
-    let mut config = format!(
-        "repo:\n  url: {}\n  branch: main\n  interval: 1h\ngithub:\n  repository: acme/cluster-config\nstatus:\n  namespace: {ns}\napplications:\n",
-        bare.url()
-    );
-    for i in 0..apps() {
-        let app = format!("app-{i:04}");
-        config.push_str(&format!(
-            "  - name: {app}\n    path: apps/{app}\n    namespace: {ns}\n"
-        ));
-        work.write(&format!("apps/{app}/objects.yaml"), &app_files(&app, &ns));
+    let names: Vec<String> = (0..apps()).map(|i| format!("app-{i:04}")).collect();
+    for app in &names {
+        work.write(&format!("apps/{app}/objects.yaml"), &app_files(app, &ns));
     }
-    work.write("relbot.yaml", &config);
-    work.commit("initial");
-    work.git(&["push", "-q", "origin", "main"]);
-    let dir = tempfile::TempDir::new().unwrap();
-    std::fs::write(dir.path().join("relbot.yaml"), &config).unwrap();
+    let dir = publish_config(&bare, &work, &ns, &names);
 
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
-    let serve = Serve(
-        Command::new(env!("CARGO_BIN_EXE_relbot"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .arg("--config")
-            .arg(dir.path().join("relbot.yaml"))
-            .arg("--kubeconfig")
-            .arg(tc.kubeconfig_path())
-            .arg("--cache-dir")
-            .arg(dir.path().join("cache"))
-            .env("RELBOT_GITHUB_WEBHOOK_SECRET", SECRET)
-            .env(
-                "RELBOT_LOG",
-                std::env::var("RELBOT_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .env_remove("KUBECONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start relbot serve"),
-    );
-    let pid = serve.0.id();
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let (serve, base) = Serve::start(&tc, dir.path());
+    let pid = serve.pid();
+    let http = http_client();
     let mut first_sync = None;
     loop {
         let now = reached(&http, &base).await;
@@ -232,27 +195,14 @@ pub async fn run(kubeconfig: Option<std::path::PathBuf>) {
     let before = versions(&client, &ns).await;
     let runs_before = metric(&http, &base, "relbot_updates_total", "part=\"sync\"").await;
     let head = work.head();
-    let body = serde_json::to_vec(&serde_json::json!({
+    let event = serde_json::json!({
         "ref": "refs/heads/main", "before": head, "after": head, "forced": true,
         "repository": {"full_name": "acme/cluster-config"},
         "commits": [],
-    }))
-    .unwrap();
+    });
     let sent = Instant::now();
-    let status = http
-        .post(format!("{base}/webhooks/github"))
-        .header("x-github-event", "push")
-        .header("x-github-delivery", "bench-noop")
-        .header(
-            "x-hub-signature-256",
-            relbot::server::webhook::github_signature(SECRET.as_bytes(), &body),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("webhook")
-        .status();
-    assert_eq!(status.as_u16(), 202, "the forced push was not accepted");
+    let status = send_push(&http, &base, "bench-noop", event).await;
+    assert_eq!(status, 202, "the forced push was not accepted");
     loop {
         let runs = metric(&http, &base, "relbot_updates_total", "part=\"sync\"").await;
         if runs > runs_before && reached(&http, &base).await == Reached::Settled {

@@ -371,19 +371,16 @@ fn print_rollback(line: &PolicyReport, out: &mut dyn std::io::Write) {
                 time(due)
             );
         }
-        Some(RollbackDecision::RollBack {
-            failed,
-            to,
-            pr,
-            degraded_since,
-            unhealthy,
-        }) => {
+        Some(RollbackDecision::RollBack(revert)) => {
             let _ = writeln!(
                 out,
-                "    rollback: Degraded since {} after #{pr} brought {failed}: back to {to}",
-                time(degraded_since)
+                "    rollback: Degraded since {} after #{} brought {}: back to {}",
+                time(&revert.degraded_since),
+                revert.pr,
+                revert.failed,
+                revert.to
             );
-            for object in unhealthy.iter().take(10) {
+            for object in revert.unhealthy.iter().take(10) {
                 let _ = writeln!(
                     out,
                     "      {}: {} — {}",

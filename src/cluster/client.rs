@@ -510,9 +510,7 @@ impl ReadOnlyCluster {
         name: &str,
         body: &Value,
     ) -> Result<Value, ApiFailure> {
-        self.counters.dry_runs.fetch_add(1, Ordering::Relaxed);
-        let patch = Patch::Apply(body);
-        self.patch(kind, namespace, name, &patch, &apply_params(true))
+        self.server_side_apply(kind, namespace, name, body, true)
             .await
     }
 
@@ -524,20 +522,56 @@ impl ReadOnlyCluster {
         namespace: Option<&str>,
         body: &Value,
     ) -> Result<Value, ApiFailure> {
-        self.counters.dry_runs.fetch_add(1, Ordering::Relaxed);
-        self.post(kind, namespace, body, &post_params(true)).await
+        self.create_as_relbot(kind, namespace, body, true).await
     }
 
-    async fn post(
+    /// Server-side apply as `relbot`, forced, strictly validated; a dry run
+    /// (`dryRun=All`) stores nothing.
+    async fn server_side_apply(
+        &self,
+        kind: &ResolvedKind,
+        namespace: Option<&str>,
+        name: &str,
+        body: &Value,
+        dry_run: bool,
+    ) -> Result<Value, ApiFailure> {
+        self.count_change(dry_run);
+        let params = PatchParams {
+            dry_run,
+            force: true,
+            field_manager: Some(FIELD_MANAGER.into()),
+            field_validation: Some(ValidationDirective::Strict),
+        };
+        self.patch(kind, namespace, name, &Patch::Apply(body), &params)
+            .await
+    }
+
+    /// A create as `relbot`; a dry run stores nothing.
+    async fn create_as_relbot(
         &self,
         kind: &ResolvedKind,
         namespace: Option<&str>,
         body: &Value,
-        params: &PostParams,
+        dry_run: bool,
     ) -> Result<Value, ApiFailure> {
+        self.count_change(dry_run);
+        let params = PostParams {
+            dry_run,
+            field_manager: Some(FIELD_MANAGER.into()),
+        };
         let data = serde_json::to_vec(body).map_err(|e| bad_request(e.to_string()))?;
-        self.send(Request::new(kind.collection_path(namespace)).create(params, data))
+        self.send(Request::new(kind.collection_path(namespace)).create(&params, data))
             .await
+    }
+
+    /// Counts a request that changes the cluster, or would (a dry run).
+    fn count_change(&self, dry_run: bool) {
+        let counter = if dry_run {
+            &self.counters.dry_runs
+        } else {
+            &self.counters.writes
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     async fn patch(
@@ -587,23 +621,6 @@ fn absent_is_none(result: Result<Value, ApiFailure>) -> Result<Option<Value>, Ap
     }
 }
 
-/// Server-side apply as `relbot`, forced, strictly validated.
-fn apply_params(dry_run: bool) -> PatchParams {
-    PatchParams {
-        dry_run,
-        force: true,
-        field_manager: Some(FIELD_MANAGER.into()),
-        field_validation: Some(ValidationDirective::Strict),
-    }
-}
-
-fn post_params(dry_run: bool) -> PostParams {
-    PostParams {
-        dry_run,
-        field_manager: Some(FIELD_MANAGER.into()),
-    }
-}
-
 impl Cluster {
     pub fn new(config: kube::Config) -> Result<Self, ClusterError> {
         Ok(Self {
@@ -630,10 +647,8 @@ impl Cluster {
         name: &str,
         body: &Value,
     ) -> Result<Value, ApiFailure> {
-        self.read.counters.writes.fetch_add(1, Ordering::Relaxed);
-        let patch = Patch::Apply(body);
         self.read
-            .patch(kind, namespace, name, &patch, &apply_params(false))
+            .server_side_apply(kind, namespace, name, body, false)
             .await
     }
 
@@ -645,9 +660,8 @@ impl Cluster {
         namespace: Option<&str>,
         body: &Value,
     ) -> Result<Value, ApiFailure> {
-        self.read.counters.writes.fetch_add(1, Ordering::Relaxed);
         self.read
-            .post(kind, namespace, body, &post_params(false))
+            .create_as_relbot(kind, namespace, body, false)
             .await
     }
 
@@ -660,7 +674,7 @@ impl Cluster {
         name: &str,
         body: &Value,
     ) -> Result<Value, ApiFailure> {
-        self.read.counters.writes.fetch_add(1, Ordering::Relaxed);
+        self.read.count_change(false);
         let params = PatchParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..PatchParams::default()
@@ -680,7 +694,7 @@ impl Cluster {
         name: &str,
         uid: Option<&str>,
     ) -> Result<(), ApiFailure> {
-        self.read.counters.writes.fetch_add(1, Ordering::Relaxed);
+        self.read.count_change(false);
         let mut params = DeleteParams::background();
         if let Some(uid) = uid {
             params = params.preconditions(Preconditions {

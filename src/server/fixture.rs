@@ -1,5 +1,5 @@
-//! Objects of a sync result as the server's tests need them (a status
-//! page, what the bumper observes).
+//! Sync results and their objects as the server's tests need them (a
+//! status page, what the bumper observes).
 
 use crate::cluster::health::{Health, HealthStatus};
 use crate::manifest::{ObjectKey, Origin};
@@ -29,6 +29,18 @@ pub fn result_with(
         status_recorded: false,
         timings: Default::default(),
     }
+}
+
+/// ConfigMap `shop/settings`, unchanged and healthy: the object a test
+/// has besides the ones it looks at.
+pub fn settings() -> ObjectOutcome {
+    object(
+        "ConfigMap",
+        "settings",
+        Effect::Unchanged,
+        HealthStatus::Healthy,
+        "",
+    )
 }
 
 /// An object of application `shop` from `apps/shop/deploy.yaml:12`, updated

@@ -46,56 +46,38 @@ pub fn observation(result: &SyncResult) -> AppObservation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::client::RequestCounts;
-    use crate::server::fixture::object;
-    use crate::sync::result::{Effect, RunPhase, Timings};
+    use crate::server::fixture::{self, object};
+    use crate::sync::result::{Effect, RunPhase};
 
     #[test]
     fn the_unhealthy_objects_are_named_with_their_reasons_worst_first_and_no_secrets() {
+        let objects = vec![
+            fixture::settings(),
+            object(
+                "Pod",
+                "worker",
+                Effect::Unchanged,
+                HealthStatus::Progressing,
+                "starting",
+            ),
+            object(
+                "Deployment",
+                "web",
+                Effect::Unchanged,
+                HealthStatus::Degraded,
+                "ProgressDeadlineExceeded",
+            ),
+            object(
+                "Secret",
+                "token",
+                Effect::Unchanged,
+                HealthStatus::Degraded,
+                "s3cr3t",
+            ),
+        ];
         let result = SyncResult {
-            application: "shop".into(),
-            revision: Some("abc".into()),
-            server: String::new(),
-            started_at: chrono::Utc::now(),
-            phase: RunPhase::Failed,
-            health: HealthStatus::Degraded,
-            health_since: None,
-            hooks: Vec::new(),
-            objects: vec![
-                object(
-                    "ConfigMap",
-                    "settings",
-                    Effect::Unchanged,
-                    HealthStatus::Healthy,
-                    "",
-                ),
-                object(
-                    "Pod",
-                    "worker",
-                    Effect::Unchanged,
-                    HealthStatus::Progressing,
-                    "starting",
-                ),
-                object(
-                    "Deployment",
-                    "web",
-                    Effect::Unchanged,
-                    HealthStatus::Degraded,
-                    "ProgressDeadlineExceeded",
-                ),
-                object(
-                    "Secret",
-                    "token",
-                    Effect::Unchanged,
-                    HealthStatus::Degraded,
-                    "s3cr3t",
-                ),
-            ],
-            errors: vec![],
-            notes: vec![],
-            requests: RequestCounts::default(),
-            status_recorded: false,
-            timings: Timings::default(),
+            objects,
+            ..fixture::result_with("shop", "abc", RunPhase::Failed, HealthStatus::Degraded)
         };
         let seen = observation(&result);
         assert_eq!(seen.health, HealthStatus::Degraded);

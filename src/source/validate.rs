@@ -135,75 +135,21 @@ fn validate_object(
     let value = &object.manifest.object;
 
     // Identity: apiVersion, kind, metadata.name.
-    let api_version = value.get("apiVersion");
-    let kind = value.get("kind");
     let mut identity_ok = true;
-    match api_version {
-        Some(Value::String(v)) if valid_api_version(v) => {}
-        Some(Value::String(v)) => {
+    let identity: [IdentityField; 2] = [
+        ("apiVersion", valid_api_version, |v| {
+            format!("apiVersion {v:?} is not `group/version` or `version`")
+        }),
+        ("kind", valid_kind, |k| {
+            format!(
+                "kind {k:?} must start with an uppercase letter and contain only letters and digits"
+            )
+        }),
+    ];
+    for (field, valid, invalid) in identity {
+        if let Some((path, message)) = identity_problem(value, field, valid, invalid) {
             identity_ok = false;
-            report(
-                lines,
-                object,
-                ProblemCode::InvalidObject,
-                &[key("apiVersion")],
-                format!("apiVersion {v:?} is not `group/version` or `version`"),
-            );
-        }
-        Some(_) => {
-            identity_ok = false;
-            report(
-                lines,
-                object,
-                ProblemCode::InvalidObject,
-                &[key("apiVersion")],
-                "apiVersion must be a string".into(),
-            );
-        }
-        None => {
-            identity_ok = false;
-            report(
-                lines,
-                object,
-                ProblemCode::InvalidObject,
-                &[],
-                "missing apiVersion".into(),
-            );
-        }
-    }
-    match kind {
-        Some(Value::String(k)) if valid_kind(k) => {}
-        Some(Value::String(k)) => {
-            identity_ok = false;
-            report(
-                lines,
-                object,
-                ProblemCode::InvalidObject,
-                &[key("kind")],
-                format!(
-                    "kind {k:?} must start with an uppercase letter and contain only letters and digits"
-                ),
-            );
-        }
-        Some(_) => {
-            identity_ok = false;
-            report(
-                lines,
-                object,
-                ProblemCode::InvalidObject,
-                &[key("kind")],
-                "kind must be a string".into(),
-            );
-        }
-        None => {
-            identity_ok = false;
-            report(
-                lines,
-                object,
-                ProblemCode::InvalidObject,
-                &[],
-                "missing kind".into(),
-            );
+            report(lines, object, ProblemCode::InvalidObject, &path, message);
         }
     }
     let metadata = value.get("metadata");
@@ -551,6 +497,26 @@ fn check_labels(object: &RenderedObject, lines: &mut LineResolver<'_>, report: &
                 ),
             );
         }
+    }
+}
+
+/// A required identity field: its name, what makes a string value valid,
+/// and what to say about one that is not.
+type IdentityField = (&'static str, fn(&str) -> bool, fn(&str) -> String);
+
+/// What is wrong with a required string field (`apiVersion`, `kind`), and
+/// where it points: at the field, or at the object when it is missing.
+fn identity_problem(
+    value: &Value,
+    field: &'static str,
+    valid: fn(&str) -> bool,
+    invalid: fn(&str) -> String,
+) -> Option<(Vec<PathSeg>, String)> {
+    match value.get(field) {
+        Some(Value::String(v)) if valid(v) => None,
+        Some(Value::String(v)) => Some((vec![key(field)], invalid(v))),
+        Some(_) => Some((vec![key(field)], format!("{field} must be a string"))),
+        None => Some((Vec::new(), format!("missing {field}"))),
     }
 }
 

@@ -309,10 +309,6 @@ impl SyncRun {
     pub async fn apply(&mut self) {
         let apply_start = Instant::now();
         let mut health_time = Duration::ZERO;
-        let cluster = &self.cluster;
-        let settings = &self.settings;
-        let app = &self.app;
-        let progress = &settings.progress;
         if self.run_hooks
             && !self.stopped
             && let Err(message) = self.hooks.run(HookPhase::PreSync, None, &self.index).await
@@ -325,7 +321,7 @@ impl SyncRun {
                 "a PreSync hook failed; nothing was applied",
             );
         }
-        let entries = &mut self.entries;
+        let entries = &self.entries;
 
         // Steps in order: (stage, wave) → entry indices (prunes excluded).
         let mut steps: BTreeMap<(Stage, i64), Vec<usize>> = BTreeMap::new();
@@ -354,6 +350,10 @@ impl SyncRun {
             if self.stopped {
                 break;
             }
+            // Borrowed for this step only: its Sync hooks need the whole run.
+            let (cluster, settings, app) = (&self.cluster, &self.settings, &self.app);
+            let progress = &settings.progress;
+            let entries = &mut self.entries;
             let step_name = match stage {
                 Stage::Definitions | Stage::Classes => format!("stage {}", stage.number()),
                 Stage::Resources => format!("wave {wave}"),
@@ -456,18 +456,8 @@ impl SyncRun {
                     self.pending_hooks = Some((step_name.clone(), wave));
                 }
                 self.last_step = Some((step_name, members));
-            } else if self.run_hooks
-                && !self.stopped
-                && stage == Stage::Resources
-                && let Err(message) = self
-                    .hooks
-                    .run(HookPhase::Sync, Some(wave), &self.index)
-                    .await
-            {
-                self.errors.push(format!(
-                    "{step_name}: {message}; later waves were not applied"
-                ));
-                self.stopped = true;
+            } else if stage == Stage::Resources {
+                self.run_sync_hooks(&step_name, wave).await;
             }
         }
         self.timings.health_ms += ms(health_time);
@@ -662,9 +652,14 @@ impl SyncRun {
 impl SyncRun {
     /// The last wave's Sync hooks, once.
     async fn run_pending_hooks(&mut self) {
-        let Some((step_name, wave)) = self.pending_hooks.take() else {
-            return;
-        };
+        if let Some((step_name, wave)) = self.pending_hooks.take() {
+            self.run_sync_hooks(&step_name, wave).await;
+        }
+    }
+
+    /// A wave's Sync hooks, after the wave is applied (and healthy); one
+    /// that fails stops the run.
+    async fn run_sync_hooks(&mut self, step_name: &str, wave: i64) {
         if self.run_hooks
             && !self.stopped
             && let Err(message) = self

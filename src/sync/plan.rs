@@ -33,6 +33,18 @@ impl Action {
             Action::Prune => "prune",
         }
     }
+
+    /// What was done: `created`, `re-created`… (a run's report and the
+    /// status page say it the same way).
+    pub fn past_tense(&self) -> &'static str {
+        match self {
+            Action::Create => "created",
+            Action::Update => "updated",
+            Action::Recreate => "re-created",
+            Action::Prune => "pruned",
+            Action::Unchanged => "unchanged",
+        }
+    }
 }
 
 /// Why the action is needed; tells "git changed" apart from "the cluster

@@ -234,7 +234,7 @@ pub fn render_result(result: &SyncResult, style: Style, verbose: bool) -> String
             continue;
         }
         let what = match &o.outcome {
-            Effect::Applied => style.green(&format!("{:<13}", past_tense(o.action))),
+            Effect::Applied => style.green(&format!("{:<13}", o.action.past_tense())),
             Effect::Unchanged => style.dim(&format!("{:<13}", "unchanged")),
             Effect::Held(_) => {
                 style.yellow(&format!("{:<13}", format!("held {}", o.action.verb())))
@@ -244,7 +244,7 @@ pub fn render_result(result: &SyncResult, style: Style, verbose: bool) -> String
             }
             Effect::NotAttempted(why) => {
                 *not_attempted.entry(why.as_str()).or_default() += 1;
-                style.dim(&format!("{:<13}", format!("not {}", past_tense(o.action))))
+                style.dim(&format!("{:<13}", format!("not {}", o.action.past_tense())))
             }
         };
         let mut line = format!("    {what} {}", o.key);
@@ -321,16 +321,6 @@ fn render_hooks(out: &mut String, hooks: &[HookRun], style: Style) {
         if let Some(why) = why {
             let _ = writeln!(out, "        {}", style.dim(why));
         }
-    }
-}
-
-fn past_tense(action: Action) -> &'static str {
-    match action {
-        Action::Create => "created",
-        Action::Update => "updated",
-        Action::Recreate => "re-created",
-        Action::Prune => "pruned",
-        Action::Unchanged => "unchanged",
     }
 }
 

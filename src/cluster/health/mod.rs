@@ -34,6 +34,16 @@ pub enum HealthStatus {
 }
 
 impl HealthStatus {
+    /// Every status, best first.
+    pub const ALL: [HealthStatus; 6] = [
+        HealthStatus::Healthy,
+        HealthStatus::Suspended,
+        HealthStatus::Progressing,
+        HealthStatus::Unknown,
+        HealthStatus::Missing,
+        HealthStatus::Degraded,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             HealthStatus::Healthy => "Healthy",
@@ -49,16 +59,9 @@ impl HealthStatus {
     /// [`Self::as_str`], case and surrounding blanks ignored; any other word
     /// is `Unknown`.
     pub fn parse(word: &str) -> Self {
-        const ALL: [HealthStatus; 6] = [
-            HealthStatus::Healthy,
-            HealthStatus::Suspended,
-            HealthStatus::Progressing,
-            HealthStatus::Unknown,
-            HealthStatus::Missing,
-            HealthStatus::Degraded,
-        ];
         let word = word.trim();
-        ALL.into_iter()
+        Self::ALL
+            .into_iter()
             .find(|h| h.as_str().eq_ignore_ascii_case(word))
             .unwrap_or(HealthStatus::Unknown)
     }
@@ -177,14 +180,7 @@ mod tests {
 
     #[test]
     fn stored_words_read_back_as_the_status_they_name() {
-        for status in [
-            HealthStatus::Healthy,
-            HealthStatus::Suspended,
-            HealthStatus::Progressing,
-            HealthStatus::Unknown,
-            HealthStatus::Missing,
-            HealthStatus::Degraded,
-        ] {
+        for status in HealthStatus::ALL {
             assert_eq!(HealthStatus::parse(status.as_str()), status);
         }
         assert_eq!(HealthStatus::parse(" degraded "), HealthStatus::Degraded);

@@ -43,7 +43,7 @@ pub use plan::{
 };
 pub use publisher::{Publisher, PublisherError};
 pub use report::{BumpOptions, BumpReport, MergeState, PolicyOutcome, PolicyReport, RequestCounts};
-pub use rollback::RollbackDecision;
+pub use rollback::{Revert, RollbackDecision};
 pub use run::run_bumps;
 pub use workspace::Workspace;
 

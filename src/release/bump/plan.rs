@@ -11,6 +11,7 @@ use super::BumpError;
 use crate::config::ImagePolicy;
 use crate::progress::{Progress, ProgressEvent};
 use crate::release::policy::{Choice, Held, TagPolicy, TagVersion};
+use crate::release::registry::error::RegistryError;
 use crate::release::registry::{ImageRef, RegistryClient};
 use crate::release::rewrite::{
     Edit, ExpectedChange, ImageReference, PolicyTarget, ReferenceKind, RewriteError, apply_edits,
@@ -149,6 +150,26 @@ pub fn selected<'p>(policies: &'p [ImagePolicy], only: &[String]) -> Vec<&'p Ima
         .collect()
 }
 
+/// The edits planned in one file and the values they are expected to
+/// change, each scalar once.
+#[derive(Default)]
+struct FileEdits {
+    edits: Vec<Edit>,
+    expected: Vec<ExpectedChange>,
+}
+
+impl FileEdits {
+    fn add(&mut self, planned: Vec<(Edit, ExpectedChange)>) {
+        for (edit, change) in planned {
+            // The same scalar reached twice (an alias) is one edit.
+            if !self.edits.contains(&edit) {
+                self.edits.push(edit);
+                self.expected.push(change);
+            }
+        }
+    }
+}
+
 /// A reference found in a file, with the file's text it was read from.
 struct Found {
     path: PathBuf,
@@ -158,12 +179,9 @@ struct Found {
 
 impl Found {
     /// The file with `edits` applied and checked by re-parsing (only the
-    /// `expected` values changed); None when there is nothing to edit.
-    fn rewritten(
-        &self,
-        edits: &[Edit],
-        expected: &[ExpectedChange],
-    ) -> Result<Option<BumpFile>, RewriteError> {
+    /// expected values changed); None when there is nothing to edit.
+    fn rewritten(&self, edits: &FileEdits) -> Result<Option<BumpFile>, RewriteError> {
+        let FileEdits { edits, expected } = edits;
         if edits.is_empty() {
             return Ok(None);
         }
@@ -195,13 +213,7 @@ pub async fn plan_policy_observed(
 ) -> Result<PolicyScan, BumpError> {
     let name = policy.name().to_string();
     let spec = &policy.spec;
-    let image = ImageRef::parse(&spec.image)
-        .map_err(|source| BumpError::Image {
-            policy: name.clone(),
-            image: spec.image.clone(),
-            source,
-        })?
-        .without_version();
+    let image = policy_image(policy)?;
     let tag_policy = TagPolicy::new(spec).map_err(|source| BumpError::Policy {
         policy: name.clone(),
         source,
@@ -210,12 +222,8 @@ pub async fn plan_policy_observed(
         policy: name.clone(),
         source,
     };
-    let target = PolicyTarget {
-        name: &name,
-        image: &spec.image,
-    };
 
-    let (found, skipped) = find_in_files(root, &spec.files, &target).map_err(rewrite_err)?;
+    let (found, skipped) = find_in_files(root, policy).map_err(rewrite_err)?;
     let current: BTreeSet<String> = found
         .iter()
         .flat_map(|f| f.references.iter())
@@ -243,10 +251,7 @@ pub async fn plan_policy_observed(
     let tags = client
         .list_tags_observed(&image, &mut on_page)
         .await
-        .map_err(|source| BumpError::Registry {
-            policy: name.clone(),
-            source: Box::new(source),
-        })?;
+        .map_err(registry_error(&name))?;
     // One choice per distinct tag in use: references written differently
     // (`16.4` next to `16.5`) each move to the newest tag newer than theirs.
     // A reference without a tag runs `latest`: like a word in use, it gets
@@ -301,10 +306,7 @@ pub async fn plan_policy_observed(
             let digest = client
                 .manifest_digest(&image, &tag)
                 .await
-                .map_err(|source| BumpError::Registry {
-                    policy: name.clone(),
-                    source: Box::new(source),
-                })?;
+                .map_err(registry_error(&name))?;
             digests.insert(tag, digest);
         }
     }
@@ -316,8 +318,7 @@ pub async fn plan_policy_observed(
     let mut files = Vec::new();
     let mut from = BTreeSet::new();
     for file in &found {
-        let mut edits: Vec<Edit> = Vec::new();
-        let mut expected = Vec::new();
+        let mut edits = FileEdits::default();
         for reference in &file.references {
             let new_tag = match choices.get(&reference.tag).cloned().flatten() {
                 Some((tag, _)) => tag,
@@ -339,15 +340,9 @@ pub async fn plan_policy_observed(
             } else {
                 from.insert("(no tag)".to_string());
             }
-            for (edit, change) in planned {
-                // The same scalar reached twice (an alias) is one edit.
-                if !edits.contains(&edit) {
-                    edits.push(edit);
-                    expected.push(change);
-                }
-            }
+            edits.add(planned);
         }
-        if let Some(rewritten) = file.rewritten(&edits, &expected).map_err(rewrite_err)? {
+        if let Some(rewritten) = file.rewritten(&edits).map_err(rewrite_err)? {
             files.push(rewritten);
         }
     }
@@ -382,54 +377,36 @@ pub async fn plan_revert(
     client: &RegistryClient,
 ) -> Result<Option<BumpPlan>, BumpError> {
     let name = policy.name().to_string();
-    let spec = &policy.spec;
-    let image = ImageRef::parse(&spec.image)
-        .map_err(|source| BumpError::Image {
-            policy: name.clone(),
-            image: spec.image.clone(),
-            source,
-        })?
-        .without_version();
+    let image = policy_image(policy)?;
     let rewrite_err = |source| BumpError::Rewrite {
         policy: name.clone(),
         source,
     };
-    let target = PolicyTarget {
-        name: &name,
-        image: &spec.image,
-    };
-    let (found, _) = find_in_files(root, &spec.files, &target).map_err(rewrite_err)?;
+    let (found, _) = find_in_files(root, policy).map_err(rewrite_err)?;
     let at_failed = |r: &ImageReference| r.tag.as_deref() == Some(failed);
     let pinned = found
         .iter()
         .flat_map(|f| f.references.iter())
         .any(|r| at_failed(r) && r.digest.is_some());
-    let digest =
-        if pinned {
-            Some(client.manifest_digest(&image, to).await.map_err(|source| {
-                BumpError::Registry {
-                    policy: name.clone(),
-                    source: Box::new(source),
-                }
-            })?)
-        } else {
-            None
-        };
+    let digest = if pinned {
+        Some(
+            client
+                .manifest_digest(&image, to)
+                .await
+                .map_err(registry_error(&name))?,
+        )
+    } else {
+        None
+    };
     let mut files = Vec::new();
     for file in &found {
-        let mut edits: Vec<Edit> = Vec::new();
-        let mut expected = Vec::new();
+        let mut edits = FileEdits::default();
         for reference in file.references.iter().filter(|r| at_failed(r)) {
             // A reference without a digest keeps none.
             let digest = digest.as_deref().filter(|_| reference.digest.is_some());
-            for (edit, change) in reference.plan(to, digest).map_err(rewrite_err)? {
-                if !edits.contains(&edit) {
-                    edits.push(edit);
-                    expected.push(change);
-                }
-            }
+            edits.add(reference.plan(to, digest).map_err(rewrite_err)?);
         }
-        if let Some(rewritten) = file.rewritten(&edits, &expected).map_err(rewrite_err)? {
+        if let Some(rewritten) = file.rewritten(&edits).map_err(rewrite_err)? {
             files.push(rewritten);
         }
     }
@@ -446,17 +423,40 @@ pub async fn plan_revert(
     }))
 }
 
+/// The policy's image, without its version.
+fn policy_image(policy: &ImagePolicy) -> Result<ImageRef, BumpError> {
+    let image = &policy.spec.image;
+    ImageRef::parse(image)
+        .map(|parsed| parsed.without_version())
+        .map_err(|source| BumpError::Image {
+            policy: policy.name().to_string(),
+            image: image.clone(),
+            source,
+        })
+}
+
+/// A registry failure while planning `policy`.
+fn registry_error(policy: &str) -> impl Fn(RegistryError) -> BumpError + '_ {
+    move |source| BumpError::Registry {
+        policy: policy.to_string(),
+        source: Box::new(source),
+    }
+}
+
 /// References to the policy in the files its globs match that mention it
 /// ([`files_mentioning`]). Kustomize entries that only rename an image
 /// (no `newTag`, no `digest`) carry no version and are left out.
 fn find_in_files(
     root: &Path,
-    globs: &[String],
-    target: &PolicyTarget,
+    policy: &ImagePolicy,
 ) -> Result<(Vec<Found>, Vec<RewriteError>), RewriteError> {
+    let target = &PolicyTarget {
+        name: policy.name(),
+        image: &policy.spec.image,
+    };
     let mut found = Vec::new();
     let mut skipped = Vec::new();
-    for (relative, text) in files_mentioning(root, globs, target)? {
+    for (relative, text) in files_mentioning(root, &policy.spec.files, target)? {
         let references = match find_references(&relative, &text) {
             Ok(references) => references,
             Err(error @ RewriteError::Syntax { .. }) => {

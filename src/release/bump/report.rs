@@ -120,7 +120,7 @@ pub struct PolicyReport {
 impl PolicyReport {
     /// Whether `bump` is a revert rather than a bump.
     pub fn is_revert(&self) -> bool {
-        matches!(self.rollback, Some(RollbackDecision::RollBack { .. })) && self.bump.is_some()
+        matches!(self.rollback, Some(RollbackDecision::RollBack(_))) && self.bump.is_some()
     }
 
     /// The title of the PR this line proposes.

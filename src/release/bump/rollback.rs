@@ -106,17 +106,23 @@ pub enum RollbackDecision {
         due: DateTime<Utc>,
     },
     /// Revert the bump to `failed`: back to `to`.
-    #[serde(rename_all = "camelCase")]
-    RollBack {
-        failed: String,
-        to: String,
-        pr: u64,
-        degraded_since: DateTime<Utc>,
-        unhealthy: Vec<UnhealthyObject>,
-    },
+    RollBack(Revert),
     /// The application is Degraded after the bump, but relbot cannot revert
     /// it (says why).
     Blocked { failed: String, reason: String },
+}
+
+/// The revert the rule asks for: the bump PR `pr` brought `failed` and
+/// left the application Degraded since then (`unhealthy` say why); `to`
+/// is the version it replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Revert {
+    pub failed: String,
+    pub to: String,
+    pub pr: u64,
+    pub degraded_since: DateTime<Utc>,
+    pub unhealthy: Vec<UnhealthyObject>,
 }
 
 /// Everything the rule looks at for one policy.
@@ -195,13 +201,13 @@ pub fn decide_rollback(input: &RollbackInput<'_>) -> Option<RollbackDecision> {
             due,
         });
     }
-    Some(RollbackDecision::RollBack {
+    Some(RollbackDecision::RollBack(Revert {
         failed,
         to,
         pr: bump.number,
         degraded_since,
         unhealthy: observed.unhealthy.clone(),
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -289,16 +295,13 @@ mod tests {
     fn degraded_past_the_grace_period_rolls_back_to_the_replaced_tag() {
         let (bump, current, seen) = (bump_to_2(), vec!["2.0.0".to_string()], degraded(1));
         match decide_rollback(&input(&bump, &current, &seen, 12)) {
-            Some(RollbackDecision::RollBack {
-                failed,
-                to,
-                pr,
-                degraded_since,
-                unhealthy,
-            }) => {
-                assert_eq!((failed.as_str(), to.as_str(), pr), ("2.0.0", "1.0.0", 7));
-                assert_eq!(degraded_since, at(1));
-                assert_eq!(unhealthy[0].object, "Deployment shop/web");
+            Some(RollbackDecision::RollBack(revert)) => {
+                assert_eq!(
+                    (revert.failed.as_str(), revert.to.as_str(), revert.pr),
+                    ("2.0.0", "1.0.0", 7)
+                );
+                assert_eq!(revert.degraded_since, at(1));
+                assert_eq!(revert.unhealthy[0].object, "Deployment shop/web");
             }
             other => panic!("{other:?}"),
         }
@@ -364,7 +367,7 @@ mod tests {
         by_time.synced_holds_merge = None;
         assert!(matches!(
             decide_rollback(&by_time),
-            Some(RollbackDecision::RollBack { .. })
+            Some(RollbackDecision::RollBack(_))
         ));
         let stale = AppObservation {
             synced_at: Some(at(-1)),
@@ -400,7 +403,7 @@ mod tests {
         let (current, seen) = (vec!["2.0.0".to_string()], degraded(1));
         assert!(matches!(
             decide_rollback(&input(&bump, &current, &seen, 60)),
-            Some(RollbackDecision::RollBack { to, .. }) if to == "1.10.0"
+            Some(RollbackDecision::RollBack(revert)) if revert.to == "1.10.0"
         ));
     }
 

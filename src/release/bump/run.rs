@@ -13,7 +13,8 @@ use super::report::{
     BumpOptions, BumpReport, MergeState, PolicyOutcome, PolicyReport, RequestCounts,
 };
 use super::rollback::{
-    RollbackDecision, RollbackInput, decide_rollback, held_version, is_held, last_merged_bump,
+    Revert, RollbackDecision, RollbackInput, decide_rollback, held_version, is_held,
+    last_merged_bump,
 };
 use super::summary::{render_application, summarize};
 use super::{BumpError, BumpPlan, pull};
@@ -220,13 +221,11 @@ struct GuardContext<'a> {
     keeper_open: bool,
 }
 
-/// The revert a policy's line carries instead of a bump.
+/// The revert a policy's line carries instead of a bump, and the
+/// application it is for.
 struct RevertOf {
-    failed: String,
     application: String,
-    bump_pr: u64,
-    degraded_since: chrono::DateTime<chrono::Utc>,
-    unhealthy: Vec<super::health::UnhealthyObject>,
+    revert: Revert,
 }
 
 /// Rollback, then hold, for one policy's line. Reads the policy branch's
@@ -267,24 +266,17 @@ async fn guard_policy(
             now: chrono::Utc::now(),
         });
         line.rollback = decision.clone();
-        if let Some(RollbackDecision::RollBack {
-            failed,
-            to,
-            pr,
-            degraded_since,
-            unhealthy,
-        }) = decision
-            && let Some(plan) = plan_revert(cx.root, cx.policy, &failed, &to, cx.registry).await?
+        if let Some(RollbackDecision::RollBack(revert)) = decision
+            && let Some(plan) =
+                plan_revert(cx.root, cx.policy, &revert.failed, &revert.to, cx.registry).await?
         {
+            let (failed, to) = (&revert.failed, &revert.to);
             tracing::info!(policy = %name, %application, %failed, %to, "application Degraded since the bump: proposing a revert");
             line.bump = Some(plan);
             line.outcome = PolicyOutcome::WouldRevert;
             return Ok(Some(RevertOf {
-                failed,
                 application: application.clone(),
-                bump_pr: pr,
-                degraded_since,
-                unhealthy,
+                revert,
             }));
         }
     }
@@ -382,7 +374,7 @@ async fn publish(
     }
     let decision = match cx.revert {
         None => decide(name, &cx.plan.to, &base, &pulls),
-        Some(revert) => decide_revert(name, &revert.failed, &base, &pulls),
+        Some(of) => decide_revert(name, &of.revert.failed, &base, &pulls),
     };
     match decision.action {
         PrAction::SkipHumanClosed { number } => {
@@ -409,13 +401,13 @@ async fn publish(
                 pull::body(cx.plan, summary.as_deref()),
             )
         }
-        Some(revert) => {
+        Some(of) => {
             let why = RevertReason {
-                application: &revert.application,
-                bump_pr: revert.bump_pr,
-                degraded_since: revert.degraded_since,
+                application: &of.application,
+                bump_pr: of.revert.pr,
+                degraded_since: of.revert.degraded_since,
                 grace: cx.policy.spec.rollback.grace_period.0,
-                unhealthy: &revert.unhealthy,
+                unhealthy: &of.revert.unhealthy,
             };
             (
                 pull::revert_title(cx.plan),

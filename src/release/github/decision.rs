@@ -275,24 +275,18 @@ pub fn same_version(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn pr(
-        number: u64,
-        state: PrState,
-        merged: bool,
-        head: &str,
-        base: &str,
-        body: &str,
-    ) -> PullRequestInfo {
+    /// An open PR from relbot's branch for the policy into `base`.
+    fn open(number: u64, base: &str, body: &str) -> PullRequestInfo {
         PullRequestInfo {
             number,
             node_id: format!("PR_{number}"),
-            state,
-            merged,
+            state: PrState::Open,
+            merged: false,
             merged_at: None,
             merge_commit_sha: None,
             title: format!("PR {number}"),
             body: body.to_string(),
-            head_ref: head.to_string(),
+            head_ref: B.to_string(),
             head_sha: "0".repeat(40),
             base_ref: base.to_string(),
             labels: vec![],
@@ -300,6 +294,30 @@ mod tests {
             html_url: String::new(),
             auto_merge_enabled: false,
             mergeable_state: None,
+        }
+    }
+
+    /// The same, closed without merging.
+    fn closed(number: u64, base: &str, body: &str) -> PullRequestInfo {
+        PullRequestInfo {
+            state: PrState::Closed,
+            ..open(number, base, body)
+        }
+    }
+
+    /// The same, merged.
+    fn merged(number: u64, base: &str, body: &str) -> PullRequestInfo {
+        PullRequestInfo {
+            merged: true,
+            ..closed(number, base, body)
+        }
+    }
+
+    /// `pr` from another branch.
+    fn from_branch(head: &str, pr: PullRequestInfo) -> PullRequestInfo {
+        PullRequestInfo {
+            head_ref: head.to_string(),
+            ..pr
         }
     }
 
@@ -316,6 +334,26 @@ mod tests {
     }
 
     const B: &str = "relbot/django-api";
+
+    /// The plan for a bump of `django-api` to 0.0.18 on `main`.
+    fn decide_0_0_18(prs: &[PullRequestInfo]) -> PrPlan {
+        decide("django-api", "0.0.18", "main", prs)
+    }
+
+    fn update(number: u64, previous_version: Option<&str>) -> PrAction {
+        PrAction::UpdateInPlace {
+            number,
+            previous_version: previous_version.map(str::to_string),
+        }
+    }
+
+    /// `action`, superseding nothing.
+    fn alone(action: PrAction) -> PrPlan {
+        PrPlan {
+            action,
+            supersede: vec![],
+        }
+    }
 
     #[test]
     fn marker_round_trips_and_replaces() {
@@ -349,232 +387,93 @@ mod tests {
 
     #[test]
     fn no_prs_creates() {
-        let plan = decide("django-api", "0.0.18", "main", &[]);
-        assert_eq!(
-            plan,
-            PrPlan {
-                action: PrAction::Create,
-                supersede: vec![]
-            }
-        );
+        let plan = decide_0_0_18(&[]);
+        assert_eq!(plan, alone(PrAction::Create));
     }
 
     #[test]
     fn open_pr_same_version_is_updated_in_place() {
-        let prs = [pr(
-            4,
-            PrState::Open,
-            false,
-            B,
-            "main",
-            &marker("django-api", "0.0.18"),
-        )];
-        let plan = decide("django-api", "0.0.18", "main", &prs);
-        assert_eq!(
-            plan.action,
-            PrAction::UpdateInPlace {
-                number: 4,
-                previous_version: Some("0.0.18".into())
-            }
-        );
+        let prs = [open(4, "main", &marker("django-api", "0.0.18"))];
+        let plan = decide_0_0_18(&prs);
+        assert_eq!(plan.action, update(4, Some("0.0.18")));
         assert!(plan.supersede.is_empty());
     }
 
     #[test]
     fn newer_version_updates_the_same_open_pr() {
-        let prs = [pr(
-            4,
-            PrState::Open,
-            false,
-            B,
-            "main",
-            &marker("django-api", "0.0.17"),
-        )];
-        let plan = decide("django-api", "0.0.18", "main", &prs);
-        assert_eq!(
-            plan.action,
-            PrAction::UpdateInPlace {
-                number: 4,
-                previous_version: Some("0.0.17".into())
-            }
-        );
+        let prs = [open(4, "main", &marker("django-api", "0.0.17"))];
+        let plan = decide_0_0_18(&prs);
+        assert_eq!(plan.action, update(4, Some("0.0.17")));
     }
 
     #[test]
     fn unmarked_open_pr_on_our_branch_is_reused() {
-        let prs = [pr(2, PrState::Open, false, B, "main", "hand-written")];
-        let plan = decide("django-api", "0.0.18", "main", &prs);
-        assert_eq!(
-            plan.action,
-            PrAction::UpdateInPlace {
-                number: 2,
-                previous_version: None
-            }
-        );
+        let prs = [open(2, "main", "hand-written")];
+        let plan = decide_0_0_18(&prs);
+        assert_eq!(plan.action, update(2, None));
     }
 
     #[test]
     fn human_closed_same_version_is_not_reopened_or_recreated() {
-        let prs = [pr(
-            4,
-            PrState::Closed,
-            false,
-            B,
-            "main",
-            &marker("django-api", "0.0.18"),
-        )];
-        let plan = decide("django-api", "0.0.18", "main", &prs);
-        assert_eq!(
-            plan,
-            PrPlan {
-                action: PrAction::SkipHumanClosed { number: 4 },
-                supersede: vec![]
-            }
-        );
+        let prs = [closed(4, "main", &marker("django-api", "0.0.18"))];
+        let plan = decide_0_0_18(&prs);
+        assert_eq!(plan, alone(PrAction::SkipHumanClosed { number: 4 }));
     }
 
     #[test]
     fn human_closed_same_version_wins_over_open_older_pr() {
         let prs = [
-            pr(
-                4,
-                PrState::Closed,
-                false,
-                B,
-                "main",
-                &marker("django-api", "v0.0.18"),
-            ),
-            pr(
-                5,
-                PrState::Open,
-                false,
-                B,
-                "release",
-                &marker("django-api", "0.0.17"),
-            ),
+            closed(4, "main", &marker("django-api", "v0.0.18")),
+            open(5, "release", &marker("django-api", "0.0.17")),
         ];
-        let plan = decide("django-api", "0.0.18", "main", &prs);
-        assert_eq!(
-            plan,
-            PrPlan {
-                action: PrAction::SkipHumanClosed { number: 4 },
-                supersede: vec![]
-            }
-        );
+        let plan = decide_0_0_18(&prs);
+        assert_eq!(plan, alone(PrAction::SkipHumanClosed { number: 4 }));
     }
 
     #[test]
     fn human_closed_older_version_does_not_block_a_newer_one() {
-        let prs = [pr(
-            4,
-            PrState::Closed,
-            false,
-            B,
-            "main",
-            &marker("django-api", "0.0.17"),
-        )];
-        assert_eq!(
-            decide("django-api", "0.0.18", "main", &prs).action,
-            PrAction::Create
-        );
+        let prs = [closed(4, "main", &marker("django-api", "0.0.17"))];
+        assert_eq!(decide_0_0_18(&prs).action, PrAction::Create);
     }
 
     #[test]
     fn relbot_superseded_same_version_does_not_block() {
-        let prs = [pr(
-            4,
-            PrState::Closed,
-            false,
-            B,
-            "main",
-            &superseded("django-api", "0.0.18"),
-        )];
-        assert_eq!(
-            decide("django-api", "0.0.18", "main", &prs).action,
-            PrAction::Create
-        );
+        let prs = [closed(4, "main", &superseded("django-api", "0.0.18"))];
+        assert_eq!(decide_0_0_18(&prs).action, PrAction::Create);
     }
 
     #[test]
     fn merged_same_version_without_open_pr_is_skipped() {
-        let prs = [pr(
-            7,
-            PrState::Closed,
-            true,
-            B,
-            "main",
-            &marker("django-api", "0.0.18"),
-        )];
-        let plan = decide("django-api", "0.0.18", "main", &prs);
+        let prs = [merged(7, "main", &marker("django-api", "0.0.18"))];
+        let plan = decide_0_0_18(&prs);
         assert_eq!(plan.action, PrAction::SkipAlreadyMerged { number: 7 });
     }
 
     #[test]
     fn merged_older_version_creates_a_new_pr() {
-        let prs = [pr(
-            7,
-            PrState::Closed,
-            true,
-            B,
-            "main",
-            &marker("django-api", "0.0.17"),
-        )];
-        assert_eq!(
-            decide("django-api", "0.0.18", "main", &prs).action,
-            PrAction::Create
-        );
+        let prs = [merged(7, "main", &marker("django-api", "0.0.17"))];
+        assert_eq!(decide_0_0_18(&prs).action, PrAction::Create);
     }
 
     #[test]
     fn open_prs_on_other_bases_or_branches_are_superseded() {
         let prs = [
-            pr(
-                3,
-                PrState::Open,
-                false,
-                B,
-                "release",
-                &marker("django-api", "0.0.16"),
-            ),
-            pr(
-                5,
-                PrState::Open,
-                false,
+            open(3, "release", &marker("django-api", "0.0.16")),
+            from_branch(
                 "renovate/django",
-                "main",
-                &marker("django-api", "0.0.17"),
+                open(5, "main", &marker("django-api", "0.0.17")),
             ),
-            pr(
-                6,
-                PrState::Open,
-                false,
-                B,
-                "main",
-                &marker("django-api", "0.0.17"),
-            ),
+            open(6, "main", &marker("django-api", "0.0.17")),
         ];
-        let plan = decide("django-api", "0.0.18", "main", &prs);
-        assert_eq!(
-            plan.action,
-            PrAction::UpdateInPlace {
-                number: 6,
-                previous_version: Some("0.0.17".into())
-            }
-        );
+        let plan = decide_0_0_18(&prs);
+        assert_eq!(plan.action, update(6, Some("0.0.17")));
         assert_eq!(plan.supersede, vec![3, 5]);
     }
 
     #[test]
     fn without_a_keeper_all_open_prs_are_superseded_by_the_new_one() {
-        let prs = [pr(
-            3,
-            PrState::Open,
-            false,
-            B,
-            "release",
-            &marker("django-api", "0.0.16"),
-        )];
-        let plan = decide("django-api", "0.0.18", "main", &prs);
+        let prs = [open(3, "release", &marker("django-api", "0.0.16"))];
+        let plan = decide_0_0_18(&prs);
         assert_eq!(
             plan,
             PrPlan {
@@ -587,90 +486,33 @@ mod tests {
     #[test]
     fn duplicate_keepers_keep_the_newest() {
         let prs = [
-            pr(
-                8,
-                PrState::Open,
-                false,
-                B,
-                "main",
-                &marker("django-api", "0.0.17"),
-            ),
-            pr(
-                9,
-                PrState::Open,
-                false,
-                B,
-                "main",
-                &marker("django-api", "0.0.17"),
-            ),
+            open(8, "main", &marker("django-api", "0.0.17")),
+            open(9, "main", &marker("django-api", "0.0.17")),
         ];
-        let plan = decide("django-api", "0.0.18", "main", &prs);
-        assert_eq!(
-            plan.action,
-            PrAction::UpdateInPlace {
-                number: 9,
-                previous_version: Some("0.0.17".into())
-            }
-        );
+        let plan = decide_0_0_18(&prs);
+        assert_eq!(plan.action, update(9, Some("0.0.17")));
         assert_eq!(plan.supersede, vec![8]);
     }
 
     #[test]
     fn other_policies_prs_are_ignored() {
         let prs = [
-            pr(
-                1,
-                PrState::Open,
-                false,
+            from_branch("relbot/other", open(1, "main", &marker("other", "1.0.0"))),
+            from_branch(
                 "relbot/other",
-                "main",
-                &marker("other", "1.0.0"),
-            ),
-            pr(
-                2,
-                PrState::Closed,
-                false,
-                "relbot/other",
-                "main",
-                &marker("other", "0.0.18"),
+                closed(2, "main", &marker("other", "0.0.18")),
             ),
             // A foreign marker on our branch name is still not ours.
-            pr(
-                3,
-                PrState::Open,
-                false,
-                B,
-                "main",
-                &marker("other", "0.0.18"),
-            ),
+            open(3, "main", &marker("other", "0.0.18")),
         ];
-        assert_eq!(
-            decide("django-api", "0.0.18", "main", &prs),
-            PrPlan {
-                action: PrAction::Create,
-                supersede: vec![]
-            }
-        );
+        assert_eq!(decide_0_0_18(&prs), alone(PrAction::Create));
     }
 
     #[test]
     fn open_pr_for_a_newer_version_is_brought_back_to_the_wanted_one() {
-        let prs = [pr(
-            4,
-            PrState::Open,
-            false,
-            B,
-            "main",
-            &marker("django-api", "0.0.19"),
-        )];
-        let plan = decide("django-api", "0.0.18", "main", &prs);
-        assert_eq!(
-            plan.action,
-            PrAction::UpdateInPlace {
-                number: 4,
-                previous_version: Some("0.0.19".into())
-            }
-        );
+        let prs = [open(4, "main", &marker("django-api", "0.0.19"))];
+        let plan = decide_0_0_18(&prs);
+        assert_eq!(plan.action, update(4, Some("0.0.19")));
     }
 
     #[test]

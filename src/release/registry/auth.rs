@@ -10,9 +10,9 @@ use reqwest::header::{AUTHORIZATION, HeaderMap, WWW_AUTHENTICATE};
 use reqwest::{StatusCode, Url};
 
 use super::credentials::{Credential, RegistryCredentials};
-use super::error::{RegistryError, unauthorized};
+use super::error::{RegistryError, transport, unauthorized};
 use super::stats::{RegistryStats, bump};
-use super::token::{AuthState, HostAuth, TokenResponse};
+use super::token::{AuthState, HostAuth, TokenKey, TokenResponse};
 use crate::image::{self, ImageRef};
 
 /// One `WWW-Authenticate` challenge.
@@ -130,10 +130,10 @@ impl Authenticator<'_> {
                 )),
             },
             Some(HostAuth::Bearer { realm, service }) => {
-                let cached = self.state.token(&realm, &service, scope, Instant::now());
-                let token = match cached {
+                let key = TokenKey::new(&realm, &service, scope);
+                let token = match self.state.token(&key, Instant::now()) {
                     Some(token) => token,
-                    None => self.fetch_token(target, &realm, &service, scope).await?,
+                    None => self.fetch_token(target, key).await?,
                 };
                 Ok(Some(format!("Bearer {token}")))
             }
@@ -197,10 +197,10 @@ impl Authenticator<'_> {
     async fn fetch_token(
         &self,
         target: &Target<'_>,
-        realm: &str,
-        service: &str,
-        scope: &str,
+        key: TokenKey,
     ) -> Result<String, RegistryError> {
+        let (realm, service, scope) =
+            (key.realm.as_str(), key.service.as_str(), key.scope.as_str());
         let host = target.host;
         let token_error = |reason: String| RegistryError::Token {
             image: target.image.name(),
@@ -229,13 +229,7 @@ impl Authenticator<'_> {
             builder = builder.header(AUTHORIZATION, basic_value(c));
         }
         bump(&self.stats.token_requests);
-        let response = builder
-            .send()
-            .await
-            .map_err(|source| RegistryError::Transport {
-                url: realm.to_string(),
-                source,
-            })?;
+        let response = builder.send().await.map_err(transport(&realm))?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(unauthorized(
@@ -254,14 +248,8 @@ impl Authenticator<'_> {
         let (token, lifetime) = body
             .into_token()
             .ok_or_else(|| token_error("no token in its answer".into()))?;
-        self.state.store_token(
-            realm,
-            service,
-            scope,
-            token.clone(),
-            lifetime,
-            Instant::now(),
-        );
+        self.state
+            .store_token(key, token.clone(), lifetime, Instant::now());
         Ok(token)
     }
 }

@@ -13,7 +13,7 @@ use reqwest::{Method, StatusCode, Url};
 use super::auth::{Authenticator, Target};
 use super::backoff;
 use super::credentials::RegistryCredentials;
-use super::error::{RegistryError, status_error, unauthorized};
+use super::error::{RegistryError, status_error, transport, unauthorized};
 use super::pagination::CachedPage;
 use super::settings::RegistrySettings;
 use super::stats::{RegistryStats, bump};
@@ -69,10 +69,7 @@ impl RegistryClient {
             .user_agent(concat!("relbot/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::limited(5))
             .build()
-            .map_err(|source| RegistryError::Transport {
-                url: "(client setup)".into(),
-                source,
-            })?;
+            .map_err(transport(&"(client setup)"))?;
         Ok(Self {
             http,
             settings,
@@ -155,12 +152,7 @@ impl RegistryClient {
                     attempt += 1;
                     continue;
                 }
-                Err(source) => {
-                    return Err(RegistryError::Transport {
-                        url: request.url.to_string(),
-                        source,
-                    });
-                }
+                Err(source) => return Err(transport(&request.url)(source)),
             };
             crate::clock::observe(crate::clock::Peer::Registry, response.headers());
             self.note_ratelimit(&origin, response.headers());

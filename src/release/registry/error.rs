@@ -87,6 +87,15 @@ pub(super) fn unauthorized(image: &ImageRef, host: &str, reason: &str) -> Regist
     }
 }
 
+/// The registry (or its token service) at `url` could not be reached, or
+/// broke off its answer.
+pub(super) fn transport(
+    url: &impl std::fmt::Display,
+) -> impl FnOnce(reqwest::Error) -> RegistryError {
+    let url = url.to_string();
+    move |source| RegistryError::Transport { url, source }
+}
+
 pub(super) fn parse_url(text: &str) -> Result<Url, RegistryError> {
     Url::parse(text).map_err(|e| RegistryError::InvalidResponse {
         url: text.to_string(),

@@ -5,7 +5,7 @@ use reqwest::{Method, StatusCode};
 use sha2::{Digest, Sha256};
 
 use super::client::{RegistryClient, Request};
-use super::error::{RegistryError, parse_url, status_error};
+use super::error::{RegistryError, parse_url, status_error, transport};
 use crate::image::ImageRef;
 
 /// Manifest media types we accept on `HEAD`: without the OCI ones a registry
@@ -66,13 +66,7 @@ impl RegistryClient {
         if !response.status().is_success() {
             return Err(status_error(&url, response, 1).await);
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|source| RegistryError::Transport {
-                url: url.to_string(),
-                source,
-            })?;
+        let body = response.bytes().await.map_err(transport(&url))?;
         Ok(format!("sha256:{}", hex(&Sha256::digest(&body))))
     }
 }

@@ -8,7 +8,7 @@ use reqwest::header::{ETAG, LINK};
 use reqwest::{Method, StatusCode, Url};
 
 use super::client::{RegistryClient, Request};
-use super::error::{RegistryError, invalid, parse_url, status_error};
+use super::error::{RegistryError, invalid, parse_url, status_error, transport};
 use super::pagination::{self, CachedPage};
 use super::stats::bump;
 use crate::image::ImageRef;
@@ -114,13 +114,7 @@ impl RegistryClient {
             .get(ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = response
-            .bytes()
-            .await
-            .map_err(|source| RegistryError::Transport {
-                url: url.to_string(),
-                source,
-            })?;
+        let body = response.bytes().await.map_err(transport(url))?;
         #[derive(serde::Deserialize)]
         struct TagList {
             #[serde(default)]

@@ -23,21 +23,36 @@ impl fmt::Debug for Token {
     }
 }
 
-/// Tokens keyed by (realm, service, scope), kept until shortly before
-/// `expires_in` runs out.
+/// Which bearer token: the one `realm` issues for `service` and `scope`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TokenKey {
+    pub realm: String,
+    pub service: String,
+    pub scope: String,
+}
+
+impl TokenKey {
+    pub fn new(realm: &str, service: &str, scope: &str) -> Self {
+        Self {
+            realm: realm.to_string(),
+            service: service.to_string(),
+            scope: scope.to_string(),
+        }
+    }
+}
+
+/// Tokens by [`TokenKey`], kept until shortly before `expires_in` runs out.
 #[derive(Debug, Default)]
 pub struct TokenCache {
-    tokens: HashMap<(String, String, String), Token>,
+    tokens: HashMap<TokenKey, Token>,
 }
 
 /// The distribution spec's default when a token response has no `expires_in`.
 pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(60);
 
 impl TokenCache {
-    pub fn get(&self, realm: &str, service: &str, scope: &str, now: Instant) -> Option<&Token> {
-        self.tokens
-            .get(&(realm.to_string(), service.to_string(), scope.to_string()))
-            .filter(|t| t.expires_at > now)
+    pub fn get(&self, key: &TokenKey, now: Instant) -> Option<&Token> {
+        self.tokens.get(key).filter(|t| t.expires_at > now)
     }
 
     /// Drops a token the registry refused.
@@ -47,24 +62,13 @@ impl TokenCache {
 
     /// Stores a token that the server said lives `lifetime`; we stop using it a
     /// little early (10 %, at most 30 s) so a request never races its expiry.
-    pub fn insert(
-        &mut self,
-        realm: &str,
-        service: &str,
-        scope: &str,
-        value: String,
-        lifetime: Duration,
-        now: Instant,
-    ) {
+    pub fn insert(&mut self, key: TokenKey, value: String, lifetime: Duration, now: Instant) {
         let margin = (lifetime / 10).min(Duration::from_secs(30));
         let token = Token {
             value,
             expires_at: now + lifetime.saturating_sub(margin),
         };
-        self.tokens.insert(
-            (realm.to_string(), service.to_string(), scope.to_string()),
-            token,
-        );
+        self.tokens.insert(key, token);
     }
 }
 
@@ -131,25 +135,12 @@ impl AuthState {
     }
 
     /// A bearer token still good at `now`.
-    pub fn token(&self, realm: &str, service: &str, scope: &str, now: Instant) -> Option<String> {
-        self.lock()
-            .tokens
-            .get(realm, service, scope, now)
-            .map(|t| t.value.clone())
+    pub fn token(&self, key: &TokenKey, now: Instant) -> Option<String> {
+        self.lock().tokens.get(key, now).map(|t| t.value.clone())
     }
 
-    pub fn store_token(
-        &self,
-        realm: &str,
-        service: &str,
-        scope: &str,
-        value: String,
-        lifetime: Duration,
-        now: Instant,
-    ) {
-        self.lock()
-            .tokens
-            .insert(realm, service, scope, value, lifetime, now);
+    pub fn store_token(&self, key: TokenKey, value: String, lifetime: Duration, now: Instant) {
+        self.lock().tokens.insert(key, value, lifetime, now);
     }
 
     /// Drops a token the registry refused.
@@ -205,9 +196,7 @@ mod tests {
         assert!(!format!("{token:?}").contains("secret-token"));
         let state = AuthState::default();
         state.store_token(
-            "r",
-            "s",
-            "p",
+            TokenKey::new("r", "s", "p"),
             "secret-token".into(),
             Duration::from_secs(60),
             Instant::now(),
@@ -219,35 +208,12 @@ mod tests {
     fn tokens_expire_early_and_default_to_sixty_seconds() {
         let now = Instant::now();
         let mut cache = TokenCache::default();
-        cache.insert(
-            "r",
-            "s",
-            "repository:a:pull",
-            "t".into(),
-            Duration::from_secs(300),
-            now,
-        );
-        assert!(
-            cache
-                .get(
-                    "r",
-                    "s",
-                    "repository:a:pull",
-                    now + Duration::from_secs(269)
-                )
-                .is_some()
-        );
-        assert!(
-            cache
-                .get(
-                    "r",
-                    "s",
-                    "repository:a:pull",
-                    now + Duration::from_secs(271)
-                )
-                .is_none()
-        );
-        assert!(cache.get("r", "s", "repository:b:pull", now).is_none());
+        let a = TokenKey::new("r", "s", "repository:a:pull");
+        cache.insert(a.clone(), "t".into(), Duration::from_secs(300), now);
+        assert!(cache.get(&a, now + Duration::from_secs(269)).is_some());
+        assert!(cache.get(&a, now + Duration::from_secs(271)).is_none());
+        let b = TokenKey::new("r", "s", "repository:b:pull");
+        assert!(cache.get(&b, now).is_none());
         let resp: TokenResponse = serde_json::from_str(r#"{"access_token":"x"}"#).unwrap();
         assert_eq!(
             resp.into_token(),

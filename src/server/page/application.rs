@@ -242,9 +242,8 @@ mod tests {
     use super::super::store::AppDetail;
     use super::super::views::AppPage;
     use super::*;
-    use crate::cluster::client::RequestCounts;
     use crate::cluster::health::HealthStatus;
-    use crate::server::fixture::object;
+    use crate::server::fixture::{self, object};
     use crate::server::status_page::AppStatus;
     use crate::sync::result::{Effect, ObjectOutcome, RunPhase, SyncResult, Timings};
     use crate::sync::status::RunRecord;
@@ -253,23 +252,14 @@ mod tests {
 
     fn detail(objects: Vec<ObjectOutcome>) -> AppDetail {
         let result = SyncResult {
-            application: "shop".into(),
-            revision: Some(SHA.into()),
             server: "https://cluster".into(),
-            started_at: chrono::Utc::now(),
-            phase: RunPhase::Synced,
-            health: HealthStatus::Progressing,
-            health_since: None,
-            hooks: Vec::new(),
             objects,
-            errors: vec![],
-            notes: vec![],
-            requests: RequestCounts::default(),
             status_recorded: true,
             timings: Timings {
                 total_ms: 420,
                 ..Default::default()
             },
+            ..fixture::result_with("shop", SHA, RunPhase::Synced, HealthStatus::Progressing)
         };
         AppDetail {
             runs: [RunRecord::of(&result, "push 0123456")].into(),
@@ -331,13 +321,7 @@ mod tests {
                 HealthStatus::Degraded,
                 "crash loop",
             ),
-            object(
-                "ConfigMap",
-                "settings",
-                Effect::Unchanged,
-                HealthStatus::Healthy,
-                "",
-            ),
+            fixture::settings(),
         ]);
         let links = RepoLinks::default();
         let filter = ObjectFilter {

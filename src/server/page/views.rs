@@ -10,7 +10,6 @@ use super::links::RepoLinks;
 use super::store::AppDetail;
 use crate::release::bump::MergeState;
 use crate::server::status_page::{AppStatus, PendingPr, StatusSnapshot};
-use crate::sync::plan::Action;
 use crate::sync::result::{Effect, ObjectOutcome, SyncResult};
 use crate::sync::status::RunRecord;
 
@@ -225,7 +224,7 @@ pub struct ObjectView {
 impl ObjectView {
     pub fn new(object: &ObjectOutcome, revision: Option<&str>, links: &RepoLinks) -> ObjectView {
         let (outcome, detail) = match &object.outcome {
-            Effect::Applied => (applied_word(object.action), None),
+            Effect::Applied => (object.action.past_tense(), None),
             Effect::Unchanged => ("unchanged", None),
             Effect::Held(why) => ("held", Some(why.clone())),
             Effect::Failed(why) => ("failed", Some(why.clone())),
@@ -269,16 +268,6 @@ impl ObjectView {
             "not attempted" => "not-attempted",
             _ => "changed",
         }
-    }
-}
-
-fn applied_word(action: Action) -> &'static str {
-    match action {
-        Action::Create => "created",
-        Action::Update => "updated",
-        Action::Recreate => "re-created",
-        Action::Prune => "pruned",
-        Action::Unchanged => "unchanged",
     }
 }
 
