@@ -279,7 +279,7 @@ struct RunShared<'a> {
     settings: &'a RunSettings,
     fleet: &'a Fleet<'a>,
     statuses: Option<&'a super::commit_status::CommitStatuses>,
-    run: &'a RunContext,
+    context: &'a RunContext,
 }
 
 /// How one application's part of a run ended.
@@ -317,11 +317,11 @@ impl Reconciler {
             },
         };
         // A safe point: between applications, never inside one.
-        if run.run.cancel.is_cancelled() {
+        if run.context.cancel.is_cancelled() {
             return Finished::Stopped(name);
         }
         let mut sync_settings = SyncSettings::new(&wanted.app, run.settings);
-        sync_settings.trigger = run.run.reasons.join(", ");
+        sync_settings.trigger = run.context.reasons.join(", ");
         if let (Some(sharding), Some(hold)) = (&self.sharding, &hold) {
             // The history says who synced: one replica per shard at a time.
             sync_settings.trigger = format!(
@@ -357,9 +357,9 @@ impl Reconciler {
                 let staged = engine.plan(wanted, revision, &sync_settings).await;
                 // No wait on the last wave: a rollout is looked at again by
                 // a later run (see `rollout_watch`).
-                let mut run = engine.apply(staged, &sync_settings).await;
-                engine.prune(&mut run).await;
-                engine.finish(run).await
+                let mut execution = engine.apply(staged, &sync_settings).await;
+                engine.prune(&mut execution).await;
+                engine.finish(execution).await
             }
             Err(error) => {
                 run.fleet
@@ -459,7 +459,7 @@ impl Executor for Reconciler {
             settings: &settings,
             fleet: &fleet,
             statuses: statuses.as_ref(),
-            run,
+            context: run,
         };
         let syncs: Vec<_> = jobs
             .into_iter()
