@@ -16,6 +16,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use futures::{StreamExt, stream};
 use serde_json::Value;
 
+mod existing;
+
 use super::crd_schema::{CrdSchemas, SchemaTally};
 use super::diff::object_diff;
 use super::hooks;
@@ -87,42 +89,6 @@ pub fn live_key(object: &Value) -> ObjectKey {
 
 fn uid(object: &Value) -> Option<&str> {
     object["metadata"]["uid"].as_str()
-}
-
-/// Up to this many objects of one kind in one namespace are looked up by
-/// name; more are looked up with one list of the namespace.
-const LOOKUP_BY_NAME_MAX: usize = 16;
-
-/// One read of the objects an application wants that it does not own yet.
-enum Lookup {
-    Get {
-        kind: ResolvedKind,
-        namespace: Option<String>,
-        name: String,
-    },
-    List {
-        kind: ResolvedKind,
-        namespace: Option<String>,
-    },
-}
-
-impl Lookup {
-    async fn read(self, cluster: &ReadOnlyCluster) -> Result<Vec<Value>, ApiFailure> {
-        match self {
-            Lookup::Get {
-                kind,
-                namespace,
-                name,
-            } => Ok(cluster
-                .get(&kind, namespace.as_deref(), &name)
-                .await?
-                .into_iter()
-                .collect()),
-            Lookup::List { kind, namespace } => {
-                cluster.list(&kind, namespace.as_deref(), None).await
-            }
-        }
-    }
 }
 
 /// An object of the application as listed, judged on arrival against its
@@ -340,62 +306,11 @@ pub async fn plan_application(
     }
 
     // Desired objects the selected lists did not return: do they exist?
-    // A few of a kind in a namespace are read by name; more, with one list
-    // of the namespace. Listing for a handful would read every object the
-    // namespace holds, once per application: a thousand small applications
-    // sharing one namespace would make that quadratic.
-    let mut lookups: BTreeMap<(String, Option<String>), (ResolvedKind, Vec<String>)> =
-        BTreeMap::new();
-    for r in resolved
+    let unlisted = resolved
         .iter()
         .filter(|r| !r.kind.pending && !owned.contains_key(&r.key))
-    {
-        lookups
-            .entry((kind_id(&r.kind), r.key.namespace.clone()))
-            .or_insert_with(|| (r.kind.clone(), Vec::new()))
-            .1
-            .push(r.key.name.clone());
-    }
-    let reads: Vec<Lookup> = lookups
-        .into_iter()
-        .flat_map(|((_, namespace), (kind, names))| {
-            if names.len() > LOOKUP_BY_NAME_MAX {
-                vec![Lookup::List { kind, namespace }]
-            } else {
-                names
-                    .into_iter()
-                    .map(|name| Lookup::Get {
-                        kind: kind.clone(),
-                        namespace: namespace.clone(),
-                        name,
-                    })
-                    .collect()
-            }
-        })
-        .collect();
-    let found: Vec<Result<Vec<Value>, ApiFailure>> = stream::iter(reads)
-        .map(|lookup| lookup.read(cluster))
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    let mut existing: HashMap<ObjectKey, Value> = HashMap::new();
-    for items in found {
-        match items {
-            Ok(items) => {
-                for item in items {
-                    existing.insert(live_key(&item), item);
-                }
-            }
-            // A namespace that does not exist yet lists as empty or 404; only
-            // real failures matter, and the apply will surface them.
-            Err(failure) if failure.is_not_found() => {}
-            Err(failure) => problems.push(PlanProblem {
-                key: None,
-                origin: None,
-                message: format!("cannot look up existing objects: {failure}"),
-            }),
-        }
-    }
+        .map(|r| (&r.kind, &r.key));
+    let mut existing = existing::find(cluster, unlisted, concurrency, &mut problems).await;
 
     // Namespaces this plan creates: objects in them cannot be dry-run yet.
     let creating_namespaces: BTreeSet<String> = resolved
