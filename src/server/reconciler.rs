@@ -367,10 +367,16 @@ impl Reconciler {
                     .await
             }
         };
-        let result = match changes.detail {
+        let mut result = match changes.detail {
             Detail::Result(result) => *result,
             Detail::Plan(_) => return Finished::PlannedOnly(name),
         };
+        let look_again = self
+            .rollouts
+            .after_sync(&result, sync_settings.health_timeout);
+        if look_again.is_none() {
+            RolloutWatch::gave_up(&mut result, sync_settings.health_timeout);
+        }
         tracing::info!(
             application = %result.application,
             revision = %run.revision,
@@ -386,9 +392,6 @@ impl Reconciler {
         if let Some(statuses) = run.statuses {
             statuses.finished(state.metrics(), &result).await;
         }
-        let look_again = self
-            .rollouts
-            .after_sync(&result, sync_settings.health_timeout);
         drop(hold);
         Finished::Synced {
             result: Box::new(result),

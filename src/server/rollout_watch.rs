@@ -59,14 +59,24 @@ impl RolloutWatch {
                 .into_mut(),
         };
         if now.duration_since(rollout.since) >= health_timeout {
-            tracing::info!(
-                application = %app,
-                "still Progressing after the health timeout; the regular poll looks again"
-            );
             rolling.remove(app);
             return None;
         }
         Some(rollout.gap)
+    }
+
+    /// A result still Progressing that [`after_sync`](Self::after_sync)
+    /// let go: its rollout outlasted `health_timeout`. That fails the run,
+    /// as a wave that stays unhealthy does (the next poll or push retries).
+    pub fn gave_up(result: &mut SyncResult, health_timeout: Duration) {
+        if result.phase == RunPhase::Failed || result.health != HealthStatus::Progressing {
+            return;
+        }
+        result.phase = RunPhase::Failed;
+        result.errors.push(format!(
+            "still Progressing {} s after it was applied (healthTimeout)",
+            health_timeout.as_secs()
+        ));
     }
 }
 
