@@ -385,7 +385,7 @@ async fn server_floor(config: &kube::Config, n: usize, concurrency: usize) -> Du
     let app = application(&name);
     let bodies: Vec<(String, Value)> = objects(&name, n, "v1")
         .iter()
-        .map(|m| (m.kind().to_string(), desired_body(m, &app).body))
+        .map(|m| (m.kind().to_string(), desired_body(m, &app, "relbot").body))
         .collect();
     let mut params = PatchParams::apply("relbot").force();
     params.field_validation = Some(ValidationDirective::Strict);

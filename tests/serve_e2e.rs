@@ -1626,7 +1626,13 @@ async fn serve_events_and_notifications_tell_each_change_once() {
         202
     );
     let third = receiver.wait_for(3, &server).await;
-    assert_eq!(third[2]["event"], "degraded", "{third:?}");
+    assert_eq!(
+        third[2]["event"],
+        "degraded",
+        "{third:?}\nlog:\n{}\napp: {:?}",
+        server.log(),
+        server.get("/api/v1/applications/web").await
+    );
     assert_eq!(third[2]["health"], "Degraded");
     wait_event(&world, &server, "Degraded", &degraded[..12]).await;
 

@@ -309,6 +309,51 @@ async fn sync_prunes_a_removed_file_and_nothing_else() {
     tc.cleanup().await;
 }
 
+/// Two relbots on one cluster (each with its own status namespace) with an
+/// application of the same name: their label-selected lists return each
+/// other's objects, and neither prunes nor takes them.
+#[tokio::test]
+async fn a_second_relbot_with_the_same_application_name_leaves_the_first_ones_objects_alone() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let tc = TestCluster::acquire("sync-two-relbots").await;
+    let ns = tc.namespace().to_string();
+    let app = app(&tc, "");
+    sync(&tc, &app, &[config_map(&ns, "first", "a")]).await;
+
+    let cluster = cluster(&tc);
+    let index = cluster.discover().await.expect("discovery");
+    let mut second = settings(&tc);
+    second.status_namespace = format!("{ns}-second");
+    second.record_status = false;
+    let mine = [config_map(&ns, "second", "b")];
+    let result = sync_application(&cluster, &index, &app, &mine, Some("rev1"), &second).await;
+    assert_eq!(result.phase, RunPhase::Synced, "{result:#?}");
+    assert!(
+        result.objects.iter().all(|o| o.action != Action::Prune),
+        "the first relbot's object is not the second's to prune: {result:#?}"
+    );
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(tc.client(), &ns);
+    assert!(api.get_opt("first").await.unwrap().is_some());
+    assert!(api.get_opt("second").await.unwrap().is_some());
+
+    // Declaring the first relbot's object is refused, and nothing is written.
+    let taken = [config_map(&ns, "first", "taken")];
+    let result = sync_application(&cluster, &index, &app, &taken, Some("rev2"), &second).await;
+    assert_eq!(result.phase, RunPhase::Failed, "{result:#?}");
+    assert!(
+        result
+            .errors
+            .iter()
+            .any(|e| e.contains("already managed by another relbot")
+                && e.contains(&format!("namespace \"{ns}\""))),
+        "{:?}",
+        result.errors
+    );
+    let first = api.get("first").await.unwrap();
+    assert_eq!(first.data.unwrap()["greeting"], "a");
+    tc.cleanup().await;
+}
+
 #[tokio::test]
 async fn sync_refuses_a_prune_of_most_of_the_application() {
     let tc = TestCluster::acquire("sync-prune-guard").await;

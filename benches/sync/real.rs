@@ -462,7 +462,7 @@ impl Bench {
         relbot::source::order::sort_manifests(&mut manifests);
         let bodies: Vec<(String, Value)> = manifests
             .iter()
-            .map(|m| (m.kind().to_string(), desired_body(m, &app).body))
+            .map(|m| (m.kind().to_string(), desired_body(m, &app, "relbot").body))
             .collect();
         let mut params = PatchParams::apply("relbot").force();
         params.field_validation = Some(kube::api::ValidationDirective::Strict);

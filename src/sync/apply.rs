@@ -123,6 +123,7 @@ pub async fn plan_sync(
         validate: true,
         concurrency: settings.concurrency,
         health_rules: &settings.health_rules,
+        installation: &settings.status_namespace,
     };
     let LivePlan {
         plan,

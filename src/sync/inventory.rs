@@ -8,6 +8,12 @@
 //!   so an object whose labels were copied (a `kubectl get -o yaml | apply`
 //!   into another namespace) is not mistaken for ours — labels alone are
 //!   never enough to prune;
+//! - annotation `relbot.dev/installation: <status namespace>`: which relbot
+//!   applied it. Two relbots on one cluster (two teams, two configs) may
+//!   both have an application called `web`; their lists return each other's
+//!   objects, and without this each would prune the other's. An object
+//!   without it was applied before relbot wrote it and counts as ours
+//!   (the next apply adds it, since it is part of the hash);
 //! - annotation `relbot.dev/applied-hash`: a hash of the body relbot last
 //!   applied. With relbot's `managedFields` entry this decides "unchanged"
 //!   without a request per object (see [`is_unchanged`]).
@@ -25,6 +31,7 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY_VALUE: &str = "relbot";
 pub const APPLICATION_LABEL: &str = "relbot.dev/application";
 pub const TRACKING_ANNOTATION: &str = "relbot.dev/tracking-id";
+pub const INSTALLATION_ANNOTATION: &str = "relbot.dev/installation";
 pub const HASH_ANNOTATION: &str = "relbot.dev/applied-hash";
 pub const PRUNE_ANNOTATION: &str = "relbot.dev/prune";
 pub const SYNC_OPTIONS_ANNOTATION: &str = "relbot.dev/sync-options";
@@ -71,21 +78,34 @@ pub enum Ownership {
     Ours,
     /// Tracked by another application.
     OtherApplication(String),
+    /// Applied by another relbot: the status namespace it records in.
+    OtherInstallation(String),
     /// Carries this application's tracking id for a different object: a copy.
     Copy,
     /// No tracking id: created by someone else (kubectl, a Helm chart…).
     Unowned,
 }
 
-pub fn ownership(application: &str, key: &ObjectKey, live: &Value) -> Ownership {
-    match annotation(live, TRACKING_ANNOTATION) {
+/// `installation` is this relbot's status namespace (see the module notes).
+pub fn ownership(
+    application: &str,
+    installation: &str,
+    key: &ObjectKey,
+    live: &Value,
+) -> Ownership {
+    let Some(id) = annotation(live, TRACKING_ANNOTATION) else {
+        return Ownership::Unowned;
+    };
+    if let Some(other) = annotation(live, INSTALLATION_ANNOTATION).filter(|i| *i != installation) {
+        return Ownership::OtherInstallation(other.to_string());
+    }
+    if id == tracking_id(application, key) {
+        return Ownership::Ours;
+    }
+    match id.split_once(':') {
+        Some((app, _)) if app == application => Ownership::Copy,
+        Some((app, _)) => Ownership::OtherApplication(app.to_string()),
         None => Ownership::Unowned,
-        Some(id) if id == tracking_id(application, key) => Ownership::Ours,
-        Some(id) => match id.split_once(':') {
-            Some((app, _)) if app == application => Ownership::Copy,
-            Some((app, _)) => Ownership::OtherApplication(app.to_string()),
-            None => Ownership::Unowned,
-        },
     }
 }
 
@@ -111,15 +131,20 @@ pub struct DesiredBody {
 }
 
 /// Builds the apply body: ignore rules applied, `status` dropped, relbot's
-/// labels and tracking annotation added, then the hash of all that stored
+/// labels and tracking annotations added, then the hash of all that stored
 /// as an annotation.
-pub fn desired_body(manifest: &Manifest, app: &Application) -> DesiredBody {
-    desired_body_of(&manifest.key(), manifest.object.clone(), app)
+pub fn desired_body(manifest: &Manifest, app: &Application, installation: &str) -> DesiredBody {
+    desired_body_of(&manifest.key(), manifest.object.clone(), app, installation)
 }
 
 /// [`desired_body`] of an object the caller gives up: the rendered object
 /// becomes the body in place, so a large application is not held twice.
-pub fn desired_body_of(key: &ObjectKey, object: Value, app: &Application) -> DesiredBody {
+pub fn desired_body_of(
+    key: &ObjectKey,
+    object: Value,
+    app: &Application,
+    installation: &str,
+) -> DesiredBody {
     let mut body = object;
     let ignored = apply_ignore_rules(&mut body, key, &app.ignore);
     if let Some(map) = body.as_object_mut() {
@@ -144,6 +169,7 @@ pub fn desired_body_of(key: &ObjectKey, object: Value, app: &Application) -> Des
         TRACKING_ANNOTATION.into(),
         tracking_id(&app.name, key).into(),
     );
+    annotations.insert(INSTALLATION_ANNOTATION.into(), installation.into());
     annotations.remove(HASH_ANNOTATION);
     let hash = content_hash(&body);
     ensure_map(ensure_object(&mut body, "metadata"), "annotations")
@@ -305,6 +331,8 @@ pub fn prune_protection(live: &Value, key: &ObjectKey, app: &Application) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const INSTALLATION: &str = "relbot";
     use crate::manifest::Origin;
     use serde_json::json;
 
@@ -334,7 +362,7 @@ mod tests {
 
     #[test]
     fn body_is_labelled_tracked_and_hashed() {
-        let d = desired_body(&deployment(), &app());
+        let d = desired_body(&deployment(), &app(), INSTALLATION);
         assert_eq!(label(&d.body, APPLICATION_LABEL), Some("shop"));
         assert_eq!(label(&d.body, MANAGED_BY_LABEL), Some("relbot"));
         assert_eq!(
@@ -353,8 +381,14 @@ mod tests {
             "data": {"b": "2", "a": "1"}, "metadata": {"name": "c"}}));
         let c = manifest(json!({"kind": "ConfigMap", "apiVersion": "v1",
             "data": {"b": "3", "a": "1"}, "metadata": {"name": "c"}}));
-        assert_eq!(desired_body(&a, &app()).hash, desired_body(&b, &app()).hash);
-        assert_ne!(desired_body(&a, &app()).hash, desired_body(&c, &app()).hash);
+        assert_eq!(
+            desired_body(&a, &app(), INSTALLATION).hash,
+            desired_body(&b, &app(), INSTALLATION).hash
+        );
+        assert_ne!(
+            desired_body(&a, &app(), INSTALLATION).hash,
+            desired_body(&c, &app(), INSTALLATION).hash
+        );
     }
 
     #[test]
@@ -367,7 +401,7 @@ mod tests {
             namespace: None,
             json_pointers: vec!["/spec/replicas".into(), "/spec/missing".into()],
         }];
-        let d = desired_body(&deployment(), &app);
+        let d = desired_body(&deployment(), &app, INSTALLATION);
         assert!(d.body["spec"].get("replicas").is_none());
         assert_eq!(d.ignored, vec!["/spec/replicas".to_string()]);
     }
@@ -375,18 +409,50 @@ mod tests {
     #[test]
     fn ownership_from_tracking_id() {
         let key = deployment().key();
-        let body = desired_body(&deployment(), &app()).body;
-        assert_eq!(ownership("shop", &key, &body), Ownership::Ours);
+        let body = desired_body(&deployment(), &app(), INSTALLATION).body;
         assert_eq!(
-            ownership("other", &key, &body),
+            ownership("shop", INSTALLATION, &key, &body),
+            Ownership::Ours
+        );
+        assert_eq!(
+            ownership("other", INSTALLATION, &key, &body),
             Ownership::OtherApplication("shop".into())
         );
         let mut moved = key.clone();
         moved.namespace = Some("elsewhere".into());
-        assert_eq!(ownership("shop", &moved, &body), Ownership::Copy);
         assert_eq!(
-            ownership("shop", &key, &json!({"metadata": {}})),
+            ownership("shop", INSTALLATION, &moved, &body),
+            Ownership::Copy
+        );
+        assert_eq!(
+            ownership("shop", INSTALLATION, &key, &json!({"metadata": {}})),
             Ownership::Unowned
+        );
+    }
+
+    /// Two relbots on one cluster, each with an application `shop`: neither
+    /// takes (or prunes) the other's objects; one applied before relbot
+    /// stamped its installation is still its own.
+    #[test]
+    fn ownership_is_per_installation() {
+        let key = deployment().key();
+        let body = desired_body(&deployment(), &app(), INSTALLATION).body;
+        assert_eq!(
+            annotation(&body, INSTALLATION_ANNOTATION),
+            Some(INSTALLATION)
+        );
+        assert_eq!(
+            ownership("shop", "team-b-relbot", &key, &body),
+            Ownership::OtherInstallation(INSTALLATION.into())
+        );
+        let mut before = body.clone();
+        before["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove(INSTALLATION_ANNOTATION);
+        assert_eq!(
+            ownership("shop", "team-b-relbot", &key, &before),
+            Ownership::Ours
         );
     }
 
@@ -402,7 +468,7 @@ mod tests {
     fn full_fields() -> Value {
         json!({
             "f:metadata": {"f:labels": {"f:app.kubernetes.io/managed-by": {}, "f:relbot.dev/application": {}},
-                "f:annotations": {"f:relbot.dev/tracking-id": {}, "f:relbot.dev/applied-hash": {}}},
+                "f:annotations": {"f:relbot.dev/tracking-id": {}, "f:relbot.dev/installation": {}, "f:relbot.dev/applied-hash": {}}},
             "f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
                 "k:{\"name\":\"web\"}": {".": {}, "f:name": {}, "f:image": {},
                     "f:ports": {"k:{\"containerPort\":80,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}}}}
@@ -412,7 +478,7 @@ mod tests {
 
     #[test]
     fn unchanged_needs_hash_and_full_ownership() {
-        let desired = desired_body(&deployment(), &app());
+        let desired = desired_body(&deployment(), &app(), INSTALLATION);
         let live = live_with_fields(&desired.body, full_fields());
         assert!(is_unchanged(&live, &desired));
 

@@ -44,6 +44,9 @@ pub struct PlanOptions<'a> {
     pub concurrency: usize,
     /// How an unchanged object's health is judged as it is listed.
     pub health_rules: &'a HealthRules,
+    /// This relbot's status namespace, stamped on what it applies: what
+    /// another relbot on the cluster applied is never taken or pruned.
+    pub installation: &'a str,
 }
 
 /// What apply needs beyond the plan's public entries, index-aligned with
@@ -235,7 +238,7 @@ pub async fn plan_application(
         let order = sync_order(&manifest);
         let api_version = manifest.api_version().to_string();
         let Manifest { object, origin } = manifest;
-        let desired = desired_body_of(&key, object, app);
+        let desired = desired_body_of(&key, object, app, options.installation);
         for pointer in &desired.ignored {
             notes.push(format!(
                 "{key}: {pointer} left to its other owner (ignore rule)"
@@ -275,7 +278,8 @@ pub async fn plan_application(
                     let items = cluster
                         .list_mapped_cached(&kind, None, Some(&selector), |item| {
                             let key = live_key(&item);
-                            (ownership(&app.name, &key, &item) == Ownership::Ours)
+                            (ownership(&app.name, options.installation, &key, &item)
+                                == Ownership::Ours)
                                 .then(|| Listed::judge(key, item, wanted, options.health_rules))
                         })
                         .await;
@@ -311,6 +315,12 @@ pub async fn plan_application(
         .filter(|r| !r.kind.pending && !owned.contains_key(&r.key))
         .map(|r| (&r.kind, &r.key));
     let mut existing = existing::find(cluster, unlisted, concurrency, &mut problems).await;
+    tracing::debug!(
+        application = %app.name,
+        listed = owned.len(),
+        found_by_name = existing.len(),
+        "live objects read"
+    );
 
     // Namespaces this plan creates: objects in them cannot be dry-run yet.
     let creating_namespaces: BTreeSet<String> = resolved
@@ -365,13 +375,23 @@ pub async fn plan_application(
                 live = Some(object);
             }
         } else if let Some(object) = existing.remove(&r.key) {
-            match ownership(&app.name, &r.key, &object) {
+            match ownership(&app.name, options.installation, &r.key, &object) {
                 Ownership::OtherApplication(other) => {
                     problems.push(PlanProblem {
                         key: Some(r.key.clone()),
                         origin: Some(r.origin.clone()),
                         message: format!(
                             "already managed by application {other:?}; remove it from one of the two applications"
+                        ),
+                    });
+                    continue;
+                }
+                Ownership::OtherInstallation(other) => {
+                    problems.push(PlanProblem {
+                        key: Some(r.key.clone()),
+                        origin: Some(r.origin.clone()),
+                        message: format!(
+                            "already managed by another relbot (the one recording in namespace {other:?}); remove it from one of the two"
                         ),
                     });
                     continue;
