@@ -297,6 +297,46 @@ enum Finished {
     Stopped(String),
 }
 
+/// What a run keeps of each application's end: names and errors. The
+/// results themselves are recorded (pages, status, announcements) as each
+/// application finishes.
+#[derive(Default)]
+struct RunTally {
+    errors: Vec<String>,
+    degraded: Vec<String>,
+    elsewhere: Vec<String>,
+    rolling_out: Vec<(String, Duration)>,
+    stopped: Vec<String>,
+}
+
+impl RunTally {
+    fn add(mut self, finished: Finished) -> Self {
+        match finished {
+            Finished::Synced { result, look_again } => {
+                if result.health == crate::cluster::health::HealthStatus::Degraded {
+                    self.degraded.push(result.application.clone());
+                }
+                if let Some(gap) = look_again {
+                    self.rolling_out.push((result.application.clone(), gap));
+                }
+                if result.phase == RunPhase::Failed {
+                    self.errors.push(format!(
+                        "{}: {}",
+                        result.application,
+                        result.errors.join("; ")
+                    ));
+                }
+            }
+            Finished::PlannedOnly(name) => {
+                self.errors.push(format!("{name}: planned but not synced"));
+            }
+            Finished::Elsewhere(name) => self.elsewhere.push(name),
+            Finished::Stopped(name) => self.stopped.push(name),
+        }
+        self
+    }
+}
+
 impl Reconciler {
     /// One application: plan, apply, prune, record, announce.
     async fn sync_application(
@@ -464,41 +504,22 @@ impl Executor for Reconciler {
             statuses: statuses.as_ref(),
             context: run,
         };
-        let syncs: Vec<_> = jobs
-            .into_iter()
+        // Each application's future is made when its turn comes, and its
+        // result is folded into the tally as it ends: a thousand of either,
+        // held for the whole run, were most of serve's memory.
+        let RunTally {
+            errors,
+            degraded,
+            elsewhere,
+            rolling_out,
+            stopped,
+        } = stream::iter(jobs)
             .map(|(wanted, route)| self.sync_application(&shared, wanted, route))
-            .collect();
-        let finished: Vec<Finished> = stream::iter(syncs).buffered(SYNCS_AT_ONCE).collect().await;
-
-        let mut errors = Vec::new();
-        let mut degraded = Vec::new();
-        let mut elsewhere = Vec::new();
-        let mut rolling_out = Vec::new();
-        let mut stopped = Vec::new();
-        for finished in finished {
-            match finished {
-                Finished::Synced { result, look_again } => {
-                    if result.health == crate::cluster::health::HealthStatus::Degraded {
-                        degraded.push(result.application.clone());
-                    }
-                    if let Some(gap) = look_again {
-                        rolling_out.push((result.application.clone(), gap));
-                    }
-                    if result.phase == RunPhase::Failed {
-                        errors.push(format!(
-                            "{}: {}",
-                            result.application,
-                            result.errors.join("; ")
-                        ));
-                    }
-                }
-                Finished::PlannedOnly(name) => {
-                    errors.push(format!("{name}: planned but not synced"));
-                }
-                Finished::Elsewhere(name) => elsewhere.push(name),
-                Finished::Stopped(name) => stopped.push(name),
-            }
-        }
+            .buffered(SYNCS_AT_ONCE)
+            .fold(RunTally::default(), |tally, finished| async move {
+                tally.add(finished)
+            })
+            .await;
         if !stopped.is_empty() {
             return Err(RunError::new(format!(
                 "stopped before {} (shutdown or leadership lost)",
