@@ -441,6 +441,74 @@ async fn prune_holds_a_share_above_max_prune_percent() {
 
 /// Wait is a step of its own, with the caller's timeout: a last wave that
 /// does not become healthy in time fails the run and stops it before prune.
+const WHY: &str = "still Progressing 15 s after it was applied (healthTimeout)";
+
+/// A sync told its rollout is overdue: its result, and the result its
+/// status record holds.
+async fn sync_overdue(
+    manager: &ResourceManager,
+    tc: &TestCluster,
+    objects: &[(Value, usize)],
+) -> (SyncResult, SyncResult) {
+    let settings = settings(tc);
+    let staged = manager
+        .plan(desired(tc, objects), Some("rev1"), &settings)
+        .await;
+    let mut run = manager.apply(staged, &settings).await;
+    run.fail_if_still_progressing(WHY.into());
+    manager.prune(&mut run).await;
+    let changes = manager.finish(run).await;
+    let result = changes.result().expect("a sync").clone();
+    let stored =
+        relbot::sync::status::read(cluster(tc).read_only(), tc.namespace(), &result.application)
+            .await
+            .and_then(|s| s.result)
+            .expect("a status record");
+    (result, stored)
+}
+
+/// serve's verdict on a rollout it has watched past `healthTimeout`: the
+/// run fails only when it ends still Progressing, and the status record says
+/// so (it is decided before the record is written).
+#[tokio::test]
+async fn a_rollout_its_caller_gave_up_on_fails_the_run_and_its_record() {
+    use relbot::cluster::health::HealthStatus;
+    use relbot::sync::result::RunPhase;
+    let tc = TestCluster::acquire("engine-overdue").await;
+    let ns = tc.namespace().to_string();
+    let manager = ResourceManager::writable(cluster(&tc))
+        .await
+        .expect("discovery");
+    let settings = settings(&tc);
+    // Settled: the verdict does not apply.
+    let (result, _) = sync_overdue(&manager, &tc, &[(config_map(&ns, "settings", "0"), 1)]).await;
+    assert_eq!(result.health, HealthStatus::Healthy, "{result:#?}");
+    assert_eq!(result.phase, RunPhase::Synced, "{result:#?}");
+
+    // A Deployment just applied is Progressing (or, where a controller has
+    // already judged its image, Degraded; the verdict is for Progressing).
+    const IMAGE: &str = "registry.example/engine-overdue-never-pulls:1.0";
+    standin::set_image_failing(tc.client(), IMAGE, true).await;
+    let web = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": IMAGE}]}}}});
+    let objects = [(config_map(&ns, "settings", "0"), 1), (web, 5)];
+    let (result, stored) = sync_overdue(&manager, &tc, &objects).await;
+    if result.health == HealthStatus::Progressing {
+        assert_eq!(result.phase, RunPhase::Failed, "{result:#?}");
+        assert_eq!(result.errors, [WHY]);
+        assert_eq!(stored.phase, RunPhase::Failed, "the record says it too");
+        assert_eq!(stored.errors, [WHY]);
+    } else {
+        assert_eq!(result.health, HealthStatus::Degraded, "{result:#?}");
+        assert!(!result.errors.iter().any(|e| e == WHY), "{result:#?}");
+    }
+    standin::set_image_failing(tc.client(), IMAGE, false).await;
+    tc.cleanup().await;
+}
+
 #[tokio::test]
 async fn wait_gives_up_after_the_callers_timeout_and_prune_then_holds_off() {
     let tc = TestCluster::acquire("engine-wait-step").await;

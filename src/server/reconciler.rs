@@ -398,6 +398,12 @@ impl Reconciler {
                 // No wait on the last wave: a rollout is looked at again by
                 // a later run (see `rollout_watch`).
                 let mut execution = engine.apply(staged, &sync_settings).await;
+                if let Some(why) =
+                    self.rollouts
+                        .overdue(&name, run.revision, sync_settings.health_timeout)
+                {
+                    execution.fail_if_still_progressing(why);
+                }
                 engine.prune(&mut execution).await;
                 engine.finish(execution).await
             }
@@ -407,16 +413,11 @@ impl Reconciler {
                     .await
             }
         };
-        let mut result = match changes.detail {
+        let result = match changes.detail {
             Detail::Result(result) => *result,
             Detail::Plan(_) => return Finished::PlannedOnly(name),
         };
-        let look_again = self
-            .rollouts
-            .after_sync(&result, sync_settings.health_timeout);
-        if look_again.is_none() {
-            RolloutWatch::gave_up(&mut result, sync_settings.health_timeout);
-        }
+        let look_again = self.rollouts.after_sync(&result);
         tracing::info!(
             application = %result.application,
             revision = %run.revision,

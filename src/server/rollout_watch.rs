@@ -4,9 +4,11 @@
 //! would wait in turn. Instead an application whose health is still
 //! Progressing is synced again shortly (a no-op that reads health and
 //! writes only what changed), sooner at first and then less often, until
-//! it settles or its `healthTimeout` has passed; the poll carries on after
-//! that. The re-check is an ordinary sync trigger, so it goes through the
-//! queue, coalesces with others and never runs beside another update.
+//! it settles. The first look after its `healthTimeout` fails the run if it
+//! is still Progressing (decided before the run records its result, so the
+//! status record, Events and notifications all say so); the poll retries it
+//! from there. The re-check is an ordinary sync trigger, so it goes through
+//! the queue, coalesces with others and never runs beside another update.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -34,16 +36,16 @@ pub struct RolloutWatch {
 impl RolloutWatch {
     /// Takes in a finished sync: when its application should be looked at
     /// again, or None when it has settled (or failed: the failure is its
-    /// answer, and the next poll or push retries it) or has been rolling
-    /// out for longer than `health_timeout`.
-    pub fn after_sync(&self, result: &SyncResult, health_timeout: Duration) -> Option<Duration> {
+    /// answer, and the next poll or push retries it). A rollout past its
+    /// `healthTimeout` is looked at once more, and that run fails if it is
+    /// still Progressing (see [`overdue`](Self::overdue)).
+    pub fn after_sync(&self, result: &SyncResult) -> Option<Duration> {
         let mut rolling = self.rolling.lock().unwrap_or_else(|e| e.into_inner());
         let app = &result.application;
         if result.phase == RunPhase::Failed || result.health != HealthStatus::Progressing {
             rolling.remove(app);
             return None;
         }
-        let now = Instant::now();
         let rollout = match rolling.get_mut(app) {
             Some(r) if r.revision == result.revision => {
                 r.gap = (r.gap * 2).min(LONGEST_GAP);
@@ -53,30 +55,27 @@ impl RolloutWatch {
                 .entry(app.clone())
                 .insert_entry(Rollout {
                     revision: result.revision.clone(),
-                    since: now,
+                    since: Instant::now(),
                     gap: FIRST_LOOK,
                 })
                 .into_mut(),
         };
-        if now.duration_since(rollout.since) >= health_timeout {
-            rolling.remove(app);
-            return None;
-        }
         Some(rollout.gap)
     }
 
-    /// A result still Progressing that [`after_sync`](Self::after_sync)
-    /// let go: its rollout outlasted `health_timeout`. That fails the run,
-    /// as a wave that stays unhealthy does (the next poll or push retries).
-    pub fn gave_up(result: &mut SyncResult, health_timeout: Duration) {
-        if result.phase == RunPhase::Failed || result.health != HealthStatus::Progressing {
-            return;
-        }
-        result.phase = RunPhase::Failed;
-        result.errors.push(format!(
-            "still Progressing {} s after it was applied (healthTimeout)",
-            health_timeout.as_secs()
-        ));
+    /// Asked before a sync of `revision`: the words to fail it with if it
+    /// ends still Progressing, when `app` has been rolling out that revision
+    /// for `health_timeout` or longer.
+    pub fn overdue(&self, app: &str, revision: &str, health_timeout: Duration) -> Option<String> {
+        let rolling = self.rolling.lock().unwrap_or_else(|e| e.into_inner());
+        let rollout = rolling.get(app)?;
+        (rollout.revision.as_deref() == Some(revision) && rollout.since.elapsed() >= health_timeout)
+            .then(|| {
+                format!(
+                    "still Progressing {} s after it was applied (healthTimeout)",
+                    health_timeout.as_secs()
+                )
+            })
     }
 }
 
@@ -92,7 +91,7 @@ mod tests {
         let watch = RolloutWatch::default();
         let progressing = result_with("web", "abc", RunPhase::Synced, HealthStatus::Progressing);
         let gaps: Vec<_> = (0..6)
-            .map(|_| watch.after_sync(&progressing, TIMEOUT).unwrap().as_secs())
+            .map(|_| watch.after_sync(&progressing).unwrap().as_secs())
             .collect();
         assert_eq!(gaps, [2, 4, 8, 15, 15, 15]);
     }
@@ -101,26 +100,43 @@ mod tests {
     fn a_new_revision_starts_again_and_a_settled_or_failed_one_is_let_go() {
         let watch = RolloutWatch::default();
         let first = result_with("web", "abc", RunPhase::Synced, HealthStatus::Progressing);
-        watch.after_sync(&first, TIMEOUT);
-        watch.after_sync(&first, TIMEOUT);
+        watch.after_sync(&first);
+        watch.after_sync(&first);
         let next = result_with("web", "def", RunPhase::Synced, HealthStatus::Progressing);
-        assert_eq!(watch.after_sync(&next, TIMEOUT), Some(FIRST_LOOK));
+        assert_eq!(watch.after_sync(&next), Some(FIRST_LOOK));
         for (phase, health) in [
             (RunPhase::Synced, HealthStatus::Healthy),
             (RunPhase::Synced, HealthStatus::Degraded),
             (RunPhase::Failed, HealthStatus::Progressing),
         ] {
             let settled = result_with("web", "def", phase, health);
-            assert_eq!(watch.after_sync(&settled, TIMEOUT), None);
+            assert_eq!(watch.after_sync(&settled), None);
             // Let go: a later rollout starts from the first look.
-            assert_eq!(watch.after_sync(&next, TIMEOUT), Some(FIRST_LOOK));
+            assert_eq!(watch.after_sync(&next), Some(FIRST_LOOK));
         }
     }
 
     #[test]
-    fn a_rollout_past_its_health_timeout_is_left_to_the_poll() {
+    fn a_rollout_past_its_health_timeout_fails_its_next_run_if_still_progressing() {
         let watch = RolloutWatch::default();
+        assert_eq!(
+            watch.overdue("web", "abc", Duration::ZERO),
+            None,
+            "not rolling out"
+        );
         let progressing = result_with("web", "abc", RunPhase::Synced, HealthStatus::Progressing);
-        assert_eq!(watch.after_sync(&progressing, Duration::ZERO), None);
+        watch.after_sync(&progressing);
+        assert_eq!(
+            watch.overdue("web", "abc", TIMEOUT),
+            None,
+            "within its time"
+        );
+        assert_eq!(
+            watch.overdue("web", "def", Duration::ZERO),
+            None,
+            "a new revision starts again"
+        );
+        let why = watch.overdue("web", "abc", Duration::ZERO).unwrap();
+        assert!(why.contains("still Progressing 0 s"), "{why}");
     }
 }

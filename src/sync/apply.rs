@@ -204,6 +204,9 @@ pub struct SyncRun {
     /// The last wave's Sync hooks: they run after its health wait (or
     /// before prune when the caller does not wait).
     pending_hooks: Option<(String, i64)>,
+    /// Set by a caller that has watched this rollout long enough: a run
+    /// that ends still Progressing fails with these words.
+    progressing_fails: Option<String>,
     timings: Timings,
     started_at: DateTime<Utc>,
     start: Instant,
@@ -290,6 +293,7 @@ impl SyncRun {
             stopped,
             last_step: None,
             pending_hooks: None,
+            progressing_fails: None,
             timings: Timings {
                 plan_ms,
                 ..Default::default()
@@ -298,6 +302,14 @@ impl SyncRun {
             start,
             before,
         }
+    }
+
+    /// A rollout its caller has waited for long enough (serve, after
+    /// `healthTimeout`): if [`finish`](Self::finish) still sees the
+    /// application Progressing, the run fails with `why`, before the status
+    /// record and the SyncFail hooks, as a wave that stays unhealthy does.
+    pub fn fail_if_still_progressing(&mut self, why: String) {
+        self.progressing_fails = Some(why);
     }
 
     /// Whether a step stopped the run (the later steps then do nothing).
@@ -556,6 +568,11 @@ impl SyncRun {
                 .iter()
                 .filter_map(|e| e.health.as_ref().map(|h| &h.status)),
         );
+        if health == health::HealthStatus::Progressing
+            && let Some(why) = self.progressing_fails.take()
+        {
+            self.errors.push(why);
+        }
         let held = entries.iter().any(|e| matches!(e.outcome, Effect::Held(_)));
         let failed = entries
             .iter()

@@ -197,6 +197,16 @@ pub enum Execution {
     Syncing(Box<SyncRun>),
 }
 
+impl Execution {
+    /// See [`SyncRun::fail_if_still_progressing`]; a plan alone has no
+    /// health to judge.
+    pub fn fail_if_still_progressing(&mut self, why: String) {
+        if let Execution::Syncing(run) = self {
+            run.fail_if_still_progressing(why);
+        }
+    }
+}
+
 impl ResourceManager {
     /// A manager that never writes: it plans against `target` (discovering
     /// its kinds first) or offline.

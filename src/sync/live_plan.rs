@@ -375,35 +375,28 @@ pub async fn plan_application(
                 live = Some(object);
             }
         } else if let Some(object) = existing.remove(&r.key) {
-            match ownership(&app.name, options.installation, &r.key, &object) {
-                Ownership::OtherApplication(other) => {
-                    problems.push(PlanProblem {
-                        key: Some(r.key.clone()),
-                        origin: Some(r.origin.clone()),
-                        message: format!(
-                            "already managed by application {other:?}; remove it from one of the two applications"
-                        ),
-                    });
-                    continue;
-                }
-                Ownership::OtherInstallation(other) => {
-                    problems.push(PlanProblem {
-                        key: Some(r.key.clone()),
-                        origin: Some(r.origin.clone()),
-                        message: format!(
-                            "already managed by another relbot (the one recording in namespace {other:?}); remove it from one of the two"
-                        ),
-                    });
-                    continue;
-                }
-                Ownership::Ours | Ownership::Copy | Ownership::Unowned => {
-                    change.action = Action::Update;
-                    change.reason = Reason::Adopt;
-                    change
-                        .notes
-                        .push("exists without relbot's tracking; relbot will adopt it".into());
-                }
+            let someone_else = match ownership(&app.name, options.installation, &r.key, &object) {
+                Ownership::OtherApplication(other) => Some(format!(
+                    "already managed by application {other:?}; remove it from one of the two applications"
+                )),
+                Ownership::OtherInstallation(other) => Some(format!(
+                    "already managed by another relbot (the one recording in namespace {other:?}); remove it from one of the two"
+                )),
+                Ownership::Ours | Ownership::Copy | Ownership::Unowned => None,
+            };
+            if let Some(message) = someone_else {
+                problems.push(PlanProblem {
+                    key: Some(r.key.clone()),
+                    origin: Some(r.origin.clone()),
+                    message,
+                });
+                continue;
             }
+            change.action = Action::Update;
+            change.reason = Reason::Adopt;
+            change
+                .notes
+                .push("exists without relbot's tracking; relbot will adopt it".into());
             live = Some(object);
         } else if list_failed {
             change
