@@ -479,7 +479,6 @@ async fn a_rollout_its_caller_gave_up_on_fails_the_run_and_its_record() {
     let manager = ResourceManager::writable(cluster(&tc))
         .await
         .expect("discovery");
-    let settings = settings(&tc);
     // Settled: the verdict does not apply.
     let (result, _) = sync_overdue(&manager, &tc, &[(config_map(&ns, "settings", "0"), 1)]).await;
     assert_eq!(result.health, HealthStatus::Healthy, "{result:#?}");
