@@ -1337,6 +1337,33 @@ async fn serve_commit_statuses_report_each_sync_on_its_commit() {
         "{first:?}"
     );
 
+    // Looked at again on the same commit (as a poll would): its state is
+    // already there, so nothing new is posted.
+    let syncs = |m: &Metrics| m.sum("relbot_syncs_total", &[("application", APP)]);
+    let synced_before = syncs(&server.metrics().await);
+    let again = push_body(&head, &head, &[&format!("apps/{APP}/settings.yaml")]);
+    assert_eq!(
+        server
+            .post_github("push", "statuses-0", &again, &sign(&again))
+            .await,
+        202
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while syncs(&server.metrics().await) <= synced_before {
+        assert!(
+            Instant::now() < deadline,
+            "no second look; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        statuses_of(&head).len(),
+        first.len(),
+        "{:?}",
+        statuses_of(&head)
+    );
+
     // GitHub refuses the next statuses: the sync still applies the change.
     gh.inject(
         Some(axum::http::Method::POST),

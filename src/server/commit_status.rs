@@ -3,7 +3,13 @@
 //! or error with one line and a link to the application's page. Opt-in
 //! (`github.commitStatuses`). Posting is best effort: a refusal is logged
 //! and counted (`relbot_commit_statuses_total{result="failed"}`), never
-//! a reason to fail the sync.
+//! a reason to fail the sync. A state already posted on a commit is not
+//! posted again: a scheduled poll of an unchanged application posts nothing,
+//! where a thousand applications polled every few minutes would otherwise
+//! spend GitHub's hourly request budget.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::config::LoadedConfig;
 use crate::release::github::statuses::CommitState;
@@ -16,12 +22,37 @@ use super::page::overview::url_segment;
 pub struct CommitStatuses {
     client: GitHubClient,
     page_url: Option<String>,
+    posted: Arc<Posted>,
+}
+
+/// The last state posted per application and on which commit, kept across
+/// runs (by the reconciler; a restart posts each once more).
+#[derive(Debug, Default)]
+pub struct Posted(Mutex<HashMap<String, (String, CommitState)>>);
+
+impl Posted {
+    fn is_news(&self, application: &str, sha: &str, state: CommitState) -> bool {
+        let posted = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        posted
+            .get(application)
+            .is_none_or(|(on, was)| on != sha || *was != state)
+    }
+
+    fn remember(&self, application: &str, sha: &str, state: CommitState) {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(application.to_string(), (sha.to_string(), state));
+    }
 }
 
 impl CommitStatuses {
     /// None when statuses are off; an error when they are on but no GitHub
     /// client can be built (e.g. no token).
-    pub fn from_config(config: &LoadedConfig) -> Option<Result<CommitStatuses, String>> {
+    pub fn from_config(
+        config: &LoadedConfig,
+        posted: &Arc<Posted>,
+    ) -> Option<Result<CommitStatuses, String>> {
         let github = config
             .config
             .github
@@ -38,6 +69,7 @@ impl CommitStatuses {
                     .as_deref()
                     .map(|u| u.trim_end_matches('/').to_string())
                     .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+                posted: posted.clone(),
             }
         }))
     }
@@ -76,6 +108,9 @@ impl CommitStatuses {
         state: CommitState,
         description: &str,
     ) {
+        if !self.posted.is_news(application, sha, state) {
+            return;
+        }
         let context = format!("relbot/{application}");
         let target = self.target_url(application);
         match self
@@ -83,7 +118,10 @@ impl CommitStatuses {
             .create_commit_status(sha, state, &context, description, target.as_deref())
             .await
         {
-            Ok(()) => metrics.commit_statuses.inc(&["posted"]),
+            Ok(()) => {
+                self.posted.remember(application, sha, state);
+                metrics.commit_statuses.inc(&["posted"]);
+            }
             Err(e) => {
                 metrics.commit_statuses.inc(&["failed"]);
                 tracing::warn!(
@@ -148,6 +186,17 @@ mod tests {
     use super::*;
     use crate::cluster::health::HealthStatus;
     use crate::server::fixture::result_with;
+
+    #[test]
+    fn a_state_is_news_once_per_commit() {
+        let posted = Posted::default();
+        assert!(posted.is_news("web", "abc", CommitState::Success));
+        posted.remember("web", "abc", CommitState::Success);
+        assert!(!posted.is_news("web", "abc", CommitState::Success));
+        assert!(posted.is_news("web", "abc", CommitState::Failure));
+        assert!(posted.is_news("web", "def", CommitState::Success));
+        assert!(posted.is_news("api", "abc", CommitState::Success));
+    }
 
     #[test]
     fn a_rollout_is_pending_until_its_health_settles() {
