@@ -331,10 +331,10 @@ pub fn prune_protection(live: &Value, key: &ObjectKey, app: &Application) -> Opt
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const INSTALLATION: &str = "relbot";
     use crate::manifest::Origin;
     use serde_json::json;
+
+    const INSTALLATION: &str = "relbot";
 
     fn app() -> Application {
         serde_saphyr::from_str("name: shop\npath: apps/shop\n").unwrap()
