@@ -34,6 +34,12 @@ use crate::config::Application;
 use crate::manifest::{Manifest, ObjectKey, Origin, split_api_version};
 use crate::source::order::{SyncOrder, sync_order};
 
+/// Dry-runs in flight per apply in flight (`apply.concurrency`). A dry-run
+/// stores nothing, so the server answers it without waiting on etcd, and
+/// relbot's own work between answers (encoding a body, reading the answer)
+/// would otherwise leave it idle.
+const DRY_RUNS_PER_APPLY: usize = 2;
+
 /// How thorough a plan is.
 #[derive(Debug, Clone, Copy)]
 pub struct PlanOptions<'a> {
@@ -477,7 +483,7 @@ pub async fn plan_application(
                 (i, result)
             }
         })
-        .buffer_unordered(concurrency)
+        .buffer_unordered(concurrency * DRY_RUNS_PER_APPLY)
         .collect()
         .await;
     for (i, result) in results {
