@@ -66,6 +66,15 @@ async fn sync(tc: &TestCluster, want: &DesiredApplication) -> ChangeSet {
     manager.run(want.clone(), Some("rev1"), &settings(tc)).await
 }
 
+/// Deployment `web` in `ns` running `image`.
+fn deployment_of(ns: &str, image: &str) -> Value {
+    json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": image}]}}}})
+}
+
 fn config_map(ns: &str, name: &str, wave: &str) -> Value {
     json!({"apiVersion": "v1", "kind": "ConfigMap",
         "metadata": {"name": name, "namespace": ns,
@@ -488,11 +497,7 @@ async fn a_rollout_its_caller_gave_up_on_fails_the_run_and_its_record() {
     // already judged its image, Degraded; the verdict is for Progressing).
     const IMAGE: &str = "registry.example/engine-overdue-never-pulls:1.0";
     standin::set_image_failing(tc.client(), IMAGE, true).await;
-    let web = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": ns},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "web", "image": IMAGE}]}}}});
+    let web = deployment_of(&ns, IMAGE);
     let objects = [(config_map(&ns, "settings", "0"), 1), (web, 5)];
     let (result, stored) = sync_overdue(&manager, &tc, &objects).await;
     if result.health == HealthStatus::Progressing {
@@ -522,11 +527,7 @@ async fn wait_gives_up_after_the_callers_timeout_and_prune_then_holds_off() {
     // available.
     const IMAGE: &str = "registry.example/engine-wait-never-pulls:1.0";
     standin::set_image_failing(tc.client(), IMAGE, true).await;
-    let web = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": ns},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
-            "template": {"metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "web", "image": IMAGE}]}}}});
+    let web = deployment_of(&ns, IMAGE);
     let manager = ResourceManager::writable(cluster(&tc))
         .await
         .expect("discovery");
