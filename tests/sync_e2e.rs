@@ -424,21 +424,8 @@ async fn sync_applies_a_crd_and_its_custom_resource_in_one_commit() {
     let ns = tc.namespace().to_string();
     let group = format!("{ns}.example.com");
     let app = app(&tc, "");
-    let crd = manifest(
-        json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-            "metadata": {"name": format!("widgets.{group}")},
-            "spec": {"group": group, "scope": "Namespaced",
-                "names": {"kind": "Widget", "plural": "widgets", "singular": "widget", "listKind": "WidgetList"},
-                "versions": [{"name": "v1", "served": true, "storage": true,
-                    "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                        "spec": {"type": "object", "properties": {"size": {"type": "integer"}}}}}}}]}}),
-        1,
-    );
-    let widget = manifest(
-        json!({"apiVersion": format!("{group}/v1"), "kind": "Widget",
-            "metadata": {"name": "w1", "namespace": ns}, "spec": {"size": 3}}),
-        20,
-    );
+    let crd = manifest(strict_widget_crd(&group), 1);
+    let widget = manifest(widget(&group, &ns, json!({"size": 3})), 20);
     let desired = vec![widget, crd];
     let (plan, _) = plan(&tc, &app, &desired).await;
     assert!(plan.problems.is_empty(), "{plan:#?}");
@@ -463,11 +450,7 @@ async fn sync_applies_a_crd_and_its_custom_resource_in_one_commit() {
     assert_eq!(again.requests.writes, 0, "{again:#?}");
 
     // Leave no cluster-scoped CRD behind on a real cluster.
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(tc.client());
-    let _ = crds
-        .delete(&format!("widgets.{group}"), &Default::default())
-        .await;
+    delete_crd(&tc, &group).await;
     tc.cleanup().await;
 }
 

@@ -66,23 +66,29 @@ mod tests {
     fn plan() -> Plan {
         let app: Application =
             serde_saphyr::from_str("name: shop\npath: shop\nnamespace: shop\n").unwrap();
-        let manifests = vec![
-            Manifest {
-                object: json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}}),
-                origin: Origin {
-                    file: "shop/ns.yaml".into(),
-                    line: 1,
-                },
+        let manifests = [
+            (
+                "shop/ns.yaml",
+                1,
+                json!({"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": "shop"}}),
+            ),
+            (
+                "shop/web.yaml",
+                4,
+                json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": "shop"}}),
+            ),
+        ]
+        .into_iter()
+        .map(|(file, line, object)| Manifest {
+            object,
+            origin: Origin {
+                file: file.into(),
+                line,
             },
-            Manifest {
-                object: json!({"apiVersion": "apps/v1", "kind": "Deployment",
-                    "metadata": {"name": "web", "namespace": "shop"}}),
-                origin: Origin {
-                    file: "shop/web.yaml".into(),
-                    line: 4,
-                },
-            },
-        ];
+        })
+        .collect();
         offline_plan(
             &app,
             Some("0123456789abcdef0123"),

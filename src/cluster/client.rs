@@ -25,6 +25,7 @@ use super::discovery::{KindIndex, ResolvedKind};
 use super::fields::FIELD_MANAGER;
 
 mod list;
+pub use list::ListFrom;
 
 /// How the user pointed at a cluster (`--kubeconfig`, `--context`).
 #[derive(Debug, Clone, Default)]

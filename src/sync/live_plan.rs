@@ -27,7 +27,7 @@ use super::inventory::{
 };
 use super::plan::{Action, Change, ClusterView, Plan, Reason, Validation, with_created_namespace};
 use super::problem::PlanProblem;
-use crate::cluster::client::{ApiFailure, ReadOnlyCluster};
+use crate::cluster::client::{ApiFailure, ListFrom, ReadOnlyCluster};
 use crate::cluster::discovery::{KindIndex, ResolvedKind};
 use crate::cluster::health::{self, Health, HealthRules};
 use crate::config::Application;
@@ -282,7 +282,7 @@ pub async fn plan_application(
                     // Each item is judged and trimmed as its page arrives,
                     // so the whole list is never held with managedFields.
                     let items = cluster
-                        .list_mapped_cached(&kind, None, Some(&selector), |item| {
+                        .list_mapped(&kind, None, Some(&selector), ListFrom::WatchCache, |item| {
                             let key = live_key(&item);
                             (ownership(&app.name, options.installation, &key, &item)
                                 == Ownership::Ours)

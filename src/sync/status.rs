@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use super::inventory::{self, content_hash};
 use super::result::{Effect, RunPhase, SyncResult};
-use crate::cluster::client::{ApiFailure, Cluster, ReadOnlyCluster};
+use crate::cluster::client::{ApiFailure, Cluster, ListFrom, ReadOnlyCluster};
 use crate::cluster::discovery::ResolvedKind;
 use crate::cluster::health::HealthStatus;
 
@@ -384,11 +384,17 @@ pub async fn recorded_applications(
 ) -> Result<BTreeSet<String>, ApiFailure> {
     let kind = core_kind("ConfigMap", "configmaps", true);
     let names = cluster
-        .list_mapped(&kind, Some(namespace), Some(&status_selector()), |cm| {
-            cm["metadata"]["labels"][STATUS_OF_LABEL]
-                .as_str()
-                .map(str::to_string)
-        })
+        .list_mapped(
+            &kind,
+            Some(namespace),
+            Some(&status_selector()),
+            ListFrom::Storage,
+            |cm| {
+                cm["metadata"]["labels"][STATUS_OF_LABEL]
+                    .as_str()
+                    .map(str::to_string)
+            },
+        )
         .await;
     match names {
         Ok(names) => Ok(names.into_iter().collect()),

@@ -8,48 +8,49 @@ use serde_json::Value;
 use super::{ApiFailure, LIST_PAGE, ReadOnlyCluster, request_error};
 use crate::cluster::discovery::ResolvedKind;
 
+/// Where a list is answered from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFrom {
+    /// etcd, page by page ([`LIST_PAGE`] items a request): what is stored
+    /// now.
+    Storage,
+    /// The API server's watch cache, whole (`resourceVersion=0`): what the
+    /// server has seen, possibly a moment old, filtered in its memory. A
+    /// label-selected list read from storage makes the server decode every
+    /// object of the kind to pick a few; one such list per kind and
+    /// application is what made a thousand applications slow. Argo CD and
+    /// Flux plan from watches the same way.
+    WatchCache,
+}
+
 impl ReadOnlyCluster {
-    /// Lists a kind, optionally label-selected and limited to one namespace.
+    /// Lists a kind from storage, optionally label-selected and limited to
+    /// one namespace.
     pub async fn list(
         &self,
         kind: &ResolvedKind,
         namespace: Option<&str>,
         selector: Option<&str>,
     ) -> Result<Vec<Value>, ApiFailure> {
-        self.list_mapped(kind, namespace, selector, Some).await
+        self.list_mapped(kind, namespace, selector, ListFrom::Storage, Some)
+            .await
     }
 
-    /// Lists a kind page by page ([`LIST_PAGE`] items a request), passing each
-    /// item through `keep` as it is parsed: what `keep` drops or trims is
-    /// never held for the whole list, nor a page parsed whole next to its
-    /// text (see [`super::list_page`]).
+    /// Lists a kind, passing each item through `keep` as it is parsed: what
+    /// `keep` drops or trims is never held for the whole list, nor a page
+    /// parsed whole next to its text (see [`super::list_page`]).
     pub async fn list_mapped<T>(
         &self,
         kind: &ResolvedKind,
         namespace: Option<&str>,
         selector: Option<&str>,
+        from: ListFrom,
         keep: impl FnMut(Value) -> Option<T>,
     ) -> Result<Vec<T>, ApiFailure> {
-        let params = ListParams::default().limit(LIST_PAGE);
-        self.list_pages(kind, namespace, selector, params, keep)
-            .await
-    }
-
-    /// As [`list_mapped`](Self::list_mapped), answered from the API
-    /// server's watch cache (`resourceVersion=0`): what the server has seen,
-    /// possibly a moment old, filtered in its memory. A label-selected list
-    /// read from storage makes the server decode every object of the kind
-    /// to pick a few; one such list per kind and application is what made
-    /// a thousand applications slow. Argo CD and Flux plan from watches the
-    /// same way.
-    pub async fn list_mapped_cached<T>(
-        &self,
-        kind: &ResolvedKind,
-        namespace: Option<&str>,
-        selector: Option<&str>,
-        keep: impl FnMut(Value) -> Option<T>,
-    ) -> Result<Vec<T>, ApiFailure> {
-        let params = ListParams::default().match_any();
+        let params = match from {
+            ListFrom::Storage => ListParams::default().limit(LIST_PAGE),
+            ListFrom::WatchCache => ListParams::default().match_any(),
+        };
         self.list_pages(kind, namespace, selector, params, keep)
             .await
     }
