@@ -376,16 +376,6 @@ impl Reconciler {
                 sync_settings.trigger
             );
         }
-        if !state.pages().knows(&name)
-            && let Some(stored) = crate::sync::status::read(
-                self.cluster.read_only(),
-                &sync_settings.status_namespace,
-                &name,
-            )
-            .await
-        {
-            state.pages().seed_runs(&name, &stored.runs);
-        }
         state.pages().started(&name, Some(run.revision));
         let new_revision = self.announce.is_new_revision(&name, run.revision);
         self.announce
@@ -400,6 +390,13 @@ impl Reconciler {
         let changes = match run.fleet.manager(&route) {
             Ok(engine) => {
                 let staged = engine.plan(wanted, revision, &sync_settings).await;
+                // The page's history after a restart: from the status record
+                // the plan read anyway.
+                if !state.pages().knows(&name)
+                    && let Some(runs) = staged.recorded_runs()
+                {
+                    state.pages().seed_runs(&name, runs);
+                }
                 // No wait on the last wave: a rollout is looked at again by
                 // a later run (see `rollout_watch`).
                 let mut execution = engine.apply(staged, &sync_settings).await;
@@ -413,6 +410,16 @@ impl Reconciler {
                 engine.finish(execution).await
             }
             Err(error) => {
+                if !state.pages().knows(&name)
+                    && let Some(stored) = crate::sync::status::read(
+                        self.cluster.read_only(),
+                        &sync_settings.status_namespace,
+                        &name,
+                    )
+                    .await
+                {
+                    state.pages().seed_runs(&name, &stored.runs);
+                }
                 run.fleet
                     .refused(wanted, revision, &sync_settings, &error)
                     .await

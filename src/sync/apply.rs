@@ -21,7 +21,7 @@ use super::live_plan::{LivePlan, PlanOptions, PlannedObject, plan_application};
 use super::plan::{Action, Plan};
 use super::result::{Effect, ObjectOutcome, RunPhase, SyncResult, Timings};
 use super::settings::SyncSettings;
-use super::status::{self, StoredStatus};
+use super::status::{self, RunRecord, StoredStatus};
 use super::write::write_entry;
 use crate::cluster::client::{Cluster, ReadOnlyCluster, RequestCounts};
 use crate::cluster::discovery::KindIndex;
@@ -62,6 +62,11 @@ impl StagedPlan {
     /// not taken for none).
     pub fn never_synced(&self) -> bool {
         self.status_read && self.previous.is_none()
+    }
+
+    /// The run history of the status record read, newest first.
+    pub fn recorded_runs(&self) -> Option<&[RunRecord]> {
+        self.previous.as_ref().map(|p| p.runs.as_slice())
     }
 }
 

@@ -11,6 +11,7 @@ use super::change_set::ChangeSet;
 use super::plan::{Plan, offline_plan};
 use super::result::SyncResult;
 use super::settings::{RunSettings, SyncSettings};
+use super::status::RunRecord;
 use crate::cluster::client::{Cluster, ClusterError, ClusterTarget, ReadOnlyCluster, locate};
 use crate::cluster::discovery::KindIndex;
 use crate::config::Application;
@@ -179,6 +180,15 @@ impl Staged {
         match &self.planned {
             Planned::Offline(_) => false,
             Planned::Live(staged) => staged.never_synced(),
+        }
+    }
+
+    /// The run history of the status record the plan read (newest
+    /// first); none offline or without a record.
+    pub fn recorded_runs(&self) -> Option<&[RunRecord]> {
+        match &self.planned {
+            Planned::Offline(_) => None,
+            Planned::Live(staged) => staged.recorded_runs(),
         }
     }
 
