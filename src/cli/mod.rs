@@ -2,6 +2,7 @@
 //! file; they all return an [`Outcome`] so exit codes mean the same everywhere.
 
 mod bump;
+mod checkout;
 mod completion;
 mod document;
 mod exit_code;

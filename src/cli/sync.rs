@@ -2,8 +2,6 @@
 //! render each selected application from the source, then hand over to the
 //! reconciler's engine (the same functions `relbot serve` calls).
 
-use std::path::Path;
-
 use clap::Args;
 use relbot::cluster::client::{ClusterTarget, ReadOnlyCluster, locate};
 use relbot::cluster::destination::Destinations;
@@ -20,6 +18,7 @@ use relbot::sync::settings::{RunSettings, SyncSettings};
 use relbot::sync::status;
 use serde::Serialize;
 
+use super::checkout;
 use super::document::{PlanDocument, ResultDocument};
 use super::exit_code::{plans_exit_code, results_exit_code};
 use super::first_sync;
@@ -155,7 +154,7 @@ fn load_desired(global: &GlobalArgs, args: &SyncArgs) -> Result<Desired, Outcome
         applications.push(desired);
     }
     Ok(Desired {
-        revision: revision_of(&root),
+        revision: checkout::revision_of(&root),
         plain_folder,
         config,
         applications,
@@ -179,13 +178,6 @@ fn unsynced_folder(source: &folder::Source) -> String {
         app.name,
         app.namespace.as_deref().unwrap_or("default"),
     )
-}
-
-/// The commit the source directory is at, when it is a git checkout.
-fn revision_of(root: &Path) -> Option<String> {
-    let repo = git2::Repository::discover(root).ok()?;
-    let head = repo.head().ok()?.peel_to_commit().ok()?;
-    Some(head.id().to_string())
 }
 
 fn print_document<T: Serialize>(format: OutputFormat, value: &T) {

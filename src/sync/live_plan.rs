@@ -341,8 +341,10 @@ pub async fn plan_application(
         .collect();
     // Classify every desired object.
     let mut schema_checked = SchemaTally::default();
-    let mut changes = Vec::new();
-    let mut objects = Vec::new();
+    // Sized once: at 5,000 objects a doubling vector would hold up to twice
+    // the plan's entries, and both buffers while it grows.
+    let mut changes = Vec::with_capacity(resolved.len());
+    let mut objects = Vec::with_capacity(resolved.len());
     let mut kinds = BTreeSet::new();
     for r in resolved {
         kinds.insert(kind_id(&r.kind));
@@ -615,6 +617,8 @@ pub async fn plan_application(
             notes.push(message);
         }
     }
+    changes.reserve_exact(prunes.len());
+    objects.reserve_exact(prunes.len());
     for (_, change, object) in prunes {
         changes.push(change);
         objects.push(object);
