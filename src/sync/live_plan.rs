@@ -110,7 +110,6 @@ fn uid(object: &Value) -> Option<&str> {
 /// health reads spec and status, prune and re-create read the uid and
 /// annotations).
 struct Listed {
-    key: ObjectKey,
     /// None for an unchanged object.
     object: Option<Value>,
     /// An unchanged object's health.
@@ -119,17 +118,16 @@ struct Listed {
 
 impl Listed {
     fn judge(
-        key: ObjectKey,
+        key: &ObjectKey,
         mut object: Value,
         wanted: &HashMap<&ObjectKey, &DesiredBody>,
         rules: &HealthRules,
     ) -> Self {
         let unchanged = wanted
-            .get(&key)
+            .get(key)
             .is_some_and(|desired| is_unchanged(&object, desired));
         if unchanged {
             return Listed {
-                key,
                 health: Some(health::assess_with(&object, rules)),
                 object: None,
             };
@@ -138,12 +136,14 @@ impl Listed {
             metadata.remove("managedFields");
         }
         Listed {
-            key,
             object: Some(object),
             health: None,
         }
     }
 }
+
+/// One kind's label-selected list: the application's objects of that kind.
+type KindListed = Result<Vec<(ObjectKey, Listed)>, ApiFailure>;
 
 /// A desired object once its kind is known: the rendered object itself has
 /// become the body to apply (moved, not copied).
@@ -198,7 +198,7 @@ pub async fn plan_application(
         }
     }
 
-    let mut resolved = Vec::new();
+    let mut resolved = Vec::with_capacity(manifests.len());
     for manifest in manifests {
         let Some(kind) = index
             .resolve(manifest.group(), manifest.version(), manifest.kind())
@@ -273,36 +273,48 @@ pub async fn plan_application(
     let selector = inventory::selector(&app.name);
     let wanted: HashMap<&ObjectKey, &DesiredBody> =
         resolved.iter().map(|r| (&r.key, &r.desired)).collect();
-    let listed: Vec<(ResolvedKind, Result<Vec<Listed>, ApiFailure>)> =
-        stream::iter(list_kinds.values().cloned())
-            .map(|kind| {
-                let selector = selector.clone();
-                let wanted = &wanted;
-                async move {
-                    // Each item is judged and trimmed as its page arrives,
-                    // so the whole list is never held with managedFields.
-                    let items = cluster
-                        .list_mapped(&kind, None, Some(&selector), ListFrom::WatchCache, |item| {
-                            let key = live_key(&item);
-                            (ownership(&app.name, options.installation, &key, &item)
-                                == Ownership::Ours)
-                                .then(|| Listed::judge(key, item, wanted, options.health_rules))
-                        })
-                        .await;
-                    (kind, items)
-                }
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-    let mut owned: HashMap<ObjectKey, (ResolvedKind, Listed)> = HashMap::new();
+    let listed: Vec<(ResolvedKind, KindListed)> = stream::iter(list_kinds.values().cloned())
+        .map(|kind| {
+            let selector = selector.clone();
+            let wanted = &wanted;
+            async move {
+                // Each item is judged and trimmed as its page arrives,
+                // so the whole list is never held with managedFields.
+                let items = cluster
+                    .list_mapped(&kind, None, Some(&selector), ListFrom::WatchCache, |item| {
+                        let key = live_key(&item);
+                        (ownership(&app.name, options.installation, &key, &item) == Ownership::Ours)
+                            .then(|| {
+                                let listed =
+                                    Listed::judge(&key, item, wanted, options.health_rules);
+                                (key, listed)
+                            })
+                    })
+                    .await;
+                (kind, items)
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    // Each listed object names its kind by its place in `listed_kinds`: at
+    // 5,000 objects a copy of the kind each would be megabytes.
+    let listed_count = listed
+        .iter()
+        .map(|(_, items)| items.as_ref().map_or(0, Vec::len))
+        .sum();
+    let mut owned: HashMap<ObjectKey, (usize, Listed)> = HashMap::with_capacity(listed_count);
+    let mut listed_kinds = Vec::with_capacity(listed.len());
     let mut list_failed = false;
     for (kind, items) in listed {
         match items {
             Ok(items) => {
-                for item in items {
-                    owned.insert(item.key.clone(), (kind.clone(), item));
-                }
+                owned.extend(
+                    items
+                        .into_iter()
+                        .map(|(key, item)| (key, (listed_kinds.len(), item))),
+                );
+                listed_kinds.push(kind);
             }
             Err(failure) => {
                 list_failed = true;
@@ -560,8 +572,12 @@ pub async fn plan_application(
     let total_owned = owned.len() + changes.iter().filter(|c| objects_live(c)).count();
     // Every object left is live (only desired objects are judged unchanged).
     let mut prunes: Vec<(SyncOrder, Change, PlannedObject)> = owned
-        .into_values()
-        .filter_map(|(kind, Listed { key, object, .. })| object.map(|live| (kind, key, live)))
+        .into_iter()
+        .filter_map(|(key, (slot, listed))| {
+            listed
+                .object
+                .map(|live| (listed_kinds[slot].clone(), key, live))
+        })
         .map(|(kind, key, live)| {
             let as_manifest = Manifest {
                 object: live.clone(),
