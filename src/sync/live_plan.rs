@@ -298,7 +298,7 @@ pub async fn plan_application(
         .collect()
         .await;
     // Each listed object names its kind by its place in `listed_kinds`: at
-    // 5,000 objects a copy of the kind each would be megabytes.
+    // 5,000 objects a copy of the kind for each would be over a megabyte.
     let listed_count = listed
         .iter()
         .map(|(_, items)| items.as_ref().map_or(0, Vec::len))
