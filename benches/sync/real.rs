@@ -10,11 +10,13 @@
 //! Services and 100 Deployments in 100 files), each in a fresh namespace:
 //! `relbot sync` (the CLI binary, as a user runs it), `kubectl apply
 //! --server-side` of the same files, and the server's floor (relbot's very
-//! apply requests from a bare client over 8 keep-alive connections). Then the
-//! no-op re-check and one changed object, and the peak RSS of a no-op re-check
-//! of 5,000 objects. Each figure is the median of several rounds
-//! (`RELBOT_BENCH_RUNS`, default 3); rounds interleave the three clients so
-//! drift of the machine touches all alike. Times are printed, never asserted.
+//! apply requests from a bare client over 8 keep-alive connections), and
+//! how relbot's full sync splits into its plan (every object dry-run) and
+//! its applies. Then the no-op re-check and one changed object, and the
+//! peak RSS of a no-op re-check of 5,000 objects. Each figure is the
+//! median of several rounds (`RELBOT_BENCH_RUNS`, default 3); rounds
+//! interleave the three clients so drift of the machine touches all alike.
+//! Times are printed, never asserted.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -133,6 +135,9 @@ struct CliRun {
     requests: u64,
     writes: u64,
     peak_rss_kib: i64,
+    /// relbot's own timings: the plan (with every dry-run) and the applies.
+    plan: Duration,
+    apply: Duration,
 }
 
 fn median(values: &mut [Duration]) -> Duration {
@@ -225,6 +230,18 @@ impl Bench {
             );
         };
         line("relbot sync (full)", &full, &full_runs);
+        // Where the full sync's time goes: the plan is mostly the dry-run
+        // of every object (nothing is written before all are validated),
+        // the applies are the floor's very requests.
+        let mut plans: Vec<Duration> = full_runs.iter().map(|r| r.plan).collect();
+        let mut applies: Vec<Duration> = full_runs.iter().map(|r| r.apply).collect();
+        let apply_m = median(&mut applies);
+        println!(
+            "  of which: plan with every dry-run {}, applies {} ({:.2}x the floor's)",
+            secs(median(&mut plans)),
+            secs(apply_m),
+            apply_m.as_secs_f64() / floor_m.as_secs_f64()
+        );
         if kubectl.is_empty() {
             println!("{:<44} {:>9}", "kubectl apply --server-side", "failed");
         } else {
@@ -418,12 +435,16 @@ impl Bench {
         }
         let requests = &doc["applications"][0]["requests"];
         let count = |k: &str| requests[k].as_u64().unwrap_or(0);
+        let timings = &doc["applications"][0]["timings"];
+        let ms = |k: &str| Duration::from_millis(timings[k].as_u64().unwrap_or(0));
         CliRun {
             wall,
             exit,
             requests: count("reads") + count("dry_runs") + count("writes"),
             writes: count("writes"),
             peak_rss_kib,
+            plan: ms("planMs"),
+            apply: ms("applyMs"),
         }
     }
 
