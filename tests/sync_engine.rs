@@ -226,6 +226,29 @@ async fn dry_run_on_an_empty_cluster_reports_the_sync_errors_for_a_cr_of_a_new_c
     tc.cleanup().await;
 }
 
+/// A create would keep two entries with one key; the apply that writes the
+/// object refuses them, so the dry-run must too.
+#[tokio::test]
+async fn dry_run_of_a_new_object_refuses_duplicate_list_keys_as_the_apply_does() {
+    let tc = TestCluster::acquire("engine-dry-duplicates").await;
+    let ns = tc.namespace().to_string();
+    let mut web = deployment_of(&ns, "nginx");
+    web["spec"]["template"]["spec"]["containers"][0]["ports"] =
+        json!([{"containerPort": 8080}, {"containerPort": 8080}]);
+    let want = desired(&tc, &[(config_map(&ns, "settings", "0"), 20), (web, 30)]);
+    assert_dry_run_tells_what_the_sync_hits(
+        &tc,
+        &want,
+        &[
+            "apps/shop/all.yaml:30",
+            "duplicate entries for key [containerPort=8080,protocol=\"TCP\"]",
+        ],
+    )
+    .await;
+    assert!(!config_map_exists(&tc, &ns, "settings").await);
+    tc.cleanup().await;
+}
+
 /// A ChangeSet as JSON with the test's namespace and application name
 /// replaced, so runs in two namespaces compare.
 fn normalised(changes: &ChangeSet, ns: &str) -> Value {

@@ -459,7 +459,8 @@ impl ReadOnlyCluster {
             .await
     }
 
-    /// A create as `relbot`; a dry run stores nothing.
+    /// A create as `relbot`, strictly validated like its applies; a dry run
+    /// stores nothing.
     async fn create_as_relbot(
         &self,
         kind: &ResolvedKind,
@@ -473,8 +474,10 @@ impl ReadOnlyCluster {
             field_manager: Some(FIELD_MANAGER.into()),
         };
         let data = serde_json::to_vec(body).map_err(|e| bad_request(e.to_string()))?;
-        self.send(Request::new(kind.collection_path(namespace)).create(&params, data))
-            .await
+        let request = Request::new(kind.collection_path(namespace))
+            .create(&params, data)
+            .map(strictly_validated);
+        self.send(request).await
     }
 
     /// Counts a request that changes the cluster, or would (a dry run).
@@ -511,6 +514,18 @@ impl ReadOnlyCluster {
             .await
             .map_err(ApiFailure::from_kube)
     }
+}
+
+/// `fieldValidation=Strict` on a request whose parameters cannot say it
+/// (kube's `PostParams`): a field the server does not know is an error, not
+/// silently dropped.
+fn strictly_validated(mut request: http::Request<Vec<u8>>) -> http::Request<Vec<u8>> {
+    let uri = request.uri().to_string();
+    let separator = if uri.contains('?') { '&' } else { '?' };
+    if let Ok(strict) = format!("{uri}{separator}fieldValidation=Strict").parse() {
+        *request.uri_mut() = strict;
+    }
+    request
 }
 
 fn request_error(e: kube::core::request::Error) -> ApiFailure {

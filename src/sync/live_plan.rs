@@ -17,6 +17,9 @@ use futures::{StreamExt, stream};
 use serde_json::Value;
 
 mod existing;
+mod new_object;
+
+use new_object::STAND_IN_NAMESPACE;
 
 use super::crd_schema::{CrdSchemas, SchemaTally};
 use super::diff::object_diff;
@@ -483,16 +486,17 @@ pub async fn plan_application(
                 .namespace
                 .as_ref()
                 .filter(|ns| creating_namespaces.contains(*ns));
+            let creates = changes[i].action == Action::Create;
             async move {
+                let (kind, namespace, name) = (&object.kind, key.namespace.as_deref(), &key.name);
                 let result = match in_new_namespace {
-                    None => {
-                        cluster
-                            .dry_run_apply(&object.kind, key.namespace.as_deref(), &key.name, body)
-                            .await
-                    }
                     Some(namespace) => {
-                        dry_run_in_stand_in(cluster, &object.kind, namespace, &key.name, body).await
+                        new_object::dry_run_in_stand_in(cluster, kind, namespace, name, body).await
                     }
+                    None if creates => {
+                        new_object::dry_run(cluster, kind, namespace, name, body).await
+                    }
+                    None => cluster.dry_run_apply(kind, namespace, name, body).await,
                 };
                 (i, result)
             }
@@ -663,28 +667,4 @@ fn objects_live(change: &Change) -> bool {
         change.reason,
         Reason::InSync | Reason::ChangedInGit | Reason::Drift
     )
-}
-
-/// The namespace every cluster has, where objects bound for a namespace that
-/// does not exist yet are dry-run: the server checks the same schema and
-/// admission there, and a dry-run stores nothing. (Argo CD skips these and
-/// its dry-run passes what the sync then fails: argo-cd#21660.)
-const STAND_IN_NAMESPACE: &str = "default";
-
-/// A dry-run of an object whose namespace this plan creates, in
-/// [`STAND_IN_NAMESPACE`]; the answer is moved back to the namespace it is for.
-async fn dry_run_in_stand_in(
-    cluster: &ReadOnlyCluster,
-    kind: &ResolvedKind,
-    namespace: &str,
-    name: &str,
-    body: &Value,
-) -> Result<Value, ApiFailure> {
-    let mut moved = body.clone();
-    moved["metadata"]["namespace"] = STAND_IN_NAMESPACE.into();
-    let mut after = cluster
-        .dry_run_apply(kind, Some(STAND_IN_NAMESPACE), name, &moved)
-        .await?;
-    after["metadata"]["namespace"] = namespace.into();
-    Ok(after)
 }

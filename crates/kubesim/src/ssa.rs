@@ -263,6 +263,50 @@ fn walk(v: &Value, path: &mut Path, schema: Schema<'_>, out: &mut FieldSet) {
     }
 }
 
+/// Keyed-list entries of an apply configuration that share a key, in the
+/// real server's words (`.spec.template.spec.containers[name="web"].ports:
+/// duplicate entries for key [containerPort=80,protocol="TCP"]`). The server
+/// refuses such a configuration; a create or update keeps both entries.
+pub fn duplicate_keys(cfg: &Value, schema: Schema<'_>) -> Vec<String> {
+    fn visit(v: &Value, path: &mut Path, schema: Schema<'_>, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                // In field-name order, as the server reports them.
+                let mut fields: Vec<_> = m.iter().collect();
+                fields.sort_unstable_by_key(|(k, _)| *k);
+                for (k, cv) in fields {
+                    path.push(Pe::Field(k.clone()));
+                    visit(cv, path, schema, out);
+                    path.pop();
+                }
+            }
+            Value::Array(items) => {
+                let ListType::Map(keys) = list_type(schema, path) else {
+                    return;
+                };
+                let mut seen = BTreeSet::new();
+                for item in items {
+                    let key = item_key(item, &keys);
+                    if !seen.insert(key.clone()) {
+                        let shown = path_string(&[Pe::Key(key.clone())]);
+                        out.push(format!(
+                            "{}: duplicate entries for key {shown}",
+                            path_string(path)
+                        ));
+                    }
+                    path.push(Pe::Key(key));
+                    visit(item, path, schema, out);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    visit(cfg, &mut Vec::new(), schema, &mut out);
+    out
+}
+
 /// The value at `path`, if present.
 pub fn get<'a>(v: &'a Value, path: &[Pe]) -> Option<&'a Value> {
     let mut cur = v;

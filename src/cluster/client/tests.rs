@@ -30,3 +30,15 @@ fn the_status_is_said_without_an_empty_reason() {
         "bad (422 Invalid)"
     );
 }
+
+#[test]
+fn a_create_asks_for_strict_field_validation() {
+    let request = |uri: &str| http::Request::post(uri).body(Vec::new()).expect("request");
+    let strict = super::strictly_validated(request("/api/v1/namespaces/a/pods?dryRun=All"));
+    assert_eq!(
+        strict.uri(),
+        "/api/v1/namespaces/a/pods?dryRun=All&fieldValidation=Strict"
+    );
+    let strict = super::strictly_validated(request("/api/v1/namespaces"));
+    assert_eq!(strict.uri(), "/api/v1/namespaces?fieldValidation=Strict");
+}

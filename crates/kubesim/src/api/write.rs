@@ -248,6 +248,18 @@ pub fn apply(sim: &Sim, t: &Target, w: &Writer, cfg: Value) -> ApiResult<Reply> 
         cfg["metadata"]["name"].as_str().unwrap_or_default()
     );
     let mut cfg = ssa::strip_nulls(&cfg);
+    let duplicates = ssa::duplicate_keys(&cfg, t.res.ssa_schema());
+    if !duplicates.is_empty() {
+        // structured-merge-diff's words: one error alone, or "errors:" and a list.
+        let errors = match duplicates.as_slice() {
+            [one] => one.clone(),
+            many => format!("errors:\n  {}", many.join("\n  ")),
+        };
+        return Err(ApiError::plain_500(format!(
+            "failed to create typed patch object ({ident}; {}/{}, Kind={}): {errors}",
+            t.res.group, t.res.version, t.res.kind
+        )));
+    }
     let sub = t.sub.as_deref();
     if let Some(m) = cfg["metadata"].as_object_mut() {
         for k in [

@@ -403,3 +403,45 @@ async fn a_container_dropped_from_the_apply_config_is_removed() {
     assert!(!d.metadata.labels.unwrap().contains_key("extra"));
     tc.cleanup().await;
 }
+
+#[tokio::test]
+async fn apply_refuses_duplicate_keys_in_a_keyed_list_that_a_create_keeps() {
+    let tc = TestCluster::acquire("ssa-duplicates").await;
+    let c = tc.client();
+    let ns = tc.namespace();
+    let mut body = deployment("dup", "nginx", Some(1));
+    body["spec"]["template"]["spec"]["containers"][0]["ports"] =
+        json!([{"containerPort": 80}, {"containerPort": 80, "protocol": "TCP"}]);
+    body["spec"]["template"]["spec"]["containers"][0]["env"] =
+        json!([{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]);
+    let path = apply_path(ns, "deployments", "dup", "apps/v1");
+    let url = format!("{path}?fieldManager=relbot&dryRun=All&fieldValidation=Strict");
+    let (code, s) = raw(
+        &c,
+        "PATCH",
+        &url,
+        "application/apply-patch+yaml",
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(code, 500, "{s}");
+    let container = body["spec"]["template"]["spec"]["containers"][0]["name"]
+        .as_str()
+        .expect("a container name");
+    assert_eq!(
+        s["message"],
+        format!(
+            "failed to create typed patch object ({ns}/dup; apps/v1, Kind=Deployment): errors:\n  \
+             .spec.template.spec.containers[name=\"{container}\"].env: duplicate entries for key [name=\"A\"]\n  \
+             .spec.template.spec.containers[name=\"{container}\"].ports: duplicate entries for key [containerPort=80,protocol=\"TCP\"]"
+        )
+    );
+    // A create takes the same object, warning about both lists.
+    let create = format!(
+        "/apis/apps/v1/namespaces/{ns}/deployments?fieldManager=relbot&dryRun=All&fieldValidation=Strict"
+    );
+    let reply =
+        crate::common::raw_text(&c, "POST", &create, "application/json", &body.to_string()).await;
+    assert_eq!(reply.code, 201, "{}", reply.body);
+    tc.cleanup().await;
+}
