@@ -5,32 +5,67 @@
 //! start alone adds 4–5 MiB to the peak memory of a `relbot sync`, about a
 //! tenth of it. Without `git` on the PATH, libgit2 answers instead.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 
 /// The commit `root` is at, when it is inside a git checkout with a commit.
+#[cfg(test)]
 pub fn revision_of(root: &Path) -> Option<String> {
-    revision_with("git", root)
+    ask_revision(root).answer()
 }
 
-/// [`revision_of`] with the `git` program to ask (a test names one that
+/// Starts asking which commit `root` is at; [`RevisionQuery::answer`]
+/// collects the answer. `git` takes a few tens of milliseconds to start,
+/// which the caller spends rendering.
+pub fn ask_revision(root: &Path) -> RevisionQuery {
+    ask_with("git", root)
+}
+
+/// [`ask_revision`] with the `git` program to ask (a test names one that
 /// does not exist to reach the libgit2 path).
-fn revision_with(git: &str, root: &Path) -> Option<String> {
-    let asked = Command::new(git)
+fn ask_with(git: &str, root: &Path) -> RevisionQuery {
+    let started = Command::new(git)
         .arg("-C")
         .arg(root)
         .args(["rev-parse", "--verify", "--quiet", "HEAD^{commit}"])
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .output();
-    match asked {
-        Ok(output) if output.status.success() => {
-            let id = String::from_utf8(output.stdout).ok()?;
-            Some(id.trim().to_string()).filter(|id| !id.is_empty())
+        .spawn();
+    RevisionQuery {
+        root: root.to_path_buf(),
+        git: started.ok(),
+    }
+}
+
+/// A revision being looked up (see [`ask_revision`]).
+pub struct RevisionQuery {
+    root: PathBuf,
+    /// `None` when `git` could not be started.
+    git: Option<Child>,
+}
+
+impl RevisionQuery {
+    pub fn answer(mut self) -> Option<String> {
+        let Some(mut git) = self.git.take() else {
+            return revision_from_libgit2(&self.root);
+        };
+        let mut id = String::new();
+        let read = git.stdout.take().map(|mut out| out.read_to_string(&mut id));
+        // Not a checkout, or one without a commit yet, when git says no.
+        let succeeded = git.wait().is_ok_and(|status| status.success());
+        let id = id.trim();
+        (succeeded && matches!(read, Some(Ok(_))) && !id.is_empty()).then(|| id.to_string())
+    }
+}
+
+impl Drop for RevisionQuery {
+    /// An answer nobody waited for (the render failed): reap `git`.
+    fn drop(&mut self) {
+        if let Some(git) = self.git.as_mut() {
+            let _ = git.wait();
         }
-        // Not a checkout, or one without a commit yet.
-        Ok(_) => None,
-        Err(_) => revision_from_libgit2(root),
     }
 }
 
@@ -77,7 +112,9 @@ mod tests {
     fn without_git_installed_libgit2_names_the_same_commit() {
         let (dir, id) = checkout_with_a_commit();
         assert_eq!(
-            revision_with("relbot-test-no-such-git", dir.path()).as_deref(),
+            ask_with("relbot-test-no-such-git", dir.path())
+                .answer()
+                .as_deref(),
             Some(id.as_str())
         );
     }
@@ -89,6 +126,9 @@ mod tests {
         let fresh = tempfile::tempdir().expect("temp dir");
         git2::Repository::init(fresh.path()).expect("init");
         assert_eq!(revision_of(fresh.path()), None);
-        assert_eq!(revision_with("relbot-test-no-such-git", fresh.path()), None);
+        assert_eq!(
+            ask_with("relbot-test-no-such-git", fresh.path()).answer(),
+            None
+        );
     }
 }

@@ -141,6 +141,7 @@ fn load_desired(global: &GlobalArgs, args: &SyncArgs) -> Result<Desired, Outcome
             )));
         }
     }
+    let revision = checkout::ask_revision(&root);
     let rendered = match relbot::source::load_desired(&root, &config.config) {
         Ok(rendered) => rendered,
         Err(e) => {
@@ -159,7 +160,7 @@ fn load_desired(global: &GlobalArgs, args: &SyncArgs) -> Result<Desired, Outcome
         applications.push(desired);
     }
     Ok(Desired {
-        revision: checkout::revision_of(&root),
+        revision: revision.answer(),
         plain_folder,
         config,
         applications,
@@ -232,21 +233,55 @@ fn prepare(global: &GlobalArgs, args: &SyncArgs) -> Result<Prepared, Outcome> {
     })
 }
 
+/// Renders (on a helper thread) while `connect` reaches the cluster: each
+/// takes tens of milliseconds and neither needs the other. A render that
+/// fails is reported as it fails, whatever the cluster is doing, and the
+/// cluster's answer is then dropped unread.
+fn prepare_while<T>(
+    global: &GlobalArgs,
+    args: &SyncArgs,
+    runtime: &tokio::runtime::Runtime,
+    connect: impl Future<Output = T>,
+) -> Result<(Prepared, T), Outcome> {
+    std::thread::scope(|scope| {
+        let (done, mut rendered) = tokio::sync::oneshot::channel();
+        scope.spawn(move || {
+            let _ = done.send(prepare(global, args));
+        });
+        runtime.block_on(async {
+            let mut connect = std::pin::pin!(connect);
+            let connected = tokio::select! {
+                prepared = &mut rendered => {
+                    let prepared = prepared.expect("the render thread answers")?;
+                    return Ok((prepared, connect.await));
+                }
+                connected = &mut connect => connected,
+            };
+            let prepared = rendered.await.expect("the render thread answers")?;
+            Ok((prepared, connected))
+        })
+    })
+}
+
 pub fn run_sync(global: &GlobalArgs, args: SyncArgs) -> Outcome {
     if args.dry_run {
         return run_plan(global, &args);
     }
+    let runtime = runtime();
+    let cluster = target(&args);
+    let connect = engine::connect_for_sync(&cluster);
+    let (prepared, connected) = match prepare_while(global, &args, &runtime, connect) {
+        Ok(both) => both,
+        Err(outcome) => return outcome,
+    };
     let Prepared {
         desired,
         settings,
         style,
         shown,
-    } = match prepare(global, &args) {
-        Ok(p) => p,
-        Err(outcome) => return outcome,
-    };
-    runtime().block_on(async {
-        let manager = match engine::connect_for_sync(&target(&args)).await {
+    } = prepared;
+    runtime.block_on(async {
+        let manager = match connected {
             Ok(m) => m,
             Err(e) => {
                 return fail(format!(
@@ -314,20 +349,9 @@ pub fn run_diff(global: &GlobalArgs, mut args: DiffArgs) -> Outcome {
 
 /// `sync --dry-run` and `diff`: plan only, through a handle that cannot write.
 fn run_plan(global: &GlobalArgs, args: &SyncArgs) -> Outcome {
-    let Prepared {
-        desired,
-        settings,
-        style,
-        shown,
-    } = match prepare(global, args) {
-        Ok(p) => p,
-        Err(outcome) => return outcome,
-    };
-    runtime().block_on(async {
-        let plan_target = match engine::open_for_plan(&target(args)).await {
-            Ok(t) => t,
-            Err(e) => return fail(e),
-        };
+    let runtime = runtime();
+    let connect = async {
+        let plan_target = engine::open_for_plan(&target(args)).await?;
         if let engine::PlanTarget::Offline { reason } = &plan_target {
             tracing::info!(%reason, "planning offline");
         }
@@ -335,8 +359,22 @@ fn run_plan(global: &GlobalArgs, args: &SyncArgs) -> Outcome {
             engine::PlanTarget::Live(cluster) => Some(Destinations::new(cluster.clone())),
             engine::PlanTarget::Offline { .. } => None,
         };
-        let home_manager = match ResourceManager::read_only(plan_target).await {
-            Ok(m) => m,
+        let manager = ResourceManager::read_only(plan_target).await?;
+        Ok::<_, engine::EngineError>((manager, destinations))
+    };
+    let (prepared, connected) = match prepare_while(global, args, &runtime, connect) {
+        Ok(both) => both,
+        Err(outcome) => return outcome,
+    };
+    let Prepared {
+        desired,
+        settings,
+        style,
+        shown,
+    } = prepared;
+    runtime.block_on(async {
+        let (home_manager, destinations) = match connected {
+            Ok(connected) => connected,
             Err(e) => return fail(e),
         };
         let mut fleet = Fleet::read_only(&home_manager, destinations.as_ref());
