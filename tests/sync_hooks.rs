@@ -390,7 +390,27 @@ async fn a_failed_presync_hook_writes_nothing_else_and_runs_the_sync_fail_hooks(
 
 #[tokio::test]
 async fn a_hook_the_server_would_refuse_is_a_dry_run_error_and_nothing_is_written() {
-    let tc = TestCluster::acquire_with("hooks-invalid", controllers()).await;
+    // A retry limit that is not a number: the server refuses the Job.
+    assert_hook_refused("hooks-invalid", |job| {
+        job["spec"]["backoffLimit"] = json!("none")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_hook_with_a_field_the_server_does_not_know_is_refused_not_stripped() {
+    let errors = assert_hook_refused("hooks-unknown", |job| {
+        job["spec"]["template"]["spec"]["containers"][0]["imagePullPolcy"] = json!("Always")
+    })
+    .await;
+    assert!(errors.contains("imagePullPolcy"), "{errors}");
+}
+
+/// Syncs a PreSync hook broken by `break_it` and a ConfigMap: the run fails
+/// on the hook's dry-run, naming its file:line, and writes nothing. The
+/// run's errors, for more checks.
+async fn assert_hook_refused(label: &str, break_it: impl Fn(&mut Value)) -> String {
+    let tc = TestCluster::acquire_with(label, controllers()).await;
     let ns = tc.namespace().to_string();
     let mut broken = job(
         &ns,
@@ -398,8 +418,7 @@ async fn a_hook_the_server_would_refuse_is_a_dry_run_error_and_nothing_is_writte
         "registry.example/migrate:1",
         json!({"argocd.argoproj.io/hook": "PreSync"}),
     );
-    // A retry limit that is not a number: the server refuses the Job.
-    broken.object["spec"]["backoffLimit"] = json!("none");
+    break_it(&mut broken.object);
     let manifests = vec![broken, config_map(&ns, "one")];
     let (result, _) = sync(&tc, &manifests).await;
     assert_eq!(result.phase, RunPhase::Failed, "{result:#?}");
@@ -417,4 +436,5 @@ async fn a_hook_the_server_would_refuse_is_a_dry_run_error_and_nothing_is_writte
     let config_maps: kube::Api<ConfigMap> = kube::Api::namespaced(tc.client(), &ns);
     assert!(config_maps.get_opt("settings").await.unwrap().is_none());
     tc.cleanup().await;
+    errors
 }
