@@ -53,7 +53,7 @@ fn main() {
     }
     if real::wanted(&args) {
         relbot::tls::init();
-        real::run();
+        real::run(args.iter().any(|a| a == "--requests"));
         return;
     }
     let sizes: Vec<usize> = args.iter().filter_map(|a| a.parse().ok()).collect();

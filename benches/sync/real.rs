@@ -32,6 +32,9 @@ use relbot::manifest::{Manifest, Origin};
 use relbot::sync::inventory::desired_body;
 use serde_json::{Value, json};
 
+#[path = "request_costs.rs"]
+mod request_costs;
+
 /// Objects per file: 8 ConfigMaps, a Service and a Deployment.
 const PER_FILE: usize = 10;
 
@@ -60,7 +63,9 @@ impl Server {
     }
 }
 
-pub fn run() {
+/// The benchmark; with `requests_only`, what each kind of request costs
+/// the server instead ([`request_costs`]).
+pub fn run(requests_only: bool) {
     let runs: usize = std::env::var("RELBOT_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -115,7 +120,15 @@ pub fn run() {
             work: tempfile::tempdir().expect("temp dir"),
             tag: format!("{:x}", std::process::id()),
         };
-        bench.all(runs, &version).await;
+        if requests_only {
+            let pids = match &server {
+                Server::Started(cp) => cp.server_process_ids(),
+                Server::Given(_) => Vec::new(),
+            };
+            bench.request_costs(runs, &version, &pids).await;
+        } else {
+            bench.all(runs, &version).await;
+        }
     });
     drop(server);
 }
@@ -448,10 +461,9 @@ impl Bench {
         }
     }
 
-    /// The floor: relbot's apply requests for the same objects (bodies,
-    /// labels, annotations, strict field validation, force) from a bare
-    /// client, 8 in flight, nothing else done.
-    async fn floor(&self, dir: &Path, ns: &str) -> (Duration, usize) {
+    /// relbot's apply bodies for the objects of `dir` in `ns`, in relbot's
+    /// order (ConfigMaps, Services, then Deployments), each with its kind.
+    fn bodies(&self, dir: &Path, ns: &str) -> Vec<(String, Value)> {
         let app: Application =
             serde_saphyr::from_str(&format!("name: {ns}\npath: .\nnamespace: {ns}\n"))
                 .expect("application");
@@ -481,10 +493,17 @@ impl Bench {
         // Deployments), so the controllers' work on Deployments starts at the
         // same point of both runs.
         relbot::source::order::sort_manifests(&mut manifests);
-        let bodies: Vec<(String, Value)> = manifests
+        manifests
             .iter()
             .map(|m| (m.kind().to_string(), desired_body(m, &app, "relbot").body))
-            .collect();
+            .collect()
+    }
+
+    /// The floor: relbot's apply requests for the same objects (bodies,
+    /// labels, annotations, strict field validation, force) from a bare
+    /// client, 8 in flight, nothing else done.
+    async fn floor(&self, dir: &Path, ns: &str) -> (Duration, usize) {
+        let bodies = self.bodies(dir, ns);
         let mut params = PatchParams::apply("relbot").force();
         params.field_validation = Some(kube::api::ValidationDirective::Strict);
         let sent = bodies.len();

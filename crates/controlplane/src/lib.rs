@@ -308,6 +308,15 @@ impl ControlPlane {
         .find_map(Child::exited)
     }
 
+    /// The process ids of kube-apiserver and etcd (for a benchmark that
+    /// reads what they spent from `/proc`).
+    pub fn server_process_ids(&self) -> Vec<(&'static str, u32)> {
+        [("kube-apiserver", &self.apiserver), ("etcd", &self.etcd)]
+            .into_iter()
+            .filter_map(|(name, child)| child.as_ref().map(|c| (name, c.id())))
+            .collect()
+    }
+
     /// The folder with data, certificates and each process's log.
     pub fn dir(&self) -> &Path {
         &self.dir

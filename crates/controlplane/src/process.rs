@@ -13,6 +13,11 @@ pub struct Child {
 }
 
 impl Child {
+    /// The operating system's id of the process.
+    pub fn id(&self) -> u32 {
+        self.inner.id()
+    }
+
     pub fn spawn(program: &Path, dir: &Path, name: &str, args: &[&str]) -> Result<Self, String> {
         let log = std::fs::File::create(dir.join(format!("{name}.log")))
             .map_err(|e| format!("{name}.log: {e}"))?;

@@ -431,7 +431,8 @@ async fn apply_refuses_duplicate_keys_in_a_keyed_list_that_a_create_keeps() {
     assert_eq!(
         s["message"],
         format!(
-            "failed to create typed patch object ({ns}/dup; apps/v1, Kind=Deployment): errors:\n  \
+            // Named from the configuration, which names no namespace.
+            "failed to create typed patch object (/dup; apps/v1, Kind=Deployment): errors:\n  \
              .spec.template.spec.containers[name=\"{container}\"].env: duplicate entries for key [name=\"A\"]\n  \
              .spec.template.spec.containers[name=\"{container}\"].ports: duplicate entries for key [containerPort=80,protocol=\"TCP\"]"
         )
