@@ -16,7 +16,9 @@
 //! peak RSS of a no-op re-check of 5,000 objects. Each figure is the
 //! median of several rounds (`RELBOT_BENCH_RUNS`, default 3); rounds
 //! interleave the three clients so drift of the machine touches all alike.
-//! Times are printed, never asserted.
+//! Times are printed, never asserted. With `--requests`, it prints instead
+//! what each kind of request a full sync sends costs the server
+//! (`request_costs.rs`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

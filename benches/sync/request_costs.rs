@@ -85,8 +85,11 @@ impl Bench {
         println!(
             "what each request of a full sync costs the API server ({version}): 1,000 objects, {FLOOR_CONCURRENCY} in flight, medians of {runs} rounds"
         );
-        let names: Vec<&str> = pids.iter().map(|(name, _)| *name).collect();
-        println!("{:<52} {:>9}  {}", "request", "wall", names.join(" CPU  "));
+        let columns: String = pids
+            .iter()
+            .map(|(name, _)| format!("{:>20}", format!("{name} CPU")))
+            .collect();
+        println!("{:<52} {:>9}{columns}", "request", "wall");
         let mut walls = vec![Vec::new(); Probe::ALL.len()];
         let mut cpu = vec![vec![Vec::new(); pids.len()]; Probe::ALL.len()];
         for round in 0..runs {
@@ -126,15 +129,14 @@ impl Bench {
             }
         }
         for (i, probe) in Probe::ALL.into_iter().enumerate() {
-            let spent: Vec<String> = cpu[i]
+            let spent: String = cpu[i]
                 .iter_mut()
-                .map(|values| format!("{:>8.2} s", median(values).as_secs_f64()))
+                .map(|values| format!("{:>18.2} s", median(values).as_secs_f64()))
                 .collect();
             println!(
-                "{:<52} {:>7.2} s  {}",
+                "{:<52} {:>7.2} s{spent}",
                 probe.label(),
                 median(&mut walls[i]).as_secs_f64(),
-                spent.join("   ")
             );
         }
         if pids.is_empty() {
