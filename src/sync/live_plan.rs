@@ -9,7 +9,8 @@
 //! another application"). Server-side dry-runs are sent only for
 //! what is not unchanged, when the caller asks for validation: `relbot diff`,
 //! `sync --dry-run`, and every sync, which validates the whole plan before its
-//! first write.
+//! first write. An object that exists is dry-run by the apply that will write
+//! it; a new one, by a create where that is as strict (`new_object.rs`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
