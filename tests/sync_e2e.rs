@@ -568,6 +568,106 @@ async fn sync_immutable_change_is_recreate_and_applied_only_with_the_annotation(
     tc.cleanup().await;
 }
 
+/// A StatefulSet's claim templates, a RoleBinding's roleRef and a Job's
+/// template: each refused in place in the server's own words, none of
+/// which says "field is immutable" for the first two.
+#[tokio::test]
+async fn every_change_the_server_refuses_in_place_is_held_for_replace_not_failed() {
+    let tc = TestCluster::acquire("sync-in-place").await;
+    let ns = tc.namespace().to_string();
+    let app = app(&tc, "");
+    let stateful_set = |storage: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": ns},
+            "spec": {"serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                "template": {"metadata": {"labels": {"app": "db"}},
+                    "spec": {"containers": [{"name": "pg", "image": "postgres:16"}]}},
+                "volumeClaimTemplates": [{"metadata": {"name": "data"},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}}}]}})
+    };
+    let role_binding = |role: &str| {
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": "reader", "namespace": ns},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": ns}]})
+    };
+    let job = |word: &str| {
+        json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "migrate", "namespace": ns},
+            "spec": {"template": {"spec": {"restartPolicy": "Never",
+                "containers": [{"name": "m", "image": "busybox:1.36", "command": ["echo", word]}]}}}})
+    };
+    let first = [
+        manifest(stateful_set("1Gi"), 1),
+        manifest(role_binding("first"), 20),
+        manifest(job("one"), 30),
+    ];
+    // Written, not waited for: no node runs the StatefulSet's pods.
+    let cluster = cluster(&tc);
+    let index = cluster.discover().await.expect("discovery");
+    let no_wait = SyncSettings {
+        wait_for_last_wave: false,
+        ..settings(&tc)
+    };
+    let sync = |desired: Vec<Manifest>| {
+        let (cluster, index, app, no_wait) = (&cluster, &index, &app, &no_wait);
+        async move { sync_application(cluster, index, app, &desired, Some("rev1"), no_wait).await }
+    };
+    let created = sync(first.to_vec()).await;
+    assert!(created.errors.is_empty(), "{created:#?}");
+
+    let mut changed = vec![
+        manifest(stateful_set("2Gi"), 1),
+        manifest(role_binding("second"), 20),
+        manifest(job("two"), 30),
+    ];
+    let (plan, _) = plan(&tc, &app, &changed).await;
+    assert!(plan.problems.is_empty(), "{:#?}", plan.problems);
+    for change in &plan.changes {
+        assert_eq!(change.action, Action::Recreate, "{change:#?}");
+        assert!(
+            change
+                .held
+                .as_deref()
+                .unwrap_or("")
+                .contains("Replace=true"),
+            "{change:#?}"
+        );
+        // The server's verdict, without its Go dump of the new value.
+        let said = change.notes.join("\n");
+        assert!(
+            !said.contains("core.") && !said.contains("rbac.RoleRef{"),
+            "{said}"
+        );
+    }
+
+    for manifest in &mut changed[..2] {
+        manifest.object["metadata"]["annotations"] =
+            json!({"relbot.dev/sync-options": "Replace=true"});
+    }
+    let replaced = sync(changed[..2].to_vec()).await;
+    assert!(replaced.errors.is_empty(), "{replaced:#?}");
+    let live = |kind: &str, name: &str| {
+        let ar = if kind == "StatefulSet" {
+            kube::discovery::ApiResource::erase::<k8s_openapi::api::apps::v1::StatefulSet>(&())
+        } else {
+            kube::discovery::ApiResource::erase::<k8s_openapi::api::rbac::v1::RoleBinding>(&())
+        };
+        let api: kube::Api<kube::api::DynamicObject> =
+            kube::Api::namespaced_with(tc.client(), &ns, &ar);
+        let name = name.to_string();
+        async move { serde_json::to_value(api.get(&name).await.expect("live")).unwrap() }
+    };
+    assert_eq!(
+        live("StatefulSet", "db").await["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]
+            ["storage"],
+        "2Gi"
+    );
+    assert_eq!(
+        live("RoleBinding", "reader").await["roleRef"]["name"],
+        "second"
+    );
+    tc.cleanup().await;
+}
+
 #[tokio::test]
 async fn sync_converges_after_server_faults_mid_sync() {
     let tc = TestCluster::acquire("sync-faults").await;

@@ -85,7 +85,7 @@ impl ApiFailure {
     pub fn from_kube(error: kube::Error) -> Self {
         match error {
             kube::Error::Api(status) => {
-                let mut message = status.message.clone();
+                let mut message = super::kube_error::server_words(&status.message);
                 // A token refused for its validity time: name the clock.
                 if status.code == 401
                     && let Some(hint) = crate::clock::refusal_hint(
@@ -115,9 +115,23 @@ impl ApiFailure {
     }
 
     /// The server rejected a change to a field that cannot change in place
-    /// (a Service's clusterIP, a Deployment's selector, a Job's template).
+    /// (a Service's clusterIP, a Deployment's selector, a Job's template, a
+    /// StatefulSet's volumeClaimTemplates, a RoleBinding's roleRef, a
+    /// StorageClass's parameters). The server words these in several ways;
+    /// a CEL rule or a webhook usually says "immutable".
     pub fn is_immutable(&self) -> bool {
-        self.code == 422 && self.message.contains("immutable")
+        const IN_PLACE_REFUSALS: [&str; 4] = [
+            "immutable",
+            "may not change once set",
+            "cannot change roleRef",
+            "pod updates may not change fields other than",
+        ];
+        let says = |words: &str| self.message.contains(words);
+        self.code == 422
+            && (IN_PLACE_REFUSALS.iter().any(|words| says(words))
+                // "updates to statefulset spec for fields other than … are
+                // forbidden", "updates to parameters are forbidden."
+                || (says("updates to ") && says(" are forbidden")))
     }
 
     /// A request that may succeed if simply sent again. A server-side apply

@@ -2,6 +2,12 @@
 //! Display for a refused request ends in a Debug dump of the API server's
 //! `Status { status: Some(Failure), code: 404, … }`; what a person needs is
 //! the server's message and code, which the dump buries.
+//!
+//! The server's own message can bury its point too: a refused change to an
+//! immutable field quotes the whole new value as a Go struct literal
+//! (`spec.template: Invalid value: core.PodTemplateSpec{ObjectMeta:…}: field
+//! is immutable`, thousands of characters) and some refusals append a Go
+//! diff of the spec. [`server_words`] keeps the field and the verdict.
 
 /// The API server's message and code for a refused request (`leases
 /// "relbot" is forbidden: … (403 Forbidden)`), else the innermost cause of a
@@ -10,9 +16,9 @@ pub fn describe(error: &kube::Error) -> String {
     match error {
         kube::Error::Api(status) => {
             let message = if status.message.is_empty() {
-                "the API server refused the request"
+                "the API server refused the request".to_string()
             } else {
-                status.message.as_str()
+                server_words(&status.message)
             };
             match (status.code, status.reason.as_str()) {
                 (0, "") => message.to_string(),
@@ -22,6 +28,87 @@ pub fn describe(error: &kube::Error) -> String {
         }
         other => crate::error_chain::deepest_cause(other),
     }
+}
+
+/// The server's message without its Go dumps: a struct, slice or map quoted
+/// after "Invalid value: " is dropped with those words (the field and the
+/// verdict stay), and a Go diff on the lines after the first is left out
+/// (relbot shows its own diff). Anything else is kept word for word.
+pub fn server_words(message: &str) -> String {
+    let mut lines = message.lines();
+    let first = lines.next().unwrap_or_default();
+    // Lines after the first are kept unless they are the indented, `-`/`+`
+    // marked lines of a Go diff (`  core.PersistentVolumeClaimSpec{`).
+    let rest: Vec<&str> = lines
+        .filter(|line| !line.trim().is_empty() && !is_go_diff_line(line))
+        .collect();
+    let mut text = without_go_values(first);
+    for line in rest {
+        text.push('\n');
+        text.push_str(&without_go_values(line));
+    }
+    text
+}
+
+const INVALID_VALUE: &str = "Invalid value: ";
+
+/// `x: Invalid value: core.Foo{…}: field is immutable` → `x: field is
+/// immutable`; a plain value (`Invalid value: "abc": must be …`) stays.
+fn without_go_values(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find(INVALID_VALUE) {
+        let value = &rest[at + INVALID_VALUE.len()..];
+        match go_literal_len(value).filter(|&n| value[n..].starts_with(": ")) {
+            Some(n) => {
+                out.push_str(&rest[..at]);
+                rest = &value[n + 2..];
+            }
+            None => {
+                out.push_str(&rest[..at + INVALID_VALUE.len()]);
+                rest = value;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The length of a Go composite literal at the start of `text`
+/// (`core.PodTemplateSpec{…}`, `[]string{…}`, `map[string]string{…}`,
+/// `&v1.Foo{…}`), braces matched outside quoted strings; `None` for
+/// anything else.
+fn go_literal_len(text: &str) -> Option<usize> {
+    let type_end = text.find('{')?;
+    let type_name = text[..type_end].trim_start_matches('&');
+    let is_type = !type_name.is_empty()
+        && type_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '[' | ']' | '*'));
+    if !is_type {
+        return None;
+    }
+    let (mut depth, mut quoted, mut escaped) = (0usize, false, false);
+    for (i, c) in text.char_indices().skip_while(|&(i, _)| i < type_end) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '{' if !quoted => depth += 1,
+            '}' if !quoted => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+fn is_go_diff_line(line: &str) -> bool {
+    line.starts_with([' ', '\t', '-', '+', '}'])
 }
 
 #[cfg(test)]
@@ -41,5 +128,38 @@ mod tests {
             "leases.coordination.k8s.io \"relbot\" is forbidden (403 Forbidden)"
         );
         assert!(!text.contains("Some(") && !text.contains("{ "), "{text}");
+    }
+
+    #[test]
+    fn an_immutable_field_reads_as_the_field_and_the_verdict() {
+        // As kube-apiserver v1.32 words a changed Job template (shortened).
+        let message = r#"Job.batch "migrate" is invalid: spec.template: Invalid value: core.PodTemplateSpec{ObjectMeta:v1.ObjectMeta{Name:"", Labels:map[string]string{"job-name":"migrate"}}, Spec:core.PodSpec{Containers:[]core.Container{core.Container{Name:"m", Command:[]string{"echo", "}{\"v2"}}}}}: field is immutable"#;
+        assert_eq!(
+            server_words(message),
+            r#"Job.batch "migrate" is invalid: spec.template: field is immutable"#
+        );
+    }
+
+    #[test]
+    fn a_go_diff_after_the_verdict_is_left_out() {
+        let message = "PersistentVolumeClaim \"scratch\" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims\n  core.PersistentVolumeClaimSpec{\n  \tAccessModes: {\"ReadWriteOnce\"},\n- \t\tRequests: core.ResourceList{},\n+ \t\tRequests: core.ResourceList{},\n  }\n";
+        assert_eq!(
+            server_words(message),
+            "PersistentVolumeClaim \"scratch\" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"
+        );
+    }
+
+    #[test]
+    fn plain_values_and_several_errors_are_kept() {
+        let message = r#"Service "web" is invalid: [spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive, spec.clusterIPs[0]: Invalid value: []string{"10.0.0.9"}: may not change once set, spec.type: Unsupported value: "Nope"]"#;
+        assert_eq!(
+            server_words(message),
+            r#"Service "web" is invalid: [spec.ports[0].port: Invalid value: 0: must be between 1 and 65535, inclusive, spec.clusterIPs[0]: may not change once set, spec.type: Unsupported value: "Nope"]"#
+        );
+        // A brace that never closes is not a Go literal: left as it is.
+        assert_eq!(
+            server_words("x: Invalid value: a{b: c"),
+            "x: Invalid value: a{b: c"
+        );
     }
 }

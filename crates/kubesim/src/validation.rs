@@ -374,6 +374,12 @@ pub fn validate(res: &ResourceInfo, old: Option<&Value>, new: &Value) -> ApiResu
                     causes.push(("spec".into(), "Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims".into()));
                 }
             }
+            "RoleBinding" | "ClusterRoleBinding" if old["roleRef"] != new["roleRef"] => {
+                causes.push((
+                    "roleRef".into(),
+                    "Invalid value: rbac.RoleRef{…}: cannot change roleRef".into(),
+                ));
+            }
             "ConfigMap" | "Secret"
                 if old["immutable"] == Value::Bool(true)
                     && (old["data"] != new["data"] || old["binaryData"] != new["binaryData"]) =>
