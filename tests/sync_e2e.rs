@@ -639,12 +639,6 @@ async fn every_change_the_server_refuses_in_place_is_held_for_replace_not_failed
         );
     }
 
-    for manifest in &mut changed[..2] {
-        manifest.object["metadata"]["annotations"] =
-            json!({"relbot.dev/sync-options": "Replace=true"});
-    }
-    let replaced = sync(changed[..2].to_vec()).await;
-    assert!(replaced.errors.is_empty(), "{replaced:#?}");
     let live = |kind: &str, name: &str| {
         let ar = if kind == "StatefulSet" {
             kube::discovery::ApiResource::erase::<k8s_openapi::api::apps::v1::StatefulSet>(&())
@@ -656,6 +650,25 @@ async fn every_change_the_server_refuses_in_place_is_held_for_replace_not_failed
         let name = name.to_string();
         async move { serde_json::to_value(api.get(&name).await.expect("live")).unwrap() }
     };
+    // The StatefulSet's pod, as its controller makes it (a real cluster's
+    // controller may have made it already).
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> = kube::Api::namespaced(tc.client(), &ns);
+    let sts_uid = live("StatefulSet", "db").await["metadata"]["uid"].clone();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "db-0", "labels": {"app": "db"}, "ownerReferences": [{"apiVersion": "apps/v1",
+            "kind": "StatefulSet", "name": "db", "uid": sts_uid, "controller": true, "blockOwnerDeletion": true}]},
+        "spec": {"containers": [{"name": "pg", "image": "postgres:16"}]}});
+    let _ = pods
+        .create(&Default::default(), &serde_json::from_value(pod).unwrap())
+        .await;
+    let pod_uid = pods.get("db-0").await.expect("pod").metadata.uid;
+
+    for manifest in &mut changed[..2] {
+        manifest.object["metadata"]["annotations"] =
+            json!({"relbot.dev/sync-options": "Replace=true"});
+    }
+    let replaced = sync(changed[..2].to_vec()).await;
+    assert!(replaced.errors.is_empty(), "{replaced:#?}");
     assert_eq!(
         live("StatefulSet", "db").await["spec"]["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]
             ["storage"],
@@ -665,6 +678,14 @@ async fn every_change_the_server_refuses_in_place_is_held_for_replace_not_failed
         live("RoleBinding", "reader").await["roleRef"]["name"],
         "second"
     );
+    // Re-created without taking its pod along: the database kept running.
+    // (A background delete would have the garbage collector remove it.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let kept = pods
+        .get("db-0")
+        .await
+        .expect("the pod outlived its StatefulSet");
+    assert_eq!(kept.metadata.uid, pod_uid);
     tc.cleanup().await;
 }
 

@@ -71,6 +71,15 @@ pub enum ClusterError {
     },
 }
 
+/// What a delete does to the objects the deleted one owns (its
+/// ReplicaSets, its Pods): deleted in the background, or kept running
+/// without an owner (`kubectl delete --cascade=orphan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependents {
+    Delete,
+    Keep,
+}
+
 /// What the API server said when it refused a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message} ({})", status_words(*.code, .reason))]
@@ -635,9 +644,13 @@ impl Cluster {
         namespace: Option<&str>,
         name: &str,
         uid: Option<&str>,
+        dependents: Dependents,
     ) -> Result<(), ApiFailure> {
         self.read.count_change(false);
-        let mut params = DeleteParams::background();
+        let mut params = match dependents {
+            Dependents::Delete => DeleteParams::background(),
+            Dependents::Keep => DeleteParams::orphan(),
+        };
         if let Some(uid) = uid {
             params = params.preconditions(Preconditions {
                 uid: Some(uid.to_string()),

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::hooks::{DeletePolicy, Hook, HookOutcome, HookPhase, HookRun};
 use super::problem::PlanProblem;
 use super::settings::SyncSettings;
-use crate::cluster::client::{Cluster, ReadOnlyCluster};
+use crate::cluster::client::{Cluster, Dependents, ReadOnlyCluster};
 use crate::cluster::discovery::{KindIndex, ResolvedKind};
 use crate::cluster::health::{self, HealthStatus};
 use crate::config::Application;
@@ -208,7 +208,11 @@ impl HookRunner {
             _ => DeletePolicy::HookFailed,
         };
         if hook.delete_policies.contains(&delete) {
-            match self.cluster.delete(&kind, namespace, &name, None).await {
+            match self
+                .cluster
+                .delete(&kind, namespace, &name, None, Dependents::Delete)
+                .await
+            {
                 Ok(()) => run.deleted = true,
                 Err(failure) => {
                     if let HookOutcome::Failed(why) = &mut run.outcome {
@@ -249,7 +253,7 @@ impl HookRunner {
                 if old["metadata"]["deletionTimestamp"].is_null() {
                     let uid = old["metadata"]["uid"].as_str();
                     cluster
-                        .delete(kind, namespace, name, uid)
+                        .delete(kind, namespace, name, uid, Dependents::Delete)
                         .await
                         .map_err(|f| format!("deleting the previous run's object: {f}"))?;
                 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::inventory::{self, recreate_allowed};
 use super::live_plan::PlannedObject;
 use super::plan::{Action, Change};
-use crate::cluster::client::Cluster;
+use crate::cluster::client::{Cluster, Dependents};
 
 /// One write, with one quick retry of a transient failure, and a
 /// delete-and-create when an immutable field changed and the object allows it.
@@ -52,7 +52,13 @@ pub(super) async fn write_entry(
                 .as_ref()
                 .and_then(|l| l["metadata"]["uid"].as_str());
             cluster
-                .delete(&object.kind, namespace, &key.name, uid)
+                .delete(
+                    &object.kind,
+                    namespace,
+                    &key.name,
+                    uid,
+                    dependents_on_recreate(object),
+                )
                 .await
                 .map_err(|f| format!("delete for re-create: {f}"))?;
             // Wait for the old object to be gone (finalizers) before creating.
@@ -73,5 +79,24 @@ pub(super) async fn write_entry(
                 .map_err(|f| format!("create after delete: {f}"))
         }
         Err(failure) => Err(failure.to_string()),
+    }
+}
+
+/// A StatefulSet whose selector stays is deleted without its Pods: the new
+/// one adopts them, so a change to its claim templates (the usual reason)
+/// does not stop the database it runs, as `kubectl delete --cascade=orphan`
+/// does by hand. Anything else takes its dependents with it: a Deployment
+/// re-created for a new selector would never adopt its old ReplicaSets.
+fn dependents_on_recreate(object: &PlannedObject) -> Dependents {
+    let selector = |body: &Value| body["spec"]["selector"].clone();
+    let keeps_selector = match (&object.live, &object.desired) {
+        (Some(live), Some(desired)) => selector(live) == selector(&desired.body),
+        _ => false,
+    };
+    let kind = &object.kind.resource;
+    if kind.group == "apps" && kind.kind == "StatefulSet" && keeps_selector {
+        Dependents::Keep
+    } else {
+        Dependents::Delete
     }
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 use futures::{StreamExt, stream};
 
 use super::{SyncRun, ms};
-use crate::cluster::client::ApiFailure;
+use crate::cluster::client::{ApiFailure, Dependents};
 use crate::progress::ProgressEvent;
 use crate::sync::gate::Latest;
 use crate::sync::plan::Action;
@@ -61,6 +61,7 @@ impl SyncRun {
                                 key.namespace.as_deref(),
                                 &key.name,
                                 uid.as_deref(),
+                                Dependents::Delete,
                             )
                             .await,
                     )
