@@ -531,25 +531,46 @@ async fn sync_immutable_change_is_recreate_and_applied_only_with_the_annotation(
     let ns = tc.namespace().to_string();
     let app = app(&tc, "sync: {healthTimeout: 20s}\n");
     let original = deployment(&ns, "web", "nginx:1.27", Some(1));
-    sync(&tc, &app, std::slice::from_ref(&original)).await;
+    sync(
+        &tc,
+        &app,
+        &[original.clone(), config_map(&ns, "settings", "hello")],
+    )
+    .await;
 
     let mut moved = original.clone();
     moved.object["spec"]["selector"]["matchLabels"]["app"] = json!("web2");
     moved.object["spec"]["template"]["metadata"]["labels"]["app"] = json!("web2");
-    let (plan, _) = plan(&tc, &app, std::slice::from_ref(&moved)).await;
-    assert_eq!(plan.changes[0].action, Action::Recreate, "{plan:#?}");
+    let both = [moved.clone(), config_map(&ns, "settings", "changed")];
+    let (plan, _) = plan(&tc, &app, &both).await;
+    let web = plan
+        .changes
+        .iter()
+        .find(|c| c.key.kind == "Deployment")
+        .expect("the Deployment's change");
+    assert_eq!(web.action, Action::Recreate, "{plan:#?}");
     assert!(
-        plan.changes[0]
-            .held
-            .as_deref()
-            .unwrap_or("")
-            .contains("Replace=true")
+        plan.problems.iter().any(
+            |p| p.to_string().contains("Replace=true") && p.to_string().contains("all.yaml:10")
+        ),
+        "{:#?}",
+        plan.problems
     );
-    let refused = sync(&tc, &app, std::slice::from_ref(&moved)).await;
+    // A rejection like any other: nothing of the stage is written.
+    let refused = sync(&tc, &app, &both).await;
+    assert_eq!(refused.exit_code(), 2, "{refused:#?}");
     assert!(
-        matches!(outcome(&refused, "Deployment", "web").outcome, Effect::Failed(ref m) if m.contains("Replace=true")),
+        refused.errors.iter().any(|e| e.contains("Replace=true")),
         "{refused:#?}"
     );
+    assert!(
+        matches!(
+            outcome(&refused, "ConfigMap", "settings").outcome,
+            Effect::NotAttempted(_)
+        ),
+        "{refused:#?}"
+    );
+    assert_eq!(live_greeting(&tc, "settings").await, "hello");
 
     moved.object["metadata"]["annotations"] = json!({"relbot.dev/sync-options": "Replace=true"});
     let recreated = sync(&tc, &app, std::slice::from_ref(&moved)).await;
@@ -572,7 +593,7 @@ async fn sync_immutable_change_is_recreate_and_applied_only_with_the_annotation(
 /// template: each refused in place in the server's own words, none of
 /// which says "field is immutable" for the first two.
 #[tokio::test]
-async fn every_change_the_server_refuses_in_place_is_held_for_replace_not_failed() {
+async fn every_change_the_server_refuses_in_place_stops_the_sync_until_replace_is_allowed() {
     let tc = TestCluster::acquire("sync-in-place").await;
     let ns = tc.namespace().to_string();
     let app = app(&tc, "");
@@ -620,19 +641,14 @@ async fn every_change_the_server_refuses_in_place_is_held_for_replace_not_failed
         manifest(job("two"), 30),
     ];
     let (plan, _) = plan(&tc, &app, &changed).await;
-    assert!(plan.problems.is_empty(), "{:#?}", plan.problems);
+    assert_eq!(plan.problems.len(), 3, "{:#?}", plan.problems);
     for change in &plan.changes {
         assert_eq!(change.action, Action::Recreate, "{change:#?}");
-        assert!(
-            change
-                .held
-                .as_deref()
-                .unwrap_or("")
-                .contains("Replace=true"),
-            "{change:#?}"
-        );
+    }
+    for problem in &plan.problems {
+        let said = problem.to_string();
+        assert!(said.contains("Replace=true"), "{said}");
         // The server's verdict, without its Go dump of the new value.
-        let said = change.notes.join("\n");
         assert!(
             !said.contains("core.") && !said.contains("rbac.RoleRef{"),
             "{said}"

@@ -251,13 +251,7 @@ impl SyncRun {
                 let outcome = if change.action == Action::Unchanged {
                     Effect::Unchanged
                 } else if let Some(why) = &change.held {
-                    // An immutable field changed without leave to re-create: git
-                    // cannot be applied, which is a failure, not a choice to wait.
-                    if change.action == Action::Recreate {
-                        Effect::Failed(why.clone())
-                    } else {
-                        Effect::Held(why.clone())
-                    }
+                    Effect::Held(why.clone())
                 } else {
                     Effect::NotAttempted(NOT_REACHED.into())
                 };

@@ -524,13 +524,22 @@ pub async fn plan_application(
             }
             Err(failure) if failure.is_immutable() && object.live.is_some() => {
                 change.action = Action::Recreate;
-                change.notes.push(failure.message.clone());
                 let body = &object.desired.as_ref().expect("desired").body;
-                if !recreate_allowed(body) {
-                    change.held = Some(format!(
-                        "an immutable field changed; annotate it {}: Replace=true to let relbot delete and re-create it",
-                        inventory::SYNC_OPTIONS_ANNOTATION
-                    ));
+                if recreate_allowed(body) {
+                    change.notes.push(failure.message.clone());
+                } else {
+                    // Without leave to re-create, git cannot be applied: a
+                    // rejection like any other, so nothing of the stage is
+                    // written (as Argo CD's dry-run stops a sync).
+                    problems.push(PlanProblem {
+                        key: Some(change.key.clone()),
+                        origin: change.origin.clone(),
+                        message: format!(
+                            "the server cannot change it in place ({}); annotate it {}: Replace=true to let relbot delete and re-create it",
+                            failure.message,
+                            inventory::SYNC_OPTIONS_ANNOTATION
+                        ),
+                    });
                 }
             }
             Err(failure)
