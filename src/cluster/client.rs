@@ -151,9 +151,10 @@ impl ApiFailure {
     }
 
     /// The server's "failed to create typed patch object … field not
-    /// declared in schema" (an unknown field or a wrong type under apply).
+    /// declared in schema" (an unknown field or a wrong type under apply),
+    /// in the words [`super::kube_error::server_words`] gave it.
     pub fn is_schema_rejection(&self) -> bool {
-        self.code == 500 && self.message.contains("failed to create typed patch object")
+        self.code == 500 && self.message.starts_with(super::kube_error::SCHEMA_REFUSAL)
     }
 }
 

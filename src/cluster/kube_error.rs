@@ -8,6 +8,10 @@
 //! (`spec.template: Invalid value: core.PodTemplateSpec{ObjectMeta:…}: field
 //! is immutable`, thousands of characters) and some refusals append a Go
 //! diff of the spec. [`server_words`] keeps the field and the verdict.
+//! A server-side apply names its own internals first (`failed to create typed
+//! patch object (default/web; apps/v1, Kind=Deployment): `), and the object it
+//! names may be a dry-run's stand-in namespace; relbot names the object itself
+//! and says [`SCHEMA_REFUSAL`] instead.
 
 /// The API server's message and code for a refused request (`leases
 /// "relbot" is forbidden: … (403 Forbidden)`), else the innermost cause of a
@@ -42,12 +46,33 @@ pub fn server_words(message: &str) -> String {
     let rest: Vec<&str> = lines
         .filter(|line| !line.trim().is_empty() && !is_go_diff_line(line))
         .collect();
-    let mut text = without_go_values(first);
+    let mut text = without_go_values(&without_patch_preamble(first));
     for line in rest {
         text.push('\n');
         text.push_str(&without_go_values(line));
     }
     text
+}
+
+const TYPED_PATCH: &str = "failed to create typed patch object (";
+
+/// What relbot says where a server-side apply said [`TYPED_PATCH`]: the body
+/// does not fit the kind's schema (an unknown field, a wrong type, a
+/// duplicate list key), which no retry changes.
+pub const SCHEMA_REFUSAL: &str = "not in the kind's schema: ";
+
+/// `failed to create typed patch object (ns/name; apps/v1, Kind=Deployment):
+/// .spec.x: field not declared in schema` → `not in the kind's schema:
+/// .spec.x: field not declared in schema`: what is wrong stays, the server's
+/// name for the object goes.
+fn without_patch_preamble(line: &str) -> std::borrow::Cow<'_, str> {
+    match line
+        .strip_prefix(TYPED_PATCH)
+        .and_then(|rest| rest.split_once("): "))
+    {
+        Some((_, point)) => format!("{SCHEMA_REFUSAL}{point}").into(),
+        None => line.into(),
+    }
 }
 
 const INVALID_VALUE: &str = "Invalid value: ";
@@ -137,6 +162,22 @@ mod tests {
         assert_eq!(
             server_words(message),
             r#"Job.batch "migrate" is invalid: spec.template: field is immutable"#
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_reads_without_the_apply_machinerys_preamble() {
+        // As kube-apiserver v1.28 answers an apply with a field it does not
+        // know, for an object dry-run in a stand-in namespace.
+        let message = r#"failed to create typed patch object (default/django-api; apps/v1, Kind=Deployment): .spec.template.spec.containers[name="django-api"].lifecycle.preStop.sleep: field not declared in schema"#;
+        assert_eq!(
+            server_words(message),
+            r#"not in the kind's schema: .spec.template.spec.containers[name="django-api"].lifecycle.preStop.sleep: field not declared in schema"#
+        );
+        // Anything else that starts alike is kept word for word.
+        assert_eq!(
+            server_words("failed to create typed patch object (x"),
+            "failed to create typed patch object (x"
         );
     }
 

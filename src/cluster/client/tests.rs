@@ -12,12 +12,18 @@ fn failure(code: u16, reason: &str, message: &str) -> ApiFailure {
 
 #[test]
 fn an_unknown_field_under_apply_is_not_retried() {
-    let schema = failure(
-        500,
-        "",
+    // As the server answers it, through the words relbot gives it.
+    let status = kube::core::Status::failure(
         "failed to create typed patch object (ns/web; apps/v1, Kind=Deployment): .spec.replicaz: field not declared in schema",
-    );
+        "",
+    )
+    .with_code(500);
+    let schema = ApiFailure::from_kube(kube::Error::Api(Box::new(status)));
     assert!(schema.is_schema_rejection());
+    assert_eq!(
+        schema.to_string(),
+        "not in the kind's schema: .spec.replicaz: field not declared in schema (500)"
+    );
     assert!(!schema.is_transient());
     assert!(failure(500, "InternalError", "etcd timeout").is_transient());
 }
