@@ -144,6 +144,56 @@ async fn a_wave_with_one_server_rejected_object_writes_nothing() {
     tc.cleanup().await;
 }
 
+/// A real server's dry-run does not allocate a Service's node port, so one
+/// out of range passes it. The plan says so, and the sync writes that
+/// Service before anything else of its wave: its refusal leaves the wave
+/// unwritten.
+#[tokio::test]
+async fn a_node_port_only_the_write_can_refuse_is_written_first_in_its_wave() {
+    let tc = TestCluster::acquire("engine-node-port").await;
+    let ns = tc.namespace().to_string();
+    let service = json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": ns},
+        "spec": {"type": "NodePort", "selector": {"app": "web"},
+            "ports": [{"port": 80, "nodePort": 99}]}});
+    let want = desired(
+        &tc,
+        &[
+            (config_map(&ns, "first", "0"), 10),
+            (config_map(&ns, "second", "0"), 20),
+            (service, 30),
+        ],
+    );
+    let preview = dry_run(&tc, &want).await;
+    assert!(preview.errors.is_empty(), "{preview:#?}");
+    let relbot::sync::change_set::Detail::Plan(plan) = &preview.detail else {
+        panic!("a dry-run holds its plan: {preview:#?}");
+    };
+    let web = plan.changes.iter().find(|c| c.key.name == "web");
+    assert!(
+        web.is_some_and(|c| c
+            .notes
+            .iter()
+            .any(|n| n.contains("checked only when it is written"))),
+        "{plan:#?}"
+    );
+
+    let changes = sync(&tc, &want).await;
+    assert_eq!(changes.written(), 0, "{changes:#?}");
+    let refused = entry(&changes, "web");
+    assert!(
+        matches!(&refused.outcome, Some(Effect::Failed(m)) if m.contains("nodePort") && m.contains("30000-32767")),
+        "{changes:#?}"
+    );
+    for name in ["first", "second"] {
+        assert!(
+            !config_map_exists(&tc, &ns, name).await,
+            "{name} was written"
+        );
+    }
+    tc.cleanup().await;
+}
+
 /// The dry-run and the sync of the same objects on a cluster that has none
 /// of them stop on the same errors; the sync writes nothing.
 async fn assert_dry_run_tells_what_the_sync_hits(

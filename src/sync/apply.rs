@@ -22,6 +22,7 @@ use super::plan::{Action, Plan};
 use super::result::{Effect, ObjectOutcome, RunPhase, SyncResult, Timings};
 use super::settings::SyncSettings;
 use super::status::{self, RunRecord, StoredStatus};
+use super::unvouched;
 use super::write::write_entry;
 use crate::cluster::client::{Cluster, ReadOnlyCluster, RequestCounts};
 use crate::cluster::discovery::KindIndex;
@@ -387,22 +388,47 @@ impl SyncRun {
                 writes: to_write.len(),
                 total: total_writes,
             });
-            let results: Vec<(usize, Result<Value, String>)> = stream::iter(to_write)
-                .map(|i| {
-                    let e = &entries[i];
-                    async move { (i, write_entry(cluster, &e.change, &e.object).await) }
-                })
-                .buffer_unordered(settings.concurrency)
-                .inspect(|_| {
-                    written += 1;
-                    progress.emit(|| ProgressEvent::Applied {
-                        app: app.name.clone(),
-                        done: written,
-                        total: total_writes,
-                    });
-                })
-                .collect()
-                .await;
+            let write = |i: usize| {
+                let e = &entries[i];
+                async move { (i, write_entry(cluster, &e.change, &e.object).await) }
+            };
+            let mut count_written = || {
+                written += 1;
+                progress.emit(|| ProgressEvent::Applied {
+                    app: app.name.clone(),
+                    done: written,
+                    total: total_writes,
+                });
+            };
+            // What the dry-run could not vouch for goes first, one at a time:
+            // a refusal stops the step before the rest of it is written.
+            let (unvouched, vouched): (Vec<usize>, Vec<usize>) =
+                to_write.into_iter().partition(|&i| {
+                    let object = &entries[i].object;
+                    object.desired.as_ref().is_some_and(|desired| {
+                        unvouched::allocates_on_write(&object.kind.resource, &desired.body)
+                    })
+                });
+            let mut results: Vec<(usize, Result<Value, String>)> = Vec::new();
+            for i in unvouched {
+                let result = write(i).await;
+                count_written();
+                let refused = result.1.is_err();
+                results.push(result);
+                if refused {
+                    break;
+                }
+            }
+            let first_refused = results.iter().any(|(_, result)| result.is_err());
+            if !first_refused {
+                let rest: Vec<_> = stream::iter(vouched)
+                    .map(write)
+                    .buffer_unordered(settings.concurrency)
+                    .inspect(|_| count_written())
+                    .collect()
+                    .await;
+                results.extend(rest);
+            }
             let mut failed = 0;
             for (i, result) in results {
                 let e = &mut entries[i];
@@ -421,8 +447,13 @@ impl SyncRun {
                 }
             }
             if failed > 0 {
+                let rest = if first_refused {
+                    "nothing else of it or later was applied"
+                } else {
+                    "later waves were not applied"
+                };
                 self.errors.push(format!(
-                    "{step_name}: {failed} object(s) failed to apply; later waves were not applied"
+                    "{step_name}: {failed} object(s) failed to apply; {rest}"
                 ));
                 self.stopped = true;
                 break;

@@ -31,6 +31,7 @@ use super::inventory::{
 };
 use super::plan::{Action, Change, ClusterView, Plan, Reason, Validation, with_created_namespace};
 use super::problem::PlanProblem;
+use super::unvouched;
 use crate::cluster::client::{ApiFailure, ListFrom, ReadOnlyCluster};
 use crate::cluster::discovery::{KindIndex, ResolvedKind};
 use crate::cluster::health::{self, Health, HealthRules};
@@ -511,6 +512,10 @@ pub async fn plan_application(
         match result {
             Ok(after) => {
                 change.validation = Validation::ServerValidated;
+                let body = &object.desired.as_ref().expect("desired").body;
+                if unvouched::allocates_on_write(&object.kind.resource, body) {
+                    change.notes.push(unvouched::NOTE.into());
+                }
                 // The full body of a new object is in git; a diff adds
                 // nothing, so none is computed for it.
                 if change.action != Action::Create {

@@ -17,4 +17,5 @@ pub mod problem;
 pub mod result;
 pub mod settings;
 pub mod status;
+mod unvouched;
 mod write;

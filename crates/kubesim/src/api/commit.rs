@@ -157,6 +157,25 @@ pub(super) fn release_service(inner: &mut Inner, obj: &Value) {
     }
 }
 
+/// The first node port of `new` that `old` did not hold and that lies
+/// outside the default range, in the real server's words.
+fn node_port_out_of_range(new: &Value, old: Option<&Value>) -> Option<(String, String)> {
+    let held = |port: u64| {
+        old.and_then(|o| o["spec"]["ports"].as_array())
+            .is_some_and(|ports| ports.iter().any(|p| p["nodePort"].as_u64() == Some(port)))
+    };
+    let ports = new["spec"]["ports"].as_array()?;
+    ports.iter().enumerate().find_map(|(i, p)| {
+        let port = p["nodePort"].as_u64()?;
+        (!(30000..=32767).contains(&port) && !held(port)).then(|| {
+            (
+                format!("spec.ports[{i}].nodePort"),
+                format!("Invalid value: {port}: provided port is not in the valid range. The range of valid ports is 30000-32767"),
+            )
+        })
+    })
+}
+
 pub(super) fn missing_field(e: &str) -> Option<String> {
     let start = e.find("missing field `")? + "missing field `".len();
     let end = e[start..].find('`')? + start;
@@ -298,6 +317,17 @@ pub(super) fn commit(
         && new["metadata"]["finalizers"]
             .as_array()
             .is_none_or(Vec::is_empty);
+    // As on the real server, a dry-run does not allocate: a node port out of
+    // range passes it and only the write is refused.
+    if !w.dry_run
+        && res.kind == "Service"
+        && let Some(cause) = node_port_out_of_range(&new, old)
+    {
+        if create {
+            release_service(inner, &new);
+        }
+        return Err(ApiError::invalid(&res.kind_q(), name_of(t), &[cause]));
+    }
     if w.dry_run {
         if create {
             release_service(inner, &new);

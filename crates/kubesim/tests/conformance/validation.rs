@@ -278,3 +278,30 @@ async fn configmap_data_over_one_mebibyte_is_invalid() {
         .expect("just under the limit is fine");
     tc.cleanup().await;
 }
+
+/// A dry-run runs without the Service allocators: a node port outside the
+/// range passes `dryRun=All` (apply and create alike) and only the write is
+/// refused. relbot writes such Services first in their wave for this reason.
+#[tokio::test]
+async fn a_node_port_out_of_range_passes_the_dry_run_and_fails_the_write() {
+    let tc = TestCluster::acquire("val-nodeport").await;
+    let services: Api<Service> = Api::namespaced(tc.client(), tc.namespace());
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "np"},
+        "spec": {"type": "NodePort", "selector": {"app": "np"},
+            "ports": [{"port": 80, "nodePort": 99}]}});
+    let pp = PatchParams::apply("relbot").force();
+    services
+        .patch("np", &pp.clone().dry_run(), &Patch::Apply(&svc))
+        .await
+        .expect("the dry-run does not allocate, so it passes");
+    let s = status(services.patch("np", &pp, &Patch::Apply(&svc)).await);
+    assert_eq!(
+        (s.code, s.message.as_str()),
+        (
+            422,
+            "Service \"np\" is invalid: spec.ports[0].nodePort: Invalid value: 99: provided port is not in the valid range. The range of valid ports is 30000-32767"
+        )
+    );
+    assert!(services.get_opt("np").await.unwrap().is_none());
+    tc.cleanup().await;
+}
