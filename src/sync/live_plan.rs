@@ -555,11 +555,13 @@ pub async fn plan_application(
                         .as_ref()
                         .is_some_and(|ns| creating_namespaces.contains(ns)) =>
             {
-                // relbot may not write in the stand-in namespace: say the
-                // object is unchecked rather than fail a sync it may pass.
+                // The stand-in namespace's own rules (relbot may not write
+                // there, a quota of its own) refused it: say the object is
+                // unchecked rather than fail a sync it may pass.
                 change.validation = Validation::NotServerValidated;
                 change.notes.push(format!(
-                    "not server-validated: its namespace is created by this plan and relbot may not dry-run in {STAND_IN_NAMESPACE:?} instead"
+                    "not server-validated: its namespace is created by this plan, and the dry-run in {STAND_IN_NAMESPACE:?} instead was refused for that namespace ({})",
+                    failure.message
                 ));
             }
             Err(failure) => problems.push(PlanProblem {
