@@ -161,6 +161,10 @@ pub struct PlanCounts {
     pub unchanged: usize,
     /// Changes a sync would leave alone (selfHeal off, protected…).
     pub held: usize,
+    /// Changes the server could not check before the sync (see
+    /// [`Validation::NotServerValidated`]); absent from older records.
+    #[serde(default)]
+    pub not_server_validated: usize,
     pub problems: usize,
 }
 
@@ -173,6 +177,9 @@ impl Plan {
         for change in &self.changes {
             if change.held.is_some() {
                 counts.held += 1;
+            }
+            if change.validation == Validation::NotServerValidated {
+                counts.not_server_validated += 1;
             }
             match change.action {
                 Action::Create => counts.create += 1,
@@ -205,6 +212,7 @@ impl PlanCounts {
             (self.prune, "to prune"),
             (self.unchanged, "unchanged"),
             (self.held, "held back"),
+            (self.not_server_validated, "not server-validated"),
             (
                 self.problems,
                 if self.problems == 1 {
@@ -364,5 +372,24 @@ mod tests {
         let plan = offline_plan(&plain, None, Vec::new(), "offline");
         assert!(!plan.has_differences());
         assert_eq!(plan.counts().summary(), "nothing to sync");
+    }
+
+    #[test]
+    fn what_the_server_could_not_check_is_counted() {
+        let app = app("name: shop\npath: shop\nnamespace: shop\n");
+        let mut plan = offline_plan(
+            &app,
+            None,
+            vec![
+                m("v1", "ConfigMap", Some("shop"), "a", 1),
+                m("v1", "ConfigMap", Some("shop"), "b", 5),
+            ],
+            "offline",
+        );
+        plan.changes[1].validation = Validation::NotServerValidated;
+        assert_eq!(
+            plan.counts().summary(),
+            "2 to create, 1 not server-validated"
+        );
     }
 }
