@@ -438,3 +438,42 @@ async fn assert_hook_refused(label: &str, break_it: impl Fn(&mut Value)) -> Stri
     tc.cleanup().await;
     errors
 }
+
+/// A PreSync hook runs before the first stage, which creates the namespaces
+/// of the plan: the namespace the hook runs in is created just before it.
+#[tokio::test]
+async fn a_presync_hook_in_a_namespace_the_sync_creates_runs_there() {
+    let tc = TestCluster::acquire_with("hooks-new-ns", controllers()).await;
+    let fresh = format!("{}-fresh", tc.namespace());
+    let manifests = vec![
+        manifest(
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": fresh}}),
+            1,
+        ),
+        job(
+            &fresh,
+            "migrate",
+            "registry.example/migrate:1",
+            json!({"argocd.argoproj.io/hook": "PreSync",
+                "argocd.argoproj.io/hook-delete-policy": "HookSucceeded"}),
+        ),
+        config_map(&fresh, "one"),
+    ];
+    let (result, _) = sync(&tc, &manifests).await;
+    assert!(result.errors.is_empty(), "{result:#?}");
+    assert_eq!(
+        hook(&result, HookPhase::PreSync, "migrate").outcome,
+        HookOutcome::Succeeded,
+        "{result:#?}"
+    );
+    assert!(
+        result.objects.iter().all(|o| o.outcome == Effect::Applied),
+        "the namespace once, then the rest: {result:#?}"
+    );
+    let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(tc.client());
+    namespaces
+        .delete(&fresh, &Default::default())
+        .await
+        .expect("delete the namespace");
+    tc.cleanup().await;
+}

@@ -322,6 +322,9 @@ impl SyncRun {
     pub async fn apply(&mut self) {
         let apply_start = Instant::now();
         let mut health_time = Duration::ZERO;
+        if self.run_hooks && !self.stopped && self.hooks.has(HookPhase::PreSync) {
+            self.create_hook_namespaces().await;
+        }
         if self.run_hooks
             && !self.stopped
             && let Err(message) = self.hooks.run(HookPhase::PreSync, None, &self.index).await
@@ -378,7 +381,8 @@ impl SyncRun {
             let to_write: Vec<usize> = members
                 .iter()
                 .copied()
-                .filter(|&i| entries[i].change.writes())
+                // A namespace a PreSync hook needed is written already.
+                .filter(|&i| entries[i].change.writes() && entries[i].outcome != Effect::Applied)
                 .collect();
             progress.emit(|| ProgressEvent::Wave {
                 app: app.name.clone(),
@@ -505,6 +509,41 @@ impl SyncRun {
         }
         self.timings.health_ms += ms(health_time);
         self.timings.apply_ms = ms(apply_start.elapsed().saturating_sub(health_time));
+    }
+
+    /// Creates the namespaces this plan creates that PreSync hooks run in,
+    /// before those hooks: they come before the first stage, which would
+    /// otherwise create them. (Argo CD creates only its `CreateNamespace`
+    /// namespace this early; a hook in a namespace from git fails there.)
+    async fn create_hook_namespaces(&mut self) {
+        let needed = self.hooks.namespaces(HookPhase::PreSync);
+        let ahead: Vec<usize> = (0..self.entries.len())
+            .filter(|&i| {
+                let change = &self.entries[i].change;
+                change.action == Action::Create
+                    && change.key.group.is_empty()
+                    && change.key.kind == "Namespace"
+                    && needed.contains(&change.key.name)
+            })
+            .collect();
+        for i in ahead {
+            let e = &mut self.entries[i];
+            match write_entry(&self.cluster, &e.change, &e.object).await {
+                Ok(after) => {
+                    e.outcome = Effect::Applied;
+                    e.current = Latest::Seen(after);
+                }
+                Err(message) => {
+                    self.errors.push(format!(
+                        "the namespace {} of a PreSync hook could not be created; nothing else was applied",
+                        e.change.key.name
+                    ));
+                    e.outcome = Effect::Failed(message);
+                    self.stopped = true;
+                    return;
+                }
+            }
+        }
     }
 
     /// Waits up to `timeout` for the last wave applied to become healthy

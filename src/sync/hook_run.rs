@@ -57,6 +57,15 @@ impl HookRunner {
         self.hooks.iter().any(|h| h.runs_in(phase))
     }
 
+    /// The namespaces the hooks of `phase` are created in.
+    pub fn namespaces(&self, phase: HookPhase) -> BTreeSet<String> {
+        self.hooks
+            .iter()
+            .filter(|h| h.runs_in(phase))
+            .filter_map(|h| h.manifest.key().namespace)
+            .collect()
+    }
+
     /// The waves that have Sync hooks.
     pub fn sync_waves(&self) -> BTreeSet<i64> {
         self.hooks
