@@ -22,7 +22,6 @@ use super::plan::{Action, Plan};
 use super::result::{Effect, ObjectOutcome, RunPhase, SyncResult, Timings};
 use super::settings::SyncSettings;
 use super::status::{self, RunRecord, StoredStatus};
-use super::unvouched;
 use super::write::write_entry;
 use crate::cluster::client::{Cluster, ReadOnlyCluster, RequestCounts};
 use crate::cluster::discovery::KindIndex;
@@ -406,13 +405,9 @@ impl SyncRun {
             };
             // What the dry-run could not vouch for goes first, one at a time:
             // a refusal stops the step before the rest of it is written.
-            let (unvouched, vouched): (Vec<usize>, Vec<usize>) =
-                to_write.into_iter().partition(|&i| {
-                    let object = &entries[i].object;
-                    object.desired.as_ref().is_some_and(|desired| {
-                        unvouched::allocates_on_write(&object.kind.resource, &desired.body)
-                    })
-                });
+            let (unvouched, vouched): (Vec<usize>, Vec<usize>) = to_write
+                .into_iter()
+                .partition(|&i| entries[i].object.allocates_on_write());
             let mut results: Vec<(usize, Result<Value, String>)> = Vec::new();
             for i in unvouched {
                 let result = write(i).await;

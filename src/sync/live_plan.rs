@@ -76,6 +76,16 @@ pub struct PlannedObject {
     pub health: Option<Health>,
 }
 
+impl PlannedObject {
+    /// Whether the server checks part of it only when it is written, so
+    /// that no dry-run vouches for it ([`unvouched`]).
+    pub(crate) fn allocates_on_write(&self) -> bool {
+        self.desired.as_ref().is_some_and(|desired| {
+            unvouched::allocates_on_write(&self.kind.resource, &desired.body)
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct LivePlan {
     pub plan: Plan,
@@ -512,8 +522,7 @@ pub async fn plan_application(
         match result {
             Ok(after) => {
                 change.validation = Validation::ServerValidated;
-                let body = &object.desired.as_ref().expect("desired").body;
-                if unvouched::allocates_on_write(&object.kind.resource, body) {
+                if object.allocates_on_write() {
                     change.notes.push(unvouched::NOTE.into());
                 }
                 // The full body of a new object is in git; a diff adds
